@@ -1,0 +1,597 @@
+//! Configuration: TOML files layered over built-in defaults.
+//!
+//! Layers, lowest first: built-in defaults, the user file
+//! (`$XDG_CONFIG_HOME/codex-remote/config.toml`), the project file (`codex-remote.toml`, found by
+//! walking up from the working directory), environment variables, then command-line flags (applied
+//! by the caller). A later layer overrides single keys, not whole tables: a project file that sets
+//! `hosts.penguin.workspace` keeps the user file's `hosts.penguin.shell_init`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::host::{HostKind, HostKeyPolicy, HostSpec, LOCAL_HOST};
+use crate::input::{self, InputError};
+use crate::model::{ModelEntry, TableModelSelector};
+use crate::policy::{RestrictedFiles, DEFAULT_RESTRICTED};
+use crate::task::TaskType;
+
+/// The project config file's name.
+pub const PROJECT_FILE: &str = "codex-remote.toml";
+/// Default remote workspace.
+pub const DEFAULT_WORKSPACE: &str = "~/workspace";
+/// Default workspace for the built-in `local` host: not `~/workspace`, so a project that already
+/// lives in `~/workspace/<name>` is never its own run target.
+pub const DEFAULT_LOCAL_WORKSPACE: &str = "~/.local/share/codex-remote/workspace";
+/// Default sync excludes, on top of `.gitignore`.
+pub const DEFAULT_EXCLUDES: [&str; 7] =
+    ["target/", "node_modules/", ".venv/", "__pycache__/", ".codex-remote/", ".DS_Store", "*.swp"];
+
+/// Environment variable naming the user config file (instead of the XDG path).
+pub const ENV_CONFIG: &str = "CODEX_REMOTE_CONFIG";
+/// Environment variable overriding `default_host`.
+pub const ENV_HOST: &str = "CODEX_REMOTE_HOST";
+/// Environment variable overriding `retry.retries`.
+pub const ENV_RETRIES: &str = "CODEX_REMOTE_RETRIES";
+
+/// One config file as written: every key optional, unknown keys rejected.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "codex-remote config file")]
+pub struct ConfigFile {
+    /// Host used when `--host` is not given (default: `local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_host: Option<String>,
+    /// Named hosts: `[hosts.penguin]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, HostConfigFile>,
+    /// Model per task type, overriding the built-in table: `debug = "gpt-5.1-codex-max"` or
+    /// `debug = { model = "gpt-5.1-codex-max", reasoning_effort = "high" }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<TaskType, ModelEntry>,
+    /// The restricted-file policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted: Option<RestrictedConfig>,
+    /// What is pushed to the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncConfig>,
+    /// Retrying rate-limited runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryConfig>,
+}
+
+/// `[hosts.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfigFile {
+    /// SSH destination: a `~/.ssh/config` alias, `user@host` or `ssh://user@host:port`
+    /// (default: the host's name). Not allowed for `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub ssh: Option<SshDestination>,
+    /// Directory holding the remote projects (default `~/workspace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Shell code run before every remote command, e.g. `source ~/.config/nvm/nvm.sh`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell_init: Option<String>,
+    /// The Codex binary (default `codex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codex: Option<String>,
+    /// Environment variables set for remote commands.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub env: BTreeMap<EnvVarName, String>,
+    /// Seconds to wait for the SSH connection (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_secs: Option<u64>,
+    /// Accept and remember an unknown host key (`StrictHostKeyChecking=accept-new`); default
+    /// false: unknown keys are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_new_host_keys: Option<bool>,
+}
+
+/// `[restricted]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictedConfig {
+    /// Patterns of files no run may see or change (default `package.json`, `package-lock.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<String>>,
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Patterns never pushed (gitignore syntax), replacing the default list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Vec<String>>,
+    /// Also leave out what `.gitignore` ignores (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respect_gitignore: Option<bool>,
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// How many times a rate-limited run is retried (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Delay before the first retry, in seconds (default 20); doubles each time, with jitter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_secs: Option<f64>,
+    /// Upper bound of one delay, in seconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay_secs: Option<f64>,
+}
+
+/// An SSH destination checked so that it can never be taken for an `ssh` option.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SshDestination(String);
+
+impl SshDestination {
+    /// The destination as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SshDestination {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.is_empty() {
+            Err("an ssh destination must not be empty".into())
+        } else if value.starts_with('-') {
+            Err(format!("ssh destination `{value}` starts with `-` and would be read as an ssh option"))
+        } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Err(format!("ssh destination `{}` contains whitespace or control characters", value.escape_debug()))
+        } else {
+            Ok(Self(value))
+        }
+    }
+}
+
+impl From<SshDestination> for String {
+    fn from(value: SshDestination) -> Self {
+        value.0
+    }
+}
+
+/// An environment variable name that is a valid POSIX shell identifier.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EnvVarName(String);
+
+impl EnvVarName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EnvVarName {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if crate::shell::is_identifier(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "`{}` is not a valid environment variable name (use letters, digits and `_`, not starting with a digit)",
+                value.escape_debug()
+            ))
+        }
+    }
+}
+
+impl From<EnvVarName> for String {
+    fn from(value: EnvVarName) -> Self {
+        value.0
+    }
+}
+
+/// Sync settings after layering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncSettings {
+    /// Exclude patterns.
+    pub exclude: Vec<String>,
+    /// Whether `.gitignore` is honoured.
+    pub respect_gitignore: bool,
+}
+
+/// Retry policy after layering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First delay.
+    pub initial_delay: Duration,
+    /// Largest delay.
+    pub max_delay: Duration,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    merged: ConfigFile,
+    /// The files that were read, lowest layer first.
+    pub sources: Vec<PathBuf>,
+    /// Where each environment override came from, for error messages.
+    env_host: Option<String>,
+}
+
+/// Where configuration is looked for. Built from the real environment by
+/// [`ConfigLoader::from_env`]; tests build it by hand.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigLoader {
+    /// The user file; `None` skips it.
+    pub user_file: Option<PathBuf>,
+    /// Where the search for `codex-remote.toml` starts.
+    pub start_dir: PathBuf,
+    /// Environment variables (only the `CODEX_REMOTE_*` ones matter).
+    pub env: BTreeMap<String, String>,
+}
+
+impl ConfigLoader {
+    /// Reads locations from the process environment.
+    pub fn from_env(start_dir: PathBuf) -> Self {
+        let env: BTreeMap<String, String> =
+            std::env::vars().filter(|(k, _)| k.starts_with("CODEX_REMOTE_")).collect();
+        let user_file = env.get(ENV_CONFIG).map(PathBuf::from).or_else(user_config_path);
+        Self { user_file, start_dir, env }
+    }
+
+    /// Loads and layers every source.
+    pub fn load(&self) -> Result<Config, InputError> {
+        let mut merged = ConfigFile::default();
+        let mut sources = Vec::new();
+        let project_file = find_upwards(&self.start_dir, PROJECT_FILE);
+        for path in self.user_file.iter().chain(project_file.iter()) {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let file = ConfigFile::parse(&text, &path.display().to_string())?;
+                    merged.overlay(file);
+                    sources.push(path.clone());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && Some(path) != project_file.as_ref() => {}
+                Err(e) => {
+                    return Err(InputError::new(path.display().to_string(), format!("cannot read the config file: {e}")))
+                }
+            }
+        }
+        let env_host = self.env.get(ENV_HOST).filter(|h| !h.is_empty()).cloned();
+        if let Some(host) = &env_host {
+            merged.default_host = Some(host.clone());
+        }
+        if let Some(retries) = self.env.get(ENV_RETRIES) {
+            let retries = retries.parse::<u32>().map_err(|_| {
+                InputError::new(format!("environment variable {ENV_RETRIES}"), format!("`{retries}` is not a whole number"))
+                    .hint("set it to the number of retries, such as 2")
+            })?;
+            merged.retry.get_or_insert_with(Default::default).retries = Some(retries);
+        }
+        let config = Config { merged, sources, env_host };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl ConfigFile {
+    /// Parses one config file strictly.
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, InputError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| toml_error(text, source_name, "", &e))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            toml_error(text, source_name, &path, e.inner())
+        })
+    }
+
+    /// Lays `other` over `self`, key by key.
+    fn overlay(&mut self, other: ConfigFile) {
+        if other.default_host.is_some() {
+            self.default_host = other.default_host;
+        }
+        for (name, host) in other.hosts {
+            let mine = self.hosts.entry(name).or_default();
+            macro_rules! take {
+                ($($field:ident),*) => { $( if host.$field.is_some() { mine.$field = host.$field; } )* };
+            }
+            take!(ssh, workspace, shell_init, codex, connect_timeout_secs, accept_new_host_keys);
+            mine.env.extend(host.env);
+        }
+        self.models.extend(other.models);
+        if let Some(restricted) = other.restricted {
+            let mine = self.restricted.get_or_insert_with(Default::default);
+            if restricted.files.is_some() {
+                mine.files = restricted.files;
+            }
+        }
+        if let Some(sync) = other.sync {
+            let mine = self.sync.get_or_insert_with(Default::default);
+            if sync.exclude.is_some() {
+                mine.exclude = sync.exclude;
+            }
+            if sync.respect_gitignore.is_some() {
+                mine.respect_gitignore = sync.respect_gitignore;
+            }
+        }
+        if let Some(retry) = other.retry {
+            let mine = self.retry.get_or_insert_with(Default::default);
+            if retry.retries.is_some() {
+                mine.retries = retry.retries;
+            }
+            if retry.initial_delay_secs.is_some() {
+                mine.initial_delay_secs = retry.initial_delay_secs;
+            }
+            if retry.max_delay_secs.is_some() {
+                mine.max_delay_secs = retry.max_delay_secs;
+            }
+        }
+    }
+}
+
+fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error) -> InputError {
+    let position = error.span().map(|span| input::line_column(text, span.start));
+    let message = error.message().trim().to_string();
+    let mut e = InputError::new(source_name, message.clone()).field(path).at_opt(position);
+    if message.starts_with("unknown field") {
+        e = e.hint("remove it or check its spelling; `codex-remote schema config` lists every key");
+    }
+    e
+}
+
+impl Config {
+    /// The built-in defaults alone.
+    pub fn builtin() -> Self {
+        Self { merged: ConfigFile::default(), sources: Vec::new(), env_host: None }
+    }
+
+    /// Builds from already-parsed files, lowest layer first (for embedders and tests).
+    pub fn from_files(files: impl IntoIterator<Item = ConfigFile>) -> Result<Self, InputError> {
+        let mut merged = ConfigFile::default();
+        for file in files {
+            merged.overlay(file);
+        }
+        let config = Self { merged, sources: Vec::new(), env_host: None };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The merged file, as layered (for `config show`-style output).
+    pub fn merged(&self) -> &ConfigFile {
+        &self.merged
+    }
+
+    fn source_name(&self) -> String {
+        match self.sources.as_slice() {
+            [] => "<config>".to_string(),
+            sources => sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "),
+        }
+    }
+
+    fn validate(&self) -> Result<(), InputError> {
+        self.restricted()?;
+        if let Some(local) = self.merged.hosts.get(LOCAL_HOST) {
+            if local.ssh.is_some() {
+                return Err(InputError::new(self.source_name(), "the built-in host `local` cannot have an ssh destination")
+                    .field("hosts.local.ssh")
+                    .hint("give the remote host another name, such as `[hosts.penguin]`"));
+            }
+        }
+        if let Some(retry) = &self.merged.retry {
+            for (key, value) in [("retry.initial_delay_secs", retry.initial_delay_secs), ("retry.max_delay_secs", retry.max_delay_secs)] {
+                if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+                    return Err(InputError::new(self.source_name(), "must be a non-negative number of seconds").field(key));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The restricted-file policy.
+    pub fn restricted(&self) -> Result<RestrictedFiles, InputError> {
+        match self.merged.restricted.as_ref().and_then(|r| r.files.as_ref()) {
+            Some(files) => RestrictedFiles::from_config(files, &self.source_name(), "restricted.files"),
+            None => Ok(RestrictedFiles::new(DEFAULT_RESTRICTED.iter().map(|s| s.to_string())).expect("valid defaults")),
+        }
+    }
+
+    /// The model selector built from the `[models]` table.
+    pub fn model_selector(&self) -> TableModelSelector {
+        TableModelSelector::with_table(self.merged.models.clone())
+    }
+
+    /// Sync settings.
+    pub fn sync(&self) -> SyncSettings {
+        let sync = self.merged.sync.clone().unwrap_or_default();
+        SyncSettings {
+            exclude: sync.exclude.unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
+            respect_gitignore: sync.respect_gitignore.unwrap_or(true),
+        }
+    }
+
+    /// Retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        let retry = self.merged.retry.clone().unwrap_or_default();
+        let initial = retry.initial_delay_secs.unwrap_or(20.0);
+        let max = retry.max_delay_secs.unwrap_or(300.0).max(initial);
+        RetryPolicy {
+            retries: retry.retries.unwrap_or(2),
+            initial_delay: Duration::from_secs_f64(initial),
+            max_delay: Duration::from_secs_f64(max),
+        }
+    }
+
+    /// The host named by `--host`, else `default_host`, else `local`.
+    ///
+    /// A name that is not configured is used as an ssh destination with default settings, so
+    /// `--host penguin` works with only `~/.ssh/config`.
+    pub fn host(&self, flag: Option<&str>) -> Result<HostSpec, InputError> {
+        let name = flag.or(self.merged.default_host.as_deref()).unwrap_or(LOCAL_HOST);
+        let origin = if flag.is_some() {
+            "--host".to_string()
+        } else if self.env_host.is_some() {
+            format!("environment variable {ENV_HOST}")
+        } else {
+            self.source_name()
+        };
+        if name.is_empty() {
+            return Err(InputError::new(origin, "the host name is empty"));
+        }
+        let configured = self.merged.hosts.get(name).cloned().unwrap_or_default();
+        let kind = if name == LOCAL_HOST {
+            HostKind::Local
+        } else {
+            let destination = match configured.ssh {
+                Some(d) => d,
+                None => SshDestination::try_from(name.to_string()).map_err(|m| {
+                    InputError::new(origin, m).field("host").hint("name a host from the config or an ssh destination")
+                })?,
+            };
+            HostKind::Ssh { destination: destination.0 }
+        };
+        let default_workspace = if name == LOCAL_HOST { DEFAULT_LOCAL_WORKSPACE } else { DEFAULT_WORKSPACE };
+        Ok(HostSpec {
+            name: name.to_string(),
+            kind,
+            workspace: configured.workspace.unwrap_or_else(|| default_workspace.to_string()),
+            shell_init: configured.shell_init.filter(|s| !s.trim().is_empty()),
+            codex: configured.codex.unwrap_or_else(|| "codex".to_string()),
+            env: configured.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            connect_timeout: Duration::from_secs(configured.connect_timeout_secs.unwrap_or(15)),
+            host_key_policy: if configured.accept_new_host_keys.unwrap_or(false) {
+                HostKeyPolicy::AcceptNew
+            } else {
+                HostKeyPolicy::Strict
+            },
+        })
+    }
+}
+
+/// `$XDG_CONFIG_HOME/codex-remote/config.toml`, falling back to `~/.config`.
+pub fn user_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("codex-remote").join("config.toml"))
+}
+
+/// The nearest `name` in `start` or one of its ancestors.
+pub fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
+    start.ancestors().map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+}
+
+/// The commented starter file `codex-remote init` writes.
+pub const STARTER_CONFIG: &str = include_str!("starter-config.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, InputError> {
+        ConfigFile::parse(text, "c.toml")
+    }
+
+    #[test]
+    fn starter_file_parses_to_the_defaults() {
+        let file = parse(STARTER_CONFIG).unwrap();
+        let config = Config::from_files([file]).unwrap();
+        assert_eq!(config.sync(), Config::builtin().sync());
+        assert_eq!(config.retry(), Config::builtin().retry());
+        assert_eq!(config.restricted().unwrap(), RestrictedFiles::default());
+    }
+
+    #[test]
+    fn unknown_keys_name_the_file_key_and_line() {
+        let e = parse("default_host = \"a\"\n[hosts.penguin]\nworkspac = \"~/w\"\n").unwrap_err();
+        assert_eq!(e.source_name, "c.toml");
+        assert_eq!(e.field.as_deref(), Some("hosts.penguin.workspac"));
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("workspac"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = parse("[retry]\nretries = \"three\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("retry.retries"), "{e}");
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn hostile_destinations_and_env_names_are_refused() {
+        let e = parse("[hosts.x]\nssh = \"-oProxyCommand=touch /tmp/pwned\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("hosts.x.ssh"), "{e}");
+        assert!(e.message.contains("ssh option"), "{e}");
+        let e = parse("[hosts.x.env]\n\"A;B\" = \"1\"\n").unwrap_err();
+        assert!(e.message.contains("not a valid environment variable name"), "{e}");
+    }
+
+    #[test]
+    fn layers_override_key_by_key() {
+        let user = parse("default_host = \"penguin\"\n[hosts.penguin]\nshell_init = \"source nvm\"\nworkspace = \"~/w1\"\n[hosts.penguin.env]\nA = \"1\"\n").unwrap();
+        let project = parse("[hosts.penguin]\nworkspace = \"~/w2\"\n[hosts.penguin.env]\nB = \"2\"\n[models]\ndebug = \"m\"\n").unwrap();
+        let config = Config::from_files([user, project]).unwrap();
+        let host = config.host(None).unwrap();
+        assert_eq!(host.name, "penguin");
+        assert_eq!(host.workspace, "~/w2");
+        assert_eq!(host.shell_init.as_deref(), Some("source nvm"));
+        assert_eq!(host.env.len(), 2);
+        assert_eq!(host.kind, HostKind::Ssh { destination: "penguin".into() });
+    }
+
+    #[test]
+    fn unconfigured_names_are_ssh_destinations_and_local_is_built_in() {
+        let config = Config::builtin();
+        assert_eq!(config.host(None).unwrap().kind, HostKind::Local);
+        let host = config.host(Some("ssh://me@box:2222")).unwrap();
+        assert_eq!(host.kind, HostKind::Ssh { destination: "ssh://me@box:2222".into() });
+        assert_eq!(host.workspace, DEFAULT_WORKSPACE);
+        assert_eq!(host.host_key_policy, HostKeyPolicy::Strict);
+        let e = config.host(Some("-oProxyCommand=x")).unwrap_err();
+        assert_eq!(e.source_name, "--host");
+    }
+
+    #[test]
+    fn local_may_not_have_an_ssh_destination() {
+        let e = Config::from_files([parse("[hosts.local]\nssh = \"x\"\n").unwrap()]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("hosts.local.ssh"));
+    }
+
+    #[test]
+    fn loader_reads_user_then_project_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user.toml");
+        std::fs::write(&user, "default_host = \"a\"\n[retry]\nretries = 1\n").unwrap();
+        let project = dir.path().join("proj");
+        std::fs::create_dir_all(project.join("sub")).unwrap();
+        std::fs::write(project.join(PROJECT_FILE), "default_host = \"b\"\n").unwrap();
+        let mut loader = ConfigLoader { user_file: Some(user), start_dir: project.join("sub"), env: BTreeMap::new() };
+        let config = loader.load().unwrap();
+        assert_eq!(config.host(None).unwrap().name, "b");
+        assert_eq!(config.retry().retries, 1);
+        assert_eq!(config.sources.len(), 2);
+        loader.env.insert(ENV_HOST.into(), "c".into());
+        loader.env.insert(ENV_RETRIES.into(), "4".into());
+        let config = loader.load().unwrap();
+        assert_eq!(config.host(None).unwrap().name, "c");
+        assert_eq!(config.retry().retries, 4);
+        assert_eq!(config.host(Some("d")).unwrap().name, "d");
+        loader.env.insert(ENV_RETRIES.into(), "many".into());
+        assert!(loader.load().unwrap_err().to_string().contains(ENV_RETRIES));
+    }
+
+    #[test]
+    fn a_missing_user_file_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let loader = ConfigLoader { user_file: Some(dir.path().join("nope.toml")), start_dir: dir.path().into(), env: BTreeMap::new() };
+        assert!(loader.load().unwrap().sources.is_empty());
+    }
+}

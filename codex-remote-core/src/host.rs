@@ -1,0 +1,73 @@
+//! Hosts: where a run executes, as resolved from the config.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The name of the built-in host that runs everything on this machine.
+pub const LOCAL_HOST: &str = "local";
+
+/// How the host is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum HostKind {
+    /// This machine, through local processes.
+    Local,
+    /// Another machine, through OpenSSH.
+    Ssh {
+        /// What one would type after `ssh`: an alias, `user@host` or `ssh://user@host:port`.
+        destination: String,
+    },
+}
+
+/// What to do with a host key that is not in `known_hosts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Refuse (`StrictHostKeyChecking=yes`), the default.
+    Strict,
+    /// Trust and remember it (`StrictHostKeyChecking=accept-new`); opt-in.
+    AcceptNew,
+}
+
+/// A fully resolved host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostSpec {
+    /// The name it was asked for by (`penguin`, `local`).
+    pub name: String,
+    /// How it is reached.
+    #[serde(flatten)]
+    pub kind: HostKind,
+    /// Directory holding the projects; may start with `~/`.
+    pub workspace: String,
+    /// Shell code run before remote commands.
+    pub shell_init: Option<String>,
+    /// The Codex binary.
+    pub codex: String,
+    /// Environment for remote commands.
+    pub env: BTreeMap<String, String>,
+    /// SSH connect timeout.
+    #[serde(skip)]
+    pub connect_timeout: Duration,
+    /// Unknown host keys.
+    pub host_key_policy: HostKeyPolicy,
+}
+
+impl HostSpec {
+    /// The project's directory on the host: `<workspace>/<project>`.
+    ///
+    /// ```
+    /// # use codex_remote_core::config::Config;
+    /// let host = Config::builtin().host(Some("penguin")).unwrap();
+    /// assert_eq!(host.project_dir("myapp"), "~/workspace/myapp");
+    /// ```
+    pub fn project_dir(&self, project: &str) -> String {
+        format!("{}/{}", self.workspace.trim_end_matches('/'), project)
+    }
+
+    /// Whether this is the built-in local host.
+    pub fn is_local(&self) -> bool {
+        self.kind == HostKind::Local
+    }
+}

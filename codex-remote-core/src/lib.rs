@@ -1,0 +1,36 @@
+//! # codex-remote-core
+//!
+//! Hand a heavy coding task to the OpenAI Codex CLI on another machine (or this one) and bring
+//! the result back safely. This crate is the whole workflow as a library: task files
+//! ([`task`]), model selection ([`model`]), instruction rendering ([`instruction`]) under the
+//! restricted-file policy ([`policy`]), layered configuration ([`config`]), planning ([`plan`]),
+//! and running commands on hosts ([`transport`]) with one audited shell-quoting module
+//! ([`shell`]). The `codex-remote` binary is a thin layer over it.
+//!
+//! ```
+//! use codex_remote_core::{config::Config, plan::{plan, PlanOverrides}, task::TaskSpec};
+//! let task = TaskSpec::parse_str(
+//!     "id: t\ntitle: Add a flag\ntype: feature\nrequirements: [Add --verbose]\n", "t.yaml").unwrap();
+//! let config = Config::builtin();
+//! let plan = plan(task, &config, &config.model_selector(), &PlanOverrides::default(),
+//!                 std::path::Path::new("/src/app")).unwrap();
+//! assert_eq!(plan.model.model, "gpt-5.3-codex");
+//! assert!(plan.instruction.text.contains("REQUIREMENTS:\n1. Add --verbose"));
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod input;
+pub mod instruction;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod shell;
+pub mod task;
+pub mod transport;
+
+pub use error::{Error, ErrorKind};
+pub use input::InputError;

@@ -1,0 +1,122 @@
+//! The restricted-file policy: files a run may neither see in its context nor change.
+//!
+//! The seed workflow's rule: `package.json` and `package-lock.json` are restricted, to keep
+//! dependency changes in the npm CLI's hands. The same [`RestrictedFiles`] value is used when the
+//! instruction is rendered (keep them out of context, tell the agent not to touch them) and when a
+//! result is applied (refuse a patch that changes them).
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::input::InputError;
+
+/// The default restricted patterns.
+pub const DEFAULT_RESTRICTED: [&str; 2] = ["package.json", "package-lock.json"];
+
+/// A set of restricted path patterns.
+///
+/// A pattern without a `/` matches a file of that name at any depth (as in `.gitignore`);
+/// a pattern with a `/` is anchored at the project root. `*` does not cross `/`; `**` does.
+///
+/// ```
+/// use codex_remote_core::policy::RestrictedFiles;
+/// let policy = RestrictedFiles::default();
+/// assert!(policy.is_restricted("package.json"));
+/// assert!(policy.is_restricted("web/package.json"));
+/// assert!(!policy.is_restricted("src/package.ts"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RestrictedFiles {
+    patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl Default for RestrictedFiles {
+    fn default() -> Self {
+        Self::new(DEFAULT_RESTRICTED.iter().map(|s| s.to_string())).expect("default patterns are valid")
+    }
+}
+
+impl PartialEq for RestrictedFiles {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
+impl RestrictedFiles {
+    /// Builds a policy; an invalid glob is an error naming it.
+    pub fn new(patterns: impl IntoIterator<Item = String>) -> Result<Self, globset::Error> {
+        let patterns: Vec<String> = patterns.into_iter().collect();
+        let mut builder = GlobSetBuilder::new();
+        for pattern in &patterns {
+            let anchored = pattern.trim_start_matches('/');
+            let full = if anchored.contains('/') || pattern.starts_with("**") {
+                anchored.to_string()
+            } else {
+                format!("**/{anchored}")
+            };
+            builder.add(GlobBuilder::new(&full).literal_separator(true).build()?);
+        }
+        Ok(Self { patterns, set: builder.build()? })
+    }
+
+    /// Builds a policy from configured patterns, reporting a bad one as an input error.
+    pub fn from_config(patterns: &[String], source_name: &str, key: &str) -> Result<Self, InputError> {
+        for (i, pattern) in patterns.iter().enumerate() {
+            if let Err(e) = Glob::new(pattern) {
+                return Err(InputError::new(source_name, format!("`{pattern}` is not a valid glob: {}", e.kind()))
+                    .field(format!("{key}[{i}]")));
+            }
+        }
+        Self::new(patterns.iter().cloned()).map_err(|e| InputError::new(source_name, e.to_string()).field(key))
+    }
+
+    /// The patterns, as configured.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// Whether a project-relative path (`/`-separated) is restricted.
+    pub fn is_restricted(&self, path: &str) -> bool {
+        let path = path.trim_start_matches("./");
+        self.set.is_match(path)
+    }
+
+    /// Splits scope or context entries into the kept ones and the excluded (restricted) ones.
+    ///
+    /// A glob entry such as `*.json` is kept (it names other files too); the agent's
+    /// "do not modify" constraint covers the restricted files it would match.
+    pub fn partition<'a>(&self, entries: &'a [String]) -> (Vec<&'a String>, Vec<&'a String>) {
+        entries.iter().partition(|entry| !self.is_restricted(entry.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_names_match_at_any_depth_but_anchored_ones_do_not() {
+        let policy = RestrictedFiles::new(["package.json".to_string(), "/config/*.yml".to_string()]).unwrap();
+        assert!(policy.is_restricted("a/b/package.json"));
+        assert!(policy.is_restricted("./package.json"));
+        assert!(policy.is_restricted("config/app.yml"));
+        assert!(!policy.is_restricted("x/config/app.yml"));
+        assert!(!policy.is_restricted("config/deep/app.yml"));
+        assert!(!policy.is_restricted("package.json.bak"));
+    }
+
+    #[test]
+    fn partition_reports_exact_entries() {
+        let policy = RestrictedFiles::default();
+        let entries = vec!["src/a.ts".to_string(), "package.json".to_string(), "*.json".to_string()];
+        let (kept, excluded) = policy.partition(&entries);
+        assert_eq!(kept, vec!["src/a.ts", "*.json"]);
+        assert_eq!(excluded, vec!["package.json"]);
+    }
+
+    #[test]
+    fn bad_globs_are_reported_with_their_key() {
+        let e = RestrictedFiles::from_config(&["a[".to_string()], "c.toml", "restricted.files").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("restricted.files[0]"));
+    }
+}

@@ -1,0 +1,205 @@
+//! The one place that writes shell code.
+//!
+//! `sshd` runs every command through the remote user's login shell as a single string, so a
+//! remote command line has to be shell code. Everything that builds such a line goes through
+//! [`quote`], [`quote_path`] and [`command_script`]; nothing else in the crate formats shell
+//! syntax. Arguments are always single-quoted (the only POSIX quoting with no special characters
+//! inside), and a `'` in the text becomes `'\''`. The property tests in `tests/shell_quoting.rs`
+//! run hostile strings through a real `sh` and get them back byte-exact.
+//!
+//! The remote login shell must be POSIX-compatible (bash, zsh, dash, ksh); fish and csh are not
+//! supported as login shells.
+
+use std::collections::BTreeMap;
+
+/// The marker line with which an SSH command announces its process id on stderr, so that it can
+/// be cancelled later. Starts with a control character that no normal output begins with.
+pub const PID_MARKER: &str = "\u{1e}codex-remote-pid ";
+
+/// Quotes `word` so that a POSIX shell reads it back as exactly one word, byte for byte.
+///
+/// ```
+/// use codex_remote_core::shell::quote;
+/// assert_eq!(quote("plain"), "'plain'");
+/// assert_eq!(quote("it's"), r"'it'\''s'");
+/// assert_eq!(quote(""), "''");
+/// ```
+pub fn quote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('\'');
+    for c in word.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Quotes a path, letting a leading `~` or `~/` expand to the remote `$HOME`.
+///
+/// ```
+/// use codex_remote_core::shell::quote_path;
+/// assert_eq!(quote_path("~/workspace/my app"), r#""$HOME"/'workspace/my app'"#);
+/// assert_eq!(quote_path("~"), r#""$HOME""#);
+/// assert_eq!(quote_path("/tmp/x"), "'/tmp/x'");
+/// assert_eq!(quote_path("~user/x"), "'~user/x'");
+/// ```
+pub fn quote_path(path: &str) -> String {
+    if path == "~" {
+        "\"$HOME\"".to_string()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        format!("\"$HOME\"/{}", quote(rest))
+    } else {
+        quote(path)
+    }
+}
+
+/// Whether `name` is a valid shell variable name.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// What a remote command line is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptParts<'a> {
+    /// The program (looked up on the remote `PATH`).
+    pub program: &'a str,
+    /// Its arguments.
+    pub args: &'a [String],
+    /// Environment variables to export.
+    pub env: &'a BTreeMap<String, String>,
+    /// Directory to run in; may start with `~/`.
+    pub cwd: Option<&'a str>,
+    /// The host's shell init (trusted shell code from the user's config), run first.
+    pub shell_init: Option<&'a str>,
+    /// Print [`PID_MARKER`] and the shell's pid on stderr first.
+    pub announce_pid: bool,
+}
+
+/// Why a command cannot be expressed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptError {
+    /// A NUL byte cannot be passed in an argument, a name or a value.
+    #[error("{what} contains a NUL byte, which no command line can carry")]
+    Nul {
+        /// Which part.
+        what: String,
+    },
+    /// An environment variable name that is not an identifier.
+    #[error("`{0}` is not a valid environment variable name")]
+    BadEnvName(String),
+    /// The program name is empty.
+    #[error("the program name is empty")]
+    EmptyProgram,
+}
+
+/// Builds the shell script that runs one command: announce the pid, run the shell init, change
+/// directory, export the environment and `exec` the program with its arguments.
+///
+/// ```
+/// use codex_remote_core::shell::{command_script, ScriptParts};
+/// let args = vec!["status".to_string()];
+/// let env = Default::default();
+/// let script = command_script(&ScriptParts {
+///     program: "git", args: &args, env: &env, cwd: Some("~/workspace/app"),
+///     shell_init: Some("source ~/.config/nvm/nvm.sh"), announce_pid: false,
+/// }).unwrap();
+/// assert_eq!(script, "source ~/.config/nvm/nvm.sh\ncd \"$HOME\"/'workspace/app' || exit 1\nexec 'git' 'status'\n");
+/// ```
+pub fn command_script(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
+    if parts.program.is_empty() {
+        return Err(ScriptError::EmptyProgram);
+    }
+    check_nul("the program", parts.program)?;
+    for (i, arg) in parts.args.iter().enumerate() {
+        check_nul(&format!("argument {}", i + 1), arg)?;
+    }
+    let mut script = String::new();
+    if parts.announce_pid {
+        script.push_str(&format!("printf '{}%s\\n' \"$$\" >&2\n", PID_MARKER));
+    }
+    if let Some(init) = parts.shell_init {
+        check_nul("the shell init", init)?;
+        // On its own line, so a comment or a missing `;` in the user's init cannot swallow ours.
+        script.push_str(init.trim_end());
+        script.push('\n');
+    }
+    if let Some(cwd) = parts.cwd {
+        check_nul("the working directory", cwd)?;
+        script.push_str(&format!("cd {} || exit 1\n", quote_path(cwd)));
+    }
+    for (name, value) in parts.env {
+        if !is_identifier(name) {
+            return Err(ScriptError::BadEnvName(name.clone()));
+        }
+        check_nul(&format!("environment variable {name}"), value)?;
+        script.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    script.push_str("exec ");
+    // `--`-style protection is the program's business; here a leading `-` is just a word.
+    script.push_str(&quote(parts.program));
+    for arg in parts.args {
+        script.push(' ');
+        script.push_str(&quote(arg));
+    }
+    script.push('\n');
+    Ok(script)
+}
+
+/// The short command that reads a script of `len` bytes from stdin and runs it, leaving the rest
+/// of stdin to the script's program. Used when a script is too long for one exec argument (Linux
+/// refuses a single argument over 128 KiB).
+pub fn stdin_bootstrap(len: usize) -> String {
+    format!("exec sh -c 'eval \"$(head -c {len})\"'")
+}
+
+fn check_nul(what: &str, text: &str) -> Result<(), ScriptError> {
+    if text.contains('\0') {
+        Err(ScriptError::Nul { what: what.to_string() })
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("NODE_OPTIONS"));
+        assert!(is_identifier("_x1"));
+        assert!(!is_identifier("1x"));
+        assert!(!is_identifier("A-B"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("A;rm"));
+    }
+
+    #[test]
+    fn nul_bytes_are_refused() {
+        let args = vec!["a\0b".to_string()];
+        let env = BTreeMap::new();
+        let parts = ScriptParts { program: "echo", args: &args, env: &env, cwd: None, shell_init: None, announce_pid: false };
+        assert_eq!(command_script(&parts), Err(ScriptError::Nul { what: "argument 1".into() }));
+    }
+
+    #[test]
+    fn bad_env_names_are_refused() {
+        let env = BTreeMap::from([("A;touch x".to_string(), "v".to_string())]);
+        let parts = ScriptParts { program: "env", args: &[], env: &env, cwd: None, shell_init: None, announce_pid: false };
+        assert!(matches!(command_script(&parts), Err(ScriptError::BadEnvName(_))));
+    }
+
+    #[test]
+    fn pid_announcement_comes_first() {
+        let env = BTreeMap::new();
+        let parts = ScriptParts { program: "true", args: &[], env: &env, cwd: None, shell_init: Some("echo hi"), announce_pid: true };
+        let script = command_script(&parts).unwrap();
+        assert!(script.starts_with("printf '\u{1e}codex-remote-pid %s\\n' \"$$\" >&2\necho hi\n"), "{script}");
+    }
+}
