@@ -28,6 +28,7 @@ pub mod instruction;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod schema;
 pub mod shell;
 pub mod task;
 pub mod transport;

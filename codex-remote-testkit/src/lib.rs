@@ -1,1 +1,19 @@
-pub fn x(){}
+//! Test fixtures for codex-remote.
+//!
+//! - [`FakeTransport`]: an in-memory host (file system, scripted commands, a log of every
+//!   command) for fast, deterministic tests of core logic with no processes.
+//! - [`sshd::Sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for testing the SSH
+//!   transport for real.
+//! - [`suite`]: the behavioural test suite every `Transport` must pass.
+
+pub mod fake;
+pub mod sshd;
+pub mod suite;
+
+pub use fake::{FakeTransport, FakeOutput};
+pub use sshd::Sshd;
+
+/// True when running under CI (`CI=true`), where a missing real component is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

@@ -526,9 +526,10 @@ pub trait TransportExt: Transport {
 
 impl<T: Transport + ?Sized> TransportExt for T {}
 
-/// Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
+/// (Public so fakes can recognise it.) Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
 /// in as a positional argument, never spliced into the script.
-const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
+#[doc(hidden)]
+pub const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
 target=$1
 case $target in */*) dir=${target%/*}; [ -n "$dir" ] || dir=/ ;; *) dir=. ;; esac
 mkdir -p -- "$dir"
@@ -580,6 +581,20 @@ pub fn not_found_hint(host: &HostSpec, program: &str) -> String {
 
 /// A shared transport.
 pub type SharedTransport = Arc<dyn Transport>;
+
+/// The transport for a resolved host: local processes for `local`, OpenSSH otherwise.
+///
+/// ```
+/// use codex_remote_core::{config::Config, transport::{for_host, ssh::SshOptions}};
+/// let transport = for_host(Config::builtin().host(None).unwrap(), SshOptions::default()).unwrap();
+/// assert_eq!(transport.host().name, "local");
+/// ```
+pub fn for_host(host: HostSpec, ssh_options: ssh::SshOptions) -> Result<SharedTransport, TransportError> {
+    Ok(match host.kind {
+        crate::host::HostKind::Local => Arc::new(local::LocalTransport::new(host)),
+        crate::host::HostKind::Ssh { .. } => Arc::new(ssh::SshTransport::new(host, ssh_options)?),
+    })
+}
 
 #[cfg(test)]
 mod tests {

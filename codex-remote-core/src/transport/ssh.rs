@@ -179,7 +179,7 @@ impl SshTransport {
         let stderr = child.stderr().take().expect("stderr is piped");
         let (pid_tx, pid_rx) = oneshot::channel();
         let stderr = strip_pid_marker(Box::new(stderr), pid_tx);
-        let control = SshControl { child: Some(child), session, pid: PidSlot::Pending(pid_rx), finished: None };
+        let control = SshControl { host: self.host.name.clone(), child: Some(child), session, pid: PidSlot::Pending(pid_rx), finished: None };
         Ok(RemoteProcess::new(
             spec.display(),
             stdin.map(|s| Box::new(s) as BoxWriter),
@@ -272,6 +272,7 @@ enum PidSlot {
 }
 
 struct SshControl {
+    host: String,
     child: Option<openssh::Child<Arc<Session>>>,
     session: Arc<Session>,
     pid: PidSlot,
@@ -279,13 +280,13 @@ struct SshControl {
 }
 
 /// Signals a remote process group: TERM, up to 2 s for it to go, then KILL. Constant script;
-/// the pid arrives as an argument.
+/// the pid arrives as an argument. `kill -s SIG --` is the form dash's builtin also accepts.
 const KILL_GROUP_SCRIPT: &str = r#"pg=$1
-kill -TERM -- "-$pg" 2>/dev/null || exit 0
+kill -s TERM -- "-$pg" 2>/dev/null || exit 0
 i=0
-while kill -0 -- "-$pg" 2>/dev/null; do
+while kill -s 0 -- "-$pg" 2>/dev/null; do
   i=$((i + 1))
-  if [ "$i" -ge 20 ]; then kill -KILL -- "-$pg" 2>/dev/null; exit 0; fi
+  if [ "$i" -ge 20 ]; then kill -s KILL -- "-$pg" 2>/dev/null; exit 0; fi
   sleep 0.1
 done
 "#;
@@ -308,12 +309,15 @@ impl ProcessControl for SshControl {
                     (None, None) => ExitStatus::Signal(0),
                 }
             }
+            // openssh turns the shell's "command not found" status into an error; keep it a status
+            // so every transport reports a missing program alike.
+            Err(openssh::Error::Remote(_)) => ExitStatus::Code(127),
             // The mux protocol cannot tell a remote signal from a dropped connection.
             Err(openssh::Error::RemoteProcessTerminated) => match self.session.check().await {
                 Ok(()) => ExitStatus::Signal(0),
-                Err(e) => return Err(TransportError::Disconnected { host: String::new(), detail: e.to_string() }),
+                Err(e) => return Err(TransportError::Disconnected { host: self.host.clone(), detail: e.to_string() }),
             },
-            Err(e) => return Err(TransportError::Disconnected { host: String::new(), detail: e.to_string() }),
+            Err(e) => return Err(TransportError::Disconnected { host: self.host.clone(), detail: e.to_string() }),
         };
         self.finished = Some(status);
         Ok(status)
@@ -337,7 +341,7 @@ impl ProcessControl for SshControl {
                 .clone()
                 .arc_raw_command(format!("sh -c {} sh {pid}", crate::shell::quote(KILL_GROUP_SCRIPT)));
             kill.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            kill.status().await.map_err(|e| TransportError::Disconnected { host: String::new(), detail: e.to_string() })?;
+            kill.status().await.map_err(|e| TransportError::Disconnected { host: self.host.clone(), detail: e.to_string() })?;
         }
         let _ = self.wait().await;
         self.finished.get_or_insert(ExitStatus::Signal(15));

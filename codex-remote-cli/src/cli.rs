@@ -1,0 +1,119 @@
+//! The command line, declared with clap. Every flag here is public contract: see docs/cli.md.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use codex_remote_core::task::TaskType;
+
+/// Hand a coding task to the OpenAI Codex CLI on another machine, and bring the change back safely.
+#[derive(Debug, Parser)]
+#[command(name = "codex-remote", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text (shapes in docs/cli.md).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print less.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more (repeat for debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Use this user config file instead of $XDG_CONFIG_HOME/codex-remote/config.toml.
+    #[arg(long, global = true, value_name = "FILE", env = "CODEX_REMOTE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a run would do: task, model and why, host, remote directory, excluded files, instruction.
+    Plan(PlanArgs),
+    /// Run one command on a host (after its shell init) and exit with its status.
+    Exec(ExecArgs),
+    /// Print the JSON Schema of a file format.
+    Schema(SchemaArgs),
+    /// Write a commented starter config file.
+    Init(InitArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// Where the task comes from: a file, or a one-off prompt.
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    /// Task file (.yaml, .yml or .json); `-` reads stdin.
+    #[arg(value_name = "TASK", required_unless_present = "prompt", conflicts_with = "prompt")]
+    pub task: Option<PathBuf>,
+    /// A one-off task, instead of a task file.
+    #[arg(long, value_name = "TEXT", requires = "task_type")]
+    pub prompt: Option<String>,
+    /// The task type of a --prompt task.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_task_type, requires = "prompt")]
+    pub task_type: Option<TaskType>,
+    /// Scope file or glob of a --prompt task (repeatable).
+    #[arg(long = "file", value_name = "GLOB", requires = "prompt")]
+    pub files: Vec<String>,
+}
+
+fn parse_task_type(s: &str) -> Result<TaskType, String> {
+    s.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub task: TaskArgs,
+    /// Host to run on: a name from the config, `local`, or an ssh destination.
+    #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
+    pub host: Option<String>,
+    /// Model to use, overriding the task file and the model table.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Host to run on: a name from the config, `local`, or an ssh destination.
+    #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
+    pub host: Option<String>,
+    /// Directory to run in on the host (`~/` is the remote home); relative paths are relative to the workspace.
+    #[arg(long = "cd", value_name = "DIR")]
+    pub cd: Option<String>,
+    /// Cancel the command (and everything it started) after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// The program and its arguments, each passed as-is (no shell).
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    /// Task files.
+    Task,
+    /// Config files.
+    Config,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which format.
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Write the user file ($XDG_CONFIG_HOME/codex-remote/config.toml) instead of ./codex-remote.toml.
+    #[arg(long)]
+    pub user: bool,
+    /// Write to this path instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "user")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,66 @@
+//! One module per subcommand. Each parses nothing and decides nothing an embedder would need:
+//! it calls core and renders.
+
+pub mod exec;
+pub mod init;
+pub mod plan;
+pub mod schema;
+
+use std::path::PathBuf;
+
+use codex_remote_core::config::{Config, ConfigLoader};
+use codex_remote_core::task::{TaskSource, TaskSpec};
+use codex_remote_core::transport::ssh::SshOptions;
+
+use crate::cli::{Cli, TaskArgs};
+use crate::error::CliError;
+
+/// Environment variable naming an ssh config file to use instead of `~/.ssh/config`.
+pub const ENV_SSH_CONFIG: &str = "CODEX_REMOTE_SSH_CONFIG";
+
+/// What every command may need, resolved lazily so that `schema` works with a broken config.
+pub struct Context {
+    pub json: bool,
+    pub quiet: bool,
+    pub cwd: PathBuf,
+    loader: ConfigLoader,
+}
+
+impl Context {
+    pub fn new(cli: &Cli) -> Result<Self, CliError> {
+        let cwd = std::env::current_dir().map_err(CliError::io("cannot read the current directory"))?;
+        let mut loader = ConfigLoader::from_env(cwd.clone());
+        if let Some(path) = &cli.config {
+            loader.user_file = Some(path.clone());
+        }
+        Ok(Self { json: cli.json, quiet: cli.quiet, cwd, loader })
+    }
+
+    pub fn config(&self) -> Result<Config, CliError> {
+        if let Some(path) = &self.loader.user_file {
+            // An explicitly named file must exist; the default one may not.
+            let explicit = std::env::var_os(codex_remote_core::config::ENV_CONFIG).is_some()
+                || self.loader.user_file != codex_remote_core::config::user_config_path();
+            if explicit && !path.exists() {
+                return Err(codex_remote_core::InputError::new(path.display().to_string(), "the config file does not exist")
+                    .hint("check the --config path, or create it with `codex-remote init --path FILE`")
+                    .into());
+            }
+        }
+        Ok(self.loader.load()?)
+    }
+
+    pub fn ssh_options(&self) -> SshOptions {
+        SshOptions { config_file: std::env::var_os(ENV_SSH_CONFIG).map(PathBuf::from), ..SshOptions::default() }
+    }
+}
+
+/// Loads the task named by the task arguments.
+pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
+    let source = match (&args.task, &args.prompt, args.task_type) {
+        (Some(path), None, _) => TaskSource::File(path.clone()),
+        (None, Some(prompt), Some(task_type)) => TaskSource::Prompt { prompt: prompt.clone(), task_type, files: args.files.clone() },
+        _ => return Err(CliError::Usage("give a task file, or --prompt TEXT --type TYPE".into())),
+    };
+    Ok(source.load()?)
+}

@@ -1,0 +1,17 @@
+//! `codex-remote schema task|config`.
+
+use codex_remote_core::schema;
+
+use super::Context;
+use crate::cli::{SchemaArgs, SchemaKind};
+use crate::error::CliError;
+use crate::{exit, output};
+
+pub fn run(_ctx: &Context, args: SchemaArgs) -> Result<i32, CliError> {
+    let schema = match args.kind {
+        SchemaKind::Task => schema::task_schema(),
+        SchemaKind::Config => schema::config_schema(),
+    };
+    output::print_json(&schema)?;
+    Ok(exit::OK)
+}
