@@ -108,7 +108,8 @@ impl SshTransport {
         builder
             .known_hosts_check(match self.host.host_key_policy {
                 HostKeyPolicy::Strict => KnownHosts::Strict,
-                HostKeyPolicy::AcceptNew => KnownHosts::Accept,
+                // openssh calls accept-new `Add`; its `Accept` is StrictHostKeyChecking=no.
+                HostKeyPolicy::AcceptNew => KnownHosts::Add,
             })
             .connect_timeout(self.host.connect_timeout)
             .server_alive_interval(Duration::from_secs(15))
