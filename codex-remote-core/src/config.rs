@@ -100,7 +100,8 @@ pub struct HostConfigFile {
 pub struct RestrictedConfig {
     /// Patterns of files no run may see or change (default `package.json`, `package-lock.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files: Option<Vec<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
+    pub files: Option<Vec<GlobPattern>>,
 }
 
 /// `[sync]`.
@@ -160,6 +161,25 @@ impl TryFrom<String> for SshDestination {
 
 impl From<SshDestination> for String {
     fn from(value: SshDestination) -> Self {
+        value.0
+    }
+}
+
+/// A glob checked when the config is parsed, so a bad one is reported with its line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GlobPattern(String);
+
+impl TryFrom<String> for GlobPattern {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        globset::Glob::new(&value).map(|_| Self(value.clone())).map_err(|e| format!("`{value}` is not a valid glob: {}", e.kind()))
+    }
+}
+
+impl From<GlobPattern> for String {
+    fn from(value: GlobPattern) -> Self {
         value.0
     }
 }
@@ -398,7 +418,10 @@ impl Config {
     /// The restricted-file policy.
     pub fn restricted(&self) -> Result<RestrictedFiles, InputError> {
         match self.merged.restricted.as_ref().and_then(|r| r.files.as_ref()) {
-            Some(files) => RestrictedFiles::from_config(files, &self.source_name(), "restricted.files"),
+            Some(files) => {
+                let files: Vec<String> = files.iter().map(|g| g.0.clone()).collect();
+                RestrictedFiles::from_config(&files, &self.source_name(), "restricted.files")
+            }
             None => Ok(RestrictedFiles::new(DEFAULT_RESTRICTED.iter().map(|s| s.to_string())).expect("valid defaults")),
         }
     }

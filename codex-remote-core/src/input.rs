@@ -56,7 +56,8 @@ impl InputError {
     /// Names the field at fault.
     pub fn field(mut self, field: impl Into<String>) -> Self {
         let field = field.into();
-        if !field.is_empty() && field != "." {
+        // serde_path_to_error writes `?` for a position it cannot name, and `.` for the root.
+        if !field.is_empty() && field != "." && field != "?" {
             self.field = Some(field);
         }
         self

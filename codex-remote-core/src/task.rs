@@ -344,6 +344,8 @@ fn parse_json(text: &str, source_name: &str) -> Result<TaskSpec, InputError> {
 }
 
 fn located(source_name: &str, path: &str, message: &str, position: Option<(usize, usize)>) -> InputError {
+    // serde_yaml prefixes nested errors with their path; the error carries the field already.
+    let message = message.strip_prefix(&format!("{path}: ")).unwrap_or(message);
     let mut error = InputError::new(source_name, message.to_string()).field(path).at_opt(position);
     if message.starts_with("unknown field") {
         error = error.hint("remove it or check its spelling; `codex-remote schema task` lists every field");

@@ -19,6 +19,26 @@ fn processes_with_cmdline(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// Pids of live (not zombie) processes.
+fn live_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| stat_fields(*pid).is_some_and(|f| f[0] != "Z"))
+        .collect()
+}
+
+/// Fields of /proc/PID/stat after the command name: state, ppid, pgrp, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    Some(after.split_whitespace().map(str::to_string).collect())
+}
+
+fn process_group(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}
+
 /// Starts two background shells that each say `ready` once running, cancels the command, and
 /// checks that no process of the group survives. Processes are found by a unique tag in their
 /// command line; readiness is their own output, not a timer.
@@ -37,9 +57,14 @@ async fn cancel_kills_the_process_group(t: &dyn Transport) {
         assert_eq!(line, "ready\n");
     }
     let workers = ["sh", "-c", worker, tag.as_str()];
-    assert_eq!(processes_with_cmdline(&workers).len(), 2, "both workers run");
+    // The loop forks for each `sleep`, so a moment's count can exceed two.
+    let found = processes_with_cmdline(&workers);
+    assert!(found.len() >= 2, "both workers run: {found:?}");
+    let groups: Vec<u32> = found.iter().filter_map(|pid| process_group(*pid)).collect();
     process.cancel().await.unwrap();
-    assert!(processes_with_cmdline(&workers).is_empty(), "cancel left processes behind");
+    let survivors: Vec<u32> = live_pids().into_iter().filter(|pid| process_group(*pid).is_some_and(|g| groups.contains(&g))).collect();
+    assert!(survivors.is_empty(), "cancel left processes of the group behind: {survivors:?}");
+    assert!(processes_with_cmdline(&workers).is_empty(), "cancel left workers behind");
 }
 
 

@@ -182,7 +182,17 @@ impl ProcessControl for LocalControl {
             }
         }
         // The leader may be gone while children it started linger in the group.
-        let _ = killpg(pgid, Signal::SIGKILL);
+        if killpg(pgid, None).is_ok() {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            // Signals are asynchronous: wait (bounded) until the kernel has removed them, so
+            // that "cancelled" means gone.
+            for _ in 0..100 {
+                if killpg(pgid, None).is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         if self.finished.is_none() {
             let status = self.child.wait().await.map_err(TransportError::io("waiting for a cancelled command"))?;
             self.finished = Some(to_exit_status(status));

@@ -280,16 +280,18 @@ struct SshControl {
     finished: Option<ExitStatus>,
 }
 
-/// Signals a remote process group: TERM, up to 2 s for it to go, then KILL. Constant script;
-/// the pid arrives as an argument. `kill -s SIG --` is the form dash's builtin also accepts.
+/// Signals a remote process group: TERM, up to 2 s for it to go, then KILL and up to 2 s more,
+/// so that when it returns the group is gone. Constant script; the pid arrives as an argument.
+/// `kill -s SIG --` is the form dash's builtin also accepts.
 const KILL_GROUP_SCRIPT: &str = r#"pg=$1
+gone() { ! kill -s 0 -- "-$pg" 2>/dev/null; }
 kill -s TERM -- "-$pg" 2>/dev/null || exit 0
 i=0
-while kill -s 0 -- "-$pg" 2>/dev/null; do
-  i=$((i + 1))
-  if [ "$i" -ge 20 ]; then kill -s KILL -- "-$pg" 2>/dev/null; exit 0; fi
-  sleep 0.1
-done
+while ! gone && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+gone && exit 0
+kill -s KILL -- "-$pg" 2>/dev/null
+i=0
+while ! gone && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 "#;
 
 #[async_trait]
