@@ -43,7 +43,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct TaskArgs {
     /// Task file (.yaml, .yml or .json); `-` reads stdin.
-    #[arg(value_name = "TASK", required_unless_present = "prompt", conflicts_with = "prompt")]
+    #[arg(
+        value_name = "TASK",
+        required_unless_present = "prompt",
+        conflicts_with = "prompt"
+    )]
     pub task: Option<PathBuf>,
     /// A one-off task, instead of a task file.
     #[arg(long, value_name = "TEXT", requires = "task_type")]

@@ -1,5 +1,9 @@
 //! `codex-remote`: a thin clap layer over `codex-remote-core`. Parse, call core, render.
 
+// Errors carry locations and hints for the user; they are cold-path values, so their size
+// does not matter more than their clarity.
+#![allow(clippy::result_large_err)]
+
 mod cli;
 mod commands;
 mod error;
@@ -16,7 +20,11 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            std::process::exit(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            std::process::exit(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     init_tracing(cli.verbose, cli.quiet);
@@ -45,9 +53,17 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CODEX_REMOTE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("codex_remote_core={level},codex_remote={level}")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CODEX_REMOTE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "codex_remote_core={level},codex_remote={level}"
+            ))
+        });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 async fn run(cli: Cli) -> Result<i32, CliError> {
@@ -59,7 +75,12 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Init(args) => commands::init::run(&ctx, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut command, "codex-remote", &mut std::io::stdout());
+            clap_complete::generate(
+                args.shell,
+                &mut command,
+                "codex-remote",
+                &mut std::io::stdout(),
+            );
             Ok(exit::OK)
         }
     }

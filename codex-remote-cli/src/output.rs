@@ -9,14 +9,19 @@ use crate::error::CliError;
 /// Prints one JSON value on its own line.
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, value).map_err(|e| CliError::Io { context: "writing JSON".into(), source: e.into() })?;
+    serde_json::to_writer_pretty(&mut stdout, value).map_err(|e| CliError::Io {
+        context: "writing JSON".into(),
+        source: e.into(),
+    })?;
     writeln!(stdout).map_err(CliError::io("writing to stdout"))
 }
 
 /// Prints text to stdout.
 pub fn print_text(text: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).map_err(CliError::io("writing to stdout"))
+    stdout
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing to stdout"))
 }
 
 /// Reports an error: a JSON object on stdout with `--json`, else a line on stderr.

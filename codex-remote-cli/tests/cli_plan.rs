@@ -13,7 +13,11 @@ fn plan_works_on_every_example_and_snapshots_its_output() {
         .filter(|n| n.ends_with(".yaml") || n.ends_with(".json"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 7, "one example per task type plus the seed's: {names:?}");
+    assert_eq!(
+        names.len(),
+        7,
+        "one example per task type plus the seed's: {names:?}"
+    );
     for name in names {
         let path = examples_dir().join(&name);
         let text = env.run(&["plan", path.to_str().unwrap()]);
@@ -29,7 +33,10 @@ fn plan_works_on_every_example_and_snapshots_its_output() {
 #[test]
 fn model_precedence_is_flag_task_config_default() {
     let env = Env::new();
-    env.write("codex-remote.toml", "[models]\nquick-fix = \"from-config\"\ndebug = { reasoning_effort = \"high\" }\n");
+    env.write(
+        "codex-remote.toml",
+        "[models]\nquick-fix = \"from-config\"\ndebug = { reasoning_effort = \"high\" }\n",
+    );
     let plan = |args: &[&str]| -> serde_json::Value {
         let mut all = vec!["plan", "--json"];
         all.extend_from_slice(args);
@@ -42,12 +49,25 @@ fn model_precedence_is_flag_task_config_default() {
     assert_eq!(plan(&[fix])["model"], "from-config");
     assert_eq!(plan(&[fix])["model_source"], "config");
     assert_eq!(plan(&[fix, "--model", "from-flag"])["model_source"], "flag");
-    let with_model = env.write("t.yaml", "id: t\ntitle: T\ntype: quick-fix\nmodel: from-task\nrequirements: [x]\n");
+    let with_model = env.write(
+        "t.yaml",
+        "id: t\ntitle: T\ntype: quick-fix\nmodel: from-task\nrequirements: [x]\n",
+    );
     let v = plan(&[with_model.to_str().unwrap()]);
-    assert_eq!((v["model"].as_str(), v["model_source"].as_str()), (Some("from-task"), Some("task")));
+    assert_eq!(
+        (v["model"].as_str(), v["model_source"].as_str()),
+        (Some("from-task"), Some("task"))
+    );
     let debug = examples_dir().join("debug.yaml");
     let v = plan(&[debug.to_str().unwrap()]);
-    assert_eq!((v["model"].as_str(), v["model_source"].as_str(), v["reasoning_effort"].as_str()), (Some("gpt-5.1-codex-max"), Some("default"), Some("high")));
+    assert_eq!(
+        (
+            v["model"].as_str(),
+            v["model_source"].as_str(),
+            v["reasoning_effort"].as_str()
+        ),
+        (Some("gpt-5.1-codex-max"), Some("default"), Some("high"))
+    );
 }
 
 #[test]
@@ -66,7 +86,17 @@ fn plan_reads_stdin_and_one_off_prompts() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["title"], "From stdin");
 
-    let out = env.run(&["plan", "--prompt", "Fix the typo in README", "--type", "quick-fix", "--file", "README.md", "--host", "penguin"]);
+    let out = env.run(&[
+        "plan",
+        "--prompt",
+        "Fix the typo in README",
+        "--type",
+        "quick-fix",
+        "--file",
+        "README.md",
+        "--host",
+        "penguin",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     insta::assert_snapshot!(stdout(&out));
 }
@@ -81,14 +111,31 @@ fn hosts_come_from_config_or_are_ssh_destinations() {
     let task = examples_dir().join("quick-fix.yaml");
     let out = env.run(&["plan", "--json", task.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["host"].as_str(), v["ssh_destination"].as_str()), (Some("penguin"), Some("me@100.116.204.95")));
+    assert_eq!(
+        (v["host"].as_str(), v["ssh_destination"].as_str()),
+        (Some("penguin"), Some("me@100.116.204.95"))
+    );
     assert_eq!(v["remote_dir"], "~/workspace/myapp");
-    let out = env.run(&["plan", "--json", "--host", "ssh://u@box:2222", task.to_str().unwrap()]);
+    let out = env.run(&[
+        "plan",
+        "--json",
+        "--host",
+        "ssh://u@box:2222",
+        task.to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["host_kind"].as_str(), v["ssh_destination"].as_str()), (Some("ssh"), Some("ssh://u@box:2222")));
-    let out = env.var("CODEX_REMOTE_HOST", "local").run(&["plan", "--json", task.to_str().unwrap()]);
+    assert_eq!(
+        (v["host_kind"].as_str(), v["ssh_destination"].as_str()),
+        (Some("ssh"), Some("ssh://u@box:2222"))
+    );
+    let out =
+        env.var("CODEX_REMOTE_HOST", "local")
+            .run(&["plan", "--json", task.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["host"], "local", "the environment overrides the project file");
+    assert_eq!(
+        v["host"], "local",
+        "the environment overrides the project file"
+    );
 }
 
 /// Bad input exits 2 and says file, line, column, field and a fix.
@@ -96,14 +143,42 @@ fn hosts_come_from_config_or_are_ssh_destinations() {
 fn bad_task_files_and_configs_are_located() {
     let env = Env::new();
     let cases: Vec<(&str, &str, &str)> = vec![
-        ("unknown_type", "t.yaml", "id: t\ntitle: T\ntype: refactr\nrequirements: [x]\n"),
-        ("unknown_field", "t.yaml", "id: t\ntitle: T\ntype: feature\nrequirements: [x]\nverfication: [y]\n"),
-        ("empty_requirements", "t.yaml", "id: t\ntitle: T\ntype: feature\nrequirements: []\n"),
-        ("wrong_type", "t.yaml", "id: t\ntitle: T\ntype: feature\nscope:\n  files: src/\nrequirements: [x]\n"),
-        ("missing_field", "t.json", "{\n  \"id\": \"t\",\n  \"type\": \"feature\",\n  \"requirements\": [\"x\"]\n}\n"),
-        ("bad_json", "t.json", "{\n  \"id\": \"t\",\n  \"title\": \"T\",,\n}\n"),
+        (
+            "unknown_type",
+            "t.yaml",
+            "id: t\ntitle: T\ntype: refactr\nrequirements: [x]\n",
+        ),
+        (
+            "unknown_field",
+            "t.yaml",
+            "id: t\ntitle: T\ntype: feature\nrequirements: [x]\nverfication: [y]\n",
+        ),
+        (
+            "empty_requirements",
+            "t.yaml",
+            "id: t\ntitle: T\ntype: feature\nrequirements: []\n",
+        ),
+        (
+            "wrong_type",
+            "t.yaml",
+            "id: t\ntitle: T\ntype: feature\nscope:\n  files: src/\nrequirements: [x]\n",
+        ),
+        (
+            "missing_field",
+            "t.json",
+            "{\n  \"id\": \"t\",\n  \"type\": \"feature\",\n  \"requirements\": [\"x\"]\n}\n",
+        ),
+        (
+            "bad_json",
+            "t.json",
+            "{\n  \"id\": \"t\",\n  \"title\": \"T\",,\n}\n",
+        ),
         ("bad_extension", "t.txt", "id: t\n"),
-        ("bad_id", "t.yaml", "id: \"a/b\"\ntitle: T\ntype: feature\nrequirements: [x]\n"),
+        (
+            "bad_id",
+            "t.yaml",
+            "id: \"a/b\"\ntitle: T\ntype: feature\nrequirements: [x]\n",
+        ),
     ];
     for (name, file, contents) in cases {
         let path = env.write(file, contents);
@@ -115,7 +190,10 @@ fn bad_task_files_and_configs_are_located() {
     let task = examples_dir().join("quick-fix.yaml");
     let configs = [
         ("unknown_key", "[hosts.penguin]\nworkspac = \"~/w\"\n"),
-        ("hostile_destination", "[hosts.penguin]\nssh = \"-oProxyCommand=touch /tmp/pwned\"\n"),
+        (
+            "hostile_destination",
+            "[hosts.penguin]\nssh = \"-oProxyCommand=touch /tmp/pwned\"\n",
+        ),
         ("bad_glob", "[restricted]\nfiles = [\"a[\"]\n"),
         ("bad_toml", "default_host = \n"),
         ("bad_model_table", "[models]\nrefactr = \"x\"\n"),
@@ -131,7 +209,10 @@ fn bad_task_files_and_configs_are_located() {
 #[test]
 fn json_errors_are_objects_on_stdout() {
     let env = Env::new();
-    let path = env.write("t.yaml", "id: t\ntitle: T\ntype: refactr\nrequirements: [x]\n");
+    let path = env.write(
+        "t.yaml",
+        "id: t\ntitle: T\ntype: refactr\nrequirements: [x]\n",
+    );
     let out = env.run(&["plan", "--json", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -147,17 +228,28 @@ fn schemas_are_published_and_current() {
         let out = env.run(&["schema", kind]);
         assert!(out.status.success());
         let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let published_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../docs/schema/{kind}.schema.json"));
-        let published: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&published_path).unwrap_or_default())
-            .unwrap_or(serde_json::Value::Null);
+        let published_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../docs/schema/{kind}.schema.json"));
+        let published: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&published_path).unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
         assert_eq!(
             generated, published,
             "docs/schema/{kind}.schema.json is stale: run `cargo run -q -- schema {kind} > docs/schema/{kind}.schema.json`"
         );
     }
-    let task_schema: serde_json::Value = serde_json::from_slice(&env.run(&["schema", "task"]).stdout).unwrap();
+    let task_schema: serde_json::Value =
+        serde_json::from_slice(&env.run(&["schema", "task"]).stdout).unwrap();
     let types = task_schema.to_string();
-    for t in ["refactor", "migration", "test-gen", "feature", "debug", "quick-fix", "scaffold"] {
+    for t in [
+        "refactor",
+        "migration",
+        "test-gen",
+        "feature",
+        "debug",
+        "quick-fix",
+        "scaffold",
+    ] {
         assert!(types.contains(&format!("\"{t}\"")), "schema lists {t}");
     }
 }
@@ -173,10 +265,18 @@ fn init_writes_a_starter_file_and_refuses_to_overwrite() {
     let out = env.run(&["init"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(env.project.join("codex-remote.toml")).unwrap(), "# mine\n", "untouched");
+    assert_eq!(
+        std::fs::read_to_string(env.project.join("codex-remote.toml")).unwrap(),
+        "# mine\n",
+        "untouched"
+    );
     let out = env.run(&["init", "--user"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(env.home.path().join(".config/codex-remote/config.toml").exists());
+    assert!(env
+        .home
+        .path()
+        .join(".config/codex-remote/config.toml")
+        .exists());
 }
 
 #[test]
@@ -193,7 +293,24 @@ fn completions_are_printed() {
 fn usage_errors_exit_2() {
     let env = Env::new();
     assert_eq!(env.run(&["plan"]).status.code(), Some(2));
-    assert_eq!(env.run(&["plan", "--prompt", "x"]).status.code(), Some(2), "--prompt needs --type");
+    assert_eq!(
+        env.run(&["plan", "--prompt", "x"]).status.code(),
+        Some(2),
+        "--prompt needs --type"
+    );
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(env.run(&["--config", "/nonexistent/c.toml", "plan", "--prompt", "x", "--type", "debug"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&[
+            "--config",
+            "/nonexistent/c.toml",
+            "plan",
+            "--prompt",
+            "x",
+            "--type",
+            "debug"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
 }

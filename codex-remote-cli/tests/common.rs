@@ -12,12 +12,22 @@ pub struct Env {
     pub vars: Vec<(String, String)>,
 }
 
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Env {
     pub fn new() -> Self {
         let home = tempfile::tempdir().unwrap();
         let project = home.path().join("myapp");
         std::fs::create_dir_all(&project).unwrap();
-        Self { home, project, vars: Vec::new() }
+        Self {
+            home,
+            project,
+            vars: Vec::new(),
+        }
     }
 
     pub fn var(mut self, k: &str, v: impl Into<String>) -> Self {
@@ -27,7 +37,11 @@ impl Env {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_codex-remote"));
-        command.args(args).current_dir(&self.project).env("HOME", self.home.path()).env_remove("XDG_CONFIG_HOME");
+        command
+            .args(args)
+            .current_dir(&self.project)
+            .env("HOME", self.home.path())
+            .env_remove("XDG_CONFIG_HOME");
         for (k, _) in std::env::vars() {
             if k.starts_with("CODEX_REMOTE_") {
                 command.env_remove(k);
@@ -53,7 +67,10 @@ impl Env {
 }
 
 pub fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -66,5 +83,6 @@ pub fn stderr(output: &Output) -> String {
 
 /// Replaces the sealed environment's paths so snapshots are stable.
 pub fn redact(env: &Env, text: &str) -> String {
-    text.replace(&examples_dir().display().to_string(), "[examples]").replace(&env.home.path().display().to_string(), "[home]")
+    text.replace(&examples_dir().display().to_string(), "[examples]")
+        .replace(&env.home.path().display().to_string(), "[home]")
 }

@@ -25,7 +25,10 @@ const HEAVY_USER: &str = "codex-remote-heavy";
 const HEAVY_RC: &str = "for i in $(seq 600); do x=$(command -v ls); done\n";
 
 fn n() -> usize {
-    std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(30)
+    std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
 }
 
 fn per_command(n: usize, mut f: impl FnMut()) -> Duration {
@@ -38,21 +41,34 @@ fn per_command(n: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn ssh_ok(mut command: Command) {
-    let status = command.stdin(Stdio::null()).stdout(Stdio::null()).status().expect("ssh runs");
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("ssh runs");
     assert!(status.success(), "ssh failed");
 }
 
 /// Creates `user` with this ~/.bashrc (needs root). False when that is not possible.
 fn ensure_user(user: &str, bashrc: &str) -> bool {
-    let exists = Command::new("id").arg(user).output().is_ok_and(|o| o.status.success());
+    let exists = Command::new("id")
+        .arg(user)
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !exists {
-        let created = Command::new("useradd").args(["-m", "-s", "/bin/bash", user]).status().is_ok_and(|s| s.success());
+        let created = Command::new("useradd")
+            .args(["-m", "-s", "/bin/bash", user])
+            .status()
+            .is_ok_and(|s| s.success());
         if !created {
             eprintln!("cannot create {user} (not root?): skipping its rows");
             return false;
         }
         // useradd leaves the account locked; sshd refuses locked accounts even for keys.
-        Command::new("usermod").args(["-p", "*", user]).status().expect("usermod");
+        Command::new("usermod")
+            .args(["-p", "*", user])
+            .status()
+            .expect("usermod");
     }
     std::fs::write(format!("/home/{user}/.bashrc"), bashrc).is_ok()
 }
@@ -70,59 +86,119 @@ fn measure(rt: &tokio::runtime::Runtime, sshd: &Sshd, user: &'static str, rows: 
         c.arg("true");
         ssh_ok(c)
     });
-    rows.push(Row { method: "fresh `ssh host true`", user, per_command: fresh });
+    rows.push(Row {
+        method: "fresh `ssh host true`",
+        user,
+        per_command: fresh,
+    });
 
     let socket = sshd.dir().join("cm.sock");
     let mut master = Command::new("ssh");
-    master.arg("-F").arg(sshd.ssh_config()).args(["-M", "-f", "-N", "-S"]).arg(&socket).arg(ALIAS);
+    master
+        .arg("-F")
+        .arg(sshd.ssh_config())
+        .args(["-M", "-f", "-N", "-S"])
+        .arg(&socket)
+        .arg(ALIAS);
     ssh_ok(master);
     let control_master = per_command(n, || {
         let mut c = Command::new("ssh");
-        c.arg("-F").arg(sshd.ssh_config()).arg("-S").arg(&socket).args([ALIAS, "true"]);
+        c.arg("-F")
+            .arg(sshd.ssh_config())
+            .arg("-S")
+            .arg(&socket)
+            .args([ALIAS, "true"]);
         ssh_ok(c)
     });
     let mut exit = Command::new("ssh");
-    exit.arg("-F").arg(sshd.ssh_config()).arg("-S").arg(&socket).args(["-O", "exit", ALIAS]);
+    exit.arg("-F")
+        .arg(sshd.ssh_config())
+        .arg("-S")
+        .arg(&socket)
+        .args(["-O", "exit", ALIAS]);
     let _ = exit.stderr(Stdio::null()).status();
-    rows.push(Row { method: "`ssh -S socket host true` (ControlMaster)", user, per_command: control_master });
+    rows.push(Row {
+        method: "`ssh -S socket host true` (ControlMaster)",
+        user,
+        per_command: control_master,
+    });
 
-    for (method, mux) in [("codex-remote SSH transport, native mux", MuxMode::Native), ("codex-remote SSH transport, process mux", MuxMode::Process)] {
+    for (method, mux) in [
+        ("codex-remote SSH transport, native mux", MuxMode::Native),
+        ("codex-remote SSH transport, process mux", MuxMode::Process),
+    ] {
         let mut options = sshd.ssh_options();
         options.mux = mux;
         let t = SshTransport::new(sshd.host_spec(""), options).unwrap();
         rt.block_on(t.connect()).unwrap();
         let d = per_command(n, || {
-            rt.block_on(t.run_checked(CommandSpec::new("true"))).unwrap();
+            rt.block_on(t.run_checked(CommandSpec::new("true")))
+                .unwrap();
         });
         rt.block_on(t.close()).unwrap();
-        rows.push(Row { method, user, per_command: d });
+        rows.push(Row {
+            method,
+            user,
+            per_command: d,
+        });
     }
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     if Sshd::start_or_skip().is_none() {
         return;
     }
     let mut rows = Vec::new();
-    for (user, bashrc, label) in [(LIGHT_USER, "", "light rc"), (HEAVY_USER, HEAVY_RC, "heavy rc (~nvm)")] {
+    for (user, bashrc, label) in [
+        (LIGHT_USER, "", "light rc"),
+        (HEAVY_USER, HEAVY_RC, "heavy rc (~nvm)"),
+    ] {
         if ensure_user(user, bashrc) {
-            let sshd = Sshd::start(SshdOptions { user: Some(user.into()) }).expect("sshd starts");
+            let sshd = Sshd::start(SshdOptions {
+                user: Some(user.into()),
+            })
+            .expect("sshd starts");
             measure(&rt, &sshd, label, &mut rows);
         }
     }
     let local = LocalTransport::new(Config::builtin().host(None).unwrap());
     let d = per_command(n(), || {
-        rt.block_on(local.run_checked(CommandSpec::new("true"))).unwrap();
+        rt.block_on(local.run_checked(CommandSpec::new("true")))
+            .unwrap();
     });
-    rows.push(Row { method: "codex-remote local transport", user: "(this process)", per_command: d });
+    rows.push(Row {
+        method: "codex-remote local transport",
+        user: "(this process)",
+        per_command: d,
+    });
 
     println!("N = {} sequential commands per method\n", n());
     println!("| method | user | per command | vs fresh ssh |");
     println!("|---|---|---|---|");
     for row in &rows {
-        let fresh = rows.iter().find(|r| r.user == row.user && r.method.starts_with("fresh")).map(|r| r.per_command);
-        let ratio = fresh.map(|f| format!("{:.1}x faster", f.as_secs_f64() / row.per_command.as_secs_f64())).unwrap_or_default();
-        println!("| {} | {} | {:.1} ms | {} |", row.method, row.user, row.per_command.as_secs_f64() * 1000.0, ratio);
+        let fresh = rows
+            .iter()
+            .find(|r| r.user == row.user && r.method.starts_with("fresh"))
+            .map(|r| r.per_command);
+        let ratio = fresh
+            .map(|f| {
+                format!(
+                    "{:.1}x faster",
+                    f.as_secs_f64() / row.per_command.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "| {} | {} | {:.1} ms | {} |",
+            row.method,
+            row.user,
+            row.per_command.as_secs_f64() * 1000.0,
+            ratio
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::host::{HostKind, HostKeyPolicy, HostSpec, LOCAL_HOST};
+use crate::host::{HostKeyPolicy, HostKind, HostSpec, LOCAL_HOST};
 use crate::input::{self, InputError};
 use crate::model::{ModelEntry, TableModelSelector};
 use crate::policy::{RestrictedFiles, DEFAULT_RESTRICTED};
@@ -27,8 +27,15 @@ pub const DEFAULT_WORKSPACE: &str = "~/workspace";
 /// lives in `~/workspace/<name>` is never its own run target.
 pub const DEFAULT_LOCAL_WORKSPACE: &str = "~/.local/share/codex-remote/workspace";
 /// Default sync excludes, on top of `.gitignore`.
-pub const DEFAULT_EXCLUDES: [&str; 7] =
-    ["target/", "node_modules/", ".venv/", "__pycache__/", ".codex-remote/", ".DS_Store", "*.swp"];
+pub const DEFAULT_EXCLUDES: [&str; 7] = [
+    "target/",
+    "node_modules/",
+    ".venv/",
+    "__pycache__/",
+    ".codex-remote/",
+    ".DS_Store",
+    "*.swp",
+];
 
 /// Environment variable naming the user config file (instead of the XDG path).
 pub const ENV_CONFIG: &str = "CODEX_REMOTE_CONFIG";
@@ -150,9 +157,14 @@ impl TryFrom<String> for SshDestination {
         if value.is_empty() {
             Err("an ssh destination must not be empty".into())
         } else if value.starts_with('-') {
-            Err(format!("ssh destination `{value}` starts with `-` and would be read as an ssh option"))
+            Err(format!(
+                "ssh destination `{value}` starts with `-` and would be read as an ssh option"
+            ))
         } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            Err(format!("ssh destination `{}` contains whitespace or control characters", value.escape_debug()))
+            Err(format!(
+                "ssh destination `{}` contains whitespace or control characters",
+                value.escape_debug()
+            ))
         } else {
             Ok(Self(value))
         }
@@ -174,7 +186,9 @@ impl TryFrom<String> for GlobPattern {
     type Error = String;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        globset::Glob::new(&value).map(|_| Self(value.clone())).map_err(|e| format!("`{value}` is not a valid glob: {}", e.kind()))
+        globset::Glob::new(&value)
+            .map(|_| Self(value.clone()))
+            .map_err(|e| format!("`{value}` is not a valid glob: {}", e.kind()))
     }
 }
 
@@ -262,10 +276,18 @@ pub struct ConfigLoader {
 impl ConfigLoader {
     /// Reads locations from the process environment.
     pub fn from_env(start_dir: PathBuf) -> Self {
-        let env: BTreeMap<String, String> =
-            std::env::vars().filter(|(k, _)| k.starts_with("CODEX_REMOTE_")).collect();
-        let user_file = env.get(ENV_CONFIG).map(PathBuf::from).or_else(user_config_path);
-        Self { user_file, start_dir, env }
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CODEX_REMOTE_"))
+            .collect();
+        let user_file = env
+            .get(ENV_CONFIG)
+            .map(PathBuf::from)
+            .or_else(user_config_path);
+        Self {
+            user_file,
+            start_dir,
+            env,
+        }
     }
 
     /// Loads and layers every source.
@@ -280,9 +302,14 @@ impl ConfigLoader {
                     merged.overlay(file);
                     sources.push(path.clone());
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && Some(path) != project_file.as_ref() => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && Some(path) != project_file.as_ref() => {}
                 Err(e) => {
-                    return Err(InputError::new(path.display().to_string(), format!("cannot read the config file: {e}")))
+                    return Err(InputError::new(
+                        path.display().to_string(),
+                        format!("cannot read the config file: {e}"),
+                    ))
                 }
             }
         }
@@ -292,12 +319,19 @@ impl ConfigLoader {
         }
         if let Some(retries) = self.env.get(ENV_RETRIES) {
             let retries = retries.parse::<u32>().map_err(|_| {
-                InputError::new(format!("environment variable {ENV_RETRIES}"), format!("`{retries}` is not a whole number"))
-                    .hint("set it to the number of retries, such as 2")
+                InputError::new(
+                    format!("environment variable {ENV_RETRIES}"),
+                    format!("`{retries}` is not a whole number"),
+                )
+                .hint("set it to the number of retries, such as 2")
             })?;
             merged.retry.get_or_insert_with(Default::default).retries = Some(retries);
         }
-        let config = Config { merged, sources, env_host };
+        let config = Config {
+            merged,
+            sources,
+            env_host,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -306,7 +340,8 @@ impl ConfigLoader {
 impl ConfigFile {
     /// Parses one config file strictly.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, InputError> {
-        let deserializer = toml::Deserializer::parse(text).map_err(|e| toml_error(text, source_name, "", &e))?;
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| toml_error(text, source_name, "", &e))?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             toml_error(text, source_name, &path, e.inner())
@@ -323,7 +358,14 @@ impl ConfigFile {
             macro_rules! take {
                 ($($field:ident),*) => { $( if host.$field.is_some() { mine.$field = host.$field; } )* };
             }
-            take!(ssh, workspace, shell_init, codex, connect_timeout_secs, accept_new_host_keys);
+            take!(
+                ssh,
+                workspace,
+                shell_init,
+                codex,
+                connect_timeout_secs,
+                accept_new_host_keys
+            );
             mine.env.extend(host.env);
         }
         self.models.extend(other.models);
@@ -358,9 +400,13 @@ impl ConfigFile {
 }
 
 fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error) -> InputError {
-    let position = error.span().map(|span| input::line_column(text, span.start));
+    let position = error
+        .span()
+        .map(|span| input::line_column(text, span.start));
     let message = error.message().trim().to_string();
-    let mut e = InputError::new(source_name, message.clone()).field(path).at_opt(position);
+    let mut e = InputError::new(source_name, message.clone())
+        .field(path)
+        .at_opt(position);
     if message.starts_with("unknown field") {
         e = e.hint("remove it or check its spelling; `codex-remote schema config` lists every key");
     }
@@ -370,7 +416,11 @@ fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error
 impl Config {
     /// The built-in defaults alone.
     pub fn builtin() -> Self {
-        Self { merged: ConfigFile::default(), sources: Vec::new(), env_host: None }
+        Self {
+            merged: ConfigFile::default(),
+            sources: Vec::new(),
+            env_host: None,
+        }
     }
 
     /// Builds from already-parsed files, lowest layer first (for embedders and tests).
@@ -379,7 +429,11 @@ impl Config {
         for file in files {
             merged.overlay(file);
         }
-        let config = Self { merged, sources: Vec::new(), env_host: None };
+        let config = Self {
+            merged,
+            sources: Vec::new(),
+            env_host: None,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -392,7 +446,11 @@ impl Config {
     fn source_name(&self) -> String {
         match self.sources.as_slice() {
             [] => "<config>".to_string(),
-            sources => sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "),
+            sources => sources
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
         }
     }
 
@@ -400,15 +458,25 @@ impl Config {
         self.restricted()?;
         if let Some(local) = self.merged.hosts.get(LOCAL_HOST) {
             if local.ssh.is_some() {
-                return Err(InputError::new(self.source_name(), "the built-in host `local` cannot have an ssh destination")
-                    .field("hosts.local.ssh")
-                    .hint("give the remote host another name, such as `[hosts.penguin]`"));
+                return Err(InputError::new(
+                    self.source_name(),
+                    "the built-in host `local` cannot have an ssh destination",
+                )
+                .field("hosts.local.ssh")
+                .hint("give the remote host another name, such as `[hosts.penguin]`"));
             }
         }
         if let Some(retry) = &self.merged.retry {
-            for (key, value) in [("retry.initial_delay_secs", retry.initial_delay_secs), ("retry.max_delay_secs", retry.max_delay_secs)] {
+            for (key, value) in [
+                ("retry.initial_delay_secs", retry.initial_delay_secs),
+                ("retry.max_delay_secs", retry.max_delay_secs),
+            ] {
                 if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
-                    return Err(InputError::new(self.source_name(), "must be a non-negative number of seconds").field(key));
+                    return Err(InputError::new(
+                        self.source_name(),
+                        "must be a non-negative number of seconds",
+                    )
+                    .field(key));
                 }
             }
         }
@@ -417,12 +485,20 @@ impl Config {
 
     /// The restricted-file policy.
     pub fn restricted(&self) -> Result<RestrictedFiles, InputError> {
-        match self.merged.restricted.as_ref().and_then(|r| r.files.as_ref()) {
+        match self
+            .merged
+            .restricted
+            .as_ref()
+            .and_then(|r| r.files.as_ref())
+        {
             Some(files) => {
                 let files: Vec<String> = files.iter().map(|g| g.0.clone()).collect();
                 RestrictedFiles::from_config(&files, &self.source_name(), "restricted.files")
             }
-            None => Ok(RestrictedFiles::new(DEFAULT_RESTRICTED.iter().map(|s| s.to_string())).expect("valid defaults")),
+            None => Ok(
+                RestrictedFiles::new(DEFAULT_RESTRICTED.iter().map(|s| s.to_string()))
+                    .expect("valid defaults"),
+            ),
         }
     }
 
@@ -435,7 +511,9 @@ impl Config {
     pub fn sync(&self) -> SyncSettings {
         let sync = self.merged.sync.clone().unwrap_or_default();
         SyncSettings {
-            exclude: sync.exclude.unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
+            exclude: sync
+                .exclude
+                .unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
             respect_gitignore: sync.respect_gitignore.unwrap_or(true),
         }
     }
@@ -457,7 +535,9 @@ impl Config {
     /// A name that is not configured is used as an ssh destination with default settings, so
     /// `--host penguin` works with only `~/.ssh/config`.
     pub fn host(&self, flag: Option<&str>) -> Result<HostSpec, InputError> {
-        let name = flag.or(self.merged.default_host.as_deref()).unwrap_or(LOCAL_HOST);
+        let name = flag
+            .or(self.merged.default_host.as_deref())
+            .unwrap_or(LOCAL_HOST);
         let origin = if flag.is_some() {
             "--host".to_string()
         } else if self.env_host.is_some() {
@@ -475,16 +555,26 @@ impl Config {
             let destination = match configured.ssh {
                 Some(d) => d,
                 None => SshDestination::try_from(name.to_string()).map_err(|m| {
-                    InputError::new(origin, m).field("host").hint("name a host from the config or an ssh destination")
+                    InputError::new(origin, m)
+                        .field("host")
+                        .hint("name a host from the config or an ssh destination")
                 })?,
             };
-            HostKind::Ssh { destination: destination.0 }
+            HostKind::Ssh {
+                destination: destination.0,
+            }
         };
-        let default_workspace = if name == LOCAL_HOST { DEFAULT_LOCAL_WORKSPACE } else { DEFAULT_WORKSPACE };
+        let default_workspace = if name == LOCAL_HOST {
+            DEFAULT_LOCAL_WORKSPACE
+        } else {
+            DEFAULT_WORKSPACE
+        };
         Ok(HostSpec {
             name: name.to_string(),
             kind,
-            workspace: configured.workspace.unwrap_or_else(|| default_workspace.to_string()),
+            workspace: configured
+                .workspace
+                .unwrap_or_else(|| default_workspace.to_string()),
             shell_init: configured.shell_init.filter(|s| !s.trim().is_empty()),
             codex: configured.codex.unwrap_or_else(|| "codex".to_string()),
             env: configured.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
@@ -509,7 +599,10 @@ pub fn user_config_path() -> Option<PathBuf> {
 
 /// The nearest `name` in `start` or one of its ancestors.
 pub fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
-    start.ancestors().map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+    start
+        .ancestors()
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// The commented starter file `codex-remote init` writes.
@@ -554,7 +647,10 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("hosts.x.ssh"), "{e}");
         assert!(e.message.contains("ssh option"), "{e}");
         let e = parse("[hosts.x.env]\n\"A;B\" = \"1\"\n").unwrap_err();
-        assert!(e.message.contains("not a valid environment variable name"), "{e}");
+        assert!(
+            e.message.contains("not a valid environment variable name"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -567,7 +663,12 @@ mod tests {
         assert_eq!(host.workspace, "~/w2");
         assert_eq!(host.shell_init.as_deref(), Some("source nvm"));
         assert_eq!(host.env.len(), 2);
-        assert_eq!(host.kind, HostKind::Ssh { destination: "penguin".into() });
+        assert_eq!(
+            host.kind,
+            HostKind::Ssh {
+                destination: "penguin".into()
+            }
+        );
     }
 
     #[test]
@@ -575,7 +676,12 @@ mod tests {
         let config = Config::builtin();
         assert_eq!(config.host(None).unwrap().kind, HostKind::Local);
         let host = config.host(Some("ssh://me@box:2222")).unwrap();
-        assert_eq!(host.kind, HostKind::Ssh { destination: "ssh://me@box:2222".into() });
+        assert_eq!(
+            host.kind,
+            HostKind::Ssh {
+                destination: "ssh://me@box:2222".into()
+            }
+        );
         assert_eq!(host.workspace, DEFAULT_WORKSPACE);
         assert_eq!(host.host_key_policy, HostKeyPolicy::Strict);
         let e = config.host(Some("-oProxyCommand=x")).unwrap_err();
@@ -596,7 +702,11 @@ mod tests {
         let project = dir.path().join("proj");
         std::fs::create_dir_all(project.join("sub")).unwrap();
         std::fs::write(project.join(PROJECT_FILE), "default_host = \"b\"\n").unwrap();
-        let mut loader = ConfigLoader { user_file: Some(user), start_dir: project.join("sub"), env: BTreeMap::new() };
+        let mut loader = ConfigLoader {
+            user_file: Some(user),
+            start_dir: project.join("sub"),
+            env: BTreeMap::new(),
+        };
         let config = loader.load().unwrap();
         assert_eq!(config.host(None).unwrap().name, "b");
         assert_eq!(config.retry().retries, 1);
@@ -614,7 +724,11 @@ mod tests {
     #[test]
     fn a_missing_user_file_is_fine() {
         let dir = tempfile::tempdir().unwrap();
-        let loader = ConfigLoader { user_file: Some(dir.path().join("nope.toml")), start_dir: dir.path().into(), env: BTreeMap::new() };
+        let loader = ConfigLoader {
+            user_file: Some(dir.path().join("nope.toml")),
+            start_dir: dir.path().into(),
+            env: BTreeMap::new(),
+        };
         assert!(loader.load().unwrap().sources.is_empty());
     }
 }

@@ -110,9 +110,9 @@ pub(crate) fn line_column(source: &str, offset: usize) -> (usize, usize) {
 pub(crate) fn locate_top_level_key(source: &str, key: &str) -> Option<(usize, usize)> {
     let json_key = format!("\"{key}\"");
     for (index, line) in source.lines().enumerate() {
-        let yaml_like = line
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with(':') || rest.trim_start().starts_with('='));
+        let yaml_like = line.strip_prefix(key).is_some_and(|rest| {
+            rest.trim_start().starts_with(':') || rest.trim_start().starts_with('=')
+        });
         let toml_table = line.trim() == format!("[{key}]");
         if yaml_like || toml_table {
             return Some((index + 1, 1));
@@ -127,7 +127,11 @@ pub(crate) fn locate_top_level_key(source: &str, key: &str) -> Option<(usize, us
 /// Finds the line of a dotted field path (`scope.files[2]`) in block-style YAML, for errors
 /// the YAML parser reports without a usable position. Sequence indexes resolve to their parent.
 pub(crate) fn locate_yaml_path(source: &str, path: &str) -> Option<(usize, usize)> {
-    let keys: Vec<&str> = path.split('.').map(|seg| seg.split('[').next().unwrap_or(seg)).filter(|k| !k.is_empty()).collect();
+    let keys: Vec<&str> = path
+        .split('.')
+        .map(|seg| seg.split('[').next().unwrap_or(seg))
+        .filter(|k| !k.is_empty())
+        .collect();
     let lines: Vec<&str> = source.lines().collect();
     let (mut from, mut min_indent, mut found) = (0usize, 0usize, None);
     for key in keys {
@@ -135,7 +139,9 @@ pub(crate) fn locate_yaml_path(source: &str, path: &str) -> Option<(usize, usize
             let indent = line.len() - line.trim_start().len();
             let rest = line.trim_start().trim_start_matches("- ");
             let matches = rest.strip_prefix(key).is_some_and(|r| r.starts_with(':'))
-                || rest.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'));
+                || rest
+                    .strip_prefix(&format!("\"{key}\""))
+                    .is_some_and(|r| r.trim_start().starts_with(':'));
             (indent >= min_indent && matches).then_some((i, indent))
         })?;
         found = Some((hit.0 + 1, hit.1 + 1));
@@ -146,7 +152,10 @@ pub(crate) fn locate_yaml_path(source: &str, path: &str) -> Option<(usize, usize
 }
 
 /// Suggests the closest of `candidates` to a misspelt `input`, if any is close enough.
-pub(crate) fn nearest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(input, c), c))
@@ -161,7 +170,11 @@ pub(crate) fn strip_position_suffix(message: &str) -> &str {
     for marker in [" at line ", ", line "] {
         if let Some(index) = message.rfind(marker) {
             let tail = &message[index + marker.len()..];
-            if tail.split_whitespace().next().is_some_and(|n| n.parse::<usize>().is_ok()) {
+            if tail
+                .split_whitespace()
+                .next()
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+            {
                 return &message[..index];
             }
         }
@@ -184,10 +197,22 @@ mod tests {
 
     #[test]
     fn locates_keys_in_each_syntax() {
-        assert_eq!(locate_top_level_key("id: x\nrequirements: []\n", "requirements"), Some((2, 1)));
-        assert_eq!(locate_top_level_key("{\n  \"requirements\": []\n}", "requirements"), Some((2, 3)));
-        assert_eq!(locate_top_level_key("a = 1\n[retry]\n", "retry"), Some((2, 1)));
-        assert_eq!(locate_top_level_key("  requirements: []\n", "requirements"), None);
+        assert_eq!(
+            locate_top_level_key("id: x\nrequirements: []\n", "requirements"),
+            Some((2, 1))
+        );
+        assert_eq!(
+            locate_top_level_key("{\n  \"requirements\": []\n}", "requirements"),
+            Some((2, 3))
+        );
+        assert_eq!(
+            locate_top_level_key("a = 1\n[retry]\n", "retry"),
+            Some((2, 1))
+        );
+        assert_eq!(
+            locate_top_level_key("  requirements: []\n", "requirements"),
+            None
+        );
     }
 
     #[test]
@@ -206,13 +231,22 @@ mod tests {
 
     #[test]
     fn strips_yaml_position_suffix() {
-        assert_eq!(strip_position_suffix("unknown field `x` at line 3 column 1"), "unknown field `x`");
+        assert_eq!(
+            strip_position_suffix("unknown field `x` at line 3 column 1"),
+            "unknown field `x`"
+        );
         assert_eq!(strip_position_suffix("plain message"), "plain message");
     }
 
     #[test]
     fn display_reads_like_a_diagnostic() {
-        let e = InputError::new("t.yaml", "must not be empty").at(3, 1).field("requirements").hint("add one");
-        assert_eq!(e.to_string(), "t.yaml:3:1: field `requirements`: must not be empty (hint: add one)");
+        let e = InputError::new("t.yaml", "must not be empty")
+            .at(3, 1)
+            .field("requirements")
+            .hint("add one");
+        assert_eq!(
+            e.to_string(),
+            "t.yaml:3:1: field `requirements`: must not be empty (hint: add one)"
+        );
     }
 }

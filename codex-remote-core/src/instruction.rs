@@ -39,29 +39,53 @@ pub struct Instruction {
 /// let instruction = render(&task, "~/workspace/app", &RestrictedFiles::default());
 /// assert!(instruction.text.starts_with("TASK: Add a flag\n\nCONTEXT:\n- Working directory: ~/workspace/app\n"));
 /// ```
-pub fn render(task: &TaskSpec, working_directory: &str, restricted: &RestrictedFiles) -> Instruction {
+pub fn render(
+    task: &TaskSpec,
+    working_directory: &str,
+    restricted: &RestrictedFiles,
+) -> Instruction {
     let (files, excluded_files) = restricted.partition(&task.scope.files);
     let (context, excluded_context) = restricted.partition(&task.context);
     let excluded = excluded_files
         .iter()
-        .map(|e| ExcludedEntry { entry: e.to_string(), field: "scope.files", reason: "restricted" })
-        .chain(excluded_context.iter().map(|e| ExcludedEntry { entry: e.to_string(), field: "context", reason: "restricted" }))
+        .map(|e| ExcludedEntry {
+            entry: e.to_string(),
+            field: "scope.files",
+            reason: "restricted",
+        })
+        .chain(excluded_context.iter().map(|e| ExcludedEntry {
+            entry: e.to_string(),
+            field: "context",
+            reason: "restricted",
+        }))
         .collect();
 
     let mut out = String::new();
     out.push_str("TASK: ");
     out.push_str(&one_line(&task.title));
     out.push_str("\n\nCONTEXT:\n");
-    bullet(&mut out, &format!("Working directory: {}", one_line(working_directory)));
+    bullet(
+        &mut out,
+        &format!("Working directory: {}", one_line(working_directory)),
+    );
     labelled_list(&mut out, "Files", files.iter().map(|s| s.as_str()));
-    let mut constraints: Vec<String> = task.standards.iter().map(|s| normalise(s)).filter(|s| !s.is_empty()).collect();
+    let mut constraints: Vec<String> = task
+        .standards
+        .iter()
+        .map(|s| normalise(s))
+        .filter(|s| !s.is_empty())
+        .collect();
     if !restricted.patterns().is_empty() {
         constraints.push(format!(
             "Do not modify, and do not read into context, the restricted files: {}",
             restricted.patterns().join(", ")
         ));
     }
-    labelled_list(&mut out, "Constraints", constraints.iter().map(String::as_str));
+    labelled_list(
+        &mut out,
+        "Constraints",
+        constraints.iter().map(String::as_str),
+    );
     for entry in context {
         let entry = normalise(entry);
         if !entry.is_empty() {
@@ -70,21 +94,34 @@ pub fn render(task: &TaskSpec, working_directory: &str, restricted: &RestrictedF
     }
 
     out.push_str("\nREQUIREMENTS:\n");
-    let requirements: Vec<String> = task.requirements.iter().map(|r| normalise(r)).filter(|r| !r.is_empty()).collect();
+    let requirements: Vec<String> = task
+        .requirements
+        .iter()
+        .map(|r| normalise(r))
+        .filter(|r| !r.is_empty())
+        .collect();
     let width = requirements.len().to_string().len();
     for (i, requirement) in requirements.iter().enumerate() {
         let marker = format!("{:>width$}. ", i + 1);
         item(&mut out, &marker, requirement);
     }
 
-    let verification: Vec<String> = task.verification.iter().map(|v| normalise(v)).filter(|v| !v.is_empty()).collect();
+    let verification: Vec<String> = task
+        .verification
+        .iter()
+        .map(|v| normalise(v))
+        .filter(|v| !v.is_empty())
+        .collect();
     if !verification.is_empty() {
         out.push_str("\nVERIFICATION:\n");
         for check in &verification {
             bullet(&mut out, check);
         }
     }
-    Instruction { text: out, excluded }
+    Instruction {
+        text: out,
+        excluded,
+    }
 }
 
 /// Normalises line endings and trims surrounding whitespace (including trailing spaces on lines).
@@ -101,7 +138,10 @@ fn normalise(text: &str) -> String {
 
 /// Collapses a value that must fit on one line (a title, a path).
 fn one_line(text: &str) -> String {
-    normalise(text).split_whitespace().collect::<Vec<_>>().join(" ")
+    normalise(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn bullet(out: &mut String, text: &str) {

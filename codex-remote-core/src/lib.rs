@@ -19,6 +19,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// Errors carry locations and hints for the user; they are cold-path values, so their size
+// does not matter more than their clarity.
+#![allow(clippy::result_large_err)]
 
 pub mod config;
 pub mod error;

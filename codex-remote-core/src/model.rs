@@ -100,7 +100,9 @@ impl ModelEntry {
     fn reasoning_effort(&self) -> Option<&str> {
         match self {
             ModelEntry::Name(_) => None,
-            ModelEntry::Detailed { reasoning_effort, .. } => reasoning_effort.as_deref(),
+            ModelEntry::Detailed {
+                reasoning_effort, ..
+            } => reasoning_effort.as_deref(),
         }
     }
 }
@@ -109,7 +111,9 @@ impl ModelEntry {
 /// model for quick work.
 pub fn builtin_model(task_type: TaskType) -> &'static str {
     match task_type {
-        TaskType::Feature | TaskType::Refactor | TaskType::Migration | TaskType::TestGen => "gpt-5.3-codex",
+        TaskType::Feature | TaskType::Refactor | TaskType::Migration | TaskType::TestGen => {
+            "gpt-5.3-codex"
+        }
         TaskType::Debug => "gpt-5.1-codex-max",
         TaskType::QuickFix | TaskType::Scaffold => "gpt-5.1-codex-mini",
     }
@@ -136,7 +140,9 @@ impl TableModelSelector {
 impl ModelSelector for TableModelSelector {
     fn select(&self, request: &ModelRequest<'_>) -> ModelChoice {
         let row = self.configured.get(&request.task_type);
-        let reasoning_effort = row.and_then(ModelEntry::reasoning_effort).map(str::to_string);
+        let reasoning_effort = row
+            .and_then(ModelEntry::reasoning_effort)
+            .map(str::to_string);
         let (model, source) = if let Some(flag) = request.flag_model {
             (flag.to_string(), ModelSource::Flag)
         } else if let Some(task) = request.task_model {
@@ -144,9 +150,16 @@ impl ModelSelector for TableModelSelector {
         } else if let Some(configured) = row.and_then(ModelEntry::model) {
             (configured.to_string(), ModelSource::Config)
         } else {
-            (builtin_model(request.task_type).to_string(), ModelSource::Default)
+            (
+                builtin_model(request.task_type).to_string(),
+                ModelSource::Default,
+            )
         };
-        ModelChoice { model, source, reasoning_effort }
+        ModelChoice {
+            model,
+            source,
+            reasoning_effort,
+        }
     }
 }
 
@@ -154,8 +167,15 @@ impl ModelSelector for TableModelSelector {
 mod tests {
     use super::*;
 
-    fn request(task_model: Option<&'static str>, flag_model: Option<&'static str>) -> ModelRequest<'static> {
-        ModelRequest { task_type: TaskType::Feature, task_model, flag_model }
+    fn request(
+        task_model: Option<&'static str>,
+        flag_model: Option<&'static str>,
+    ) -> ModelRequest<'static> {
+        ModelRequest {
+            task_type: TaskType::Feature,
+            task_model,
+            flag_model,
+        }
     }
 
     #[test]
@@ -171,8 +191,16 @@ mod tests {
             (TaskType::Scaffold, "gpt-5.1-codex-mini"),
         ];
         for (task_type, model) in expected {
-            let choice = s.select(&ModelRequest { task_type, task_model: None, flag_model: None });
-            assert_eq!((choice.model.as_str(), choice.source), (model, ModelSource::Default), "{task_type}");
+            let choice = s.select(&ModelRequest {
+                task_type,
+                task_model: None,
+                flag_model: None,
+            });
+            assert_eq!(
+                (choice.model.as_str(), choice.source),
+                (model, ModelSource::Default),
+                "{task_type}"
+            );
         }
     }
 
@@ -180,18 +208,37 @@ mod tests {
     fn precedence_is_flag_task_config_default() {
         let table = BTreeMap::from([(TaskType::Feature, ModelEntry::Name("cfg-model".into()))]);
         let s = TableModelSelector::with_table(table);
-        assert_eq!(s.select(&request(Some("task-model"), Some("flag-model"))).source, ModelSource::Flag);
-        assert_eq!(s.select(&request(Some("task-model"), None)).model, "task-model");
+        assert_eq!(
+            s.select(&request(Some("task-model"), Some("flag-model")))
+                .source,
+            ModelSource::Flag
+        );
+        assert_eq!(
+            s.select(&request(Some("task-model"), None)).model,
+            "task-model"
+        );
         assert_eq!(s.select(&request(None, None)).model, "cfg-model");
         assert_eq!(s.select(&request(None, None)).source, ModelSource::Config);
-        assert_eq!(TableModelSelector::builtin().select(&request(None, None)).source, ModelSource::Default);
+        assert_eq!(
+            TableModelSelector::builtin()
+                .select(&request(None, None))
+                .source,
+            ModelSource::Default
+        );
     }
 
     #[test]
     fn a_row_with_only_an_effort_keeps_the_builtin_model() {
-        let row = ModelEntry::Detailed { model: None, reasoning_effort: Some("high".into()) };
+        let row = ModelEntry::Detailed {
+            model: None,
+            reasoning_effort: Some("high".into()),
+        };
         let s = TableModelSelector::with_table(BTreeMap::from([(TaskType::Debug, row)]));
-        let choice = s.select(&ModelRequest { task_type: TaskType::Debug, task_model: None, flag_model: None });
+        let choice = s.select(&ModelRequest {
+            task_type: TaskType::Debug,
+            task_model: None,
+            flag_model: None,
+        });
         assert_eq!(choice.model, "gpt-5.1-codex-max");
         assert_eq!(choice.source, ModelSource::Default);
         assert_eq!(choice.reasoning_effort.as_deref(), Some("high"));

@@ -52,7 +52,10 @@ pub fn plan(
 ) -> Result<RunPlan, InputError> {
     if let Some(model) = overrides.model {
         if model.trim().is_empty() || model.chars().any(char::is_whitespace) {
-            return Err(InputError::new("--model", format!("`{model}` is not a model name")));
+            return Err(InputError::new(
+                "--model",
+                format!("`{model}` is not a model name"),
+            ));
         }
     }
     let host = config.host(overrides.host)?;
@@ -65,7 +68,15 @@ pub fn plan(
     let project = task.project_name(project_root);
     let remote_dir = host.project_dir(&project);
     let instruction = instruction::render(&task, &remote_dir, &restricted);
-    Ok(RunPlan { task, model, host, project, remote_dir, instruction, restricted: restricted.patterns().to_vec() })
+    Ok(RunPlan {
+        task,
+        model,
+        host,
+        project,
+        remote_dir,
+        instruction,
+        restricted: restricted.patterns().to_vec(),
+    })
 }
 
 /// The project root: the nearest directory holding `codex-remote.toml`, else a `.git`, else

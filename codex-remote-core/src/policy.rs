@@ -32,7 +32,8 @@ pub struct RestrictedFiles {
 
 impl Default for RestrictedFiles {
     fn default() -> Self {
-        Self::new(DEFAULT_RESTRICTED.iter().map(|s| s.to_string())).expect("default patterns are valid")
+        Self::new(DEFAULT_RESTRICTED.iter().map(|s| s.to_string()))
+            .expect("default patterns are valid")
     }
 }
 
@@ -56,18 +57,29 @@ impl RestrictedFiles {
             };
             builder.add(GlobBuilder::new(&full).literal_separator(true).build()?);
         }
-        Ok(Self { patterns, set: builder.build()? })
+        Ok(Self {
+            patterns,
+            set: builder.build()?,
+        })
     }
 
     /// Builds a policy from configured patterns, reporting a bad one as an input error.
-    pub fn from_config(patterns: &[String], source_name: &str, key: &str) -> Result<Self, InputError> {
+    pub fn from_config(
+        patterns: &[String],
+        source_name: &str,
+        key: &str,
+    ) -> Result<Self, InputError> {
         for (i, pattern) in patterns.iter().enumerate() {
             if let Err(e) = Glob::new(pattern) {
-                return Err(InputError::new(source_name, format!("`{pattern}` is not a valid glob: {}", e.kind()))
-                    .field(format!("{key}[{i}]")));
+                return Err(InputError::new(
+                    source_name,
+                    format!("`{pattern}` is not a valid glob: {}", e.kind()),
+                )
+                .field(format!("{key}[{i}]")));
             }
         }
-        Self::new(patterns.iter().cloned()).map_err(|e| InputError::new(source_name, e.to_string()).field(key))
+        Self::new(patterns.iter().cloned())
+            .map_err(|e| InputError::new(source_name, e.to_string()).field(key))
     }
 
     /// The patterns, as configured.
@@ -86,7 +98,9 @@ impl RestrictedFiles {
     /// A glob entry such as `*.json` is kept (it names other files too); the agent's
     /// "do not modify" constraint covers the restricted files it would match.
     pub fn partition<'a>(&self, entries: &'a [String]) -> (Vec<&'a String>, Vec<&'a String>) {
-        entries.iter().partition(|entry| !self.is_restricted(entry.trim()))
+        entries
+            .iter()
+            .partition(|entry| !self.is_restricted(entry.trim()))
     }
 }
 
@@ -96,7 +110,9 @@ mod tests {
 
     #[test]
     fn bare_names_match_at_any_depth_but_anchored_ones_do_not() {
-        let policy = RestrictedFiles::new(["package.json".to_string(), "/config/*.yml".to_string()]).unwrap();
+        let policy =
+            RestrictedFiles::new(["package.json".to_string(), "/config/*.yml".to_string()])
+                .unwrap();
         assert!(policy.is_restricted("a/b/package.json"));
         assert!(policy.is_restricted("./package.json"));
         assert!(policy.is_restricted("config/app.yml"));
@@ -108,7 +124,11 @@ mod tests {
     #[test]
     fn partition_reports_exact_entries() {
         let policy = RestrictedFiles::default();
-        let entries = vec!["src/a.ts".to_string(), "package.json".to_string(), "*.json".to_string()];
+        let entries = vec![
+            "src/a.ts".to_string(),
+            "package.json".to_string(),
+            "*.json".to_string(),
+        ];
         let (kept, excluded) = policy.partition(&entries);
         assert_eq!(kept, vec!["src/a.ts", "*.json"]);
         assert_eq!(excluded, vec!["package.json"]);
@@ -116,7 +136,8 @@ mod tests {
 
     #[test]
     fn bad_globs_are_reported_with_their_key() {
-        let e = RestrictedFiles::from_config(&["a[".to_string()], "c.toml", "restricted.files").unwrap_err();
+        let e = RestrictedFiles::from_config(&["a[".to_string()], "c.toml", "restricted.files")
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("restricted.files[0]"));
     }
 }

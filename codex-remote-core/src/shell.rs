@@ -160,7 +160,9 @@ pub fn stdin_bootstrap(len: usize) -> String {
 
 fn check_nul(what: &str, text: &str) -> Result<(), ScriptError> {
     if text.contains('\0') {
-        Err(ScriptError::Nul { what: what.to_string() })
+        Err(ScriptError::Nul {
+            what: what.to_string(),
+        })
     } else {
         Ok(())
     }
@@ -184,22 +186,54 @@ mod tests {
     fn nul_bytes_are_refused() {
         let args = vec!["a\0b".to_string()];
         let env = BTreeMap::new();
-        let parts = ScriptParts { program: "echo", args: &args, env: &env, cwd: None, shell_init: None, announce_pid: false };
-        assert_eq!(command_script(&parts), Err(ScriptError::Nul { what: "argument 1".into() }));
+        let parts = ScriptParts {
+            program: "echo",
+            args: &args,
+            env: &env,
+            cwd: None,
+            shell_init: None,
+            announce_pid: false,
+        };
+        assert_eq!(
+            command_script(&parts),
+            Err(ScriptError::Nul {
+                what: "argument 1".into()
+            })
+        );
     }
 
     #[test]
     fn bad_env_names_are_refused() {
         let env = BTreeMap::from([("A;touch x".to_string(), "v".to_string())]);
-        let parts = ScriptParts { program: "env", args: &[], env: &env, cwd: None, shell_init: None, announce_pid: false };
-        assert!(matches!(command_script(&parts), Err(ScriptError::BadEnvName(_))));
+        let parts = ScriptParts {
+            program: "env",
+            args: &[],
+            env: &env,
+            cwd: None,
+            shell_init: None,
+            announce_pid: false,
+        };
+        assert!(matches!(
+            command_script(&parts),
+            Err(ScriptError::BadEnvName(_))
+        ));
     }
 
     #[test]
     fn pid_announcement_comes_first() {
         let env = BTreeMap::new();
-        let parts = ScriptParts { program: "true", args: &[], env: &env, cwd: None, shell_init: Some("echo hi"), announce_pid: true };
+        let parts = ScriptParts {
+            program: "true",
+            args: &[],
+            env: &env,
+            cwd: None,
+            shell_init: Some("echo hi"),
+            announce_pid: true,
+        };
         let script = command_script(&parts).unwrap();
-        assert!(script.starts_with("printf '\u{1e}codex-remote-pid %s\\n' \"$$\" >&2\necho hi\n"), "{script}");
+        assert!(
+            script.starts_with("printf '\u{1e}codex-remote-pid %s\\n' \"$$\" >&2\necho hi\n"),
+            "{script}"
+        );
     }
 }

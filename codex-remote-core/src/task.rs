@@ -65,7 +65,10 @@ impl TaskType {
     /// nearest match.
     fn unknown_message(name: &str) -> String {
         let valid: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-        let mut message = format!("unknown task type `{name}`, expected one of: {}", valid.join(", "));
+        let mut message = format!(
+            "unknown task type `{name}`, expected one of: {}",
+            valid.join(", ")
+        );
         if let Some(near) = input::nearest(name, valid.iter().copied()) {
             message.push_str(&format!(" (did you mean `{near}`?)"));
         }
@@ -169,11 +172,19 @@ pub enum TaskFormat {
 impl TaskFormat {
     /// The format for a file name, or an error that says which extensions are understood.
     pub fn from_path(path: &Path) -> Result<Self, InputError> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("yaml" | "yml") => Ok(TaskFormat::Yaml),
             Some("json") => Ok(TaskFormat::Json),
-            _ => Err(InputError::new(path.display().to_string(), "cannot tell the task file's format from its name")
-                .hint("name it *.yaml, *.yml or *.json")),
+            _ => Err(InputError::new(
+                path.display().to_string(),
+                "cannot tell the task file's format from its name",
+            )
+            .hint("name it *.yaml, *.yml or *.json")),
         }
     }
 
@@ -192,15 +203,22 @@ impl TaskSpec {
     pub fn load(path: &Path) -> Result<Self, InputError> {
         if path == Path::new("-") {
             let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| InputError::new("<stdin>", format!("cannot read the task from standard input: {e}")))?;
+            std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                InputError::new(
+                    "<stdin>",
+                    format!("cannot read the task from standard input: {e}"),
+                )
+            })?;
             return Self::parse(&text, "<stdin>", TaskFormat::sniff(&text));
         }
         let name = path.display().to_string();
         let format = TaskFormat::from_path(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound { "check the path" } else { "check the file's permissions and that it is utf-8 text" };
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                "check the path"
+            } else {
+                "check the file's permissions and that it is utf-8 text"
+            };
             InputError::new(&name, format!("cannot read the task file: {e}")).hint(hint)
         })?;
         Self::parse(&text, &name, format)
@@ -208,7 +226,8 @@ impl TaskSpec {
 
     /// Parses task text whose format follows from `source_name`'s extension.
     pub fn parse_str(text: &str, source_name: &str) -> Result<Self, InputError> {
-        let format = TaskFormat::from_path(Path::new(source_name)).unwrap_or_else(|_| TaskFormat::sniff(text));
+        let format = TaskFormat::from_path(Path::new(source_name))
+            .unwrap_or_else(|_| TaskFormat::sniff(text));
         Self::parse(text, source_name, format)
     }
 
@@ -226,9 +245,18 @@ impl TaskSpec {
     ///
     /// The first line of the prompt is the title; the whole prompt is the requirement. The id is
     /// derived from the prompt so the same prompt always gets the same id.
-    pub fn from_prompt(prompt: &str, task_type: TaskType, files: Vec<String>) -> Result<Self, InputError> {
+    pub fn from_prompt(
+        prompt: &str,
+        task_type: TaskType,
+        files: Vec<String>,
+    ) -> Result<Self, InputError> {
         let prompt = prompt.replace("\r\n", "\n");
-        let title = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string();
+        let title = prompt
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
+            .to_string();
         let task = TaskSpec {
             schema: None,
             id: format!("prompt-{:08x}", fnv1a(prompt.as_bytes()) as u32),
@@ -265,21 +293,32 @@ impl TaskSpec {
                 .at_opt(input::locate_top_level_key(text, top))
         };
         if self.id.trim().is_empty() {
-            return Err(err("id", "must not be empty".into()).hint("give the task a short name such as `auth-migration`"));
+            return Err(err("id", "must not be empty".into())
+                .hint("give the task a short name such as `auth-migration`"));
         }
-        if let Some(bad) = self.id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        if let Some(bad) = self
+            .id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
             return Err(err("id", format!("contains `{bad}`, which is not allowed"))
                 .hint("use only letters, digits, `.`, `_` and `-`; the id names files and remote directories"));
         }
         if self.title.trim().is_empty() {
-            return Err(err("title", "must not be empty".into()).hint("write a one-line summary of the task"));
+            return Err(err("title", "must not be empty".into())
+                .hint("write a one-line summary of the task"));
         }
         if self.requirements.is_empty() {
-            return Err(err("requirements", "must list at least one requirement".into())
-                .hint("add a list item under `requirements:` saying what must be done"));
+            return Err(
+                err("requirements", "must list at least one requirement".into())
+                    .hint("add a list item under `requirements:` saying what must be done"),
+            );
         }
         if let Some(i) = self.requirements.iter().position(|r| r.trim().is_empty()) {
-            return Err(err(&format!("requirements[{i}]"), "must not be empty".into()).hint("remove the empty entry or write the requirement"));
+            return Err(
+                err(&format!("requirements[{i}]"), "must not be empty".into())
+                    .hint("remove the empty entry or write the requirement"),
+            );
         }
         for (i, file) in self.scope.files.iter().enumerate() {
             let field = format!("scope.files[{i}]");
@@ -287,23 +326,33 @@ impl TaskSpec {
             if file.trim().is_empty() {
                 return Err(err(&field, "must not be empty".into()));
             }
-            if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            if path.is_absolute()
+                || path
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
                 return Err(err(&field, format!("`{file}` is outside the project"))
                     .hint("scope paths are relative to the project root and may not use `..`"));
             }
             if let Err(e) = globset::Glob::new(file) {
-                return Err(err(&field, format!("`{file}` is not a valid glob: {}", e.kind())));
+                return Err(err(
+                    &field,
+                    format!("`{file}` is not a valid glob: {}", e.kind()),
+                ));
             }
         }
         if let Some(model) = &self.model {
             if model.trim().is_empty() || model.chars().any(char::is_whitespace) {
-                return Err(err("model", format!("`{model}` is not a model name")).hint("write a name such as `gpt-5.3-codex`, or remove the key"));
+                return Err(err("model", format!("`{model}` is not a model name"))
+                    .hint("write a name such as `gpt-5.3-codex`, or remove the key"));
             }
         }
         if let Some(project) = &self.project {
             if project.is_empty() || project.contains('/') || project == "." || project == ".." {
-                return Err(err("project", format!("`{project}` is not a directory name"))
-                    .hint("name the remote workspace directory, without slashes"));
+                return Err(
+                    err("project", format!("`{project}` is not a directory name"))
+                        .hint("name the remote workspace directory, without slashes"),
+                );
             }
         }
         Ok(())
@@ -312,7 +361,8 @@ impl TaskSpec {
 
 fn parse_yaml(text: &str, source_name: &str) -> Result<TaskSpec, InputError> {
     if text.trim().is_empty() {
-        return Err(InputError::new(source_name, "the task file is empty").hint("see docs/task-file.md for the format"));
+        return Err(InputError::new(source_name, "the task file is empty")
+            .hint("see docs/task-file.md for the format"));
     }
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
@@ -322,10 +372,17 @@ fn parse_yaml(text: &str, source_name: &str) -> Result<TaskSpec, InputError> {
         // Errors raised by our own deserializers (an unknown `type`) come back positioned at the
         // document start; find the field's line instead.
         let position = match position {
-            Some((1, 1)) | None if !path.is_empty() && path != "." => input::locate_yaml_path(text, &path).or(position),
+            Some((1, 1)) | None if !path.is_empty() && path != "." => {
+                input::locate_yaml_path(text, &path).or(position)
+            }
             other => other,
         };
-        located(source_name, &path, input::strip_position_suffix(&inner.to_string()), position)
+        located(
+            source_name,
+            &path,
+            input::strip_position_suffix(&inner.to_string()),
+            position,
+        )
     })
 }
 
@@ -335,20 +392,40 @@ fn parse_json(text: &str, source_name: &str) -> Result<TaskSpec, InputError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let position = (inner.line() > 0).then(|| (inner.line(), inner.column()));
-        located(source_name, &path, input::strip_position_suffix(&inner.to_string()), position)
+        located(
+            source_name,
+            &path,
+            input::strip_position_suffix(&inner.to_string()),
+            position,
+        )
     })?;
     deserializer.end().map_err(|e| {
-        located(source_name, "", "unexpected text after the task object", Some((e.line(), e.column())))
+        located(
+            source_name,
+            "",
+            "unexpected text after the task object",
+            Some((e.line(), e.column())),
+        )
     })?;
     Ok(task)
 }
 
-fn located(source_name: &str, path: &str, message: &str, position: Option<(usize, usize)>) -> InputError {
+fn located(
+    source_name: &str,
+    path: &str,
+    message: &str,
+    position: Option<(usize, usize)>,
+) -> InputError {
     // serde_yaml prefixes nested errors with their path; the error carries the field already.
-    let message = message.strip_prefix(&format!("{path}: ")).unwrap_or(message);
-    let mut error = InputError::new(source_name, message.to_string()).field(path).at_opt(position);
+    let message = message
+        .strip_prefix(&format!("{path}: "))
+        .unwrap_or(message);
+    let mut error = InputError::new(source_name, message.to_string())
+        .field(path)
+        .at_opt(position);
     if message.starts_with("unknown field") {
-        error = error.hint("remove it or check its spelling; `codex-remote schema task` lists every field");
+        error = error
+            .hint("remove it or check its spelling; `codex-remote schema task` lists every field");
     } else if message.starts_with("missing field") {
         error = error.hint("add it; see docs/task-file.md");
     } else if message.starts_with("invalid type") {
@@ -359,7 +436,9 @@ fn located(source_name: &str, path: &str, message: &str, position: Option<(usize
 
 /// A small stable hash for derived ids (not for security).
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Where a task comes from: a file (or `-`), or the command line.
@@ -383,7 +462,11 @@ impl TaskSource {
     pub fn load(&self) -> Result<TaskSpec, InputError> {
         match self {
             TaskSource::File(path) => TaskSpec::load(path),
-            TaskSource::Prompt { prompt, task_type, files } => TaskSpec::from_prompt(prompt, *task_type, files.clone()),
+            TaskSource::Prompt {
+                prompt,
+                task_type,
+                files,
+            } => TaskSpec::from_prompt(prompt, *task_type, files.clone()),
         }
     }
 }
@@ -405,7 +488,10 @@ mod tests {
     #[test]
     fn yaml_and_json_give_the_same_task() {
         let json = r#"{"id":"auth","title":"Migrate auth","type":"migration","scope":{"files":["src/auth/*.js"]},"requirements":["Convert callbacks"]}"#;
-        assert_eq!(TaskSpec::parse_str(json, "t.json").unwrap(), TaskSpec::parse_str(GOOD, "t.yaml").unwrap());
+        assert_eq!(
+            TaskSpec::parse_str(json, "t.json").unwrap(),
+            TaskSpec::parse_str(GOOD, "t.yaml").unwrap()
+        );
     }
 
     #[test]
@@ -430,7 +516,10 @@ mod tests {
     fn empty_requirements_is_located() {
         let text = "id: a\ntitle: b\ntype: feature\nrequirements: []\n";
         let e = TaskSpec::parse_str(text, "t.yaml").unwrap_err();
-        assert_eq!((e.field.as_deref(), e.line), (Some("requirements"), Some(4)));
+        assert_eq!(
+            (e.field.as_deref(), e.line),
+            (Some("requirements"), Some(4))
+        );
     }
 
     #[test]
@@ -451,15 +540,18 @@ mod tests {
 
     #[test]
     fn scope_may_not_leave_the_project() {
-        let text = "id: a\ntitle: b\ntype: feature\nscope: {files: [../etc/passwd]}\nrequirements: [x]\n";
+        let text =
+            "id: a\ntitle: b\ntype: feature\nscope: {files: [../etc/passwd]}\nrequirements: [x]\n";
         let e = TaskSpec::parse_str(text, "t.yaml").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("scope.files[0]"));
     }
 
     #[test]
     fn prompt_tasks_have_stable_ids() {
-        let a = TaskSpec::from_prompt("Fix the typo\nin README", TaskType::QuickFix, vec![]).unwrap();
-        let b = TaskSpec::from_prompt("Fix the typo\r\nin README", TaskType::QuickFix, vec![]).unwrap();
+        let a =
+            TaskSpec::from_prompt("Fix the typo\nin README", TaskType::QuickFix, vec![]).unwrap();
+        let b =
+            TaskSpec::from_prompt("Fix the typo\r\nin README", TaskType::QuickFix, vec![]).unwrap();
         assert_eq!(a.id, b.id);
         assert_eq!(a.title, "Fix the typo");
         assert!(TaskSpec::from_prompt("  ", TaskType::QuickFix, vec![]).is_err());
@@ -467,7 +559,10 @@ mod tests {
 
     #[test]
     fn format_follows_the_extension() {
-        assert_eq!(TaskFormat::from_path(Path::new("a.YML")).unwrap(), TaskFormat::Yaml);
+        assert_eq!(
+            TaskFormat::from_path(Path::new("a.YML")).unwrap(),
+            TaskFormat::Yaml
+        );
         assert!(TaskFormat::from_path(Path::new("a.txt")).is_err());
     }
 }

@@ -6,7 +6,9 @@ use codex_remote_core::policy::RestrictedFiles;
 use codex_remote_core::task::{TaskSpec, TaskType};
 
 fn example(name: &str) -> TaskSpec {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
     TaskSpec::load(&path).unwrap()
 }
 
@@ -27,7 +29,10 @@ fn every_example_renders() {
     ] {
         let task = example(name);
         assert_eq!(task.task_type, task_type, "{name}");
-        insta::assert_snapshot!(format!("example_{}", name.replace('.', "_")), rendered(&task));
+        insta::assert_snapshot!(
+            format!("example_{}", name.replace('.', "_")),
+            rendered(&task)
+        );
     }
 }
 
@@ -36,7 +41,10 @@ fn rendering_is_deterministic() {
     let task = example("auth-migration.yaml");
     let first = render(&task, "~/workspace/myapp", &RestrictedFiles::default());
     for _ in 0..10 {
-        assert_eq!(render(&task, "~/workspace/myapp", &RestrictedFiles::default()), first);
+        assert_eq!(
+            render(&task, "~/workspace/myapp", &RestrictedFiles::default()),
+            first
+        );
     }
 }
 
@@ -46,13 +54,19 @@ fn task(yaml: &str) -> TaskSpec {
 
 #[test]
 fn minimal_task_omits_empty_sections() {
-    insta::assert_snapshot!(rendered(&task("id: t\ntitle: Do one thing\ntype: quick-fix\nrequirements: [Do it]\n")));
+    insta::assert_snapshot!(rendered(&task(
+        "id: t\ntitle: Do one thing\ntype: quick-fix\nrequirements: [Do it]\n"
+    )));
 }
 
 #[test]
 fn long_lists_number_and_align() {
-    let requirements: String = (1..=12).map(|i| format!("  - Requirement number {i}\n")).collect();
-    let files: String = (1..=8).map(|i| format!("    - src/module_{i}/**/*.ts\n")).collect();
+    let requirements: String = (1..=12)
+        .map(|i| format!("  - Requirement number {i}\n"))
+        .collect();
+    let files: String = (1..=8)
+        .map(|i| format!("    - src/module_{i}/**/*.ts\n"))
+        .collect();
     let yaml = format!("id: t\ntitle: Many things\ntype: refactor\nscope:\n  files:\n{files}requirements:\n{requirements}");
     insta::assert_snapshot!(rendered(&task(&yaml)));
 }
@@ -85,9 +99,18 @@ fn crlf_and_multiline_input_is_normalised() {
 #[test]
 fn restricted_entries_are_excluded_and_reported() {
     let yaml = "id: t\ntitle: Bump a version\ntype: quick-fix\nscope:\n  files: [package.json, web/package-lock.json, src/index.ts, \"*.json\"]\ncontext: [package.json, Keep the changelog]\nrequirements: [Bump it]\n";
-    let policy = RestrictedFiles::new(["package.json".to_string(), "package-lock.json".to_string(), "secrets/**".to_string()]).unwrap();
+    let policy = RestrictedFiles::new([
+        "package.json".to_string(),
+        "package-lock.json".to_string(),
+        "secrets/**".to_string(),
+    ])
+    .unwrap();
     let instruction = render(&task(yaml), "~/workspace/myapp", &policy);
-    let excluded: Vec<(String, &str)> = instruction.excluded.iter().map(|e| (e.entry.clone(), e.field)).collect();
+    let excluded: Vec<(String, &str)> = instruction
+        .excluded
+        .iter()
+        .map(|e| (e.entry.clone(), e.field))
+        .collect();
     assert_eq!(
         excluded,
         vec![
@@ -96,12 +119,19 @@ fn restricted_entries_are_excluded_and_reported() {
             ("package.json".to_string(), "context"),
         ]
     );
-    assert!(!instruction.text.contains("- package.json"), "restricted entries never enter context");
+    assert!(
+        !instruction.text.contains("- package.json"),
+        "restricted entries never enter context"
+    );
     insta::assert_snapshot!(instruction.text);
 }
 
 #[test]
 fn no_restricted_constraint_when_the_policy_is_empty() {
-    let instruction = render(&task("id: t\ntitle: X\ntype: feature\nrequirements: [Y]\n"), "~/w", &RestrictedFiles::new(Vec::new()).unwrap());
+    let instruction = render(
+        &task("id: t\ntitle: X\ntype: feature\nrequirements: [Y]\n"),
+        "~/w",
+        &RestrictedFiles::new(Vec::new()).unwrap(),
+    );
     assert!(!instruction.text.contains("restricted"));
 }

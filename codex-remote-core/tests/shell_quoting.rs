@@ -10,13 +10,23 @@ use proptest::prelude::*;
 
 /// Runs `script` in `shell`, fed on stdin so its size is not bounded by argv limits.
 fn run_shell(shell: &str, script: &str) -> Vec<u8> {
-    let mut child = Command::new(shell).arg("-s").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(shell)
+        .arg("-s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let script = script.to_string();
     let writer = std::thread::spawn(move || stdin.write_all(script.as_bytes()).unwrap());
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    assert!(output.status.success(), "{shell} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{shell} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }
 
@@ -28,7 +38,10 @@ fn round_trip(shell: &str, words: &[String]) -> Vec<String> {
     }
     script.push('\n');
     let out = run_shell(shell, &script);
-    let mut parts: Vec<String> = out.split(|b| *b == 0).map(|p| String::from_utf8(p.to_vec()).unwrap()).collect();
+    let mut parts: Vec<String> = out
+        .split(|b| *b == 0)
+        .map(|p| String::from_utf8(p.to_vec()).unwrap())
+        .collect();
     assert_eq!(parts.pop().as_deref(), Some(""));
     parts
 }
@@ -36,10 +49,15 @@ fn round_trip(shell: &str, words: &[String]) -> Vec<String> {
 /// Characters that matter to shells, plus some unicode, weighted so they appear often.
 fn hostile_string() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "'", "\"", "\\", "$", "`", "$(", ")", "${", "}", ";", "&&", "||", "|", "&", "\n", "\r", "\t", " ", "*", "?", "[",
-        "]", "~", "-", "--", "!", "#", "<", ">", "%", "=", "a", "Z", "0", "é", "日本", "🚀", "\u{1e}", "\u{7f}",
+        "'", "\"", "\\", "$", "`", "$(", ")", "${", "}", ";", "&&", "||", "|", "&", "\n", "\r",
+        "\t", " ", "*", "?", "[", "]", "~", "-", "--", "!", "#", "<", ">", "%", "=", "a", "Z", "0",
+        "é", "日本", "🚀", "\u{1e}", "\u{7f}",
     ]);
-    prop::collection::vec(prop_oneof![pieces.prop_map(str::to_string), "[^\u{0}]{0,4}"], 0..24).prop_map(|v| v.concat())
+    prop::collection::vec(
+        prop_oneof![pieces.prop_map(str::to_string), "[^\u{0}]{0,4}"],
+        0..24,
+    )
+    .prop_map(|v| v.concat())
 }
 
 proptest! {
@@ -86,14 +104,27 @@ fn a_mebibyte_of_hostile_text_survives() {
 fn injection_payload_creates_nothing() {
     let marker = tempfile::tempdir().unwrap().path().join("pwned");
     let payload = format!("'; touch {}; '", marker.display());
-    assert_eq!(round_trip("sh", std::slice::from_ref(&payload)), vec![payload.clone()]);
-    assert_eq!(round_trip("bash", std::slice::from_ref(&payload)), vec![payload]);
+    assert_eq!(
+        round_trip("sh", std::slice::from_ref(&payload)),
+        vec![payload.clone()]
+    );
+    assert_eq!(
+        round_trip("bash", std::slice::from_ref(&payload)),
+        vec![payload]
+    );
     assert!(!marker.exists());
 }
 
 #[test]
 fn tilde_paths_expand_only_at_the_start() {
     let home = std::env::var("HOME").unwrap();
-    let out = run_shell("sh", &format!("printf '%s\\0' {} {}\n", quote_path("~/a b"), quote_path("x/~/y")));
+    let out = run_shell(
+        "sh",
+        &format!(
+            "printf '%s\\0' {} {}\n",
+            quote_path("~/a b"),
+            quote_path("x/~/y")
+        ),
+    );
     assert_eq!(out, format!("{home}/a b\0x/~/y\0").into_bytes());
 }

@@ -10,15 +10,23 @@ const TOTAL: u64 = 200 * 1024 * 1024;
 
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/self/status");
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_mebibytes_stream_in_bounded_memory() {
-    let Some(sshd) = Sshd::start_or_skip() else { return };
+    let Some(sshd) = Sshd::start_or_skip() else {
+        return;
+    };
     let t = SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap();
-    let process = t.spawn(CommandSpec::new("head").args(["-c", &TOTAL.to_string(), "/dev/zero"])).await.unwrap();
+    let process = t
+        .spawn(CommandSpec::new("head").args(["-c", &TOTAL.to_string(), "/dev/zero"]))
+        .await
+        .unwrap();
     let (mut chunks, status) = process.stream(Chunking::Bytes);
     let mut received = 0u64;
     while let Some(chunk) = chunks.recv().await {

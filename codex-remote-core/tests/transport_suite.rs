@@ -10,7 +10,10 @@ use codex_remote_testkit::{suite, FakeTransport, Sshd};
 
 fn assert_absent(markers: &[String]) {
     for marker in markers {
-        assert!(!std::path::Path::new(marker).exists(), "an injection payload created {marker}");
+        assert!(
+            !std::path::Path::new(marker).exists(),
+            "an injection payload created {marker}"
+        );
     }
 }
 
@@ -19,7 +22,11 @@ async fn fake_transport_passes_the_suite() {
     let t = FakeTransport::default();
     suite::run_all(&t).await;
     assert!(!t.log().is_empty(), "the fake logs commands");
-    assert_eq!(t.cancelled().len(), 1, "the timeout test cancelled exactly one command");
+    assert_eq!(
+        t.cancelled().len(),
+        1,
+        "the timeout test cancelled exactly one command"
+    );
 }
 
 #[tokio::test]
@@ -31,8 +38,11 @@ async fn local_transport_passes_the_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_transport_passes_the_suite_with_native_mux() {
-    let Some(sshd) = Sshd::start_or_skip() else { return };
-    let t: Arc<dyn Transport> = Arc::new(SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap());
+    let Some(sshd) = Sshd::start_or_skip() else {
+        return;
+    };
+    let t: Arc<dyn Transport> =
+        Arc::new(SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap());
     let markers = suite::run_all(t.as_ref()).await;
     assert_absent(&markers);
     t.close().await.unwrap();
@@ -40,7 +50,9 @@ async fn ssh_transport_passes_the_suite_with_native_mux() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_transport_passes_the_suite_with_process_mux() {
-    let Some(sshd) = Sshd::start_or_skip() else { return };
+    let Some(sshd) = Sshd::start_or_skip() else {
+        return;
+    };
     let mut options = sshd.ssh_options();
     options.mux = MuxMode::Process;
     let t = SshTransport::new(sshd.host_spec(""), options).unwrap();

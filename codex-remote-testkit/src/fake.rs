@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use codex_remote_core::config::Config;
 use codex_remote_core::host::HostSpec;
 use codex_remote_core::transport::{
-    BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport, TransportError,
-    WRITE_ATOMIC_SCRIPT,
+    BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport,
+    TransportError, WRITE_ATOMIC_SCRIPT,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -34,12 +34,19 @@ pub struct FakeOutput {
 impl FakeOutput {
     /// Success with this stdout.
     pub fn ok(stdout: impl Into<Vec<u8>>) -> Self {
-        Self { stdout: stdout.into(), ..Self::default() }
+        Self {
+            stdout: stdout.into(),
+            ..Self::default()
+        }
     }
 
     /// Failure with this code and stderr.
     pub fn fail(code: i32, stderr: impl Into<Vec<u8>>) -> Self {
-        Self { code, stderr: stderr.into(), ..Self::default() }
+        Self {
+            code,
+            stderr: stderr.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -110,22 +117,44 @@ impl Default for FakeTransport {
 impl FakeTransport {
     /// A fake for this host spec.
     pub fn new(host: HostSpec) -> Self {
-        Self { host, state: Arc::default(), handlers: Arc::default() }
+        Self {
+            host,
+            state: Arc::default(),
+            handlers: Arc::default(),
+        }
     }
 
     /// Answers `program` with `handler` (replacing a built-in).
-    pub fn on(&self, program: &str, handler: impl Fn(&CommandSpec, &[u8], &mut FakeFs) -> FakeOutput + Send + Sync + 'static) {
-        self.handlers.lock().unwrap().insert(program.to_string(), Arc::new(handler));
+    pub fn on(
+        &self,
+        program: &str,
+        handler: impl Fn(&CommandSpec, &[u8], &mut FakeFs) -> FakeOutput + Send + Sync + 'static,
+    ) {
+        self.handlers
+            .lock()
+            .unwrap()
+            .insert(program.to_string(), Arc::new(handler));
     }
 
     /// Puts a file on the fake host.
     pub fn put_file(&self, path: &str, contents: impl Into<Vec<u8>>) {
-        self.state.lock().unwrap().fs.files.insert(FakeFs::resolve(None, path), contents.into());
+        self.state
+            .lock()
+            .unwrap()
+            .fs
+            .files
+            .insert(FakeFs::resolve(None, path), contents.into());
     }
 
     /// A file's contents.
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
-        self.state.lock().unwrap().fs.files.get(&FakeFs::resolve(None, path)).cloned()
+        self.state
+            .lock()
+            .unwrap()
+            .fs
+            .files
+            .get(&FakeFs::resolve(None, path))
+            .cloned()
     }
 
     /// Every command run so far.
@@ -153,12 +182,15 @@ impl FakeTransport {
                 let path = FakeFs::resolve(spec.cwd.as_deref(), path);
                 match fs.files.get(&path) {
                     Some(data) => FakeOutput::ok(data.clone()),
-                    None => FakeOutput::fail(1, format!("cat: {path}: No such file or directory\n")),
+                    None => {
+                        FakeOutput::fail(1, format!("cat: {path}: No such file or directory\n"))
+                    }
                 }
             }
             ("printf", [format, rest @ ..]) => FakeOutput::ok(printf(format, rest)),
             ("sh", ["-c", script, "sh", path]) if *script == WRITE_ATOMIC_SCRIPT => {
-                fs.files.insert(FakeFs::resolve(spec.cwd.as_deref(), path), stdin.to_vec());
+                fs.files
+                    .insert(FakeFs::resolve(spec.cwd.as_deref(), path), stdin.to_vec());
                 FakeOutput::ok("")
             }
             ("env", []) => {
@@ -168,7 +200,9 @@ impl FakeTransport {
                 }
                 FakeOutput::ok(out)
             }
-            ("pwd", []) => FakeOutput::ok(format!("{}\n", FakeFs::resolve(spec.cwd.as_deref(), "."))),
+            ("pwd", []) => {
+                FakeOutput::ok(format!("{}\n", FakeFs::resolve(spec.cwd.as_deref(), ".")))
+            }
             ("exit", [code]) => FakeOutput::fail(code.parse().unwrap_or(1), ""),
             _ => return None,
         })
@@ -224,16 +258,12 @@ impl Transport for FakeTransport {
 
     async fn spawn(&self, spec: CommandSpec) -> Result<RemoteProcess, TransportError> {
         if self.state.lock().unwrap().unreachable {
-            return Err(TransportError::HostUnreachable { host: self.host.name.clone(), detail: "fake host is unreachable".into() });
+            return Err(TransportError::HostUnreachable {
+                host: self.host.name.clone(),
+                detail: "fake host is unreachable".into(),
+            });
         }
-        codex_remote_core::shell::command_script(&codex_remote_core::shell::ScriptParts {
-            program: &spec.program,
-            args: &spec.args,
-            env: &spec.env,
-            cwd: spec.cwd.as_deref(),
-            shell_init: None,
-            announce_pid: false,
-        })?;
+        spec.validate()?;
         self.state.lock().unwrap().log.push(spec.clone());
         let (stdin_writer, mut stdin_reader) = tokio::io::duplex(64 * 1024);
         let (mut out_w, out_r) = tokio::io::duplex(64 * 1024);
@@ -270,15 +300,28 @@ impl Transport for FakeTransport {
                 match &handler {
                     Some(handler) => handler(&task_spec, &stdin, &mut state.fs),
                     None => FakeTransport::builtin(&task_spec, &stdin, &mut state.fs)
-                        .unwrap_or_else(|| FakeOutput::fail(127, format!("sh: 1: {}: not found\n", task_spec.program))),
+                        .unwrap_or_else(|| {
+                            FakeOutput::fail(
+                                127,
+                                format!("sh: 1: {}: not found\n", task_spec.program),
+                            )
+                        }),
                 }
             };
-            let (a, b) = tokio::join!(out_w.write_all(&output.stdout), err_w.write_all(&output.stderr));
+            let (a, b) = tokio::join!(
+                out_w.write_all(&output.stdout),
+                err_w.write_all(&output.stderr)
+            );
             let _ = (a, b);
             drop((out_w, err_w));
             let _ = status_tx.send(Some(ExitStatus::Code(output.code)));
         });
-        let control = FakeControl { status: status_rx, cancel: cancel_tx, state: self.state.clone(), spec: spec.clone() };
+        let control = FakeControl {
+            status: status_rx,
+            cancel: cancel_tx,
+            state: self.state.clone(),
+            spec: spec.clone(),
+        };
         Ok(RemoteProcess::new(
             spec.display(),
             stdin_writer.map(|w| Box::new(w) as BoxWriter),
@@ -300,9 +343,11 @@ struct FakeControl {
 #[async_trait]
 impl ProcessControl for FakeControl {
     async fn wait(&mut self) -> Result<ExitStatus, TransportError> {
-        let status = self.status.wait_for(Option::is_some).await.map_err(|_| TransportError::Disconnected {
-            host: "fake".into(),
-            detail: "the fake command vanished".into(),
+        let status = self.status.wait_for(Option::is_some).await.map_err(|_| {
+            TransportError::Disconnected {
+                host: "fake".into(),
+                detail: "the fake command vanished".into(),
+            }
         })?;
         Ok(status.expect("checked"))
     }

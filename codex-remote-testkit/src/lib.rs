@@ -10,7 +10,7 @@ pub mod fake;
 pub mod sshd;
 pub mod suite;
 
-pub use fake::{FakeTransport, FakeOutput};
+pub use fake::{FakeOutput, FakeTransport};
 pub use sshd::Sshd;
 
 /// True when running under CI (`CI=true`), where a missing real component is a failure.

@@ -69,13 +69,18 @@ impl Sshd {
     }
 
     fn try_start(user: &str) -> std::io::Result<Sshd> {
-        let dir = tempfile::Builder::new().prefix("codex-remote-sshd").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("codex-remote-sshd")
+            .tempdir()?;
         // Readable by the login user: sshd reads authorized_keys with the user's rights.
         set_mode(dir.path(), 0o755)?;
         std::fs::create_dir_all("/run/sshd").ok();
         keygen(&dir.path().join("host_key"))?;
         keygen(&dir.path().join("id_ed25519"))?;
-        std::fs::copy(dir.path().join("id_ed25519.pub"), dir.path().join("authorized_keys"))?;
+        std::fs::copy(
+            dir.path().join("id_ed25519.pub"),
+            dir.path().join("authorized_keys"),
+        )?;
         set_mode(&dir.path().join("authorized_keys"), 0o644)?;
         let port = free_port()?;
         let d = dir.path().display();
@@ -88,7 +93,10 @@ impl Sshd {
         std::fs::write(dir.path().join("sshd_config"), config)?;
         let host_pub = std::fs::read_to_string(dir.path().join("host_key.pub"))?;
         let key_fields: Vec<&str> = host_pub.split_whitespace().take(2).collect();
-        std::fs::write(dir.path().join("known_hosts"), format!("[127.0.0.1]:{port} {}\n", key_fields.join(" ")))?;
+        std::fs::write(
+            dir.path().join("known_hosts"),
+            format!("[127.0.0.1]:{port} {}\n", key_fields.join(" ")),
+        )?;
         std::fs::write(
             dir.path().join("ssh_config"),
             format!(
@@ -123,11 +131,20 @@ impl Sshd {
             }
         });
         match ready_rx.recv_timeout(std::time::Duration::from_secs(20)) {
-            Ok(()) => Ok(Sshd { dir, child, port, user: user.to_string(), log }),
+            Ok(()) => Ok(Sshd {
+                dir,
+                child,
+                port,
+                user: user.to_string(),
+                log,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                Err(std::io::Error::other(format!("sshd did not start: {}", log.lock().unwrap())))
+                Err(std::io::Error::other(format!(
+                    "sshd did not start: {}",
+                    log.lock().unwrap()
+                )))
             }
         }
     }
@@ -159,14 +176,20 @@ impl Sshd {
 
     /// Transport options pointing at the fixture's client config.
     pub fn ssh_options(&self) -> SshOptions {
-        SshOptions { config_file: Some(self.ssh_config()), ..SshOptions::default() }
+        SshOptions {
+            config_file: Some(self.ssh_config()),
+            ..SshOptions::default()
+        }
     }
 
     /// A host spec for the fixture, from the config text given (may be empty), e.g.
     /// `"[hosts.testhost]\nshell_init = \"...\"\n"`.
     pub fn host_spec(&self, config_toml: &str) -> HostSpec {
         let file = ConfigFile::parse(config_toml, "<test config>").expect("valid test config");
-        Config::from_files([file]).expect("valid").host(Some(ALIAS)).expect("valid host")
+        Config::from_files([file])
+            .expect("valid")
+            .host(Some(ALIAS))
+            .expect("valid host")
     }
 
     /// A plain `ssh` command to the fixture (`ssh -F config testhost`), for comparisons.
@@ -180,7 +203,8 @@ impl Sshd {
     pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         let mut file = std::fs::File::create(&path).expect("write fixture file");
-        file.write_all(contents.as_bytes()).expect("write fixture file");
+        file.write_all(contents.as_bytes())
+            .expect("write fixture file");
         set_mode(&path, 0o755).expect("chmod fixture file");
         path
     }
@@ -191,8 +215,12 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let config = std::fs::read_to_string(self.dir.path().join("sshd_config")).unwrap_or_default();
-            eprintln!("--- sshd_config ---\n{config}--- sshd log ---\n{}", self.log());
+            let config =
+                std::fs::read_to_string(self.dir.path().join("sshd_config")).unwrap_or_default();
+            eprintln!(
+                "--- sshd_config ---\n{config}--- sshd log ---\n{}",
+                self.log()
+            );
         }
     }
 }
@@ -204,19 +232,33 @@ fn current_user() -> std::io::Result<String> {
 
 fn keygen(path: &Path) -> std::io::Result<()> {
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "codex-remote-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "codex-remote-test",
+            "-f",
+        ])
         .arg(path)
         .stdin(Stdio::null())
         .status()?;
     if status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other(format!("ssh-keygen failed for {}", path.display())))
+        Err(std::io::Error::other(format!(
+            "ssh-keygen failed for {}",
+            path.display()
+        )))
     }
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {

@@ -7,7 +7,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use codex_remote_core::transport::{CommandSpec, ExitStatus, Transport, TransportError, TransportExt};
+use codex_remote_core::transport::{
+    CommandSpec, ExitStatus, Transport, TransportError, TransportExt,
+};
 
 /// Strings that break naive quoting. Each must arrive byte-exact.
 pub fn hostile_strings() -> Vec<String> {
@@ -48,15 +50,37 @@ pub fn hostile_strings() -> Vec<String> {
 /// A name unique within this machine for this run.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Echoes `args` back through `printf '%s\0'` and splits them again.
 async fn echo_args(t: &dyn Transport, args: &[String]) -> Vec<String> {
-    let output = t.run(CommandSpec::new("printf").arg("%s\\0").args(args.iter().cloned())).await.expect("printf runs");
-    assert!(output.status.success(), "printf failed: {}", output.stderr_text());
-    let mut parts: Vec<String> = output.stdout.split(|b| *b == 0).map(|p| String::from_utf8(p.to_vec()).expect("utf-8")).collect();
+    let output = t
+        .run(
+            CommandSpec::new("printf")
+                .arg("%s\\0")
+                .args(args.iter().cloned()),
+        )
+        .await
+        .expect("printf runs");
+    assert!(
+        output.status.success(),
+        "printf failed: {}",
+        output.stderr_text()
+    );
+    let mut parts: Vec<String> = output
+        .stdout
+        .split(|b| *b == 0)
+        .map(|p| String::from_utf8(p.to_vec()).expect("utf-8"))
+        .collect();
     assert_eq!(parts.pop().as_deref(), Some(""), "output ends with NUL");
     parts
 }
@@ -91,20 +115,43 @@ pub async fn injection_payloads_are_inert(t: &dyn Transport) -> Vec<String> {
     assert_eq!(echo_args(t, &payloads).await, payloads);
     // The same payloads as environment values, working directory and program name.
     for payload in &payloads {
-        let output = t.run(CommandSpec::new("true").env("CODEX_REMOTE_PAYLOAD", payload.clone())).await.expect("runs");
-        assert!(output.status.success(), "env payload broke the command: {}", output.stderr_text());
-        let output = t.run(CommandSpec::new(payload.clone())).await.expect("spawns");
-        assert_eq!(output.status, ExitStatus::Code(127), "a payload as program name must be looked up, not run");
+        let output = t
+            .run(CommandSpec::new("true").env("CODEX_REMOTE_PAYLOAD", payload.clone()))
+            .await
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "env payload broke the command: {}",
+            output.stderr_text()
+        );
+        let output = t
+            .run(CommandSpec::new(payload.clone()))
+            .await
+            .expect("spawns");
+        assert_eq!(
+            output.status,
+            ExitStatus::Code(127),
+            "a payload as program name must be looked up, not run"
+        );
     }
     vec![marker]
 }
 
 /// Exit codes are reported; a missing program is 127 and `run_checked` names it.
 pub async fn exit_statuses_are_reported(t: &dyn Transport) {
-    assert_eq!(t.run(CommandSpec::new("true")).await.unwrap().status, ExitStatus::Code(0));
-    assert_eq!(t.run(CommandSpec::new("false")).await.unwrap().status, ExitStatus::Code(1));
+    assert_eq!(
+        t.run(CommandSpec::new("true")).await.unwrap().status,
+        ExitStatus::Code(0)
+    );
+    assert_eq!(
+        t.run(CommandSpec::new("false")).await.unwrap().status,
+        ExitStatus::Code(1)
+    );
     let missing = "codex-remote-no-such-program";
-    assert_eq!(t.run(CommandSpec::new(missing)).await.unwrap().status, ExitStatus::Code(127));
+    assert_eq!(
+        t.run(CommandSpec::new(missing)).await.unwrap().status,
+        ExitStatus::Code(127)
+    );
     match t.run_checked(CommandSpec::new(missing)).await {
         Err(TransportError::CommandNotFound { program, .. }) => assert_eq!(program, missing),
         other => panic!("expected CommandNotFound, got {other:?}"),
@@ -114,20 +161,41 @@ pub async fn exit_statuses_are_reported(t: &dyn Transport) {
 /// Environment variables and the working directory reach the command.
 pub async fn env_and_cwd_apply(t: &dyn Transport) {
     let value = "it's $(not run) `x` \"q\" ✓";
-    let output = t.run(CommandSpec::new("env").env("CODEX_REMOTE_TEST", value)).await.unwrap();
-    assert!(output.stdout_text().lines().any(|l| l == format!("CODEX_REMOTE_TEST={value}")), "env: {}", output.stdout_text());
+    let output = t
+        .run(CommandSpec::new("env").env("CODEX_REMOTE_TEST", value))
+        .await
+        .unwrap();
+    assert!(
+        output
+            .stdout_text()
+            .lines()
+            .any(|l| l == format!("CODEX_REMOTE_TEST={value}")),
+        "env: {}",
+        output.stdout_text()
+    );
     let output = t.run(CommandSpec::new("pwd").cwd("/tmp")).await.unwrap();
     assert_eq!(output.stdout_text(), "/tmp\n");
 }
 
 /// Stdin, as bytes or as a pipe, arrives byte-exact (1 MiB of hostile text).
 pub async fn stdin_is_byte_exact(t: &dyn Transport) {
-    let text: Vec<u8> = hostile_strings().concat().bytes().cycle().take(1 << 20).collect();
-    let output = t.run(CommandSpec::new("cat").stdin_bytes(text.clone())).await.unwrap();
+    let text: Vec<u8> = hostile_strings()
+        .concat()
+        .bytes()
+        .cycle()
+        .take(1 << 20)
+        .collect();
+    let output = t
+        .run(CommandSpec::new("cat").stdin_bytes(text.clone()))
+        .await
+        .unwrap();
     assert_eq!(output.stdout.len(), text.len());
     assert!(output.stdout == text, "stdin bytes differ");
 
-    let mut process = t.spawn(CommandSpec::new("cat").stdin_piped()).await.unwrap();
+    let mut process = t
+        .spawn(CommandSpec::new("cat").stdin_piped())
+        .await
+        .unwrap();
     let mut stdin = process.stdin.take().expect("piped stdin");
     let writer = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
@@ -148,7 +216,9 @@ pub async fn files_round_trip(t: &dyn Transport) {
     let contents: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     t.write_file_atomic(&path, &contents).await.expect("write");
     assert_eq!(t.read_file(&path).await.expect("read"), contents);
-    t.write_file_atomic(&path, b"second").await.expect("overwrite");
+    t.write_file_atomic(&path, b"second")
+        .await
+        .expect("overwrite");
     assert_eq!(t.read_file(&path).await.unwrap(), b"second");
     match t.read_file(&format!("{dir}/missing")).await {
         Err(TransportError::CommandFailed { .. }) => {}
@@ -164,7 +234,9 @@ pub async fn ping_answers(t: &dyn Transport) {
 
 /// A command past its timeout is cancelled and reported.
 pub async fn timeouts_cancel(t: &dyn Transport) {
-    let spec = CommandSpec::new("sleep").arg("300").timeout(Duration::from_millis(300));
+    let spec = CommandSpec::new("sleep")
+        .arg("300")
+        .timeout(Duration::from_millis(300));
     match t.run(spec).await {
         Err(TransportError::TimedOut { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
@@ -174,16 +246,29 @@ pub async fn timeouts_cancel(t: &dyn Transport) {
 /// 16 commands at once all succeed with their own output.
 pub async fn parallel_commands_succeed(t: &dyn Transport) {
     let runs = (0..16).map(|i| async move {
-        let output = t.run(CommandSpec::new("printf").arg("%s").arg(format!("command {i}"))).await.expect("runs");
+        let output = t
+            .run(
+                CommandSpec::new("printf")
+                    .arg("%s")
+                    .arg(format!("command {i}")),
+            )
+            .await
+            .expect("runs");
         (i, output)
     });
     for (i, output) in futures_join_all(runs).await {
-        assert!(output.status.success(), "command {i}: {}", output.stderr_text());
+        assert!(
+            output.status.success(),
+            "command {i}: {}",
+            output.stderr_text()
+        );
         assert_eq!(output.stdout_text(), format!("command {i}"));
     }
 }
 
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     let mut outputs = Vec::new();
     let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
     // Poll all concurrently on this task.

@@ -13,15 +13,26 @@ use crate::error::CliError;
 pub async fn run(ctx: &Context, args: ExecArgs) -> Result<i32, CliError> {
     let config = ctx.config()?;
     let host = config.host(args.host.as_deref())?;
-    let (program, rest) = args.command.split_first().ok_or_else(|| CliError::Usage("give the program to run after `--`".into()))?;
-    let mut spec = CommandSpec::new(program.clone()).args(rest.iter().cloned()).with_shell_init();
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| CliError::Usage("give the program to run after `--`".into()))?;
+    let mut spec = CommandSpec::new(program.clone())
+        .args(rest.iter().cloned())
+        .with_shell_init();
     if let Some(dir) = &args.cd {
-        let dir = if dir.starts_with('/') || dir.starts_with('~') { dir.clone() } else { host.project_dir(dir) };
+        let dir = if dir.starts_with('/') || dir.starts_with('~') {
+            dir.clone()
+        } else {
+            host.project_dir(dir)
+        };
         spec = spec.cwd(dir);
     }
     if let Some(secs) = args.timeout {
         if !(secs.is_finite() && secs > 0.0) {
-            return Err(CliError::Usage(format!("--timeout must be a positive number of seconds, not {secs}")));
+            return Err(CliError::Usage(format!(
+                "--timeout must be a positive number of seconds, not {secs}"
+            )));
         }
         spec = spec.timeout(Duration::from_secs_f64(secs));
     }
@@ -43,18 +54,29 @@ pub async fn run(ctx: &Context, args: ExecArgs) -> Result<i32, CliError> {
     let mut stderr = tokio::io::stderr();
     while let Some(chunk) = chunks.recv().await {
         let written = match chunk.stream {
-            StreamKind::Stdout => stdout.write_all(&chunk.data).await.and(stdout.flush().await),
-            StreamKind::Stderr => stderr.write_all(&chunk.data).await.and(stderr.flush().await),
+            StreamKind::Stdout => stdout
+                .write_all(&chunk.data)
+                .await
+                .and(stdout.flush().await),
+            StreamKind::Stderr => stderr
+                .write_all(&chunk.data)
+                .await
+                .and(stderr.flush().await),
         };
         if let Err(e) = written {
             // A closed pipe downstream (`| head`) ends us quietly, as it would end `ssh`.
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(crate::exit::OK);
             }
-            return Err(CliError::Io { context: "writing output".into(), source: e });
+            return Err(CliError::Io {
+                context: "writing output".into(),
+                source: e,
+            });
         }
     }
-    let status = status.await.map_err(|e| CliError::Usage(format!("output task failed: {e}")))??;
+    let status = status
+        .await
+        .map_err(|e| CliError::Usage(format!("output task failed: {e}")))??;
     let _ = transport.close().await;
     Ok(status.code())
 }

@@ -13,7 +13,11 @@ use crate::{exit, output};
 pub fn run(ctx: &Context, args: InitArgs) -> Result<i32, CliError> {
     let path: PathBuf = match (args.path, args.user) {
         (Some(path), _) => path,
-        (None, true) => user_config_path().ok_or_else(|| CliError::Usage("cannot find the user config directory: set HOME or XDG_CONFIG_HOME".into()))?,
+        (None, true) => user_config_path().ok_or_else(|| {
+            CliError::Usage(
+                "cannot find the user config directory: set HOME or XDG_CONFIG_HOME".into(),
+            )
+        })?,
         (None, false) => ctx.cwd.join(PROJECT_FILE),
     };
     if path.exists() {
@@ -22,18 +26,33 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<i32, CliError> {
             path.display()
         )));
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| ctx.cwd.clone());
-    std::fs::create_dir_all(&dir).map_err(CliError::io(format!("cannot create {}", dir.display())))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ctx.cwd.clone());
+    std::fs::create_dir_all(&dir)
+        .map_err(CliError::io(format!("cannot create {}", dir.display())))?;
     // Write beside the target, then link it into place: the file appears whole or not at all,
     // and an existing file (created meanwhile) is never replaced.
-    let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(CliError::io(format!("cannot write in {}", dir.display())))?;
-    temp.write_all(STARTER_CONFIG.as_bytes()).map_err(CliError::io("writing the starter config"))?;
-    temp.as_file().sync_all().map_err(CliError::io("writing the starter config"))?;
+    let mut temp = tempfile::NamedTempFile::new_in(&dir)
+        .map_err(CliError::io(format!("cannot write in {}", dir.display())))?;
+    temp.write_all(STARTER_CONFIG.as_bytes())
+        .map_err(CliError::io("writing the starter config"))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(CliError::io("writing the starter config"))?;
     temp.persist_noclobber(&path).map_err(|e| {
         if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            CliError::Usage(format!("{} already exists; not overwriting it", path.display()))
+            CliError::Usage(format!(
+                "{} already exists; not overwriting it",
+                path.display()
+            ))
         } else {
-            CliError::Io { context: format!("cannot create {}", path.display()), source: e.error }
+            CliError::Io {
+                context: format!("cannot create {}", path.display()),
+                source: e.error,
+            }
         }
     })?;
     if ctx.json {

@@ -28,12 +28,18 @@ pub struct Context {
 
 impl Context {
     pub fn new(cli: &Cli) -> Result<Self, CliError> {
-        let cwd = std::env::current_dir().map_err(CliError::io("cannot read the current directory"))?;
+        let cwd =
+            std::env::current_dir().map_err(CliError::io("cannot read the current directory"))?;
         let mut loader = ConfigLoader::from_env(cwd.clone());
         if let Some(path) = &cli.config {
             loader.user_file = Some(path.clone());
         }
-        Ok(Self { json: cli.json, quiet: cli.quiet, cwd, loader })
+        Ok(Self {
+            json: cli.json,
+            quiet: cli.quiet,
+            cwd,
+            loader,
+        })
     }
 
     pub fn config(&self) -> Result<Config, CliError> {
@@ -42,16 +48,22 @@ impl Context {
             let explicit = std::env::var_os(codex_remote_core::config::ENV_CONFIG).is_some()
                 || self.loader.user_file != codex_remote_core::config::user_config_path();
             if explicit && !path.exists() {
-                return Err(codex_remote_core::InputError::new(path.display().to_string(), "the config file does not exist")
-                    .hint("check the --config path, or create it with `codex-remote init --path FILE`")
-                    .into());
+                return Err(codex_remote_core::InputError::new(
+                    path.display().to_string(),
+                    "the config file does not exist",
+                )
+                .hint("check the --config path, or create it with `codex-remote init --path FILE`")
+                .into());
             }
         }
         Ok(self.loader.load()?)
     }
 
     pub fn ssh_options(&self) -> SshOptions {
-        SshOptions { config_file: std::env::var_os(ENV_SSH_CONFIG).map(PathBuf::from), ..SshOptions::default() }
+        SshOptions {
+            config_file: std::env::var_os(ENV_SSH_CONFIG).map(PathBuf::from),
+            ..SshOptions::default()
+        }
     }
 }
 
@@ -59,8 +71,16 @@ impl Context {
 pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
     let source = match (&args.task, &args.prompt, args.task_type) {
         (Some(path), None, _) => TaskSource::File(path.clone()),
-        (None, Some(prompt), Some(task_type)) => TaskSource::Prompt { prompt: prompt.clone(), task_type, files: args.files.clone() },
-        _ => return Err(CliError::Usage("give a task file, or --prompt TEXT --type TYPE".into())),
+        (None, Some(prompt), Some(task_type)) => TaskSource::Prompt {
+            prompt: prompt.clone(),
+            task_type,
+            files: args.files.clone(),
+        },
+        _ => {
+            return Err(CliError::Usage(
+                "give a task file, or --prompt TEXT --type TYPE".into(),
+            ))
+        }
     };
     Ok(source.load()?)
 }

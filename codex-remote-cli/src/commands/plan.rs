@@ -13,9 +13,18 @@ use crate::{exit, output};
 pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32, CliError> {
     let task = load_task(&args.task)?;
     let config = ctx.config()?;
-    let overrides = PlanOverrides { host: args.host.as_deref(), model: args.model.as_deref() };
+    let overrides = PlanOverrides {
+        host: args.host.as_deref(),
+        model: args.model.as_deref(),
+    };
     let project_root = find_project_root(&ctx.cwd);
-    let plan = plan(task, &config, &config.model_selector(), &overrides, &project_root)?;
+    let plan = plan(
+        task,
+        &config,
+        &config.model_selector(),
+        &overrides,
+        &project_root,
+    )?;
     if ctx.json {
         output::print_json(&plan.report())?;
     } else {
@@ -30,11 +39,23 @@ pub fn render(plan: &RunPlan) -> String {
     let task = &plan.task;
     let _ = writeln!(out, "task        {} ({})", task.id, task.task_type);
     let _ = writeln!(out, "title       {}", task.title);
-    let effort = plan.model.reasoning_effort.as_deref().map(|e| format!(", reasoning effort {e}")).unwrap_or_default();
-    let _ = writeln!(out, "model       {} ({}{effort})", plan.model.model, plan.model_reason());
+    let effort = plan
+        .model
+        .reasoning_effort
+        .as_deref()
+        .map(|e| format!(", reasoning effort {e}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "model       {} ({}{effort})",
+        plan.model.model,
+        plan.model_reason()
+    );
     let host = match &plan.host.kind {
         HostKind::Local => format!("{} (this machine)", plan.host.name),
-        HostKind::Ssh { destination } if destination == &plan.host.name => format!("{} (ssh)", plan.host.name),
+        HostKind::Ssh { destination } if destination == &plan.host.name => {
+            format!("{} (ssh)", plan.host.name)
+        }
         HostKind::Ssh { destination } => format!("{} (ssh {destination})", plan.host.name),
     };
     let _ = writeln!(out, "host        {host}");
@@ -47,10 +68,18 @@ pub fn render(plan: &RunPlan) -> String {
     } else {
         for (i, excluded) in plan.instruction.excluded.iter().enumerate() {
             let label = if i == 0 { "excluded   " } else { "           " };
-            let _ = writeln!(out, "{label} {} ({} in {})", excluded.entry, excluded.reason, excluded.field);
+            let _ = writeln!(
+                out,
+                "{label} {} ({} in {})",
+                excluded.entry, excluded.reason, excluded.field
+            );
         }
     }
-    let restricted = if plan.restricted.is_empty() { "none".to_string() } else { plan.restricted.join(", ") };
+    let restricted = if plan.restricted.is_empty() {
+        "none".to_string()
+    } else {
+        plan.restricted.join(", ")
+    };
     let _ = writeln!(out, "restricted  {restricted}");
     if let Some(checkpoint) = &task.checkpoint {
         let _ = writeln!(out, "checkpoint  {}: {}", checkpoint.file, checkpoint.item);

@@ -15,7 +15,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 
-use super::{CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport, TransportError};
+use super::{
+    CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport, TransportError,
+};
 use crate::host::HostSpec;
 use crate::shell::{is_identifier, ScriptError};
 
@@ -37,7 +39,11 @@ impl LocalTransport {
 
 /// Expands a leading `~` to `$HOME`.
 pub(crate) fn expand_home(path: &str) -> PathBuf {
-    let home = || std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let home = || {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"))
+    };
     if path == "~" {
         home()
     } else if let Some(rest) = path.strip_prefix("~/") {
@@ -60,9 +66,16 @@ impl Transport for LocalTransport {
         let init = self.host.shell_init.as_deref().filter(|_| spec.shell_init);
         let mut command = match init {
             Some(init) => {
-                let shell = if std::path::Path::new("/bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
+                let shell = if std::path::Path::new("/bin/bash").exists() {
+                    "/bin/bash"
+                } else {
+                    "/bin/sh"
+                };
                 let mut c = tokio::process::Command::new(shell);
-                c.arg("-c").arg(format!("{}\nexec \"$@\"", init.trim_end())).arg("sh").arg(&spec.program);
+                c.arg("-c")
+                    .arg(format!("{}\nexec \"$@\"", init.trim_end()))
+                    .arg("sh")
+                    .arg(&spec.program);
                 c
             }
             None => tokio::process::Command::new(&spec.program),
@@ -78,7 +91,11 @@ impl Transport for LocalTransport {
             command.current_dir(expand_home(cwd));
         }
         command
-            .stdin(if spec.stdin == Stdin::Null { Stdio::null() } else { Stdio::piped() })
+            .stdin(if spec.stdin == Stdin::Null {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -89,11 +106,19 @@ impl Transport for LocalTransport {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Same behaviour as a shell: a missing program or directory is exit 127 / an error.
                 if let Some(cwd) = spec.cwd.as_ref().filter(|cwd| !expand_home(cwd).is_dir()) {
-                    return Err(TransportError::Io { context: format!("cannot enter directory `{cwd}`"), source: e });
+                    return Err(TransportError::Io {
+                        context: format!("cannot enter directory `{cwd}`"),
+                        source: e,
+                    });
                 }
                 return Ok(not_found_process(display, &spec.program));
             }
-            Err(e) => return Err(TransportError::Io { context: format!("cannot start `{display}`"), source: e }),
+            Err(e) => {
+                return Err(TransportError::Io {
+                    context: format!("cannot start `{display}`"),
+                    source: e,
+                })
+            }
         };
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         let mut stdin = child.stdin.take();
@@ -112,7 +137,11 @@ impl Transport for LocalTransport {
             stdin.map(|s| Box::new(s) as super::BoxWriter),
             Box::new(stdout),
             Box::new(stderr),
-            Box::new(LocalControl { child, pgid, finished: None }),
+            Box::new(LocalControl {
+                child,
+                pgid,
+                finished: None,
+            }),
             spec.timeout,
         ))
     }
@@ -166,7 +195,11 @@ impl ProcessControl for LocalControl {
         if let Some(status) = self.finished {
             return Ok(status);
         }
-        let status = self.child.wait().await.map_err(TransportError::io("waiting for a local command"))?;
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(TransportError::io("waiting for a local command"))?;
         let status = to_exit_status(status);
         self.finished = Some(status);
         Ok(status)
@@ -176,10 +209,8 @@ impl ProcessControl for LocalControl {
         let Some(pgid) = self.pgid else { return Ok(()) };
         // ESRCH (already gone) is success.
         let _ = killpg(pgid, Signal::SIGTERM);
-        if let Ok(status) = tokio::time::timeout(CANCEL_GRACE, self.child.wait()).await {
-            if let Ok(status) = status {
-                self.finished.get_or_insert(to_exit_status(status));
-            }
+        if let Ok(Ok(status)) = tokio::time::timeout(CANCEL_GRACE, self.child.wait()).await {
+            self.finished.get_or_insert(to_exit_status(status));
         }
         // The leader may be gone while children it started linger in the group.
         if killpg(pgid, None).is_ok() {
@@ -194,7 +225,11 @@ impl ProcessControl for LocalControl {
             }
         }
         if self.finished.is_none() {
-            let status = self.child.wait().await.map_err(TransportError::io("waiting for a cancelled command"))?;
+            let status = self
+                .child
+                .wait()
+                .await
+                .map_err(TransportError::io("waiting for a cancelled command"))?;
             self.finished = Some(to_exit_status(status));
         }
         Ok(())

@@ -66,7 +66,10 @@ pub struct CommandSpec {
 impl CommandSpec {
     /// A command with no arguments.
     pub fn new(program: impl Into<String>) -> Self {
-        Self { program: program.into(), ..Self::default() }
+        Self {
+            program: program.into(),
+            ..Self::default()
+        }
     }
 
     /// Adds an argument.
@@ -121,9 +124,27 @@ impl CommandSpec {
         self
     }
 
+    /// Checks that the command can be expressed at all (no NUL bytes, valid env names), so a
+    /// transport can refuse bad input before touching the network.
+    pub fn validate(&self) -> Result<(), ScriptError> {
+        crate::shell::command_script(&crate::shell::ScriptParts {
+            program: &self.program,
+            args: &self.args,
+            env: &self.env,
+            cwd: self.cwd.as_deref(),
+            shell_init: None,
+            announce_pid: false,
+        })
+        .map(|_| ())
+    }
+
     /// The command as a user would read it (for messages, not for execution).
     pub fn display(&self) -> String {
-        std::iter::once(&self.program).chain(&self.args).map(|a| crate::shell::quote(a)).collect::<Vec<_>>().join(" ")
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|a| crate::shell::quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -360,7 +381,14 @@ impl RemoteProcess {
         control: Box<dyn ProcessControl>,
         timeout: Option<Duration>,
     ) -> Self {
-        Self { stdin, stdout, stderr, control, command, deadline: timeout.map(|t| (Instant::now() + t, t)) }
+        Self {
+            stdin,
+            stdout,
+            stderr,
+            control,
+            command,
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+        }
     }
 
     /// Waits for the command to end, cancelling it at its timeout.
@@ -376,7 +404,10 @@ impl RemoteProcess {
                     Ok(result) => result,
                     Err(_) => {
                         self.control.cancel().await?;
-                        Err(TransportError::TimedOut { command: self.command.clone(), after })
+                        Err(TransportError::TimedOut {
+                            command: self.command.clone(),
+                            after,
+                        })
                     }
                 }
             }
@@ -400,17 +431,29 @@ impl RemoteProcess {
         };
         let read = match self.deadline {
             None => read_both.await,
-            Some((deadline, after)) => match tokio::time::timeout_at(deadline.into(), read_both).await {
-                Ok(read) => read,
-                Err(_) => {
-                    self.control.cancel().await?;
-                    return Err(TransportError::TimedOut { command: self.command.clone(), after });
+            Some((deadline, after)) => {
+                match tokio::time::timeout_at(deadline.into(), read_both).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        self.control.cancel().await?;
+                        return Err(TransportError::TimedOut {
+                            command: self.command.clone(),
+                            after,
+                        });
+                    }
                 }
-            },
+            }
         };
-        read.map_err(TransportError::io(format!("reading the output of `{}`", self.command)))?;
+        read.map_err(TransportError::io(format!(
+            "reading the output of `{}`",
+            self.command
+        )))?;
         let status = self.wait().await?;
-        Ok(Output { status, stdout: out, stderr: err })
+        Ok(Output {
+            status,
+            stdout: out,
+            stderr: err,
+        })
     }
 
     /// Streams stdout and stderr as chunks through a bounded channel (so a slow reader slows
@@ -421,7 +464,10 @@ impl RemoteProcess {
     pub fn stream(
         mut self,
         chunking: Chunking,
-    ) -> (mpsc::Receiver<OutputChunk>, tokio::task::JoinHandle<Result<ExitStatus, TransportError>>) {
+    ) -> (
+        mpsc::Receiver<OutputChunk>,
+        tokio::task::JoinHandle<Result<ExitStatus, TransportError>>,
+    ) {
         let (tx, rx) = mpsc::channel(64);
         let stdout = std::mem::replace(&mut self.stdout, Box::new(tokio::io::empty()));
         let stderr = std::mem::replace(&mut self.stderr, Box::new(tokio::io::empty()));
@@ -429,14 +475,22 @@ impl RemoteProcess {
             let pump_out = pump(stdout, StreamKind::Stdout, chunking, tx.clone());
             let pump_err = pump(stderr, StreamKind::Stderr, chunking, tx);
             let (a, b) = tokio::join!(pump_out, pump_err);
-            a.and(b).map_err(TransportError::io(format!("reading the output of `{}`", self.command)))?;
+            a.and(b).map_err(TransportError::io(format!(
+                "reading the output of `{}`",
+                self.command
+            )))?;
             self.wait().await
         });
         (rx, handle)
     }
 }
 
-async fn pump(reader: BoxReader, stream: StreamKind, chunking: Chunking, tx: mpsc::Sender<OutputChunk>) -> std::io::Result<()> {
+async fn pump(
+    reader: BoxReader,
+    stream: StreamKind,
+    chunking: Chunking,
+    tx: mpsc::Sender<OutputChunk>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     loop {
         let data = match chunking {
@@ -511,7 +565,9 @@ pub trait TransportExt: Transport {
     /// Missing parent directories are created.
     async fn write_file_atomic(&self, path: &str, contents: &[u8]) -> Result<(), TransportError> {
         let (cwd, relative) = split_home(path);
-        let mut spec = CommandSpec::new("sh").args(["-c", WRITE_ATOMIC_SCRIPT, "sh", relative]).stdin_bytes(contents.to_vec());
+        let mut spec = CommandSpec::new("sh")
+            .args(["-c", WRITE_ATOMIC_SCRIPT, "sh", relative])
+            .stdin_bytes(contents.to_vec());
         spec.cwd = cwd;
         self.run_checked(spec).await.map(|_| ())
     }
@@ -551,7 +607,12 @@ fn split_home(path: &str) -> (Option<String>, &str) {
 }
 
 /// Turns a non-zero exit into an error.
-pub fn check_status(host: &HostSpec, program: &str, command: &str, output: Output) -> Result<Output, TransportError> {
+pub fn check_status(
+    host: &HostSpec,
+    program: &str,
+    command: &str,
+    output: Output,
+) -> Result<Output, TransportError> {
     match output.status {
         ExitStatus::Code(0) => Ok(output),
         ExitStatus::Code(127) => Err(TransportError::CommandNotFound {
@@ -589,7 +650,10 @@ pub type SharedTransport = Arc<dyn Transport>;
 /// let transport = for_host(Config::builtin().host(None).unwrap(), SshOptions::default()).unwrap();
 /// assert_eq!(transport.host().name, "local");
 /// ```
-pub fn for_host(host: HostSpec, ssh_options: ssh::SshOptions) -> Result<SharedTransport, TransportError> {
+pub fn for_host(
+    host: HostSpec,
+    ssh_options: ssh::SshOptions,
+) -> Result<SharedTransport, TransportError> {
     Ok(match host.kind {
         crate::host::HostKind::Local => Arc::new(local::LocalTransport::new(host)),
         crate::host::HostKind::Ssh { .. } => Arc::new(ssh::SshTransport::new(host, ssh_options)?),

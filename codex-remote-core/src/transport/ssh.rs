@@ -20,7 +20,10 @@ use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, Mutex};
 
-use super::{BoxReader, BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport, TransportError};
+use super::{
+    BoxReader, BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport,
+    TransportError,
+};
 use crate::host::{HostKeyPolicy, HostKind, HostSpec};
 use crate::shell::{command_script, stdin_bootstrap, ScriptParts, PID_MARKER};
 
@@ -66,7 +69,10 @@ pub struct SshTransport {
 
 impl std::fmt::Debug for SshTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SshTransport").field("host", &self.host.name).field("destination", &self.destination).finish()
+        f.debug_struct("SshTransport")
+            .field("host", &self.host.name)
+            .field("destination", &self.destination)
+            .finish()
     }
 }
 
@@ -74,10 +80,18 @@ impl SshTransport {
     /// A transport for an SSH host. Connects on first use.
     pub fn new(host: HostSpec, options: SshOptions) -> Result<Self, TransportError> {
         let HostKind::Ssh { destination } = &host.kind else {
-            return Err(TransportError::Ssh { host: host.name.clone(), detail: "the host is not an ssh host".into() });
+            return Err(TransportError::Ssh {
+                host: host.name.clone(),
+                detail: "the host is not an ssh host".into(),
+            });
         };
         let destination = destination.clone();
-        Ok(Self { host, destination, options, session: Mutex::new(None) })
+        Ok(Self {
+            host,
+            destination,
+            options,
+            session: Mutex::new(None),
+        })
     }
 
     /// Opens the master connection now (it is otherwise opened by the first command).
@@ -135,7 +149,11 @@ impl SshTransport {
         connected.map_err(|e| classify_connect_error(&self.host, e))
     }
 
-    async fn spawn_on(&self, session: Arc<Session>, spec: &CommandSpec) -> Result<RemoteProcess, openssh::Error> {
+    async fn spawn_on(
+        &self,
+        session: Arc<Session>,
+        spec: &CommandSpec,
+    ) -> Result<RemoteProcess, openssh::Error> {
         let mut env = self.host.env.clone();
         env.extend(spec.env.clone());
         let script = command_script(&ScriptParts {
@@ -155,14 +173,20 @@ impl SshTransport {
         let mut command = session.clone().arc_raw_command(line);
         let stdin_piped = prefix.is_some() || spec.stdin != Stdin::Null;
         command
-            .stdin(if stdin_piped { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin_piped {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().await?;
         let mut stdin = child.stdin().take();
         if let Some(prefix) = prefix {
             let pipe = stdin.as_mut().expect("stdin is piped");
-            pipe.write_all(&prefix).await.map_err(openssh::Error::ChildIo)?;
+            pipe.write_all(&prefix)
+                .await
+                .map_err(openssh::Error::ChildIo)?;
         }
         if let Stdin::Bytes(bytes) = &spec.stdin {
             let mut pipe = stdin.take().expect("stdin is piped");
@@ -180,7 +204,13 @@ impl SshTransport {
         let stderr = child.stderr().take().expect("stderr is piped");
         let (pid_tx, pid_rx) = oneshot::channel();
         let stderr = strip_pid_marker(Box::new(stderr), pid_tx);
-        let control = SshControl { host: self.host.name.clone(), child: Some(child), session, pid: PidSlot::Pending(pid_rx), finished: None };
+        let control = SshControl {
+            host: self.host.name.clone(),
+            child: Some(child),
+            session,
+            pid: PidSlot::Pending(pid_rx),
+            finished: None,
+        };
         Ok(RemoteProcess::new(
             spec.display(),
             stdin.map(|s| Box::new(s) as BoxWriter),
@@ -200,14 +230,7 @@ impl Transport for SshTransport {
 
     async fn spawn(&self, spec: CommandSpec) -> Result<RemoteProcess, TransportError> {
         // Validate before touching the network so bad input is never a connection problem.
-        command_script(&ScriptParts {
-            program: &spec.program,
-            args: &spec.args,
-            env: &spec.env,
-            cwd: spec.cwd.as_deref(),
-            shell_init: None,
-            announce_pid: false,
-        })?;
+        spec.validate()?;
         let session = self.session().await?;
         match self.spawn_on(session.clone(), &spec).await {
             Ok(process) => Ok(process),
@@ -217,19 +240,21 @@ impl Transport for SshTransport {
                 tracing::debug!(host = %self.host.name, error = %first, "spawn failed; reconnecting");
                 self.discard(&session).await;
                 let session = self.session().await?;
-                self.spawn_on(session, &spec).await.map_err(|e| classify_session_error(&self.host, e))
+                self.spawn_on(session, &spec)
+                    .await
+                    .map_err(|e| classify_session_error(&self.host, e))
             }
         }
     }
 
     async fn close(&self) -> Result<(), TransportError> {
         let session = self.session.lock().await.take();
-        if let Some(session) = session {
-            match Arc::try_unwrap(session) {
-                Ok(session) => session.close().await.map_err(|e| classify_session_error(&self.host, e))?,
-                // Commands still hold it; the master goes when the last one is dropped.
-                Err(_) => {}
-            }
+        // While commands still hold the session, the master goes when the last one is dropped.
+        if let Some(Ok(session)) = session.map(Arc::try_unwrap) {
+            session
+                .close()
+                .await
+                .map_err(|e| classify_session_error(&self.host, e))?;
         }
         Ok(())
     }
@@ -251,7 +276,10 @@ fn strip_pid_marker(stderr: BoxReader, pid_tx: oneshot::Sender<u32>) -> BoxReade
                 Ok(_) => {}
             }
             let text = String::from_utf8_lossy(&line);
-            if let Some(pid) = text.strip_prefix(PID_MARKER).and_then(|rest| rest.trim().parse::<u32>().ok()) {
+            if let Some(pid) = text
+                .strip_prefix(PID_MARKER)
+                .and_then(|rest| rest.trim().parse::<u32>().ok())
+            {
                 let _ = pid_tx.take().expect("checked").send(pid);
             } else if forward && writer.write_all(&line).await.is_err() {
                 forward = false;
@@ -318,9 +346,19 @@ impl ProcessControl for SshControl {
             // The mux protocol cannot tell a remote signal from a dropped connection.
             Err(openssh::Error::RemoteProcessTerminated) => match self.session.check().await {
                 Ok(()) => ExitStatus::Signal(0),
-                Err(e) => return Err(TransportError::Disconnected { host: self.host.clone(), detail: e.to_string() }),
+                Err(e) => {
+                    return Err(TransportError::Disconnected {
+                        host: self.host.clone(),
+                        detail: e.to_string(),
+                    })
+                }
             },
-            Err(e) => return Err(TransportError::Disconnected { host: self.host.clone(), detail: e.to_string() }),
+            Err(e) => {
+                return Err(TransportError::Disconnected {
+                    host: self.host.clone(),
+                    detail: e.to_string(),
+                })
+            }
         };
         self.finished = Some(status);
         Ok(status)
@@ -339,12 +377,19 @@ impl ProcessControl for SshControl {
             };
         }
         if let PidSlot::Known(pid) = self.pid {
-            let mut kill = self
-                .session
-                .clone()
-                .arc_raw_command(format!("sh -c {} sh {pid}", crate::shell::quote(KILL_GROUP_SCRIPT)));
-            kill.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            kill.status().await.map_err(|e| TransportError::Disconnected { host: self.host.clone(), detail: e.to_string() })?;
+            let mut kill = self.session.clone().arc_raw_command(format!(
+                "sh -c {} sh {pid}",
+                crate::shell::quote(KILL_GROUP_SCRIPT)
+            ));
+            kill.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            kill.status()
+                .await
+                .map_err(|e| TransportError::Disconnected {
+                    host: self.host.clone(),
+                    detail: e.to_string(),
+                })?;
         }
         let _ = self.wait().await;
         self.finished.get_or_insert(ExitStatus::Signal(15));
@@ -365,23 +410,36 @@ fn classify_connect_error(host: &HostSpec, error: openssh::Error) -> TransportEr
 pub fn classify_ssh_message(host: &HostSpec, detail: &str) -> TransportError {
     let name = host.name.clone();
     let lower = detail.to_ascii_lowercase();
-    let detail = detail.trim().lines().last().unwrap_or_default().trim().to_string();
+    let detail = detail
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     if lower.contains("remote host identification has changed") {
         TransportError::HostKey {
             host: name.clone(),
             detail: "does not match the one in known_hosts (it changed, or someone is intercepting)".into(),
             hint: format!("if the host was reinstalled, remove the old key with `ssh-keygen -R <hostname>` and connect once with `ssh {name}` to check the new one"),
         }
-    } else if lower.contains("host key verification failed") || lower.contains("no ") && lower.contains("host key is known") {
+    } else if lower.contains("host key verification failed")
+        || lower.contains("no ") && lower.contains("host key is known")
+    {
         TransportError::HostKey {
             host: name.clone(),
             detail: "is not known and strict host key checking is on".into(),
             hint: format!("connect once with `ssh {name}` and verify the fingerprint, or set `accept_new_host_keys = true` under [hosts.{name}]"),
         }
-    } else if lower.contains("permission denied") || lower.contains("too many authentication failures") {
+    } else if lower.contains("permission denied")
+        || lower.contains("too many authentication failures")
+    {
         TransportError::AuthenticationFailed { host: name, detail }
     } else if lower.contains("timed out") {
-        TransportError::ConnectTimeout { host: name, after: host.connect_timeout }
+        TransportError::ConnectTimeout {
+            host: name,
+            after: host.connect_timeout,
+        }
     } else if lower.contains("could not resolve")
         || lower.contains("connection refused")
         || lower.contains("no route to host")
@@ -397,9 +455,17 @@ pub fn classify_ssh_message(host: &HostSpec, detail: &str) -> TransportError {
 
 fn classify_session_error(host: &HostSpec, error: openssh::Error) -> TransportError {
     match error {
-        openssh::Error::InvalidCommand => TransportError::Ssh { host: host.name.clone(), detail: "the command contains a NUL byte".into() },
-        openssh::Error::Connect(_) | openssh::Error::Master(_) => classify_connect_error(host, error),
-        other => TransportError::Disconnected { host: host.name.clone(), detail: other.to_string() },
+        openssh::Error::InvalidCommand => TransportError::Ssh {
+            host: host.name.clone(),
+            detail: "the command contains a NUL byte".into(),
+        },
+        openssh::Error::Connect(_) | openssh::Error::Master(_) => {
+            classify_connect_error(host, error)
+        }
+        other => TransportError::Disconnected {
+            host: host.name.clone(),
+            detail: other.to_string(),
+        },
     }
 }
 
