@@ -23,17 +23,23 @@
 // does not matter more than their clarity.
 #![allow(clippy::result_large_err)]
 
+pub mod atomic;
 pub mod config;
 pub mod error;
 pub mod host;
 pub mod input;
 pub mod instruction;
+pub mod layout;
 pub mod model;
+pub mod patch;
 pub mod plan;
 pub mod policy;
+pub mod runs;
 pub mod schema;
 pub mod shell;
+pub mod sync;
 pub mod task;
+pub mod workspace;
 pub mod transport;
 
 pub use error::{Error, ErrorKind};

@@ -158,6 +158,36 @@ pub fn stdin_bootstrap(len: usize) -> String {
     format!("exec sh -c 'eval \"$(head -c {len})\"'")
 }
 
+/// One word of an `rsync -e` command. rsync splits that option on spaces and honours single and
+/// double quotes but not backslashes, so a word is single-quoted, or double-quoted when it holds a
+/// `'`; a word holding both kinds cannot be expressed and is refused.
+pub fn rsync_e_word(word: &str) -> Result<String, ScriptError> {
+    check_nul("an rsync -e word", word)?;
+    if !word.contains('\'') {
+        Ok(format!("'{word}'"))
+    } else if !word.contains('"') {
+        Ok(format!("\"{word}\""))
+    } else {
+        Err(ScriptError::Nul { what: format!("`{word}` (holds both quote kinds, which rsync -e cannot carry)") })
+    }
+}
+
+/// The `--rsync-path` that runs the remote rsync under an exclusive `flock` on `lock` (when the
+/// host has flock), creating the lock's directory first. `lock` is relative to the remote home
+/// or absolute.
+///
+/// ```
+/// use codex_remote_core::shell::rsync_path_with_lock;
+/// assert!(rsync_path_with_lock("workspace/.codex-remote/app/lock").ends_with(" './workspace/.codex-remote/app/lock'"));
+/// ```
+pub fn rsync_path_with_lock(lock: &str) -> String {
+    let lock = if lock.starts_with('/') { lock.to_string() } else { format!("./{lock}") };
+    format!("sh -c {} {}", quote(LOCKED_RSYNC_SCRIPT), quote(&lock))
+}
+
+const LOCKED_RSYNC_SCRIPT: &str = r#"mkdir -p -- "$(dirname -- "$0")" || exit 1
+if command -v flock >/dev/null 2>&1; then exec flock "$0" rsync "$@"; else exec rsync "$@"; fi"#;
+
 fn check_nul(what: &str, text: &str) -> Result<(), ScriptError> {
     if text.contains('\0') {
         Err(ScriptError::Nul {

@@ -520,6 +520,15 @@ async fn pump(
     }
 }
 
+/// What `rsync` needs to ride an existing SSH connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsyncRemote {
+    /// The remote shell command for `rsync -e`, as argv (joined with rsync's own quoting).
+    pub ssh_command: Vec<String>,
+    /// The ssh destination, used as `DEST:path`.
+    pub destination: String,
+}
+
 /// A way to run commands on one host. Object-safe: hold it as `Arc<dyn Transport>`.
 #[async_trait]
 pub trait Transport: Send + Sync {
@@ -528,6 +537,13 @@ pub trait Transport: Send + Sync {
 
     /// Starts a command.
     async fn spawn(&self, spec: CommandSpec) -> Result<RemoteProcess, TransportError>;
+
+    /// How an external `rsync` can reach this host over the connection already open, if the
+    /// transport has one: the `-e` command and the destination prefix. `None` for hosts that are
+    /// not reached over SSH.
+    async fn rsync_remote(&self) -> Result<Option<RsyncRemote>, TransportError> {
+        Ok(None)
+    }
 
     /// Releases the connection (closes the SSH master). Further use reconnects.
     async fn close(&self) -> Result<(), TransportError> {

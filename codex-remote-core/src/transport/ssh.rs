@@ -247,6 +247,43 @@ impl Transport for SshTransport {
         }
     }
 
+    async fn rsync_remote(&self) -> Result<Option<super::RsyncRemote>, TransportError> {
+        let session = self.session().await?;
+        let mut ssh_command = vec!["ssh".to_string()];
+        if let Some(config) = &self.options.config_file {
+            ssh_command.extend(["-F".to_string(), config.display().to_string()]);
+        }
+        // Through the master's socket: no second login, no second host-key prompt.
+        ssh_command.extend([
+            "-S".to_string(),
+            session.control_socket().display().to_string(),
+            "-o".to_string(),
+            "ControlMaster=no".to_string(),
+            "-o".to_string(),
+            "BatchMode=yes".to_string(),
+        ]);
+        // rsync's `HOST:path` cannot hold an ssh:// URL; pass its parts as options instead.
+        let mut destination = self.destination.clone();
+        if let Some(rest) = self.destination.strip_prefix("ssh://") {
+            let (user, host_port) = match rest.rsplit_once('@') {
+                Some((user, host_port)) => (Some(user), host_port),
+                None => (None, rest),
+            };
+            let (host, port) = match host_port.rsplit_once(':') {
+                Some((host, port)) if port.parse::<u16>().is_ok() => (host, Some(port)),
+                _ => (host_port, None),
+            };
+            if let Some(user) = user {
+                ssh_command.extend(["-l".to_string(), user.to_string()]);
+            }
+            if let Some(port) = port {
+                ssh_command.extend(["-p".to_string(), port.to_string()]);
+            }
+            destination = host.to_string();
+        }
+        Ok(Some(super::RsyncRemote { ssh_command, destination }))
+    }
+
     async fn close(&self) -> Result<(), TransportError> {
         let session = self.session.lock().await.take();
         // While commands still hold the session, the master goes when the last one is dropped.

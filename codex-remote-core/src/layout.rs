@@ -1,0 +1,63 @@
+//! Where things live on a host, in one place.
+//!
+//! ```text
+//! <workspace>/<project>/                         the mirror: what `push` syncs (plus its .git, ours)
+//! <workspace>/.codex-remote/<project>/lock       serialises pushes and run preparation
+//! <workspace>/.codex-remote/<project>/runs/<id>/ one isolated working tree per run
+//! ```
+//!
+//! Paths may start with `~/` (the host user's home). Commands that take them run with the home
+//! directory as working directory and receive them with `~/` removed, so no shell expansion is
+//! ever needed.
+
+use crate::host::HostSpec;
+
+/// The remote paths of one project on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteLayout {
+    /// `<workspace>/<project>`.
+    pub mirror: String,
+    /// `<workspace>/.codex-remote/<project>`.
+    pub state_dir: String,
+}
+
+impl RemoteLayout {
+    /// The layout of `project` on `host`.
+    ///
+    /// ```
+    /// # use codex_remote_core::{config::Config, layout::RemoteLayout};
+    /// let host = Config::builtin().host(Some("penguin")).unwrap();
+    /// let layout = RemoteLayout::new(&host, "myapp");
+    /// assert_eq!(layout.mirror, "~/workspace/myapp");
+    /// assert_eq!(layout.run_dir("r1"), "~/workspace/.codex-remote/myapp/runs/r1");
+    /// ```
+    pub fn new(host: &HostSpec, project: &str) -> Self {
+        let workspace = host.workspace.trim_end_matches('/');
+        Self { mirror: format!("{workspace}/{project}"), state_dir: format!("{workspace}/.codex-remote/{project}") }
+    }
+
+    /// The lock file.
+    pub fn lock(&self) -> String {
+        format!("{}/lock", self.state_dir)
+    }
+
+    /// The directory holding every run's tree.
+    pub fn runs_dir(&self) -> String {
+        format!("{}/runs", self.state_dir)
+    }
+
+    /// One run's working tree.
+    pub fn run_dir(&self, run_id: &str) -> String {
+        format!("{}/{run_id}", self.runs_dir())
+    }
+}
+
+/// A remote path as an argument for a command running in the home directory: `~/x` becomes
+/// `x`, `~` becomes `.`, anything else is unchanged.
+pub fn home_relative(path: &str) -> &str {
+    if path == "~" {
+        "."
+    } else {
+        path.strip_prefix("~/").unwrap_or(path)
+    }
+}

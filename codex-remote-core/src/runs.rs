@@ -1,0 +1,181 @@
+//! Local run records: `.codex-remote/runs/<run-id>/` in the project, holding `run.json` (what
+//! the run is and where it stands) and `result.patch` (its change, once retrieved). Every write
+//! is atomic.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_atomic;
+use crate::workspace::RunTree;
+
+/// Where run records live, relative to the project root.
+pub const RUNS_DIR: &str = ".codex-remote/runs";
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Recorded, nothing done yet.
+    Pending,
+    /// Pushing the project.
+    Syncing,
+    /// The agent is working.
+    Running,
+    /// Fetching the result.
+    Retrieving,
+    /// Finished; the result patch is in the record.
+    Completed,
+    /// Failed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+/// One run, as recorded locally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run id.
+    pub id: String,
+    /// The task's id.
+    pub task_id: String,
+    /// The host's name.
+    pub host: String,
+    /// The remote workspace name.
+    pub project: String,
+    /// The host's mirror of the project.
+    pub remote_mirror: String,
+    /// The run's own tree and baseline on the host, once prepared.
+    pub tree: Option<RunTree>,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last changed (RFC 3339).
+    pub updated_at: String,
+    /// When the result was applied locally (RFC 3339).
+    #[serde(default)]
+    pub applied_at: Option<String>,
+    /// Whether the remote tree has been removed.
+    #[serde(default)]
+    pub remote_removed: bool,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// A fresh run id: `<task-id>-<utc timestamp>-<random>`, sortable by time.
+pub fn new_run_id(task_id: &str) -> String {
+    let stamp: String = now().chars().filter(|c| c.is_ascii_digit()).take(14).collect();
+    let suffix: u16 = rand::random();
+    format!("{task_id}-{}-{}-{suffix:04x}", &stamp[..8], &stamp[8..])
+}
+
+/// The records of one project.
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    dir: PathBuf,
+}
+
+/// Why a record could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunStoreError {
+    /// No such run.
+    #[error("no run `{id}` in {dir} (hint: `codex-remote runs` lists them)")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+        /// Where we looked.
+        dir: String,
+    },
+    /// The record is unreadable.
+    #[error("the run record {path} is damaged: {message}")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl RunStore {
+    /// The store of the project at `project_root`.
+    pub fn new(project_root: &Path) -> Self {
+        Self { dir: project_root.join(RUNS_DIR) }
+    }
+
+    /// The directory of one run.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Where a run's patch is stored.
+    pub fn patch_path(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("result.patch")
+    }
+
+    /// Saves a record (creating its directory).
+    pub fn save(&self, record: &RunRecord) -> Result<(), RunStoreError> {
+        let path = self.run_dir(&record.id).join("run.json");
+        let mut json = serde_json::to_vec_pretty(record).expect("records serialise");
+        json.push(b'\n');
+        write_atomic(&path, &json).map_err(|source| RunStoreError::Io { context: format!("writing {}", path.display()), source })
+    }
+
+    /// Loads a record.
+    pub fn load(&self, id: &str) -> Result<RunRecord, RunStoreError> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(RunStoreError::NotFound { id: id.to_string(), dir: self.dir.display().to_string() });
+        }
+        let path = self.run_dir(id).join("run.json");
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RunStoreError::NotFound { id: id.to_string(), dir: self.dir.display().to_string() })
+            }
+            Err(source) => return Err(RunStoreError::Io { context: format!("reading {}", path.display()), source }),
+        };
+        serde_json::from_slice(&text).map_err(|e| RunStoreError::Damaged { path: path.display().to_string(), message: e.to_string() })
+    }
+
+    /// Stores the result patch.
+    pub fn write_patch(&self, id: &str, patch: &[u8]) -> Result<(), RunStoreError> {
+        let path = self.patch_path(id);
+        write_atomic(&path, patch).map_err(|source| RunStoreError::Io { context: format!("writing {}", path.display()), source })
+    }
+
+    /// Reads the result patch.
+    pub fn read_patch(&self, id: &str) -> Result<Vec<u8>, RunStoreError> {
+        let path = self.patch_path(id);
+        std::fs::read(&path).map_err(|source| RunStoreError::Io { context: format!("reading {} (was the result retrieved?)", path.display()), source })
+    }
+
+    /// Every record, oldest first. Damaged ones are skipped.
+    pub fn list(&self) -> Result<Vec<RunRecord>, RunStoreError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(RunStoreError::Io { context: format!("reading {}", self.dir.display()), source }),
+        };
+        let mut records: Vec<RunRecord> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| self.load(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        records.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(records)
+    }
+}
