@@ -31,6 +31,14 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run one command on a host (after its shell init) and exit with its status.
     Exec(ExecArgs),
+    /// Sync the project to the host's workspace and print the remote directory.
+    Push(PushArgs),
+    /// Show a run's result patch, coloured, with a stat summary.
+    Diff(DiffArgs),
+    /// Retrieve a run's result patch; with --apply, apply it to the local tree.
+    Pull(PullArgs),
+    /// List run records; --prune removes old run trees from the hosts.
+    Runs(RunsArgs),
     /// Print the JSON Schema of a file format.
     Schema(SchemaArgs),
     /// Write a commented starter config file.
@@ -90,6 +98,63 @@ pub struct ExecArgs {
     /// The program and its arguments, each passed as-is (no shell).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Host to push to: a name from the config, `local`, or an ssh destination.
+    #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
+    pub host: Option<String>,
+    /// Remote workspace name (default: the project directory's name).
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The run id (see `codex-remote runs`).
+    pub run: String,
+    /// Only the stat summary.
+    #[arg(long)]
+    pub stat: bool,
+    /// Colour the patch.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The run id (see `codex-remote runs`).
+    pub run: String,
+    /// Apply the result to the local tree (all or nothing; local edits are never overwritten).
+    #[arg(long)]
+    pub apply: bool,
+    /// Apply even when the result changes restricted files.
+    #[arg(long, requires = "apply")]
+    pub allow_restricted: bool,
+    /// Keep the run's tree on the host after a successful apply.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Remove the host trees of applied runs and of runs older than --older-than.
+    #[arg(long)]
+    pub prune: bool,
+    /// Age in days after which --prune removes a run's tree.
+    #[arg(long, value_name = "DAYS", default_value_t = 7, requires = "prune")]
+    pub older_than: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

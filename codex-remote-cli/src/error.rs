@@ -27,6 +27,12 @@ impl From<InputError> for CliError {
     }
 }
 
+impl From<codex_remote_core::runs::RunStoreError> for CliError {
+    fn from(e: codex_remote_core::runs::RunStoreError) -> Self {
+        CliError::Core(e.into())
+    }
+}
+
 impl From<codex_remote_core::transport::TransportError> for CliError {
     fn from(e: codex_remote_core::transport::TransportError) -> Self {
         CliError::Core(e.into())
@@ -55,6 +61,12 @@ impl CliError {
             "exit_code": crate::exit::for_kind(self.kind()),
             "message": self.to_string(),
         });
+        if let CliError::Core(codex_remote_core::Error::Apply(codex_remote_core::patch::ApplyError::Conflicts(conflicts))) = self {
+            error["conflicts"] = serde_json::to_value(conflicts).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::Apply(codex_remote_core::patch::ApplyError::Restricted(paths))) = self {
+            error["restricted"] = serde_json::to_value(paths).expect("serialisable");
+        }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({
                 "source": input.source_name,

@@ -71,6 +71,10 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Plan(args) => commands::plan::run(&ctx, args),
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
+        Command::Push(args) => commands::push::run(&ctx, args).await,
+        Command::Diff(args) => commands::diff::run(&ctx, args).await,
+        Command::Pull(args) => commands::pull::run(&ctx, args).await,
+        Command::Runs(args) => commands::runs::run(&ctx, args).await,
         Command::Schema(args) => commands::schema::run(&ctx, args),
         Command::Init(args) => commands::init::run(&ctx, args),
         Command::Completions(args) => {

@@ -12,6 +12,15 @@ pub enum Error {
     /// Reaching the host or running a command on it failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// Pushing the project failed.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    /// The result could not be applied (the local tree is untouched).
+    #[error(transparent)]
+    Apply(#[from] crate::patch::ApplyError),
+    /// A run record is missing or unreadable.
+    #[error(transparent)]
+    Runs(#[from] crate::runs::RunStoreError),
     /// Local file system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -43,14 +52,30 @@ pub enum ErrorKind {
 }
 
 impl Error {
+    fn transport_kind(e: &TransportError) -> ErrorKind {
+        match e {
+            e if e.is_connection() => ErrorKind::Connection,
+            TransportError::CommandNotFound { .. } => ErrorKind::Prerequisite,
+            TransportError::InvalidCommand(_) => ErrorKind::BadInput,
+            _ => ErrorKind::TaskFailed,
+        }
+    }
+
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Input(_) => ErrorKind::BadInput,
-            Error::Transport(e) if e.is_connection() => ErrorKind::Connection,
-            Error::Transport(TransportError::CommandNotFound { .. }) => ErrorKind::Prerequisite,
-            Error::Transport(TransportError::InvalidCommand(_)) => ErrorKind::BadInput,
-            Error::Transport(_) => ErrorKind::TaskFailed,
+            Error::Transport(e) => Error::transport_kind(e),
+            Error::Sync(crate::sync::SyncError::Transport(e)) => Error::transport_kind(e),
+            Error::Sync(crate::sync::SyncError::MissingProgram { .. }) => ErrorKind::Prerequisite,
+            Error::Sync(crate::sync::SyncError::NotADirectory(_)) => ErrorKind::BadInput,
+            Error::Sync(_) => ErrorKind::TaskFailed,
+            Error::Apply(crate::patch::ApplyError::Conflicts(_) | crate::patch::ApplyError::Restricted(_) | crate::patch::ApplyError::Refused(_)) => {
+                ErrorKind::NotApplied
+            }
+            Error::Apply(_) => ErrorKind::TaskFailed,
+            Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => ErrorKind::BadInput,
+            Error::Runs(_) => ErrorKind::TaskFailed,
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
     }

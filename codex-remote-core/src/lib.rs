@@ -32,6 +32,7 @@ pub mod instruction;
 pub mod layout;
 pub mod model;
 pub mod patch;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod runs;

@@ -1,9 +1,13 @@
 //! One module per subcommand. Each parses nothing and decides nothing an embedder would need:
 //! it calls core and renders.
 
+pub mod diff;
 pub mod exec;
 pub mod init;
 pub mod plan;
+pub mod pull;
+pub mod push;
+pub mod runs;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -57,6 +61,17 @@ impl Context {
             }
         }
         Ok(self.loader.load()?)
+    }
+
+    /// The project at the working directory (see `find_project_root`).
+    pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
+        let root = codex_remote_core::plan::find_project_root(&self.cwd);
+        codex_remote_core::pipeline::Project::new(&root, name)
+    }
+
+    /// The transport for a host.
+    pub fn transport(&self, host: codex_remote_core::host::HostSpec) -> Result<codex_remote_core::transport::SharedTransport, CliError> {
+        Ok(codex_remote_core::transport::for_host(host, self.ssh_options())?)
     }
 
     pub fn ssh_options(&self) -> SshOptions {

@@ -1,0 +1,114 @@
+//! The workflow's steps as library calls, so the CLI and embedders drive the same code:
+//! push a project, start a run's isolated tree, retrieve its result, apply it.
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::layout::RemoteLayout;
+use crate::patch::{ParsedPatch, PatchApplier};
+use crate::runs::{new_run_id, now, Phase, RunRecord, RunStore};
+use crate::sync::{syncer_for, PushProgress, PushReport, PushRequest};
+use crate::transport::SharedTransport;
+use crate::workspace;
+
+/// A local project: its root and its remote workspace name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// The project root.
+    pub root: PathBuf,
+    /// The remote workspace name.
+    pub name: String,
+}
+
+impl Project {
+    /// The project at `root`, named after its directory unless `name` is given.
+    pub fn new(root: &Path, name: Option<&str>) -> Self {
+        let name = name.map(str::to_string).unwrap_or_else(|| {
+            root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
+        });
+        Self { root: root.to_path_buf(), name }
+    }
+
+    /// The run records of this project.
+    pub fn runs(&self) -> RunStore {
+        RunStore::new(&self.root)
+    }
+}
+
+/// Pushes the project to the host's mirror.
+pub async fn push(
+    transport: SharedTransport,
+    config: &Config,
+    project: &Project,
+    progress: Option<mpsc::Sender<PushProgress>>,
+) -> Result<PushReport, Error> {
+    let layout = RemoteLayout::new(transport.host(), &project.name);
+    let request = PushRequest { local_root: project.root.clone(), remote_dir: layout.mirror.clone(), lock: layout.lock(), settings: config.sync() };
+    Ok(syncer_for(transport).push(&request, progress).await?)
+}
+
+/// Records a new run and prepares its isolated tree on the host (after a push).
+pub async fn start_run(transport: SharedTransport, config: &Config, project: &Project, task_id: &str) -> Result<RunRecord, Error> {
+    let layout = RemoteLayout::new(transport.host(), &project.name);
+    let created = now();
+    let mut record = RunRecord {
+        id: new_run_id(task_id),
+        task_id: task_id.to_string(),
+        host: transport.host().name.clone(),
+        project: project.name.clone(),
+        remote_mirror: layout.mirror.clone(),
+        tree: None,
+        phase: Phase::Pending,
+        created_at: created.clone(),
+        updated_at: created,
+        applied_at: None,
+        remote_removed: false,
+        error: None,
+    };
+    let store = project.runs();
+    store.save(&record)?;
+    record.tree = Some(workspace::prepare_run(transport.as_ref(), &layout, &record.id, &config.sync().exclude).await?);
+    record.updated_at = now();
+    store.save(&record)?;
+    Ok(record)
+}
+
+/// Fetches the run's change (one round trip) and stores it as `result.patch` in the record.
+pub async fn retrieve(transport: SharedTransport, project: &Project, record: &mut RunRecord) -> Result<ParsedPatch, Error> {
+    let tree = record.tree.clone().ok_or_else(|| Error::Io {
+        context: format!("run `{}` has no remote tree", record.id),
+        source: std::io::Error::other("it was never started, or its tree was removed"),
+    })?;
+    let patch = workspace::retrieve_patch(transport.as_ref(), &tree).await?;
+    let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
+    let store = project.runs();
+    store.write_patch(&record.id, &patch)?;
+    record.updated_at = now();
+    store.save(record)?;
+    Ok(parsed)
+}
+
+/// Applies the stored patch to the project, all or nothing.
+pub fn apply(config: &Config, project: &Project, record: &mut RunRecord, allow_restricted: bool) -> Result<ParsedPatch, Error> {
+    let store = project.runs();
+    let patch = store.read_patch(&record.id)?;
+    let applier = PatchApplier::new(&project.root, config.restricted()?, allow_restricted);
+    let parsed = applier.apply(&patch)?;
+    record.applied_at = Some(now());
+    record.updated_at = now();
+    store.save(record)?;
+    Ok(parsed)
+}
+
+/// Removes the run's tree from the host.
+pub async fn remove_remote(transport: SharedTransport, project: &Project, record: &mut RunRecord) -> Result<(), Error> {
+    let layout = RemoteLayout::new(transport.host(), &project.name);
+    workspace::remove_run(transport.as_ref(), &layout, &record.id).await?;
+    record.remote_removed = true;
+    record.updated_at = now();
+    project.runs().save(record)?;
+    Ok(())
+}
