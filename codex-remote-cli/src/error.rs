@@ -61,10 +61,16 @@ impl CliError {
             "exit_code": crate::exit::for_kind(self.kind()),
             "message": self.to_string(),
         });
-        if let CliError::Core(codex_remote_core::Error::Apply(codex_remote_core::patch::ApplyError::Conflicts(conflicts))) = self {
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::Conflicts(conflicts),
+        )) = self
+        {
             error["conflicts"] = serde_json::to_value(conflicts).expect("serialisable");
         }
-        if let CliError::Core(codex_remote_core::Error::Apply(codex_remote_core::patch::ApplyError::Restricted(paths))) = self {
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::Restricted(paths),
+        )) = self
+        {
             error["restricted"] = serde_json::to_value(paths).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {

@@ -72,21 +72,38 @@ pub fn file_summaries(patch: &codex_remote_core::patch::ParsedPatch) -> Vec<serd
 /// A `git diff --stat`-like summary.
 pub fn render_stat(patch: &codex_remote_core::patch::ParsedPatch) -> String {
     let mut out = String::new();
-    let width = patch.files.iter().map(|f| display_path(f).chars().count()).max().unwrap_or(0);
+    let width = patch
+        .files
+        .iter()
+        .map(|f| display_path(f).chars().count())
+        .max()
+        .unwrap_or(0);
     let (mut added, mut removed) = (0, 0);
     for file in &patch.files {
         let change = if file.binary {
             "binary".to_string()
         } else if file.kind() == "mode" {
-            format!("mode {} -> {}", file.old_mode.as_deref().unwrap_or("?"), file.new_mode.as_deref().unwrap_or("?"))
+            format!(
+                "mode {} -> {}",
+                file.old_mode.as_deref().unwrap_or("?"),
+                file.new_mode.as_deref().unwrap_or("?")
+            )
         } else {
             format!("+{} -{}", file.added, file.removed)
         };
-        out.push_str(&format!(" {:<width$} | {:<8} {}\n", display_path(file), file.kind(), change));
+        out.push_str(&format!(
+            " {:<width$} | {:<8} {}\n",
+            display_path(file),
+            file.kind(),
+            change
+        ));
         added += file.added;
         removed += file.removed;
     }
-    out.push_str(&format!(" {} file(s) changed, {added} insertion(s)(+), {removed} deletion(s)(-)\n", patch.files.len()));
+    out.push_str(&format!(
+        " {} file(s) changed, {added} insertion(s)(+), {removed} deletion(s)(-)\n",
+        patch.files.len()
+    ));
     out
 }
 
@@ -104,7 +121,11 @@ pub fn render_patch(patch: &str, color: bool) -> String {
     }
     let mut out = String::with_capacity(patch.len() + patch.len() / 8);
     for line in patch.split_inclusive('\n') {
-        let code = if line.starts_with("diff --git") || line.starts_with("index ") || line.starts_with("--- ") || line.starts_with("+++ ") {
+        let code = if line.starts_with("diff --git")
+            || line.starts_with("index ")
+            || line.starts_with("--- ")
+            || line.starts_with("+++ ")
+        {
             "1"
         } else if line.starts_with("@@") {
             "36"

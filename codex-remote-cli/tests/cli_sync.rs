@@ -21,15 +21,29 @@ struct Setup {
 
 fn setup() -> Option<Setup> {
     let sshd = Sshd::start_or_skip()?;
-    let env = Env::new().var("CODEX_REMOTE_SSH_CONFIG", sshd.ssh_config().display().to_string()).var("CODEX_REMOTE_HOST", ALIAS);
-    let config_text = format!("[hosts.{ALIAS}]\nworkspace = \"{}\"\n", sshd.dir().join("ws").display());
+    let env = Env::new()
+        .var(
+            "CODEX_REMOTE_SSH_CONFIG",
+            sshd.ssh_config().display().to_string(),
+        )
+        .var("CODEX_REMOTE_HOST", ALIAS);
+    let config_text = format!(
+        "[hosts.{ALIAS}]\nworkspace = \"{}\"\n",
+        sshd.dir().join("ws").display()
+    );
     env.write("codex-remote.toml", &config_text);
     env.write("src/app.ts", "export const a = 1;\n");
     env.write("README.md", "# app\n");
     env.write("package.json", "{}\n");
     let config = Config::from_files([ConfigFile::parse(&config_text, "t").unwrap()]).unwrap();
-    let transport: SharedTransport = Arc::new(SshTransport::new(config.host(Some(ALIAS)).unwrap(), sshd.ssh_options()).unwrap());
-    Some(Setup { sshd, env, transport, config })
+    let transport: SharedTransport =
+        Arc::new(SshTransport::new(config.host(Some(ALIAS)).unwrap(), sshd.ssh_options()).unwrap());
+    Some(Setup {
+        sshd,
+        env,
+        transport,
+        config,
+    })
 }
 
 impl Setup {
@@ -39,9 +53,15 @@ impl Setup {
 
     /// A run whose remote tree the "agent" changed with `script`.
     async fn run_with(&self, script: &str) -> RunRecord {
-        let record = pipeline::start_run(self.transport.clone(), &self.config, &self.project(), "t").await.unwrap();
+        let record =
+            pipeline::start_run(self.transport.clone(), &self.config, &self.project(), "t")
+                .await
+                .unwrap();
         let dir = record.tree.as_ref().unwrap().dir.clone();
-        self.transport.run_checked(CommandSpec::new("sh").args(["-c", script]).cwd(dir)).await.unwrap();
+        self.transport
+            .run_checked(CommandSpec::new("sh").args(["-c", script]).cwd(dir))
+            .await
+            .unwrap();
         record
     }
 }
@@ -53,10 +73,16 @@ async fn push_prints_the_remote_directory() {
     assert!(out.status.success(), "{}", stderr(&out));
     let remote = s.sshd.dir().join("ws/myapp");
     assert_eq!(stdout(&out), format!("{}\n", remote.display()));
-    assert_eq!(std::fs::read_to_string(remote.join("src/app.ts")).unwrap(), "export const a = 1;\n");
+    assert_eq!(
+        std::fs::read_to_string(remote.join("src/app.ts")).unwrap(),
+        "export const a = 1;\n"
+    );
     let out = s.env.run(&["push", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["method"].as_str(), v["files_transferred"].as_u64()), (Some("rsync"), Some(0)));
+    assert_eq!(
+        (v["method"].as_str(), v["files_transferred"].as_u64()),
+        (Some("rsync"), Some(0))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,18 +95,34 @@ async fn diff_then_pull_apply_brings_the_change_home() {
     let text = stdout(&out);
     let stat_end = text.find("\ndiff --git").unwrap();
     insta::assert_snapshot!(&text[..stat_end]);
-    assert!(text.contains("-export const a = 1;\n+export const a = 2;"), "{text}");
+    assert!(
+        text.contains("-export const a = 1;\n+export const a = 2;"),
+        "{text}"
+    );
     let colored = stdout(&s.env.run(&["diff", &record.id, "--color", "always"]));
     assert!(colored.contains("\x1b[32m+export const a = 2;\x1b[0m"));
 
     let out = s.env.run(&["pull", &record.id, "--apply"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(), "export const a = 2;\n");
-    assert_eq!(std::fs::read_to_string(s.env.project.join("src/new.ts")).unwrap(), "new\n");
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(),
+        "export const a = 2;\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/new.ts")).unwrap(),
+        "new\n"
+    );
     assert!(!s.env.project.join("README.md").exists());
-    assert!(s.env.project.join(format!(".codex-remote/runs/{}/result.patch", record.id)).exists());
+    assert!(s
+        .env
+        .project
+        .join(format!(".codex-remote/runs/{}/result.patch", record.id))
+        .exists());
     let tree = record.tree.as_ref().unwrap().dir.clone();
-    assert!(!std::path::Path::new(&tree).exists(), "the remote tree is cleaned after a successful apply");
+    assert!(
+        !std::path::Path::new(&tree).exists(),
+        "the remote tree is cleaned after a successful apply"
+    );
     let out = s.env.run(&["pull", &record.id, "--apply"]);
     assert_eq!(out.status.code(), Some(2), "applying twice is refused");
 
@@ -100,25 +142,58 @@ async fn a_local_edit_is_a_conflict_exit_6_and_bytes_stay() {
     assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["conflicts"][0]["path"], "src/app.ts");
-    assert_eq!(std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(), "my unsaved local work\n");
-    assert!(s.env.project.join(format!(".codex-remote/runs/{}/result.patch", record.id)).exists(), "the patch stays in the record");
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(),
+        "my unsaved local work\n"
+    );
+    assert!(
+        s.env
+            .project
+            .join(format!(".codex-remote/runs/{}/result.patch", record.id))
+            .exists(),
+        "the patch stays in the record"
+    );
     let tree = record.tree.as_ref().unwrap().dir.clone();
-    assert!(std::path::Path::new(&tree).exists(), "the remote tree is kept when nothing was applied");
+    assert!(
+        std::path::Path::new(&tree).exists(),
+        "the remote tree is kept when nothing was applied"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restricted_changes_need_allow_restricted() {
     let Some(s) = setup() else { return };
     assert!(s.env.run(&["push"]).status.success());
-    let record = s.run_with("printf '{\"dependencies\":{}}\\n' > package.json").await;
+    let record = s
+        .run_with("printf '{\"dependencies\":{}}\\n' > package.json")
+        .await;
     let out = s.env.run(&["pull", &record.id, "--apply"]);
     assert_eq!(out.status.code(), Some(6));
-    assert!(stderr(&out).contains("restricted") && stderr(&out).contains("--allow-restricted"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(s.env.project.join("package.json")).unwrap(), "{}\n");
-    let out = s.env.run(&["pull", &record.id, "--apply", "--allow-restricted", "--keep"]);
+    assert!(
+        stderr(&out).contains("restricted") && stderr(&out).contains("--allow-restricted"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("package.json")).unwrap(),
+        "{}\n"
+    );
+    let out = s.env.run(&[
+        "pull",
+        &record.id,
+        "--apply",
+        "--allow-restricted",
+        "--keep",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(s.env.project.join("package.json")).unwrap(), "{\"dependencies\":{}}\n");
-    assert!(std::path::Path::new(&record.tree.as_ref().unwrap().dir).exists(), "--keep keeps the remote tree");
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("package.json")).unwrap(),
+        "{\"dependencies\":{}}\n"
+    );
+    assert!(
+        std::path::Path::new(&record.tree.as_ref().unwrap().dir).exists(),
+        "--keep keeps the remote tree"
+    );
     let out = s.env.run(&["runs", "--prune"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("pruned the remote tree of {}", record.id)));
@@ -130,5 +205,9 @@ fn unknown_runs_are_bad_input() {
     let env = Env::new();
     let out = env.run(&["diff", "nope"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("codex-remote runs"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("codex-remote runs"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -49,28 +49,12 @@ fn ssh_ok(mut command: Command) {
     assert!(status.success(), "ssh failed");
 }
 
-/// Creates `user` with this ~/.bashrc (needs root). False when that is not possible.
 fn ensure_user(user: &str, bashrc: &str) -> bool {
-    let exists = Command::new("id")
-        .arg(user)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !exists {
-        let created = Command::new("useradd")
-            .args(["-m", "-s", "/bin/bash", user])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !created {
-            eprintln!("cannot create {user} (not root?): skipping its rows");
-            return false;
-        }
-        // useradd leaves the account locked; sshd refuses locked accounts even for keys.
-        Command::new("usermod")
-            .args(["-p", "*", user])
-            .status()
-            .expect("usermod");
+    let ok = codex_remote_testkit::sshd::ensure_user(user, bashrc);
+    if !ok {
+        eprintln!("cannot create {user} (not root?): skipping its rows");
     }
-    std::fs::write(format!("/home/{user}/.bashrc"), bashrc).is_ok()
+    ok
 }
 
 struct Row {

@@ -70,9 +70,11 @@ impl Error {
             Error::Sync(crate::sync::SyncError::MissingProgram { .. }) => ErrorKind::Prerequisite,
             Error::Sync(crate::sync::SyncError::NotADirectory(_)) => ErrorKind::BadInput,
             Error::Sync(_) => ErrorKind::TaskFailed,
-            Error::Apply(crate::patch::ApplyError::Conflicts(_) | crate::patch::ApplyError::Restricted(_) | crate::patch::ApplyError::Refused(_)) => {
-                ErrorKind::NotApplied
-            }
+            Error::Apply(
+                crate::patch::ApplyError::Conflicts(_)
+                | crate::patch::ApplyError::Restricted(_)
+                | crate::patch::ApplyError::Refused(_),
+            ) => ErrorKind::NotApplied,
             Error::Apply(_) => ErrorKind::TaskFailed,
             Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => ErrorKind::BadInput,
             Error::Runs(_) => ErrorKind::TaskFailed,

@@ -33,7 +33,10 @@ impl RemoteLayout {
     /// ```
     pub fn new(host: &HostSpec, project: &str) -> Self {
         let workspace = host.workspace.trim_end_matches('/');
-        Self { mirror: format!("{workspace}/{project}"), state_dir: format!("{workspace}/.codex-remote/{project}") }
+        Self {
+            mirror: format!("{workspace}/{project}"),
+            state_dir: format!("{workspace}/.codex-remote/{project}"),
+        }
     }
 
     /// The lock file.

@@ -40,8 +40,8 @@ pub mod schema;
 pub mod shell;
 pub mod sync;
 pub mod task;
-pub mod workspace;
 pub mod transport;
+pub mod workspace;
 
 pub use error::{Error, ErrorKind};
 pub use input::InputError;

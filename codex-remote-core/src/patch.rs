@@ -45,7 +45,10 @@ pub struct FileChange {
 impl FileChange {
     /// The path to show: the new one, else the old one.
     pub fn path(&self) -> &str {
-        self.new_path.as_deref().or(self.old_path.as_deref()).unwrap_or_default()
+        self.new_path
+            .as_deref()
+            .or(self.old_path.as_deref())
+            .unwrap_or_default()
     }
 
     /// `added`, `deleted`, `renamed`, `mode` or `modified`.
@@ -84,10 +87,18 @@ impl ParsedPatch {
         let mut files: Vec<FileChange> = Vec::new();
         let mut in_header = false;
         for (index, line) in text.split('\n').enumerate() {
-            let error = |message: &str| PatchParseError { line: index + 1, message: message.to_string() };
+            let error = |message: &str| PatchParseError {
+                line: index + 1,
+                message: message.to_string(),
+            };
             if let Some(rest) = line.strip_prefix("diff --git ") {
-                let (a, b) = split_diff_git(rest).ok_or_else(|| error("cannot read the paths of `diff --git`"))?;
-                files.push(FileChange { old_path: Some(a), new_path: Some(b), ..FileChange::default() });
+                let (a, b) = split_diff_git(rest)
+                    .ok_or_else(|| error("cannot read the paths of `diff --git`"))?;
+                files.push(FileChange {
+                    old_path: Some(a),
+                    new_path: Some(b),
+                    ..FileChange::default()
+                });
                 in_header = true;
                 continue;
             }
@@ -113,8 +124,12 @@ impl ParsedPatch {
                 } else if let Some(path) = line.strip_prefix("rename to ") {
                     file.new_path = Some(unquote(path).ok_or_else(|| error("bad quoted path"))?);
                 } else if let Some(rest) = line.strip_prefix("index ") {
-                    let (range, mode) = rest.split_once(' ').map_or((rest, None), |(r, m)| (r, Some(m)));
-                    let (old, new) = range.split_once("..").ok_or_else(|| error("bad index line"))?;
+                    let (range, mode) = rest
+                        .split_once(' ')
+                        .map_or((rest, None), |(r, m)| (r, Some(m)));
+                    let (old, new) = range
+                        .split_once("..")
+                        .ok_or_else(|| error("bad index line"))?;
                     file.old_blob = (old != NULL_BLOB).then(|| old.to_string());
                     file.new_blob = (new != NULL_BLOB).then(|| new.to_string());
                     if let Some(mode) = mode {
@@ -142,7 +157,10 @@ impl ParsedPatch {
         for file in &files {
             for path in [&file.old_path, &file.new_path].into_iter().flatten() {
                 if path.starts_with('/') || path.split('/').any(|c| c == "..") {
-                    return Err(PatchParseError { line: 0, message: format!("path `{path}` leaves the project") });
+                    return Err(PatchParseError {
+                        line: 0,
+                        message: format!("path `{path}` leaves the project"),
+                    });
                 }
             }
         }
@@ -151,7 +169,12 @@ impl ParsedPatch {
 
     /// Every path the patch touches (old and new).
     pub fn paths(&self) -> Vec<&str> {
-        let mut paths: Vec<&str> = self.files.iter().flat_map(|f| [f.old_path.as_deref(), f.new_path.as_deref()]).flatten().collect();
+        let mut paths: Vec<&str> = self
+            .files
+            .iter()
+            .flat_map(|f| [f.old_path.as_deref(), f.new_path.as_deref()])
+            .flatten()
+            .collect();
         paths.sort_unstable();
         paths.dedup();
         paths
@@ -163,13 +186,23 @@ fn split_diff_git(rest: &str) -> Option<(String, String)> {
     if rest.starts_with('"') {
         let (a, remainder) = take_quoted(rest)?;
         let remainder = remainder.strip_prefix(' ')?;
-        let b = if remainder.starts_with('"') { take_quoted(remainder)?.0 } else { remainder.to_string() };
-        return Some((a.strip_prefix("a/")?.to_string(), b.strip_prefix("b/")?.to_string()));
+        let b = if remainder.starts_with('"') {
+            take_quoted(remainder)?.0
+        } else {
+            remainder.to_string()
+        };
+        return Some((
+            a.strip_prefix("a/")?.to_string(),
+            b.strip_prefix("b/")?.to_string(),
+        ));
     }
     if rest.ends_with('"') {
         let start = rest.rfind(" \"")?;
         let b = take_quoted(&rest[start + 1..])?.0;
-        return Some((rest[..start].strip_prefix("a/")?.to_string(), b.strip_prefix("b/")?.to_string()));
+        return Some((
+            rest[..start].strip_prefix("a/")?.to_string(),
+            b.strip_prefix("b/")?.to_string(),
+        ));
     }
     // Unquoted: the same path twice (renames are read from `rename from/to`).
     let half = (rest.len().checked_sub(1)?) / 2;
@@ -237,7 +270,9 @@ pub fn local_blob_id(path: &Path) -> std::io::Result<Option<String>> {
         Err(e) => return Err(e),
     };
     let content = if meta.file_type().is_symlink() {
-        std::fs::read_link(path)?.into_os_string().into_encoded_bytes()
+        std::fs::read_link(path)?
+            .into_os_string()
+            .into_encoded_bytes()
     } else if meta.is_dir() {
         return Ok(Some("directory".to_string()));
     } else {
@@ -246,7 +281,13 @@ pub fn local_blob_id(path: &Path) -> std::io::Result<Option<String>> {
     let mut hasher = Sha1::new();
     hasher.update(format!("blob {}\0", content.len()).as_bytes());
     hasher.update(&content);
-    Ok(Some(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    ))
 }
 
 /// A file the patch may not be applied to.
@@ -284,7 +325,11 @@ pub enum ApplyError {
 }
 
 fn describe(conflicts: &[Conflict]) -> String {
-    conflicts.iter().map(|c| format!("{} ({})", c.path, c.reason)).collect::<Vec<_>>().join(", ")
+    conflicts
+        .iter()
+        .map(|c| format!("{} ({})", c.path, c.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Applies result patches to a local tree, all or nothing.
@@ -297,34 +342,61 @@ pub struct PatchApplier {
 
 impl PatchApplier {
     /// An applier for the tree at `root`.
-    pub fn new(root: impl Into<PathBuf>, restricted: RestrictedFiles, allow_restricted: bool) -> Self {
-        Self { root: root.into(), restricted, allow_restricted }
+    pub fn new(
+        root: impl Into<PathBuf>,
+        restricted: RestrictedFiles,
+        allow_restricted: bool,
+    ) -> Self {
+        Self {
+            root: root.into(),
+            restricted,
+            allow_restricted,
+        }
     }
 
     /// Checks the patch against the local tree without writing anything.
     pub fn check(&self, patch: &ParsedPatch) -> Result<(), ApplyError> {
         if !self.allow_restricted {
-            let restricted: Vec<String> = patch.paths().into_iter().filter(|p| self.restricted.is_restricted(p)).map(str::to_string).collect();
+            let restricted: Vec<String> = patch
+                .paths()
+                .into_iter()
+                .filter(|p| self.restricted.is_restricted(p))
+                .map(str::to_string)
+                .collect();
             if !restricted.is_empty() {
                 return Err(ApplyError::Restricted(restricted));
             }
         }
         let mut conflicts = Vec::new();
         for file in &patch.files {
-            let blob = |path: &str| local_blob_id(&self.root.join(path)).map_err(|e| ApplyError::Io { context: format!("reading {path}"), source: e });
+            let blob = |path: &str| {
+                local_blob_id(&self.root.join(path)).map_err(|e| ApplyError::Io {
+                    context: format!("reading {path}"),
+                    source: e,
+                })
+            };
             if let Some(old) = &file.old_path {
                 let local = blob(old)?;
                 match (&local, &file.old_blob) {
-                    (None, _) => conflicts.push(Conflict { path: old.clone(), reason: "deleted locally since the push".into() }),
+                    (None, _) => conflicts.push(Conflict {
+                        path: old.clone(),
+                        reason: "deleted locally since the push".into(),
+                    }),
                     (Some(local), Some(expected)) if local != expected => {
-                        conflicts.push(Conflict { path: old.clone(), reason: "changed locally since the push".into() })
+                        conflicts.push(Conflict {
+                            path: old.clone(),
+                            reason: "changed locally since the push".into(),
+                        })
                     }
                     _ => {}
                 }
             }
             if let Some(new) = &file.new_path {
                 if file.old_path.as_deref() != Some(new.as_str()) && blob(new)?.is_some() {
-                    conflicts.push(Conflict { path: new.clone(), reason: "created locally since the push".into() });
+                    conflicts.push(Conflict {
+                        path: new.clone(),
+                        reason: "created locally since the push".into(),
+                    });
                 }
             }
         }
@@ -365,16 +437,24 @@ impl PatchApplier {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| ApplyError::Io { context: "running git apply (is git installed?)".into(), source: e })?;
+        let mut child = command.spawn().map_err(|e| ApplyError::Io {
+            context: "running git apply (is git installed?)".into(),
+            source: e,
+        })?;
         let mut stdin = child.stdin.take().expect("piped");
         let bytes = patch.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&bytes));
-        let output = child.wait_with_output().map_err(|e| ApplyError::Io { context: "running git apply".into(), source: e })?;
+        let output = child.wait_with_output().map_err(|e| ApplyError::Io {
+            context: "running git apply".into(),
+            source: e,
+        })?;
         let _ = writer.join();
         if output.status.success() {
             Ok(())
         } else {
-            Err(ApplyError::Refused(String::from_utf8_lossy(&output.stderr).trim().to_string()))
+            Err(ApplyError::Refused(
+                String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            ))
         }
     }
 }
@@ -385,14 +465,26 @@ mod tests {
 
     #[test]
     fn unquotes_c_style_paths() {
-        assert_eq!(take_quoted(r#""a/sp ace \"q\" \303\274\n" rest"#), Some(("a/sp ace \"q\" ü\n".to_string(), " rest")));
+        assert_eq!(
+            take_quoted(r#""a/sp ace \"q\" \303\274\n" rest"#),
+            Some(("a/sp ace \"q\" ü\n".to_string(), " rest"))
+        );
     }
 
     #[test]
     fn splits_diff_git_lines() {
-        assert_eq!(split_diff_git("a/x y b/x y"), Some(("x y".into(), "x y".into())));
-        assert_eq!(split_diff_git(r#""a/q\"" "b/q\"""#), Some(("q\"".into(), "q\"".into())));
-        assert_eq!(split_diff_git("a/old b/new"), Some(("old".into(), "new".into())));
+        assert_eq!(
+            split_diff_git("a/x y b/x y"),
+            Some(("x y".into(), "x y".into()))
+        );
+        assert_eq!(
+            split_diff_git(r#""a/q\"" "b/q\"""#),
+            Some(("q\"".into(), "q\"".into()))
+        );
+        assert_eq!(
+            split_diff_git("a/old b/new"),
+            Some(("old".into(), "new".into()))
+        );
     }
 
     #[test]
@@ -400,8 +492,18 @@ mod tests {
         let patch = b"diff --git a/f b/f\nindex 1111111111111111111111111111111111111111..2222222222222222222222222222222222222222 100644\n--- a/f\n+++ b/f\n@@ -1 +1,2 @@\n-x\n+y\n+z\ndiff --git a/n b/n\nnew file mode 100755\nindex 0000000000000000000000000000000000000000..3333333333333333333333333333333333333333\nGIT binary patch\nliteral 3\nKcmZ?wbN>{dAnit bit\n\n";
         let parsed = ParsedPatch::parse(patch).unwrap();
         assert_eq!(parsed.files.len(), 2);
-        assert_eq!((parsed.files[0].kind(), parsed.files[0].added, parsed.files[0].removed), ("modified", 2, 1));
-        assert_eq!((parsed.files[1].kind(), parsed.files[1].binary), ("added", true));
+        assert_eq!(
+            (
+                parsed.files[0].kind(),
+                parsed.files[0].added,
+                parsed.files[0].removed
+            ),
+            ("modified", 2, 1)
+        );
+        assert_eq!(
+            (parsed.files[1].kind(), parsed.files[1].binary),
+            ("added", true)
+        );
     }
 
     #[test]
@@ -409,7 +511,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), "hello\n").unwrap();
         // `echo hello | git hash-object --stdin`
-        assert_eq!(local_blob_id(&dir.path().join("f")).unwrap().as_deref(), Some("ce013625030ba8dba906f756967f9e9ca394464a"));
+        assert_eq!(
+            local_blob_id(&dir.path().join("f")).unwrap().as_deref(),
+            Some("ce013625030ba8dba906f756967f9e9ca394464a")
+        );
         assert_eq!(local_blob_id(&dir.path().join("missing")).unwrap(), None);
     }
 }

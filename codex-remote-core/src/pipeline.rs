@@ -27,9 +27,14 @@ impl Project {
     /// The project at `root`, named after its directory unless `name` is given.
     pub fn new(root: &Path, name: Option<&str>) -> Self {
         let name = name.map(str::to_string).unwrap_or_else(|| {
-            root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "project".into())
         });
-        Self { root: root.to_path_buf(), name }
+        Self {
+            root: root.to_path_buf(),
+            name,
+        }
     }
 
     /// The run records of this project.
@@ -46,12 +51,22 @@ pub async fn push(
     progress: Option<mpsc::Sender<PushProgress>>,
 ) -> Result<PushReport, Error> {
     let layout = RemoteLayout::new(transport.host(), &project.name);
-    let request = PushRequest { local_root: project.root.clone(), remote_dir: layout.mirror.clone(), lock: layout.lock(), settings: config.sync() };
+    let request = PushRequest {
+        local_root: project.root.clone(),
+        remote_dir: layout.mirror.clone(),
+        lock: layout.lock(),
+        settings: config.sync(),
+    };
     Ok(syncer_for(transport).push(&request, progress).await?)
 }
 
 /// Records a new run and prepares its isolated tree on the host (after a push).
-pub async fn start_run(transport: SharedTransport, config: &Config, project: &Project, task_id: &str) -> Result<RunRecord, Error> {
+pub async fn start_run(
+    transport: SharedTransport,
+    config: &Config,
+    project: &Project,
+    task_id: &str,
+) -> Result<RunRecord, Error> {
     let layout = RemoteLayout::new(transport.host(), &project.name);
     let created = now();
     let mut record = RunRecord {
@@ -70,14 +85,26 @@ pub async fn start_run(transport: SharedTransport, config: &Config, project: &Pr
     };
     let store = project.runs();
     store.save(&record)?;
-    record.tree = Some(workspace::prepare_run(transport.as_ref(), &layout, &record.id, &config.sync().exclude).await?);
+    record.tree = Some(
+        workspace::prepare_run(
+            transport.as_ref(),
+            &layout,
+            &record.id,
+            &config.sync().exclude,
+        )
+        .await?,
+    );
     record.updated_at = now();
     store.save(&record)?;
     Ok(record)
 }
 
 /// Fetches the run's change (one round trip) and stores it as `result.patch` in the record.
-pub async fn retrieve(transport: SharedTransport, project: &Project, record: &mut RunRecord) -> Result<ParsedPatch, Error> {
+pub async fn retrieve(
+    transport: SharedTransport,
+    project: &Project,
+    record: &mut RunRecord,
+) -> Result<ParsedPatch, Error> {
     let tree = record.tree.clone().ok_or_else(|| Error::Io {
         context: format!("run `{}` has no remote tree", record.id),
         source: std::io::Error::other("it was never started, or its tree was removed"),
@@ -92,7 +119,12 @@ pub async fn retrieve(transport: SharedTransport, project: &Project, record: &mu
 }
 
 /// Applies the stored patch to the project, all or nothing.
-pub fn apply(config: &Config, project: &Project, record: &mut RunRecord, allow_restricted: bool) -> Result<ParsedPatch, Error> {
+pub fn apply(
+    config: &Config,
+    project: &Project,
+    record: &mut RunRecord,
+    allow_restricted: bool,
+) -> Result<ParsedPatch, Error> {
     let store = project.runs();
     let patch = store.read_patch(&record.id)?;
     let applier = PatchApplier::new(&project.root, config.restricted()?, allow_restricted);
@@ -104,7 +136,11 @@ pub fn apply(config: &Config, project: &Project, record: &mut RunRecord, allow_r
 }
 
 /// Removes the run's tree from the host.
-pub async fn remove_remote(transport: SharedTransport, project: &Project, record: &mut RunRecord) -> Result<(), Error> {
+pub async fn remove_remote(
+    transport: SharedTransport,
+    project: &Project,
+    record: &mut RunRecord,
+) -> Result<(), Error> {
     let layout = RemoteLayout::new(transport.host(), &project.name);
     workspace::remove_run(transport.as_ref(), &layout, &record.id).await?;
     record.remote_removed = true;

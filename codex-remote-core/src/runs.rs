@@ -72,7 +72,11 @@ pub fn now() -> String {
 
 /// A fresh run id: `<task-id>-<utc timestamp>-<random>`, sortable by time.
 pub fn new_run_id(task_id: &str) -> String {
-    let stamp: String = now().chars().filter(|c| c.is_ascii_digit()).take(14).collect();
+    let stamp: String = now()
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect();
     let suffix: u16 = rand::random();
     format!("{task_id}-{}-{}-{suffix:04x}", &stamp[..8], &stamp[8..])
 }
@@ -115,7 +119,9 @@ pub enum RunStoreError {
 impl RunStore {
     /// The store of the project at `project_root`.
     pub fn new(project_root: &Path) -> Self {
-        Self { dir: project_root.join(RUNS_DIR) }
+        Self {
+            dir: project_root.join(RUNS_DIR),
+        }
     }
 
     /// The directory of one run.
@@ -133,35 +139,58 @@ impl RunStore {
         let path = self.run_dir(&record.id).join("run.json");
         let mut json = serde_json::to_vec_pretty(record).expect("records serialise");
         json.push(b'\n');
-        write_atomic(&path, &json).map_err(|source| RunStoreError::Io { context: format!("writing {}", path.display()), source })
+        write_atomic(&path, &json).map_err(|source| RunStoreError::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })
     }
 
     /// Loads a record.
     pub fn load(&self, id: &str) -> Result<RunRecord, RunStoreError> {
         if id.is_empty() || id.contains('/') || id.starts_with('.') {
-            return Err(RunStoreError::NotFound { id: id.to_string(), dir: self.dir.display().to_string() });
+            return Err(RunStoreError::NotFound {
+                id: id.to_string(),
+                dir: self.dir.display().to_string(),
+            });
         }
         let path = self.run_dir(id).join("run.json");
         let text = match std::fs::read(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RunStoreError::NotFound { id: id.to_string(), dir: self.dir.display().to_string() })
+                return Err(RunStoreError::NotFound {
+                    id: id.to_string(),
+                    dir: self.dir.display().to_string(),
+                })
             }
-            Err(source) => return Err(RunStoreError::Io { context: format!("reading {}", path.display()), source }),
+            Err(source) => {
+                return Err(RunStoreError::Io {
+                    context: format!("reading {}", path.display()),
+                    source,
+                })
+            }
         };
-        serde_json::from_slice(&text).map_err(|e| RunStoreError::Damaged { path: path.display().to_string(), message: e.to_string() })
+        serde_json::from_slice(&text).map_err(|e| RunStoreError::Damaged {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Stores the result patch.
     pub fn write_patch(&self, id: &str, patch: &[u8]) -> Result<(), RunStoreError> {
         let path = self.patch_path(id);
-        write_atomic(&path, patch).map_err(|source| RunStoreError::Io { context: format!("writing {}", path.display()), source })
+        write_atomic(&path, patch).map_err(|source| RunStoreError::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })
     }
 
     /// Reads the result patch.
     pub fn read_patch(&self, id: &str) -> Result<Vec<u8>, RunStoreError> {
         let path = self.patch_path(id);
-        std::fs::read(&path).map_err(|source| RunStoreError::Io { context: format!("reading {} (was the result retrieved?)", path.display()), source })
+        std::fs::read(&path).map_err(|source| RunStoreError::Io {
+            context: format!("reading {} (was the result retrieved?)", path.display()),
+            source,
+        })
     }
 
     /// Every record, oldest first. Damaged ones are skipped.
@@ -169,7 +198,12 @@ impl RunStore {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(RunStoreError::Io { context: format!("reading {}", self.dir.display()), source }),
+            Err(source) => {
+                return Err(RunStoreError::Io {
+                    context: format!("reading {}", self.dir.display()),
+                    source,
+                })
+            }
         };
         let mut records: Vec<RunRecord> = entries
             .filter_map(|e| e.ok())

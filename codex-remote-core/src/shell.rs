@@ -168,7 +168,9 @@ pub fn rsync_e_word(word: &str) -> Result<String, ScriptError> {
     } else if !word.contains('"') {
         Ok(format!("\"{word}\""))
     } else {
-        Err(ScriptError::Nul { what: format!("`{word}` (holds both quote kinds, which rsync -e cannot carry)") })
+        Err(ScriptError::Nul {
+            what: format!("`{word}` (holds both quote kinds, which rsync -e cannot carry)"),
+        })
     }
 }
 
@@ -181,7 +183,11 @@ pub fn rsync_e_word(word: &str) -> Result<String, ScriptError> {
 /// assert!(rsync_path_with_lock("workspace/.codex-remote/app/lock").ends_with(" './workspace/.codex-remote/app/lock'"));
 /// ```
 pub fn rsync_path_with_lock(lock: &str) -> String {
-    let lock = if lock.starts_with('/') { lock.to_string() } else { format!("./{lock}") };
+    let lock = if lock.starts_with('/') {
+        lock.to_string()
+    } else {
+        format!("./{lock}")
+    };
     format!("sh -c {} {}", quote(LOCKED_RSYNC_SCRIPT), quote(&lock))
 }
 

@@ -25,13 +25,21 @@ mkdir -p -- "$(dirname -- "$lock")" "$(dirname -- "$run")"
 run=$(cd -- "$(dirname -- "$run")" && pwd)/$(basename -- "$run")
 if command -v flock >/dev/null 2>&1; then exec 9>"$lock"; flock 9; fi
 cd -- "$mirror"
-[ -d .git ] || git init -q
+if [ ! -d .git ]; then
+  git init -q
+  # Retrieval refreshes the run tree's index: cache untracked-directory scans and keep the
+  # index compact, so that costs a stat per file and little else.
+  git config core.untrackedCache true
+  git config index.version 4
+fi
 printf '%s\n' /.codex-remote/ "$@" > .git/info/exclude
 git add -A
 git commit -q --allow-empty --no-verify -m "codex-remote baseline for run $id"
 base=$(git rev-parse HEAD)
 git update-ref "refs/codex-remote/runs/$id" "$base"
 git worktree add -q --detach "$run" "$base"
+# Settle racily-clean index entries now, at preparation, rather than at retrieval.
+(cd -- "$run" && git update-index -q --refresh >/dev/null 2>&1 || true)
 printf '%s\n' "$base"
 "#;
 
@@ -63,14 +71,29 @@ pub struct RunTree {
 fn script(body: &str, args: &[&str]) -> CommandSpec {
     let mut full = String::from(GIT_PRELUDE);
     full.push_str(body);
-    CommandSpec::new("sh").arg("-c").arg(full).arg("sh").args(args.iter().map(|a| a.to_string())).cwd("~")
+    CommandSpec::new("sh")
+        .arg("-c")
+        .arg(full)
+        .arg("sh")
+        .args(args.iter().map(|a| a.to_string()))
+        .cwd("~")
 }
 
 /// Commits the mirror as the baseline and creates the run's isolated tree. One round trip.
-pub async fn prepare_run(transport: &dyn Transport, layout: &RemoteLayout, run_id: &str, excludes: &[String]) -> Result<RunTree, TransportError> {
+pub async fn prepare_run(
+    transport: &dyn Transport,
+    layout: &RemoteLayout,
+    run_id: &str,
+    excludes: &[String],
+) -> Result<RunTree, TransportError> {
     let run_dir = layout.run_dir(run_id);
     let lock = layout.lock();
-    let mut args = vec![home_relative(&layout.mirror), home_relative(&lock), home_relative(&run_dir), run_id];
+    let mut args = vec![
+        home_relative(&layout.mirror),
+        home_relative(&lock),
+        home_relative(&run_dir),
+        run_id,
+    ];
     args.extend(excludes.iter().map(String::as_str));
     let output = transport.run_checked(script(PREPARE_SCRIPT, &args)).await?;
     let baseline = output.stdout_text().trim().to_string();
@@ -82,18 +105,42 @@ pub async fn prepare_run(transport: &dyn Transport, layout: &RemoteLayout, run_i
             stderr: format!("unexpected baseline `{baseline}`"),
         });
     }
-    Ok(RunTree { dir: run_dir, baseline })
+    Ok(RunTree {
+        dir: run_dir,
+        baseline,
+    })
 }
 
 /// The run's change against its baseline, as a binary git patch. One round trip.
-pub async fn retrieve_patch(transport: &dyn Transport, tree: &RunTree) -> Result<Vec<u8>, TransportError> {
-    let output = transport.run_checked(script(RETRIEVE_SCRIPT, &[home_relative(&tree.dir), &tree.baseline])).await?;
+pub async fn retrieve_patch(
+    transport: &dyn Transport,
+    tree: &RunTree,
+) -> Result<Vec<u8>, TransportError> {
+    let output = transport
+        .run_checked(script(
+            RETRIEVE_SCRIPT,
+            &[home_relative(&tree.dir), &tree.baseline],
+        ))
+        .await?;
     Ok(output.stdout)
 }
 
 /// Removes a run's tree and its baseline ref from the host.
-pub async fn remove_run(transport: &dyn Transport, layout: &RemoteLayout, run_id: &str) -> Result<(), TransportError> {
+pub async fn remove_run(
+    transport: &dyn Transport,
+    layout: &RemoteLayout,
+    run_id: &str,
+) -> Result<(), TransportError> {
     let run_dir = layout.run_dir(run_id);
-    transport.run_checked(script(REMOVE_SCRIPT, &[home_relative(&layout.mirror), home_relative(&run_dir), run_id])).await?;
+    transport
+        .run_checked(script(
+            REMOVE_SCRIPT,
+            &[
+                home_relative(&layout.mirror),
+                home_relative(&run_dir),
+                run_id,
+            ],
+        ))
+        .await?;
     Ok(())
 }

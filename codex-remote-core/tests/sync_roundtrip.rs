@@ -10,14 +10,22 @@ use codex_remote_core::config::{Config, SyncSettings};
 use codex_remote_core::layout::RemoteLayout;
 use codex_remote_core::patch::{ApplyError, ParsedPatch, PatchApplier};
 use codex_remote_core::policy::RestrictedFiles;
-use codex_remote_core::sync::{rsync::RsyncSyncer, select_files, syncer_for, tar::TarSyncer, PushRequest, Syncer};
+use codex_remote_core::sync::{
+    rsync::RsyncSyncer, select_files, syncer_for, tar::TarSyncer, PushRequest, Syncer,
+};
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::{CommandSpec, SharedTransport, TransportExt};
 use codex_remote_core::workspace::{prepare_run, remove_run, retrieve_patch, RunTree};
 use codex_remote_testkit::Sshd;
 
 /// Awkward but legal names: spaces, quotes, a newline, unicode, a leading dash.
-const ODD_NAMES: [&str; 5] = ["dir with space/file name.txt", "quote's \"both\".md", "new\nline.txt", "ünïcødé/日本語.ts", "-leading-dash.txt"];
+const ODD_NAMES: [&str; 5] = [
+    "dir with space/file name.txt",
+    "quote's \"both\".md",
+    "new\nline.txt",
+    "ünïcødé/日本語.ts",
+    "-leading-dash.txt",
+];
 
 fn write(root: &Path, relative: &str, contents: &[u8]) {
     let path = root.join(relative);
@@ -27,13 +35,25 @@ fn write(root: &Path, relative: &str, contents: &[u8]) {
 
 /// A small but realistic project.
 fn make_project(root: &Path) {
-    write(root, "src/main.ts", b"export function main() {\n  return 1;\n}\n");
+    write(
+        root,
+        "src/main.ts",
+        b"export function main() {\n  return 1;\n}\n",
+    );
     write(root, "src/util.ts", b"export const util = 'u';\n");
     write(root, "src/old-name.ts", b"export const renamed = true;\n// keep enough lines for rename detection\n// line 3\n// line 4\n");
     write(root, "src/delete-me.ts", b"gone soon\n");
-    write(root, "assets/logo.bin", &(0..=255u8).cycle().take(5000).collect::<Vec<_>>());
+    write(
+        root,
+        "assets/logo.bin",
+        &(0..=255u8).cycle().take(5000).collect::<Vec<_>>(),
+    );
     write(root, "scripts/run.sh", b"#!/bin/sh\necho run\n");
-    std::fs::set_permissions(root.join("scripts/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        root.join("scripts/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     write(root, "package.json", b"{\"name\":\"app\"}\n");
     write(root, ".gitignore", b"*.log\ndist/\n");
     write(root, "debug.log", b"ignored\n");
@@ -73,8 +93,19 @@ fn snapshot(root: &Path) -> Vec<(String, Vec<u8>, u32)> {
         .map(|f| {
             let path = root.join(&f.relative);
             let meta = std::fs::symlink_metadata(&path).unwrap();
-            let content = if f.symlink { std::fs::read_link(&path).unwrap().into_os_string().into_encoded_bytes() } else { std::fs::read(&path).unwrap() };
-            (f.relative, content, meta.permissions().mode() & 0o777 | if f.symlink { 0o120000 } else { 0 })
+            let content = if f.symlink {
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else {
+                std::fs::read(&path).unwrap()
+            };
+            (
+                f.relative,
+                content,
+                meta.permissions().mode() & 0o777 | if f.symlink { 0o120000 } else { 0 },
+            )
         })
         .collect()
 }
@@ -101,21 +132,42 @@ struct Fixture {
 fn fixture() -> Option<Fixture> {
     let sshd = Sshd::start_or_skip()?;
     let workspace = sshd.dir().join("workspace");
-    let host = sshd.host_spec(&format!("[hosts.testhost]\nworkspace = \"{}\"\n", workspace.display()));
+    let host = sshd.host_spec(&format!(
+        "[hosts.testhost]\nworkspace = \"{}\"\n",
+        workspace.display()
+    ));
     let layout = RemoteLayout::new(&host, "my app");
     let transport: SharedTransport = Arc::new(SshTransport::new(host, sshd.ssh_options()).unwrap());
     let local = tempfile::tempdir().unwrap();
     make_project(local.path());
-    Some(Fixture { _sshd: sshd, transport, layout, local, workspace })
+    Some(Fixture {
+        _sshd: sshd,
+        transport,
+        layout,
+        local,
+        workspace,
+    })
 }
 
 impl Fixture {
     fn request(&self) -> PushRequest {
-        PushRequest { local_root: self.local.path().to_path_buf(), remote_dir: self.layout.mirror.clone(), lock: self.layout.lock(), settings: settings() }
+        PushRequest {
+            local_root: self.local.path().to_path_buf(),
+            remote_dir: self.layout.mirror.clone(),
+            lock: self.layout.lock(),
+            settings: settings(),
+        }
     }
 
     async fn run_agent(&self, tree: &RunTree, script: &str) {
-        self.transport.run_checked(CommandSpec::new("sh").args(["-c", script]).cwd(tree.dir.clone())).await.unwrap();
+        self.transport
+            .run_checked(
+                CommandSpec::new("sh")
+                    .args(["-c", script])
+                    .cwd(tree.dir.clone()),
+            )
+            .await
+            .unwrap();
     }
 }
 
@@ -123,24 +175,55 @@ async fn round_trip_with(syncer: &dyn Syncer, f: &Fixture) {
     let report = syncer.push(&f.request(), None).await.unwrap();
     assert_eq!(report.method, syncer.name());
     let mirror = f.workspace.join("my app");
-    assert_same_tree(&mirror, f.local.path(), "the mirror equals the selected local files");
-    assert!(!mirror.join("node_modules").exists() && !mirror.join("debug.log").exists(), "excludes and .gitignore are honoured");
+    assert_same_tree(
+        &mirror,
+        f.local.path(),
+        "the mirror equals the selected local files",
+    );
+    assert!(
+        !mirror.join("node_modules").exists() && !mirror.join("debug.log").exists(),
+        "excludes and .gitignore are honoured"
+    );
 
-    let tree = prepare_run(f.transport.as_ref(), &f.layout, "run-1", &settings().exclude).await.unwrap();
+    let tree = prepare_run(
+        f.transport.as_ref(),
+        &f.layout,
+        "run-1",
+        &settings().exclude,
+    )
+    .await
+    .unwrap();
     f.run_agent(&tree, AGENT_SCRIPT).await;
     let patch = retrieve_patch(f.transport.as_ref(), &tree).await.unwrap();
     let parsed = ParsedPatch::parse(&patch).unwrap();
     let kinds: Vec<(&str, &str)> = parsed.files.iter().map(|c| (c.path(), c.kind())).collect();
-    for expected in [("src/new-name.ts", "renamed"), ("src/delete-me.ts", "deleted"), ("src/added.ts", "added"), ("src/util.ts", "mode"), ("assets/new.bin", "added")] {
+    for expected in [
+        ("src/new-name.ts", "renamed"),
+        ("src/delete-me.ts", "deleted"),
+        ("src/added.ts", "added"),
+        ("src/util.ts", "mode"),
+        ("assets/new.bin", "added"),
+    ] {
         assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
     }
-    assert!(!kinds.iter().any(|(p, _)| *p == "build.log"), "ignored output is not retrieved");
+    assert!(
+        !kinds.iter().any(|(p, _)| *p == "build.log"),
+        "ignored output is not retrieved"
+    );
 
-    PatchApplier::new(f.local.path(), RestrictedFiles::default(), false).apply(&patch).unwrap();
+    PatchApplier::new(f.local.path(), RestrictedFiles::default(), false)
+        .apply(&patch)
+        .unwrap();
     let remote_tree = f.workspace.join(".codex-remote/my app/runs/run-1");
-    assert_same_tree(f.local.path(), &remote_tree, "local equals the remote run tree byte for byte");
+    assert_same_tree(
+        f.local.path(),
+        &remote_tree,
+        "local equals the remote run tree byte for byte",
+    );
 
-    remove_run(f.transport.as_ref(), &f.layout, "run-1").await.unwrap();
+    remove_run(f.transport.as_ref(), &f.layout, "run-1")
+        .await
+        .unwrap();
     assert!(!remote_tree.exists());
 }
 
@@ -165,32 +248,62 @@ async fn tar_fallback_round_trip_is_byte_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_host_round_trip_is_byte_exact() {
     let workspace = tempfile::tempdir().unwrap();
-    let config = format!("[hosts.local]\nworkspace = \"{}\"\n", workspace.path().display());
+    let config = format!(
+        "[hosts.local]\nworkspace = \"{}\"\n",
+        workspace.path().display()
+    );
     let file = codex_remote_core::config::ConfigFile::parse(&config, "t").unwrap();
     let host = Config::from_files([file]).unwrap().host(None).unwrap();
     let layout = RemoteLayout::new(&host, "my app");
-    let transport: SharedTransport = Arc::new(codex_remote_core::transport::local::LocalTransport::new(host));
+    let transport: SharedTransport = Arc::new(
+        codex_remote_core::transport::local::LocalTransport::new(host),
+    );
     let local = tempfile::tempdir().unwrap();
     make_project(local.path());
     let syncer = syncer_for(transport.clone());
     assert_eq!(syncer.name(), "local-copy");
-    let request = PushRequest { local_root: local.path().into(), remote_dir: layout.mirror.clone(), lock: layout.lock(), settings: settings() };
+    let request = PushRequest {
+        local_root: local.path().into(),
+        remote_dir: layout.mirror.clone(),
+        lock: layout.lock(),
+        settings: settings(),
+    };
     let first = syncer.push(&request, None).await.unwrap();
     assert!(first.files_transferred > 0);
     let again = syncer.push(&request, None).await.unwrap();
     assert_eq!(again.files_transferred, 0, "unchanged files are skipped");
-    let tree = prepare_run(transport.as_ref(), &layout, "r", &settings().exclude).await.unwrap();
-    transport.run_checked(CommandSpec::new("sh").args(["-c", AGENT_SCRIPT]).cwd(tree.dir.clone())).await.unwrap();
+    let tree = prepare_run(transport.as_ref(), &layout, "r", &settings().exclude)
+        .await
+        .unwrap();
+    transport
+        .run_checked(
+            CommandSpec::new("sh")
+                .args(["-c", AGENT_SCRIPT])
+                .cwd(tree.dir.clone()),
+        )
+        .await
+        .unwrap();
     let patch = retrieve_patch(transport.as_ref(), &tree).await.unwrap();
-    PatchApplier::new(local.path(), RestrictedFiles::default(), false).apply(&patch).unwrap();
-    assert_same_tree(local.path(), &workspace.path().join(".codex-remote/my app/runs/r"), "local host round trip");
+    PatchApplier::new(local.path(), RestrictedFiles::default(), false)
+        .apply(&patch)
+        .unwrap();
+    assert_same_tree(
+        local.path(),
+        &workspace.path().join(".codex-remote/my app/runs/r"),
+        "local host round trip",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locally_changed_file_is_a_conflict_and_nothing_is_written() {
     let Some(f) = fixture() else { return };
-    RsyncSyncer::new(f.transport.clone()).push(&f.request(), None).await.unwrap();
-    let tree = prepare_run(f.transport.as_ref(), &f.layout, "run-c", &[]).await.unwrap();
+    RsyncSyncer::new(f.transport.clone())
+        .push(&f.request(), None)
+        .await
+        .unwrap();
+    let tree = prepare_run(f.transport.as_ref(), &f.layout, "run-c", &[])
+        .await
+        .unwrap();
     f.run_agent(&tree, AGENT_SCRIPT).await;
     let patch = retrieve_patch(f.transport.as_ref(), &tree).await.unwrap();
     // The user edits a file the agent also changed, after the push.
@@ -209,8 +322,13 @@ async fn a_locally_changed_file_is_a_conflict_and_nothing_is_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restricted_files_are_refused_unless_allowed() {
     let Some(f) = fixture() else { return };
-    RsyncSyncer::new(f.transport.clone()).push(&f.request(), None).await.unwrap();
-    let tree = prepare_run(f.transport.as_ref(), &f.layout, "run-r", &[]).await.unwrap();
+    RsyncSyncer::new(f.transport.clone())
+        .push(&f.request(), None)
+        .await
+        .unwrap();
+    let tree = prepare_run(f.transport.as_ref(), &f.layout, "run-r", &[])
+        .await
+        .unwrap();
     f.run_agent(&tree, "printf '{\"name\":\"app\",\"dependencies\":{\"left-pad\":\"1\"}}\\n' > package.json; echo ok > src/ok.ts").await;
     let patch = retrieve_patch(f.transport.as_ref(), &tree).await.unwrap();
     let before = snapshot(f.local.path());
@@ -219,39 +337,73 @@ async fn restricted_files_are_refused_unless_allowed() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(snapshot(f.local.path()) == before, "no local byte changed");
-    PatchApplier::new(f.local.path(), RestrictedFiles::default(), true).apply(&patch).unwrap();
-    assert!(std::fs::read_to_string(f.local.path().join("package.json")).unwrap().contains("left-pad"));
+    PatchApplier::new(f.local.path(), RestrictedFiles::default(), true)
+        .apply(&patch)
+        .unwrap();
+    assert!(std::fs::read_to_string(f.local.path().join("package.json"))
+        .unwrap()
+        .contains("left-pad"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_runs_of_one_project_are_isolated() {
     let Some(f) = fixture() else { return };
-    RsyncSyncer::new(f.transport.clone()).push(&f.request(), None).await.unwrap();
+    RsyncSyncer::new(f.transport.clone())
+        .push(&f.request(), None)
+        .await
+        .unwrap();
     let (a, b) = tokio::join!(
         prepare_run(f.transport.as_ref(), &f.layout, "run-a", &[]),
         prepare_run(f.transport.as_ref(), &f.layout, "run-b", &[])
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_ne!(a.dir, b.dir);
-    tokio::join!(f.run_agent(&a, "echo a > src/main.ts; echo a > only-a.txt"), f.run_agent(&b, "echo b > src/main.ts"));
-    let patch_a = ParsedPatch::parse(&retrieve_patch(f.transport.as_ref(), &a).await.unwrap()).unwrap();
-    let patch_b = ParsedPatch::parse(&retrieve_patch(f.transport.as_ref(), &b).await.unwrap()).unwrap();
-    let paths = |p: &ParsedPatch| p.files.iter().map(|c| c.path().to_string()).collect::<Vec<_>>();
+    tokio::join!(
+        f.run_agent(&a, "echo a > src/main.ts; echo a > only-a.txt"),
+        f.run_agent(&b, "echo b > src/main.ts")
+    );
+    let patch_a =
+        ParsedPatch::parse(&retrieve_patch(f.transport.as_ref(), &a).await.unwrap()).unwrap();
+    let patch_b =
+        ParsedPatch::parse(&retrieve_patch(f.transport.as_ref(), &b).await.unwrap()).unwrap();
+    let paths = |p: &ParsedPatch| {
+        p.files
+            .iter()
+            .map(|c| c.path().to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(paths(&patch_a), vec!["only-a.txt", "src/main.ts"]);
-    assert_eq!(paths(&patch_b), vec!["src/main.ts"], "run b does not see run a's changes");
+    assert_eq!(
+        paths(&patch_b),
+        vec!["src/main.ts"],
+        "run b does not see run a's changes"
+    );
 }
 
 #[test]
 fn odd_names_survive_the_patch_format() {
     // Covered end to end above; here the parser alone on git's quoting of every odd name.
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(dir.path()).output().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
     run(&["init", "-q"]);
     for name in ODD_NAMES {
         write(dir.path(), name, b"x\n");
     }
     run(&["add", "-A"]);
-    let out = run(&["diff", "--cached", "--binary", "--full-index", "--src-prefix=a/", "--dst-prefix=b/"]);
+    let out = run(&[
+        "diff",
+        "--cached",
+        "--binary",
+        "--full-index",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+    ]);
     let parsed = ParsedPatch::parse(&out.stdout).unwrap();
     let mut paths: Vec<&str> = parsed.files.iter().map(|c| c.path()).collect();
     paths.sort();

@@ -225,6 +225,28 @@ impl Drop for Sshd {
     }
 }
 
+/// Creates `user` (a login shell of bash, account unlocked for key logins) if missing and writes
+/// its `~/.bashrc`. Needs root; false when that is not possible. For benchmarks that must not
+/// measure the developer's own rc files.
+pub fn ensure_user(user: &str, bashrc: &str) -> bool {
+    let exists = Command::new("id")
+        .arg(user)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        let created = Command::new("useradd")
+            .args(["-m", "-s", "/bin/bash", user])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !created {
+            return false;
+        }
+        // useradd leaves the account locked; sshd refuses locked accounts even for keys.
+        let _ = Command::new("usermod").args(["-p", "*", user]).status();
+    }
+    std::fs::write(format!("/home/{user}/.bashrc"), bashrc).is_ok()
+}
+
 fn current_user() -> std::io::Result<String> {
     let out = Command::new("id").arg("-un").output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -24,7 +24,8 @@ pub async fn run(ctx: &Context, args: DiffArgs) -> Result<i32, CliError> {
             store.read_patch(&record.id)?
         }
     };
-    let parsed = ParsedPatch::parse(&patch).map_err(|e| CliError::Core(codex_remote_core::patch::ApplyError::from(e).into()))?;
+    let parsed = ParsedPatch::parse(&patch)
+        .map_err(|e| CliError::Core(codex_remote_core::patch::ApplyError::from(e).into()))?;
     if ctx.json {
         output::print_json(&serde_json::json!({
             "run_id": record.id,
@@ -36,12 +37,17 @@ pub async fn run(ctx: &Context, args: DiffArgs) -> Result<i32, CliError> {
     let color = match args.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     let mut out = output::render_stat(&parsed);
     if !args.stat {
         out.push('\n');
-        out.push_str(&output::render_patch(&String::from_utf8_lossy(&patch), color));
+        out.push_str(&output::render_patch(
+            &String::from_utf8_lossy(&patch),
+            color,
+        ));
     }
     output::print_text(&out)?;
     Ok(exit::OK)

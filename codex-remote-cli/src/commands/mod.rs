@@ -70,8 +70,14 @@ impl Context {
     }
 
     /// The transport for a host.
-    pub fn transport(&self, host: codex_remote_core::host::HostSpec) -> Result<codex_remote_core::transport::SharedTransport, CliError> {
-        Ok(codex_remote_core::transport::for_host(host, self.ssh_options())?)
+    pub fn transport(
+        &self,
+        host: codex_remote_core::host::HostSpec,
+    ) -> Result<codex_remote_core::transport::SharedTransport, CliError> {
+        Ok(codex_remote_core::transport::for_host(
+            host,
+            self.ssh_options(),
+        )?)
     }
 
     pub fn ssh_options(&self) -> SshOptions {

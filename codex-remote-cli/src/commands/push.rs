@@ -51,7 +51,10 @@ async fn show_progress(mut rx: mpsc::Receiver<codex_remote_core::sync::PushProgr
         }
         let bar = bar.get_or_insert_with(|| {
             let bar = indicatif::ProgressBar::new(100);
-            bar.set_style(indicatif::ProgressStyle::with_template("pushing {bar:30} {pos:>3}% {msg}").expect("valid template"));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("pushing {bar:30} {pos:>3}% {msg}")
+                    .expect("valid template"),
+            );
             bar
         });
         bar.set_position(progress.percent.unwrap_or(0).into());

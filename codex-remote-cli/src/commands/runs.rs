@@ -17,8 +17,13 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
     if args.prune {
         let config = ctx.config()?;
         let cutoff = SystemTime::now() - Duration::from_secs(args.older_than * 24 * 3600);
-        for record in records.iter_mut().filter(|r| r.tree.is_some() && !r.remote_removed) {
-            let old = humantime::parse_rfc3339(&record.created_at).map(|t| t < cutoff).unwrap_or(false);
+        for record in records
+            .iter_mut()
+            .filter(|r| r.tree.is_some() && !r.remote_removed)
+        {
+            let old = humantime::parse_rfc3339(&record.created_at)
+                .map(|t| t < cutoff)
+                .unwrap_or(false);
             if record.applied_at.is_some() || old {
                 let transport = ctx.transport(config.host(Some(&record.host))?)?;
                 pipeline::remove_remote(transport, &project, record).await?;
@@ -35,9 +40,27 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
         text.push_str("no runs recorded in this project\n");
     }
     for r in &records {
-        let applied = if r.applied_at.is_some() { "applied" } else { "" };
-        let remote = if r.remote_removed { "" } else if r.tree.is_some() { "remote tree kept" } else { "" };
-        text.push_str(&format!("{}  {:<10}  {:<10}  {}  {} {}\n", r.id, format!("{:?}", r.phase).to_lowercase(), r.host, r.created_at, applied, remote).trim_end().to_string());
+        let applied = if r.applied_at.is_some() {
+            "applied"
+        } else {
+            ""
+        };
+        let remote = if r.remote_removed {
+            ""
+        } else if r.tree.is_some() {
+            "remote tree kept"
+        } else {
+            ""
+        };
+        let phase = serde_json::to_value(r.phase)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let line = format!(
+            "{}  {:<10}  {:<10}  {}  {} {}",
+            r.id, phase, r.host, r.created_at, applied, remote
+        );
+        text.push_str(line.trim_end());
         text.push('\n');
     }
     for id in &pruned {

@@ -20,31 +20,54 @@ impl Syncer for LocalCopySyncer {
         "local-copy"
     }
 
-    async fn push(&self, request: &PushRequest, progress: Option<mpsc::Sender<PushProgress>>) -> Result<PushReport, SyncError> {
+    async fn push(
+        &self,
+        request: &PushRequest,
+        progress: Option<mpsc::Sender<PushProgress>>,
+    ) -> Result<PushReport, SyncError> {
         let request = request.clone();
         tokio::task::spawn_blocking(move || copy_tree(&request, progress))
             .await
-            .map_err(|e| SyncError::Io { context: "copying the project".into(), source: std::io::Error::other(e.to_string()) })?
+            .map_err(|e| SyncError::Io {
+                context: "copying the project".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?
     }
 }
 
-fn copy_tree(request: &PushRequest, progress: Option<mpsc::Sender<PushProgress>>) -> Result<PushReport, SyncError> {
+fn copy_tree(
+    request: &PushRequest,
+    progress: Option<mpsc::Sender<PushProgress>>,
+) -> Result<PushReport, SyncError> {
     let started = Instant::now();
     let source = &request.local_root;
     let dest = expand_home(&request.remote_dir);
     let lock_path = expand_home(&request.lock);
     if let Some(parent) = lock_path.parent() {
-        std::fs::create_dir_all(parent).map_err(SyncError::io(format!("creating {}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(SyncError::io(format!("creating {}", parent.display())))?;
     }
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(SyncError::io("opening the push lock"))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(SyncError::io("opening the push lock"))?;
     lock.lock().map_err(SyncError::io("taking the push lock"))?;
     if dest.starts_with(source) || source.starts_with(&dest) {
         return Err(SyncError::Io {
-            context: format!("the workspace {} overlaps the project {}", dest.display(), source.display()),
-            source: std::io::Error::other("choose a workspace outside the project (hosts.local.workspace)"),
+            context: format!(
+                "the workspace {} overlaps the project {}",
+                dest.display(),
+                source.display()
+            ),
+            source: std::io::Error::other(
+                "choose a workspace outside the project (hosts.local.workspace)",
+            ),
         });
     }
-    std::fs::create_dir_all(&dest).map_err(SyncError::io(format!("creating {}", dest.display())))?;
+    std::fs::create_dir_all(&dest)
+        .map_err(SyncError::io(format!("creating {}", dest.display())))?;
     let files = select_files(source, &request.settings)?;
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
     let mut transferred = 0u64;
@@ -99,13 +122,21 @@ fn copy_one(source_root: &Path, dest_root: &Path, file: &SelectedFile) -> Result
         }
     }
     // Copy beside the target and rename, so a reader never sees half a file.
-    let temp: PathBuf = to.with_file_name(format!(".{}.codex-remote-tmp", to.file_name().unwrap_or_default().to_string_lossy()));
+    let temp: PathBuf = to.with_file_name(format!(
+        ".{}.codex-remote-tmp",
+        to.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let _ = std::fs::remove_file(&temp);
     reflink_copy::reflink_or_copy(&from, &temp).map_err(SyncError::io(context()))?;
     std::fs::set_permissions(&temp, meta.permissions()).map_err(SyncError::io(context()))?;
     if let Ok(modified) = meta.modified() {
-        let handle = std::fs::File::options().write(true).open(&temp).map_err(SyncError::io(context()))?;
-        handle.set_modified(modified).map_err(SyncError::io(context()))?;
+        let handle = std::fs::File::options()
+            .write(true)
+            .open(&temp)
+            .map_err(SyncError::io(context()))?;
+        handle
+            .set_modified(modified)
+            .map_err(SyncError::io(context()))?;
     }
     remove_any(&to).map_err(SyncError::io(context()))?;
     std::fs::rename(&temp, &to).map_err(SyncError::io(context()))?;
@@ -124,18 +155,27 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 /// Deletes what is not in `keep` (never the top-level `.git`); returns whether `dir` is empty.
 fn remove_extraneous(root: &Path, dir: &Path, keep: &BTreeSet<&str>) -> Result<bool, SyncError> {
     let mut empty = true;
-    for entry in std::fs::read_dir(dir).map_err(SyncError::io(format!("reading {}", dir.display())))? {
+    for entry in
+        std::fs::read_dir(dir).map_err(SyncError::io(format!("reading {}", dir.display())))?
+    {
         let entry = entry.map_err(SyncError::io("reading the mirror"))?;
         let path = entry.path();
-        let relative = path.strip_prefix(root).expect("under root").to_string_lossy().into_owned();
+        let relative = path
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .into_owned();
         if relative == ".git" {
             empty = false;
             continue;
         }
-        let file_type = entry.file_type().map_err(SyncError::io("reading the mirror"))?;
+        let file_type = entry
+            .file_type()
+            .map_err(SyncError::io("reading the mirror"))?;
         if file_type.is_dir() {
             if remove_extraneous(root, &path, keep)? {
-                std::fs::remove_dir(&path).map_err(SyncError::io(format!("removing {relative}")))?;
+                std::fs::remove_dir(&path)
+                    .map_err(SyncError::io(format!("removing {relative}")))?;
             } else {
                 empty = false;
             }

@@ -124,7 +124,11 @@ pub trait Syncer: Send + Sync {
 
     /// Makes the mirror equal to the selected local files (deleting what is gone), leaving the
     /// mirror's `.git` alone. Progress goes to `progress` when given.
-    async fn push(&self, request: &PushRequest, progress: Option<mpsc::Sender<PushProgress>>) -> Result<PushReport, SyncError>;
+    async fn push(
+        &self,
+        request: &PushRequest,
+        progress: Option<mpsc::Sender<PushProgress>>,
+    ) -> Result<PushReport, SyncError>;
 }
 
 /// The syncer for a transport: a local copy for `local`, rsync over SSH (falling back to tar
@@ -155,13 +159,23 @@ pub fn select_files(root: &Path, settings: &SyncSettings) -> Result<Vec<Selected
         return Err(SyncError::NotADirectory(root.to_path_buf()));
     }
     let mut excludes = ignore::gitignore::GitignoreBuilder::new(root);
-    for pattern in settings.exclude.iter().map(String::as_str).chain([".git", ".codex-remote/"]) {
-        excludes.add_line(None, pattern).map_err(|e| SyncError::Io {
-            context: format!("bad exclude pattern `{pattern}`"),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    for pattern in settings
+        .exclude
+        .iter()
+        .map(String::as_str)
+        .chain([".git", ".codex-remote/"])
+    {
+        excludes
+            .add_line(None, pattern)
+            .map_err(|e| SyncError::Io {
+                context: format!("bad exclude pattern `{pattern}`"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
     }
-    let excludes = excludes.build().map_err(|e| SyncError::Io { context: "building excludes".into(), source: std::io::Error::other(e.to_string()) })?;
+    let excludes = excludes.build().map_err(|e| SyncError::Io {
+        context: "building excludes".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
         .parents(false)
@@ -178,19 +192,37 @@ pub fn select_files(root: &Path, settings: &SyncSettings) -> Result<Vec<Selected
         .build();
     let mut files = Vec::new();
     for entry in walker {
-        let entry = entry.map_err(|e| SyncError::Io { context: "walking the project".into(), source: std::io::Error::other(e.to_string()) })?;
-        let Some(file_type) = entry.file_type() else { continue };
+        let entry = entry.map_err(|e| SyncError::Io {
+            context: "walking the project".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let Some(file_type) = entry.file_type() else {
+            continue;
+        };
         if file_type.is_dir() {
             continue;
         }
-        let relative = entry.path().strip_prefix(root).expect("walk stays under root").to_string_lossy().replace('\\', "/");
+        let relative = entry
+            .path()
+            .strip_prefix(root)
+            .expect("walk stays under root")
+            .to_string_lossy()
+            .replace('\\', "/");
         if file_type.is_symlink() {
             if link_stays_inside(root, entry.path()) {
-                files.push(SelectedFile { relative, size: 0, symlink: true });
+                files.push(SelectedFile {
+                    relative,
+                    size: 0,
+                    symlink: true,
+                });
             }
         } else if file_type.is_file() {
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            files.push(SelectedFile { relative, size, symlink: false });
+            files.push(SelectedFile {
+                relative,
+                size,
+                symlink: false,
+            });
         }
     }
     files.sort_by(|a, b| a.relative.cmp(&b.relative));
@@ -200,11 +232,16 @@ pub fn select_files(root: &Path, settings: &SyncSettings) -> Result<Vec<Selected
 /// Whether a symlink's target, resolved lexically from its directory, stays under `root`
 /// (rsync's `--safe-links` rule: absolute targets are unsafe).
 pub(crate) fn link_stays_inside(root: &Path, link: &Path) -> bool {
-    let Ok(target) = std::fs::read_link(link) else { return false };
+    let Ok(target) = std::fs::read_link(link) else {
+        return false;
+    };
     if target.is_absolute() {
         return false;
     }
-    let mut depth: i64 = link.parent().and_then(|p| p.strip_prefix(root).ok()).map_or(0, |p| p.components().count() as i64);
+    let mut depth: i64 = link
+        .parent()
+        .and_then(|p| p.strip_prefix(root).ok())
+        .map_or(0, |p| p.components().count() as i64);
     for component in target.components() {
         match component {
             std::path::Component::ParentDir => depth -= 1,
@@ -223,14 +260,24 @@ mod tests {
     use super::*;
 
     fn settings(exclude: &[&str], gitignore: bool) -> SyncSettings {
-        SyncSettings { exclude: exclude.iter().map(|s| s.to_string()).collect(), respect_gitignore: gitignore }
+        SyncSettings {
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            respect_gitignore: gitignore,
+        }
     }
 
     #[test]
     fn selection_honours_gitignore_excludes_and_safe_links() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for path in ["src/a.rs", "target/debug/x", "node_modules/m/i.js", "notes.log", ".git/HEAD", "sub/.hidden"] {
+        for path in [
+            "src/a.rs",
+            "target/debug/x",
+            "node_modules/m/i.js",
+            "notes.log",
+            ".git/HEAD",
+            "sub/.hidden",
+        ] {
             std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
             std::fs::write(root.join(path), "x").unwrap();
         }
@@ -238,10 +285,24 @@ mod tests {
         std::os::unix::fs::symlink("a.rs", root.join("src/inside")).unwrap();
         std::os::unix::fs::symlink("../../etc/passwd", root.join("src/outside")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("absolute")).unwrap();
-        let names: Vec<String> = select_files(root, &settings(&["target/", "node_modules/"], true)).unwrap().into_iter().map(|f| f.relative).collect();
-        assert_eq!(names, vec![".gitignore", "src/a.rs", "src/inside", "sub/.hidden"]);
-        let names: Vec<String> = select_files(root, &settings(&[], false)).unwrap().into_iter().map(|f| f.relative).collect();
-        assert!(names.contains(&"notes.log".to_string()) && names.contains(&"target/debug/x".to_string()));
+        let names: Vec<String> = select_files(root, &settings(&["target/", "node_modules/"], true))
+            .unwrap()
+            .into_iter()
+            .map(|f| f.relative)
+            .collect();
+        assert_eq!(
+            names,
+            vec![".gitignore", "src/a.rs", "src/inside", "sub/.hidden"]
+        );
+        let names: Vec<String> = select_files(root, &settings(&[], false))
+            .unwrap()
+            .into_iter()
+            .map(|f| f.relative)
+            .collect();
+        assert!(
+            names.contains(&"notes.log".to_string())
+                && names.contains(&"target/debug/x".to_string())
+        );
         assert!(!names.iter().any(|n| n.starts_with(".git/")));
     }
 }

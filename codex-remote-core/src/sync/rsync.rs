@@ -42,7 +42,13 @@ pub fn rsync_filter_args(request: &PushRequest) -> Vec<String> {
     if request.settings.respect_gitignore {
         args.push("--filter=:- .gitignore".to_string());
     }
-    args.extend(request.settings.exclude.iter().map(|pattern| format!("--exclude={pattern}")));
+    args.extend(
+        request
+            .settings
+            .exclude
+            .iter()
+            .map(|pattern| format!("--exclude={pattern}")),
+    );
     args
 }
 
@@ -52,12 +58,23 @@ impl Syncer for RsyncSyncer {
         "rsync"
     }
 
-    async fn push(&self, request: &PushRequest, progress: Option<mpsc::Sender<PushProgress>>) -> Result<PushReport, SyncError> {
+    async fn push(
+        &self,
+        request: &PushRequest,
+        progress: Option<mpsc::Sender<PushProgress>>,
+    ) -> Result<PushReport, SyncError> {
         let Some(remote) = self.transport.rsync_remote().await? else {
-            return super::tar::TarSyncer::new(self.transport.clone()).push(request, progress).await;
+            return super::tar::TarSyncer::new(self.transport.clone())
+                .push(request, progress)
+                .await;
         };
         let started = Instant::now();
-        let ssh_command = remote.ssh_command.iter().map(|w| rsync_e_word(w)).collect::<Result<Vec<_>, _>>().map_err(crate::transport::TransportError::from)?;
+        let ssh_command = remote
+            .ssh_command
+            .iter()
+            .map(|w| rsync_e_word(w))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(crate::transport::TransportError::from)?;
         let mut command = tokio::process::Command::new("rsync");
         command
             .args(rsync_filter_args(request))
@@ -66,7 +83,11 @@ impl Syncer for RsyncSyncer {
             .arg("--rsync-path")
             .arg(rsync_path_with_lock(home_relative(&request.lock)))
             .arg(format!("{}/", request.local_root.display()))
-            .arg(format!("{}:{}/", remote.destination, home_relative(&request.remote_dir)))
+            .arg(format!(
+                "{}:{}/",
+                remote.destination,
+                home_relative(&request.remote_dir)
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -75,7 +96,9 @@ impl Syncer for RsyncSyncer {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::info!("rsync is not installed here; pushing with tar");
-                return super::tar::TarSyncer::new(self.transport.clone()).push(request, progress).await;
+                return super::tar::TarSyncer::new(self.transport.clone())
+                    .push(request, progress)
+                    .await;
             }
             Err(e) => return Err(SyncError::io("starting rsync")(e)),
         };
@@ -95,7 +118,9 @@ impl Syncer for RsyncSyncer {
                 // progress2 rewrites its line with \r; take the newest complete one.
                 while let Some(end) = pending.iter().position(|b| *b == b'\r' || *b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
-                    if let (Some(tx), Some(p)) = (&progress, parse_progress(&String::from_utf8_lossy(&line))) {
+                    if let (Some(tx), Some(p)) =
+                        (&progress, parse_progress(&String::from_utf8_lossy(&line)))
+                    {
                         let _ = tx.try_send(p);
                     }
                 }
@@ -107,20 +132,31 @@ impl Syncer for RsyncSyncer {
             stderr.read_to_end(&mut all).await.map(|_| all)
         };
         let (out, err) = tokio::join!(read_stdout, read_stderr);
-        let out = String::from_utf8_lossy(&out.map_err(SyncError::io("reading rsync output"))?).into_owned();
-        let err = String::from_utf8_lossy(&err.map_err(SyncError::io("reading rsync errors"))?).into_owned();
-        let status = child.wait().await.map_err(SyncError::io("waiting for rsync"))?;
+        let out = String::from_utf8_lossy(&out.map_err(SyncError::io("reading rsync output"))?)
+            .into_owned();
+        let err = String::from_utf8_lossy(&err.map_err(SyncError::io("reading rsync errors"))?)
+            .into_owned();
+        let status = child
+            .wait()
+            .await
+            .map_err(SyncError::io("waiting for rsync"))?;
         if !status.success() {
             if err.contains("rsync: not found") || err.contains("rsync: command not found") {
                 tracing::info!(host = %self.transport.host().name, "rsync is missing on the host; pushing with tar");
-                return super::tar::TarSyncer::new(self.transport.clone()).push(request, progress).await;
+                return super::tar::TarSyncer::new(self.transport.clone())
+                    .push(request, progress)
+                    .await;
             }
-            return Err(SyncError::Failed { program: "rsync".into(), code: status.code().unwrap_or(-1), stderr: err.trim().to_string() });
+            return Err(SyncError::Failed {
+                program: "rsync".into(),
+                code: status.code().unwrap_or(-1),
+                stderr: err.trim().to_string(),
+            });
         }
         let stat = |label: &str| -> u64 {
             out.lines()
                 .find_map(|l| l.trim().strip_prefix(label))
-                .and_then(|rest| rest.trim().split_whitespace().next())
+                .and_then(|rest| rest.split_whitespace().next())
                 .map(|n| n.replace(',', ""))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0)
@@ -129,7 +165,12 @@ impl Syncer for RsyncSyncer {
         let files = out
             .lines()
             .find_map(|l| l.split_once("(reg: "))
-            .map(|(_, rest)| rest.chars().take_while(|c| c.is_ascii_digit() || *c == ',').filter(char::is_ascii_digit).collect::<String>())
+            .map(|(_, rest)| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == ',')
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+            })
             .and_then(|digits| digits.parse().ok())
             .unwrap_or(0);
         Ok(PushReport {
@@ -157,7 +198,13 @@ mod tests {
 
     #[test]
     fn parses_progress_lines() {
-        assert_eq!(parse_progress("      1,234,567  45%    1.20MB/s    0:00:01 (xfr#3, to-chk=0/9)"), Some(PushProgress { bytes: 1_234_567, percent: Some(45) }));
+        assert_eq!(
+            parse_progress("      1,234,567  45%    1.20MB/s    0:00:01 (xfr#3, to-chk=0/9)"),
+            Some(PushProgress {
+                bytes: 1_234_567,
+                percent: Some(45)
+            })
+        );
         assert_eq!(parse_progress("Number of files: 3"), None);
     }
 }

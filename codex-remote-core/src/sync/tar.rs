@@ -50,7 +50,11 @@ impl Syncer for TarSyncer {
         "tar"
     }
 
-    async fn push(&self, request: &PushRequest, progress: Option<mpsc::Sender<PushProgress>>) -> Result<PushReport, SyncError> {
+    async fn push(
+        &self,
+        request: &PushRequest,
+        progress: Option<mpsc::Sender<PushProgress>>,
+    ) -> Result<PushReport, SyncError> {
         let started = Instant::now();
         let files = select_files(&request.local_root, &request.settings)?;
         let total_bytes: u64 = files.iter().map(|f| f.size).sum();
@@ -83,7 +87,13 @@ impl Syncer for TarSyncer {
         });
         let mut archive = tar.stdout.take().expect("piped");
         let spec = CommandSpec::new("sh")
-            .args(["-c", TAR_PUSH_SCRIPT, "sh", home_relative(&request.remote_dir), home_relative(&request.lock)])
+            .args([
+                "-c",
+                TAR_PUSH_SCRIPT,
+                "sh",
+                home_relative(&request.remote_dir),
+                home_relative(&request.lock),
+            ])
             .cwd("~")
             .stdin_piped();
         let mut remote = self.transport.spawn(spec).await?;
@@ -100,8 +110,12 @@ impl Syncer for TarSyncer {
                 remote_stdin.write_all(&buf[..n]).await?;
                 sent += n as u64;
                 if let Some(tx) = &progress {
-                    let percent = (total_bytes > 0).then(|| ((sent.min(total_bytes) * 100) / total_bytes) as u8);
-                    let _ = tx.try_send(PushProgress { bytes: sent, percent });
+                    let percent = (total_bytes > 0)
+                        .then(|| ((sent.min(total_bytes) * 100) / total_bytes) as u8);
+                    let _ = tx.try_send(PushProgress {
+                        bytes: sent,
+                        percent,
+                    });
                 }
             }
             remote_stdin.shutdown().await?;
@@ -111,16 +125,25 @@ impl Syncer for TarSyncer {
         let (copied, output) = tokio::join!(copy, remote.output());
         let output = output?;
         copied.map_err(SyncError::io("streaming the tar archive"))?;
-        let tar_output = tar.wait_with_output().await.map_err(SyncError::io("waiting for tar"))?;
+        let tar_output = tar
+            .wait_with_output()
+            .await
+            .map_err(SyncError::io("waiting for tar"))?;
         if !tar_output.status.success() {
             return Err(SyncError::Failed {
                 program: "tar (local)".into(),
                 code: tar_output.status.code().unwrap_or(-1),
-                stderr: String::from_utf8_lossy(&tar_output.stderr).trim().to_string(),
+                stderr: String::from_utf8_lossy(&tar_output.stderr)
+                    .trim()
+                    .to_string(),
             });
         }
         if !output.status.success() {
-            return Err(SyncError::Failed { program: "tar (remote)".into(), code: output.status.code(), stderr: output.stderr_text().trim().to_string() });
+            return Err(SyncError::Failed {
+                program: "tar (remote)".into(),
+                code: output.status.code(),
+                stderr: output.stderr_text().trim().to_string(),
+            });
         }
         Ok(PushReport {
             remote_dir: request.remote_dir.clone(),

@@ -281,7 +281,10 @@ impl Transport for SshTransport {
             }
             destination = host.to_string();
         }
-        Ok(Some(super::RsyncRemote { ssh_command, destination }))
+        Ok(Some(super::RsyncRemote {
+            ssh_command,
+            destination,
+        }))
     }
 
     async fn close(&self) -> Result<(), TransportError> {
