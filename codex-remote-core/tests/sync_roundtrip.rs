@@ -411,3 +411,23 @@ fn odd_names_survive_the_patch_format() {
     expected.sort();
     assert_eq!(paths, expected);
 }
+
+#[tokio::test]
+async fn tar_fallback_works_over_the_fake_transport() {
+    let fake = codex_remote_testkit::FakeTransport::default();
+    fake.put_file("~/workspace/app/stale.txt", "gone after the push");
+    fake.put_file("~/workspace/app/.git/HEAD", "kept");
+    let transport: SharedTransport = Arc::new(fake.clone());
+    let local = tempfile::tempdir().unwrap();
+    make_project(local.path());
+    let layout = RemoteLayout::new(transport.host(), "app");
+    let request = PushRequest { local_root: local.path().into(), remote_dir: layout.mirror.clone(), lock: layout.lock(), settings: settings() };
+    let report = TarSyncer::new(transport).push(&request, None).await.unwrap();
+    assert_eq!(report.method, "tar");
+    assert_eq!(fake.file("~/workspace/app/src/main.ts").unwrap(), b"export function main() {\n  return 1;\n}\n");
+    assert_eq!(fake.file("~/workspace/app/new\nline.txt").unwrap(), b"content of new\nline.txt\n");
+    assert!(fake.file("~/workspace/app/stale.txt").is_none(), "files gone locally are gone from the mirror");
+    assert_eq!(fake.file("~/workspace/app/.git/HEAD").unwrap(), b"kept", "the mirror's .git is kept");
+    assert!(fake.file("~/workspace/app/node_modules/dep/index.js").is_none(), "excludes apply");
+    assert_eq!(fake.log().len(), 1, "one command: the push is one round trip");
+}
