@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Show what a run would do: task, model and why, host, remote directory, excluded files, instruction.
     Plan(PlanArgs),
+    /// Run a task end to end: push, run Codex on the host, retrieve the change, apply it.
+    Run(RunArgs),
     /// Run one command on a host (after its shell init) and exit with its status.
     Exec(ExecArgs),
     /// Sync the project to the host's workspace and print the remote directory.
@@ -82,6 +84,44 @@ pub struct PlanArgs {
     /// Model to use, overriding the task file and the model table.
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub task: TaskArgs,
+    /// Host to run on: a name from the config, `local`, or an ssh destination.
+    #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
+    pub host: Option<String>,
+    /// Model to use, overriding the task file and the model table.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Retrieve the result but do not apply it (apply later with `pull RUN --apply`).
+    #[arg(long)]
+    pub no_apply: bool,
+    /// Apply even when the result changes restricted files.
+    #[arg(long)]
+    pub allow_restricted: bool,
+    /// Keep the run's tree on the host after applying.
+    #[arg(long)]
+    pub keep: bool,
+    /// Retries of a rate-limited run (default: the config's `retry.retries`).
+    #[arg(long, value_name = "N", env = "CODEX_REMOTE_RETRIES")]
+    pub retries: Option<u32>,
+    /// Cancel the agent after this long (`90s`, `30m`, `2h`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Codex sandbox mode.
+    #[arg(long, value_name = "MODE", default_value = "workspace-write", value_parser = ["read-only", "workspace-write", "danger-full-access"])]
+    pub sandbox: String,
+    /// Extra argument for `codex exec`, e.g. `--codex-arg=-c --codex-arg=model_verbosity="low"` (repeatable).
+    #[arg(long = "codex-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub codex_args: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 90s, 30m or 2h: {e}"))
 }
 
 #[derive(Debug, Args)]

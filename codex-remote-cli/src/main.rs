@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
     let ctx = commands::Context::new(&cli)?;
     match cli.command {
         Command::Plan(args) => commands::plan::run(&ctx, args),
+        Command::Run(args) => commands::run::run(&ctx, args).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
         Command::Push(args) => commands::push::run(&ctx, args).await,
         Command::Diff(args) => commands::diff::run(&ctx, args).await,

@@ -1,5 +1,6 @@
 //! The crate's error type and the classification callers map to exit codes.
 
+use crate::executor::ExecFailure;
 use crate::input::InputError;
 use crate::transport::TransportError;
 
@@ -21,6 +22,16 @@ pub enum Error {
     /// A run record is missing or unreadable.
     #[error(transparent)]
     Runs(#[from] crate::runs::RunStoreError),
+    /// The agent's run failed.
+    #[error("{}", exec_message(.failure, .host, *.attempts))]
+    Exec {
+        /// Why.
+        failure: crate::executor::ExecFailure,
+        /// The host.
+        host: String,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// Local file system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -78,7 +89,36 @@ impl Error {
             Error::Apply(_) => ErrorKind::TaskFailed,
             Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => ErrorKind::BadInput,
             Error::Runs(_) => ErrorKind::TaskFailed,
+            Error::Exec { failure, .. } => match failure {
+                ExecFailure::RateLimited { .. } => ErrorKind::RateLimited,
+                ExecFailure::AuthExpired { .. }
+                | ExecFailure::CodexNotFound { .. }
+                | ExecFailure::WorkspaceMissing { .. } => ErrorKind::Prerequisite,
+                ExecFailure::TurnFailed { .. } | ExecFailure::Exited { .. } => {
+                    ErrorKind::TaskFailed
+                }
+            },
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
+    }
+}
+
+/// What to tell the user about a failed agent run, with the fix.
+fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
+    match failure {
+        ExecFailure::RateLimited { message } => format!(
+            "still rate-limited after {attempts} attempt(s) on `{host}`: {message} (hint: wait for the quota to reset, or raise --retries / [retry] in the config)"
+        ),
+        ExecFailure::AuthExpired { message } => {
+            format!("codex is not logged in on `{host}` or its login expired: {message} (hint: run `codex login` on {host})")
+        }
+        ExecFailure::CodexNotFound { message } => format!(
+            "codex was not found on `{host}`: {message} (hint: if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `npm install -g @openai/codex`)"
+        ),
+        ExecFailure::WorkspaceMissing { message } => {
+            format!("the run's workspace is missing on `{host}`: {message} (hint: check the host's `workspace` setting and that it is writable)")
+        }
+        ExecFailure::TurnFailed { message } => format!("the agent's turn failed on `{host}`: {message}"),
+        ExecFailure::Exited { code, stderr } => format!("codex exited with code {code} on `{host}`: {stderr}"),
     }
 }

@@ -26,6 +26,8 @@
 pub mod atomic;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod executor;
 pub mod host;
 pub mod input;
 pub mod instruction;
@@ -35,6 +37,7 @@ pub mod patch;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod run;
 pub mod runs;
 pub mod schema;
 pub mod shell;

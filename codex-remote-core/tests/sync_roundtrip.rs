@@ -421,13 +421,42 @@ async fn tar_fallback_works_over_the_fake_transport() {
     let local = tempfile::tempdir().unwrap();
     make_project(local.path());
     let layout = RemoteLayout::new(transport.host(), "app");
-    let request = PushRequest { local_root: local.path().into(), remote_dir: layout.mirror.clone(), lock: layout.lock(), settings: settings() };
-    let report = TarSyncer::new(transport).push(&request, None).await.unwrap();
+    let request = PushRequest {
+        local_root: local.path().into(),
+        remote_dir: layout.mirror.clone(),
+        lock: layout.lock(),
+        settings: settings(),
+    };
+    let report = TarSyncer::new(transport)
+        .push(&request, None)
+        .await
+        .unwrap();
     assert_eq!(report.method, "tar");
-    assert_eq!(fake.file("~/workspace/app/src/main.ts").unwrap(), b"export function main() {\n  return 1;\n}\n");
-    assert_eq!(fake.file("~/workspace/app/new\nline.txt").unwrap(), b"content of new\nline.txt\n");
-    assert!(fake.file("~/workspace/app/stale.txt").is_none(), "files gone locally are gone from the mirror");
-    assert_eq!(fake.file("~/workspace/app/.git/HEAD").unwrap(), b"kept", "the mirror's .git is kept");
-    assert!(fake.file("~/workspace/app/node_modules/dep/index.js").is_none(), "excludes apply");
-    assert_eq!(fake.log().len(), 1, "one command: the push is one round trip");
+    assert_eq!(
+        fake.file("~/workspace/app/src/main.ts").unwrap(),
+        b"export function main() {\n  return 1;\n}\n"
+    );
+    assert_eq!(
+        fake.file("~/workspace/app/new\nline.txt").unwrap(),
+        b"content of new\nline.txt\n"
+    );
+    assert!(
+        fake.file("~/workspace/app/stale.txt").is_none(),
+        "files gone locally are gone from the mirror"
+    );
+    assert_eq!(
+        fake.file("~/workspace/app/.git/HEAD").unwrap(),
+        b"kept",
+        "the mirror's .git is kept"
+    );
+    assert!(
+        fake.file("~/workspace/app/node_modules/dep/index.js")
+            .is_none(),
+        "excludes apply"
+    );
+    assert_eq!(
+        fake.log().len(),
+        1,
+        "one command: the push is one round trip"
+    );
 }

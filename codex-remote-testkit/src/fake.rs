@@ -193,11 +193,15 @@ impl FakeTransport {
                     .insert(FakeFs::resolve(spec.cwd.as_deref(), path), stdin.to_vec());
                 FakeOutput::ok("")
             }
-            ("sh", ["-c", script, "sh", mirror, _lock]) if *script == codex_remote_core::sync::tar::TAR_PUSH_SCRIPT => {
+            ("sh", ["-c", script, "sh", mirror, _lock])
+                if *script == codex_remote_core::sync::tar::TAR_PUSH_SCRIPT =>
+            {
                 // Replace the mirror with the archive's files, keeping its .git, as the script does.
                 let mirror = FakeFs::resolve(spec.cwd.as_deref(), mirror);
                 let prefix = format!("{mirror}/");
-                fs.files.retain(|path, _| !path.starts_with(&prefix) || path.starts_with(&format!("{prefix}.git/")));
+                fs.files.retain(|path, _| {
+                    !path.starts_with(&prefix) || path.starts_with(&format!("{prefix}.git/"))
+                });
                 let mut archive = tar::Archive::new(stdin);
                 let entries = match archive.entries() {
                     Ok(entries) => entries,
@@ -211,7 +215,10 @@ impl FakeTransport {
                     if !entry.header().entry_type().is_file() {
                         continue;
                     }
-                    let path = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                    let path = entry
+                        .path()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     let mut data = Vec::new();
                     use std::io::Read;
                     if entry.read_to_end(&mut data).is_err() {

@@ -7,6 +7,7 @@
 //! - [`suite`]: the behavioural test suite every `Transport` must pass.
 
 pub mod fake;
+pub mod model_server;
 pub mod sshd;
 pub mod suite;
 

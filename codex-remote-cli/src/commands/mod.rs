@@ -7,6 +7,7 @@ pub mod init;
 pub mod plan;
 pub mod pull;
 pub mod push;
+pub mod run;
 pub mod runs;
 pub mod schema;
 
@@ -26,6 +27,7 @@ pub const ENV_SSH_CONFIG: &str = "CODEX_REMOTE_SSH_CONFIG";
 pub struct Context {
     pub json: bool,
     pub quiet: bool,
+    pub verbose: u8,
     pub cwd: PathBuf,
     loader: ConfigLoader,
 }
@@ -41,6 +43,7 @@ impl Context {
         Ok(Self {
             json: cli.json,
             quiet: cli.quiet,
+            verbose: cli.verbose,
             cwd,
             loader,
         })

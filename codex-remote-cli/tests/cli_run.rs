@@ -1,0 +1,223 @@
+//! `codex-remote run` end to end: a real sshd, a remote shell init that puts the real Codex CLI
+//! (from npm) on PATH, and a scripted model server on loopback.
+
+mod common;
+
+use codex_remote_testkit::model_server::{codex_binary, FakeModelServer, Reply};
+use codex_remote_testkit::{sshd::ALIAS, Sshd};
+use common::{stderr, stdout, Env};
+
+struct Setup {
+    sshd: Sshd,
+    env: Env,
+    server: FakeModelServer,
+}
+
+/// `codex_on_path`: whether the host's shell init puts codex on PATH.
+fn setup(script: Vec<Reply>, codex_on_path: bool) -> Option<Setup> {
+    let codex = codex_binary()?;
+    let sshd = Sshd::start_or_skip()?;
+    let server = FakeModelServer::start(script);
+    let codex_home = server.write_codex_home(&sshd.dir().join("codex-home"));
+    let path_line = if codex_on_path {
+        format!(
+            "export PATH=\"{}:$PATH\"\n",
+            codex.parent().unwrap().display()
+        )
+    } else {
+        String::new()
+    };
+    let init = sshd.write_file(
+        "nvm.sh",
+        &format!("# stands in for ~/.config/nvm/nvm.sh\n{path_line}"),
+    );
+    let env = Env::new()
+        .var(
+            "CODEX_REMOTE_SSH_CONFIG",
+            sshd.ssh_config().display().to_string(),
+        )
+        .var("CODEX_REMOTE_HOST", ALIAS);
+    env.write(
+        "codex-remote.toml",
+        &format!(
+            "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"source '{}'\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n[retry]\ninitial_delay_secs = 0.05\nmax_delay_secs = 0.2\n",
+            sshd.dir().join("ws").display(),
+            init.display(),
+            codex_home.display()
+        ),
+    );
+    env.write("src/app.ts", "export const a = 1;\n");
+    env.write("package.json", "{}\n");
+    Some(Setup { sshd, env, server })
+}
+
+#[test]
+fn a_run_edits_and_creates_files_and_the_patch_is_applied_locally() {
+    let edit = "printf 'export const a = 2;\\n' > src/app.ts && mkdir -p src/new && printf 'created\\n' > src/new/file.ts";
+    let Some(s) = setup(
+        vec![
+            Reply::exec("call_1", edit),
+            Reply::message("Updated app.ts and added src/new/file.ts"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let hostile =
+        "TASK with 'quotes' \"double\" $(touch /tmp/pwned) `id` ; && ünïcødé\nsecond line";
+    let task = s.env.write(
+        "task.yaml",
+        &format!("id: e2e\ntitle: Bump a\ntype: feature\nscope:\n  files: [src/app.ts]\nrequirements:\n  - {}\n", serde_json::to_string(hostile).unwrap()),
+    );
+    let out = s.env.run(&["run", task.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(),
+        "export const a = 2;\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/new/file.ts")).unwrap(),
+        "created\n"
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("applied")
+            && text.contains("gpt-5.3-codex")
+            && text.contains("src/new/file.ts"),
+        "{text}"
+    );
+    assert!(text.contains("Updated app.ts"), "{text}");
+
+    // The instruction reached the model byte-exact (through stdin, ssh and Codex).
+    let instruction_sent = s
+        .server
+        .user_texts()
+        .into_iter()
+        .find(|t| t.starts_with("TASK: Bump a"))
+        .expect("the instruction was sent");
+    let run_dir = std::fs::read_dir(s.env.project.join(".codex-remote/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let recorded = std::fs::read_to_string(run_dir.join("instruction.txt")).unwrap();
+    assert_eq!(instruction_sent, recorded);
+    assert!(
+        recorded.contains(hostile.lines().next().unwrap()),
+        "{recorded}"
+    );
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+
+    // The record holds the raw event stream and the patch.
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert!(
+        events.lines().any(|l| l.contains("\"thread.started\"")),
+        "{events}"
+    );
+    assert!(
+        events.lines().any(|l| l.contains("\"command_execution\"")),
+        "{events}"
+    );
+    assert!(run_dir.join("result.patch").exists());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["phase"], "completed");
+    assert_eq!(record["remote_removed"], true);
+}
+
+#[test]
+fn json_mode_streams_typed_events_then_a_summary() {
+    let Some(s) = setup(
+        vec![
+            Reply::exec("c1", "printf 'x\\n' > out.txt"),
+            Reply::message("done"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run",
+        "--json",
+        "--prompt",
+        "write out.txt",
+        "--type",
+        "quick-fix",
+        "--no-apply",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"phase"));
+    assert!(kinds.contains(&"started") && kinds.contains(&"codex"));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["applied"], false);
+    assert_eq!(summary["model"], "gpt-5.1-codex-mini");
+    assert_eq!(summary["files"][0]["new_path"], "out.txt");
+    assert!(
+        !s.env.project.join("out.txt").exists(),
+        "--no-apply leaves the tree alone"
+    );
+    let run_id = summary["run_id"].as_str().unwrap();
+    let pulled = s.env.run(&["pull", run_id, "--apply"]);
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("out.txt")).unwrap(),
+        "x\n"
+    );
+}
+
+#[test]
+fn a_rate_limited_run_is_retried_then_exits_5() {
+    let Some(s) = setup(
+        vec![Reply::Status(
+            429,
+            "{\"error\":{\"message\":\"slow down\"}}".into(),
+        )],
+        true,
+    ) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run",
+        "--retries",
+        "1",
+        "--prompt",
+        "anything",
+        "--type",
+        "quick-fix",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("retry 1/1"), "{err}");
+    assert!(err.contains("rate-limited after 2 attempt(s)"), "{err}");
+}
+
+#[test]
+fn codex_missing_exits_4_with_the_nvm_hint() {
+    let Some(s) = setup(vec![Reply::message("unused")], false) else {
+        return;
+    };
+    let out = s
+        .env
+        .run(&["run", "--prompt", "anything", "--type", "quick-fix"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nvm"), "{}", stderr(&out));
+    let _ = &s.sshd;
+}
