@@ -33,6 +33,14 @@ pub enum Command {
     Run(RunArgs),
     /// Run one command on a host (after its shell init) and exit with its status.
     Exec(ExecArgs),
+    /// Follow a run from where the local record stopped, then retrieve (and apply) as `run` would.
+    Attach(RunRefArgs),
+    /// Show where a run stands (all runs without RUN).
+    Status(StatusArgs),
+    /// Print a run's recorded events; --follow streams new ones until the agent ends.
+    Logs(LogsArgs),
+    /// Stop a run's agent and everything it started on the host.
+    Cancel(RunRefArgs),
     /// Sync the project to the host's workspace and print the remote directory.
     Push(PushArgs),
     /// Show a run's result patch, coloured, with a stat summary.
@@ -96,6 +104,10 @@ pub struct RunArgs {
     /// Model to use, overriding the task file and the model table.
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
+    /// Start the agent on the host and return at once with the run id; it keeps running when
+    /// the connection drops. Follow and finish it with `attach RUN`.
+    #[arg(long)]
+    pub detach: bool,
     /// Retrieve the result but do not apply it (apply later with `pull RUN --apply`).
     #[arg(long)]
     pub no_apply: bool,
@@ -138,6 +150,27 @@ pub struct ExecArgs {
     /// The program and its arguments, each passed as-is (no shell).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunRefArgs {
+    /// The run id (see `codex-remote runs`).
+    pub run: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run id; all runs when omitted.
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run id.
+    pub run: String,
+    /// Keep streaming new events until the agent ends.
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -221,3 +221,151 @@ fn codex_missing_exits_4_with_the_nvm_hint() {
     assert!(stderr(&out).contains("nvm"), "{}", stderr(&out));
     let _ = &s.sshd;
 }
+
+/// Polls an observable condition (not a timer) until it holds; fails after 60 s.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The agent's event log on the host, for exactly-once comparisons.
+fn remote_events(s: &Setup, run_id: &str) -> String {
+    let path = s.sshd.dir().join(format!(
+        "ws/.codex-remote/myapp/agents/{run_id}/1/events.jsonl"
+    ));
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn local_events(s: &Setup, run_id: &str) -> String {
+    std::fs::read_to_string(
+        s.env
+            .project
+            .join(format!(".codex-remote/runs/{run_id}/events.jsonl")),
+    )
+    .unwrap_or_default()
+}
+
+#[test]
+fn a_detached_run_survives_a_killed_client_and_attach_completes_it_exactly_once() {
+    let script = vec![
+        Reply::exec("c1", "printf 'one\\n' > one.txt"),
+        Reply::exec("c2", "printf 'two\\n' > two.txt"),
+        Reply::exec("c3", "printf 'three\\n' > three.txt"),
+        Reply::message("three files written"),
+    ];
+    let Some(s) = setup(script, true) else { return };
+    s.server.set_delay(std::time::Duration::from_millis(700));
+    let out = s.env.run(&[
+        "run",
+        "--detach",
+        "--prompt",
+        "write three files",
+        "--type",
+        "scaffold",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+
+    // Attach, and kill the client once it has recorded at least one event.
+    let mut child = s
+        .env
+        .command(&["attach", &run_id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("attach records an event", || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "attach ended before it was killed"
+        );
+        local_events(&s, &run_id).lines().count() >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = local_events(&s, &run_id).lines().count();
+
+    let out = s.env.run(&["attach", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (name, text) in [
+        ("one.txt", "one\n"),
+        ("two.txt", "two\n"),
+        ("three.txt", "three\n"),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(s.env.project.join(name)).unwrap(),
+            text
+        );
+    }
+    let local = local_events(&s, &run_id);
+    assert!(
+        local.lines().count() > partial,
+        "the second attach added the rest"
+    );
+    assert_eq!(
+        local,
+        remote_events(&s, &run_id),
+        "every event recorded exactly once, in order"
+    );
+    let out = s.env.run(&["attach", &run_id]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a finished run cannot be attached again"
+    );
+}
+
+#[test]
+fn cancel_leaves_no_agent_process_behind() {
+    let Some(s) = setup(
+        vec![Reply::exec("c1", "sleep 300"), Reply::message("never")],
+        true,
+    ) else {
+        return;
+    };
+    let out = s
+        .env
+        .run(&["run", "--detach", "--prompt", "sleep", "--type", "debug"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let agent_dir = s
+        .sshd
+        .dir()
+        .join(format!("ws/.codex-remote/myapp/agents/{run_id}/1"));
+    // Wait until Codex is running the agent's `sleep 300` (its own event says so).
+    wait_until("codex runs the sleep", || {
+        remote_events(&s, &run_id).contains("sleep 300")
+    });
+    let pid: u32 = std::fs::read_to_string(agent_dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let out = s.env.run(&["cancel", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let in_group: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.get(2) == Some(&pid.to_string().as_str()) && fields.first() != Some(&"Z")
+        })
+        .collect();
+    assert!(
+        in_group.is_empty(),
+        "processes of the agent's group survived: {in_group:?}"
+    );
+    let status = s.env.run(&["status", &run_id, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["run"]["phase"], "cancelled");
+}

@@ -126,16 +126,123 @@ pub struct ExecOutcome {
     pub failure: Option<ExecFailure>,
 }
 
-/// Runs an agent on a host.
+/// Accumulates what a run's events say: thread, usage, last message, reported files, failure.
+#[derive(Debug, Clone, Default)]
+pub struct OutcomeBuilder {
+    outcome: Option<ExecOutcome>,
+}
+
+impl OutcomeBuilder {
+    /// Takes one event into account.
+    pub fn observe(&mut self, event: &CodexEvent) {
+        let outcome = self.outcome.get_or_insert_with(|| ExecOutcome {
+            status: ExitStatus::Code(0),
+            thread_id: None,
+            usage: Usage::default(),
+            last_message: None,
+            files_reported: Vec::new(),
+            failure: None,
+        });
+        match event {
+            CodexEvent::ThreadStarted { thread_id } => outcome.thread_id = Some(thread_id.clone()),
+            CodexEvent::TurnCompleted { usage } => outcome.usage.add(usage),
+            CodexEvent::TurnFailed { message } => {
+                outcome.failure = Some(ExecFailure::from_message(message))
+            }
+            CodexEvent::ItemCompleted { item } => match &item.kind {
+                ItemKind::AgentMessage { text } => outcome.last_message = Some(text.clone()),
+                ItemKind::FileChange { changes, .. } => outcome
+                    .files_reported
+                    .extend(changes.iter().map(|c| c.path.clone())),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// The outcome, given how the agent exited and what it printed on stderr.
+    pub fn finish(self, status: ExitStatus, stderr: &str) -> ExecOutcome {
+        let mut outcome = self.outcome.unwrap_or(ExecOutcome {
+            status,
+            thread_id: None,
+            usage: Usage::default(),
+            last_message: None,
+            files_reported: Vec::new(),
+            failure: None,
+        });
+        outcome.status = status;
+        if !status.success() && outcome.failure.is_none() {
+            outcome.failure = Some(classify_exit(status, stderr));
+        }
+        outcome
+    }
+}
+
+/// What is known about an agent on the host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AgentState {
+    /// Never launched (no pid recorded).
+    NotStarted,
+    /// Its process is alive.
+    Running {
+        /// The supervisor's pid (leader of the agent's process group).
+        pid: u32,
+    },
+    /// It finished with this status.
+    Finished {
+        /// Codex's exit code.
+        code: i32,
+    },
+    /// Its process is gone without recording a status (killed, host rebooted).
+    Vanished,
+}
+
+/// How a follow ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowEnd {
+    /// The agent's exit status, when it finished; `None` when the stream stopped first.
+    pub status: Option<ExitStatus>,
+    /// The end of the agent's stderr.
+    pub stderr: String,
+}
+
+/// Runs an agent on a host, detached from the connection: launched once, followed any number of
+/// times (each follow resumes from a byte offset of the agent's event log), cancelled.
 #[async_trait]
 pub trait Executor: Send + Sync {
-    /// Runs the agent to completion, sending every event to `events` as it arrives.
-    async fn execute(
+    /// Starts the agent in its own process group on the host, writing its events to
+    /// `agent_dir/events.jsonl`. Refuses while an agent of that directory is alive.
+    async fn launch(
         &self,
         transport: &dyn Transport,
+        agent_dir: &str,
         request: &ExecRequest,
+    ) -> Result<u32, TransportError>;
+
+    /// Streams the agent's events from byte `offset` until it exits (or the stream breaks),
+    /// sending each complete line to `events`.
+    async fn follow(
+        &self,
+        transport: &dyn Transport,
+        agent_dir: &str,
+        offset: u64,
         events: mpsc::Sender<ExecEvent>,
-    ) -> Result<ExecOutcome, TransportError>;
+    ) -> Result<FollowEnd, TransportError>;
+
+    /// What the agent is doing.
+    async fn probe(
+        &self,
+        transport: &dyn Transport,
+        agent_dir: &str,
+    ) -> Result<AgentState, TransportError>;
+
+    /// Ends the agent and everything it started.
+    async fn cancel(
+        &self,
+        transport: &dyn Transport,
+        agent_dir: &str,
+    ) -> Result<(), TransportError>;
 }
 
 /// The real Codex CLI.
@@ -168,16 +275,117 @@ impl CodexExecutor {
     }
 }
 
+/// Starts the supervisor detached (systemd-run --user where the user manager runs, so that
+/// logind's KillUserProcesses does not end it at logout; else setsid nohup). The supervisor
+/// records its pid, runs the agent script with the instruction on stdin and its events appended
+/// to events.jsonl, then records the exit status. Args: agent dir, agent script; stdin: the
+/// instruction. Prints the supervisor's pid.
+const LAUNCH_SCRIPT: &str = r#"set -e
+dir=$1; script=$2
+mkdir -p -- "$dir"
+mkdir -- "$dir/launched" 2>/dev/null || { echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75; }
+cat > "$dir/instruction"
+: > "$dir/events.jsonl"
+# The agent script runs in the login shell, like every ssh command: the user's shell_init is
+# written for it (`source` is not POSIX).
+shell=${SHELL:-/bin/sh}
+supervise='dir=$1; script=$2; shell=$3; echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"; "$shell" -c "$script" < "$dir/instruction" >> "$dir/events.jsonl" 2>> "$dir/stderr.log"; echo $? > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"'
+if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
+  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" sh -c "$supervise" supervise "$dir" "$script" "$shell"
+else
+  setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$shell" >/dev/null 2>&1 < /dev/null &
+fi
+i=0
+while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+cat "$dir/pid"
+"#;
+
+/// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then the exit
+/// status and the end of stderr on stderr, after a marker line.
+const FOLLOW_SCRIPT: &str = r#"dir=$1; from=$(($2 + 1))
+i=0
+while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+pid=$(cat "$dir/pid" 2>/dev/null || echo 0)
+if [ -e "$dir/status" ] || ! kill -s 0 "$pid" 2>/dev/null; then
+  tail -c +"$from" "$dir/events.jsonl"
+else
+  tail -c +"$from" -s 0.05 --pid="$pid" -f "$dir/events.jsonl"
+fi
+printf '
+codex-remote-follow-end
+' >&2
+cat "$dir/status" >&2 2>/dev/null || echo vanished >&2
+tail -c 4000 "$dir/stderr.log" >&2 2>/dev/null || true
+"#;
+
+/// Prints `running PID`, `finished CODE`, `vanished` or `not-started`.
+const PROBE_SCRIPT: &str = r#"dir=$1
+if [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
+elif [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null; then echo "running $(cat "$dir/pid")"
+elif [ -s "$dir/pid" ]; then echo vanished
+else echo not-started; fi
+"#;
+
+fn agent_script(body: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec::new("sh")
+        .arg("-c")
+        .arg(body)
+        .arg("sh")
+        .args(args.iter().map(|a| a.to_string()))
+        .cwd("~")
+}
+
 #[async_trait]
 impl Executor for CodexExecutor {
-    async fn execute(
+    async fn launch(
         &self,
         transport: &dyn Transport,
+        agent_dir: &str,
         request: &ExecRequest,
+    ) -> Result<u32, TransportError> {
+        let codex = Self::command(&transport.host().codex, request);
+        let host = transport.host();
+        let mut env = host.env.clone();
+        env.extend(codex.env.clone());
+        // The agent's own command line, built by the one quoting function; shell init first.
+        let script = crate::shell::command_script(&crate::shell::ScriptParts {
+            program: &codex.program,
+            args: &codex.args,
+            env: &env,
+            cwd: codex.cwd.as_deref(),
+            shell_init: host.shell_init.as_deref(),
+            announce_pid: false,
+        })?;
+        let dir = crate::layout::home_relative(agent_dir);
+        let spec = agent_script(LAUNCH_SCRIPT, &[dir, &script])
+            .stdin_bytes(request.instruction.clone().into_bytes());
+        let output = crate::transport::TransportExt::run_checked(transport, spec).await?;
+        output
+            .stdout_text()
+            .trim()
+            .parse()
+            .map_err(|_| TransportError::CommandFailed {
+                host: host.name.clone(),
+                command: "launch the agent".into(),
+                status: output.status,
+                stderr: format!(
+                    "the agent did not report its pid: {}",
+                    output.stderr_text().trim()
+                ),
+            })
+    }
+
+    async fn follow(
+        &self,
+        transport: &dyn Transport,
+        agent_dir: &str,
+        offset: u64,
         events: mpsc::Sender<ExecEvent>,
-    ) -> Result<ExecOutcome, TransportError> {
-        let spec = Self::command(&transport.host().codex, request);
-        let mut process = transport.spawn(spec).await?;
+    ) -> Result<FollowEnd, TransportError> {
+        let dir = crate::layout::home_relative(agent_dir);
+        let mut process = transport
+            .spawn(agent_script(FOLLOW_SCRIPT, &[dir, &offset.to_string()]))
+            .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
         let mut stderr = std::mem::replace(&mut process.stderr, Box::new(tokio::io::empty()));
         let collect_stderr = tokio::spawn(async move {
@@ -185,67 +393,82 @@ impl Executor for CodexExecutor {
             let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut all).await;
             String::from_utf8_lossy(&all).into_owned()
         });
-        let mut outcome = ExecOutcome {
-            status: ExitStatus::Code(0),
-            thread_id: None,
-            usage: Usage::default(),
-            last_message: None,
-            files_reported: Vec::new(),
-            failure: None,
-        };
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let read_all = async {
-            while let Some(line) = lines
-                .next_line()
+        let mut reader = tokio::io::BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
                 .await
-                .map_err(TransportError::io("reading Codex's output"))?
-            {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let event = CodexEvent::parse(&line);
-                match &event {
-                    CodexEvent::ThreadStarted { thread_id } => {
-                        outcome.thread_id = Some(thread_id.clone())
-                    }
-                    CodexEvent::TurnCompleted { usage } => outcome.usage.add(usage),
-                    CodexEvent::TurnFailed { message } => {
-                        outcome.failure = Some(ExecFailure::from_message(message))
-                    }
-                    CodexEvent::ItemCompleted { item } => match &item.kind {
-                        ItemKind::AgentMessage { text } => {
-                            outcome.last_message = Some(text.clone())
-                        }
-                        ItemKind::FileChange { changes, .. } => outcome
-                            .files_reported
-                            .extend(changes.iter().map(|c| c.path.clone())),
-                        _ => {}
-                    },
-                    _ => {}
-                }
-                // A closed receiver just means nobody is watching; keep draining.
-                let _ = events.send(ExecEvent { raw: line, event }).await;
+                .map_err(TransportError::io("reading the agent's events"))?;
+            // Only complete lines count: a partial last line is read again by the next follow.
+            if n == 0 || line.last() != Some(&b'\n') {
+                break;
             }
-            Ok::<_, TransportError>(())
-        };
-        match request.timeout {
-            None => read_all.await?,
-            Some(after) => {
-                if tokio::time::timeout(after, read_all).await.is_err() {
-                    process.cancel().await?;
-                    return Err(TransportError::TimedOut {
-                        command: "codex exec".into(),
-                        after,
-                    });
-                }
-            }
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            let event = CodexEvent::parse(&text);
+            let _ = events.send(ExecEvent { raw: text, event }).await;
         }
-        outcome.status = process.wait().await?;
+        let _ = process.wait().await;
         let stderr = collect_stderr.await.unwrap_or_default();
-        if !outcome.status.success() && outcome.failure.is_none() {
-            outcome.failure = Some(classify_exit(outcome.status, &stderr));
+        let Some((_, tail)) = stderr.split_once("\u{1e}codex-remote-follow-end\n") else {
+            return Ok(FollowEnd {
+                status: None,
+                stderr,
+            });
+        };
+        let mut lines = tail.lines();
+        let status = match lines.next().map(str::trim) {
+            Some("vanished") | None => None,
+            Some(code) => code.parse().ok().map(ExitStatus::Code),
+        };
+        Ok(FollowEnd {
+            status,
+            stderr: lines.collect::<Vec<_>>().join("\n"),
+        })
+    }
+
+    async fn probe(
+        &self,
+        transport: &dyn Transport,
+        agent_dir: &str,
+    ) -> Result<AgentState, TransportError> {
+        let dir = crate::layout::home_relative(agent_dir);
+        let output = crate::transport::TransportExt::run_checked(
+            transport,
+            agent_script(PROBE_SCRIPT, &[dir]),
+        )
+        .await?;
+        let text = output.stdout_text();
+        let mut words = text.split_whitespace();
+        Ok(
+            match (
+                words.next(),
+                words.next().and_then(|w| w.parse::<i64>().ok()),
+            ) {
+                (Some("finished"), Some(code)) => AgentState::Finished { code: code as i32 },
+                (Some("running"), Some(pid)) => AgentState::Running { pid: pid as u32 },
+                (Some("vanished"), _) => AgentState::Vanished,
+                _ => AgentState::NotStarted,
+            },
+        )
+    }
+
+    async fn cancel(
+        &self,
+        transport: &dyn Transport,
+        agent_dir: &str,
+    ) -> Result<(), TransportError> {
+        if let AgentState::Running { pid } = self.probe(transport, agent_dir).await? {
+            let spec = CommandSpec::new("sh").args([
+                "-c",
+                crate::transport::ssh::KILL_GROUP_SCRIPT,
+                "sh",
+                &pid.to_string(),
+            ]);
+            crate::transport::TransportExt::run_checked(transport, spec).await?;
         }
-        Ok(outcome)
+        Ok(())
     }
 }
 

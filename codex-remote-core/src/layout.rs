@@ -49,6 +49,12 @@ impl RemoteLayout {
         format!("{}/runs", self.state_dir)
     }
 
+    /// Where one attempt of a run's agent keeps its files (outside the run's tree, so they never
+    /// enter the result): `<state_dir>/agents/<run-id>/<attempt>`.
+    pub fn agent_dir(&self, run_id: &str, attempt: u32) -> String {
+        format!("{}/agents/{run_id}/{attempt}", self.state_dir)
+    }
+
     /// One run's working tree.
     pub fn run_dir(&self, run_id: &str) -> String {
         format!("{}/{run_id}", self.runs_dir())

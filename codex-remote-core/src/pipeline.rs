@@ -82,6 +82,9 @@ pub async fn start_run(
         applied_at: None,
         remote_removed: false,
         error: None,
+        attempt: 0,
+        attempt_log_start: 0,
+        finish: None,
     };
     let store = project.runs();
     store.save(&record)?;

@@ -1,11 +1,17 @@
-//! `run`: the whole workflow in one call: push, prepare the run's tree, execute the agent
-//! (retrying rate limits with bounded backoff), retrieve the change, apply it.
+//! `run`: the whole workflow: push, prepare the run's tree, launch the agent detached on the
+//! host, follow its events, retry rate limits with bounded backoff, retrieve the change, apply it.
 //!
-//! Everything about the run is recorded in `.codex-remote/runs/<run-id>/`: `run.json` (phase and
-//! timestamps), `task.json`, `instruction.txt`, `events.jsonl` (Codex's raw event stream,
-//! verbatim), `result.patch` and `last-message.txt`.
+//! The agent always runs detached from the connection (its own process group, output to files
+//! beside the run's tree), and the local side *follows* it from a byte offset. So a dropped
+//! connection or a killed client loses nothing: `attach` resumes following exactly where the
+//! local record stopped, and never starts a second agent for a run whose agent is alive.
+//!
+//! Everything about the run is recorded in `.codex-remote/runs/<run-id>/`: `run.json` (phase,
+//! timestamps, attempt), `task.json`, `instruction.txt`, `events.jsonl` (Codex's raw event
+//! stream, verbatim, each line once), `result.patch` and `last-message.txt`.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,14 +20,17 @@ use tokio::sync::mpsc;
 use crate::atomic::write_atomic;
 use crate::config::Config;
 use crate::error::Error;
-use crate::events::Usage;
-use crate::executor::{backoff, ExecEvent, ExecFailure, ExecOutcome, ExecRequest, Executor};
+use crate::events::{CodexEvent, Usage};
+use crate::executor::{
+    backoff, ExecEvent, ExecFailure, ExecOutcome, ExecRequest, Executor, OutcomeBuilder,
+};
+use crate::layout::RemoteLayout;
 use crate::patch::ParsedPatch;
 use crate::pipeline::{self, Project};
 use crate::plan::RunPlan;
-use crate::runs::{now, Phase, RunRecord};
+use crate::runs::{now, FinishOptions, Phase, RunRecord, RunStore};
 use crate::sync::PushReport;
-use crate::transport::SharedTransport;
+use crate::transport::{SharedTransport, TransportError};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -62,6 +71,15 @@ impl RunOptions {
             extra_args: Vec::new(),
         }
     }
+
+    fn finish(&self) -> FinishOptions {
+        FinishOptions {
+            apply: self.apply,
+            allow_restricted: self.allow_restricted,
+            keep: self.keep,
+            retries: self.retries,
+        }
+    }
 }
 
 /// What a run reports as it goes, for display.
@@ -77,6 +95,13 @@ pub enum RunEvent {
         run_id: String,
         /// Its tree on the host.
         dir: String,
+    },
+    /// The agent was launched (attempt is 1-based).
+    Launched {
+        /// The attempt.
+        attempt: u32,
+        /// The supervisor's pid on the host.
+        pid: u32,
     },
     /// An event from Codex.
     Codex(ExecEvent),
@@ -100,13 +125,11 @@ pub struct RunSummary {
     pub run_id: String,
     /// The task id.
     pub task_id: String,
-    /// The model used.
-    pub model: String,
-    /// Where the model choice came from.
-    pub model_source: crate::model::ModelSource,
     /// The host.
     pub host: String,
-    /// Tokens used.
+    /// The model.
+    pub model: String,
+    /// Tokens used by the last attempt.
     pub usage: Usage,
     /// The agent's last message.
     pub last_message: Option<String>,
@@ -124,16 +147,17 @@ fn record_io(context: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
-/// Runs a planned task end to end.
-pub async fn run(
+/// Pushes, prepares the run's tree, records the task and launches the agent. Returns the record
+/// of a run whose agent is running; follow it with [`follow_and_finish`].
+pub async fn start(
     plan: &RunPlan,
     config: &Config,
     project: &Project,
     transport: SharedTransport,
     executor: &dyn Executor,
     options: &RunOptions,
-    events: mpsc::Sender<RunEvent>,
-) -> Result<RunSummary, Error> {
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<RunRecord, Error> {
     let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
     let pushed = pipeline::push(transport.clone(), config, project, None).await?;
     let _ = events.send(RunEvent::Pushed(pushed)).await;
@@ -150,6 +174,12 @@ pub async fn run(
         plan.instruction.text.as_bytes(),
     )
     .map_err(record_io("writing instruction.txt".into()))?;
+    write_atomic(
+        &dir.join("exec.json"),
+        &serde_json::to_vec_pretty(&request_for(plan, &record, options)).expect("serialises"),
+    )
+    .map_err(record_io("writing exec.json".into()))?;
+    record.finish = Some(options.finish());
     let tree = record.tree.clone().expect("start_run prepares the tree");
     let _ = events
         .send(RunEvent::Started {
@@ -157,96 +187,229 @@ pub async fn run(
             dir: tree.dir.clone(),
         })
         .await;
+    let request = read_request(&store, &record.id)?;
+    launch(
+        &store,
+        &mut record,
+        transport.as_ref(),
+        executor,
+        &request,
+        events,
+    )
+    .await?;
+    Ok(record)
+}
 
-    set_phase(&store, &mut record, Phase::Running, &events).await?;
-    let request = ExecRequest {
-        dir: tree.dir.clone(),
-        instruction: plan.instruction.text.clone(),
-        model: plan.model.clone(),
+/// The request, as recorded so `attach` and retries relaunch exactly the same agent.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct RecordedRequest {
+    dir: String,
+    model: String,
+    model_source: crate::model::ModelSource,
+    reasoning_effort: Option<String>,
+    sandbox: String,
+    extra_args: Vec<String>,
+    timeout_secs: Option<f64>,
+}
+
+fn request_for(plan: &RunPlan, record: &RunRecord, options: &RunOptions) -> RecordedRequest {
+    RecordedRequest {
+        dir: record.tree.as_ref().expect("prepared").dir.clone(),
+        model: plan.model.model.clone(),
+        model_source: plan.model.source,
+        reasoning_effort: plan.model.reasoning_effort.clone(),
         sandbox: options.sandbox.clone(),
         extra_args: options.extra_args.clone(),
-        timeout: options.timeout,
+        timeout_secs: options.timeout.map(|t| t.as_secs_f64()),
+    }
+}
+
+fn read_request(store: &RunStore, run_id: &str) -> Result<ExecRequest, Error> {
+    let dir = store.run_dir(run_id);
+    let recorded: RecordedRequest = serde_json::from_slice(
+        &std::fs::read(dir.join("exec.json")).map_err(record_io("reading exec.json".into()))?,
+    )
+    .map_err(|e| Error::Io {
+        context: "reading exec.json".into(),
+        source: std::io::Error::other(e),
+    })?;
+    let instruction = std::fs::read_to_string(dir.join("instruction.txt"))
+        .map_err(record_io("reading instruction.txt".into()))?;
+    Ok(ExecRequest {
+        dir: recorded.dir,
+        instruction,
+        model: crate::model::ModelChoice {
+            model: recorded.model,
+            source: recorded.model_source,
+            reasoning_effort: recorded.reasoning_effort,
+        },
+        sandbox: recorded.sandbox,
+        extra_args: recorded.extra_args,
+        timeout: recorded.timeout_secs.map(Duration::from_secs_f64),
+    })
+}
+
+fn layout_of(transport: &dyn crate::transport::Transport, record: &RunRecord) -> RemoteLayout {
+    RemoteLayout::new(transport.host(), &record.project)
+}
+
+async fn launch(
+    store: &RunStore,
+    record: &mut RunRecord,
+    transport: &dyn crate::transport::Transport,
+    executor: &dyn Executor,
+    request: &ExecRequest,
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<(), Error> {
+    record.attempt += 1;
+    record.attempt_log_start = local_log_len(store, &record.id);
+    record.phase = Phase::Running;
+    record.updated_at = now();
+    store.save(record)?;
+    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+    let pid = match executor.launch(transport, &agent_dir, request).await {
+        Ok(pid) => pid,
+        Err(e) => {
+            fail(store, record, &e.to_string())?;
+            return Err(e.into());
+        }
     };
-    let mut attempts = 0;
+    let _ = events
+        .send(RunEvent::Launched {
+            attempt: record.attempt,
+            pid,
+        })
+        .await;
+    let _ = events.send(RunEvent::Phase(Phase::Running)).await;
+    Ok(())
+}
+
+fn local_log_len(store: &RunStore, run_id: &str) -> u64 {
+    std::fs::metadata(store.run_dir(run_id).join("events.jsonl"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// Follows the run's agent from where the local record stopped until it finishes, retrying a
+/// rate-limited agent, then retrieves and (as the run asked) applies the result.
+pub async fn follow_and_finish(
+    project: &Project,
+    config: &Config,
+    record: &mut RunRecord,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+    retry: (Duration, Duration),
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<RunSummary, Error> {
+    let store = project.runs();
+    let finish = record.finish.clone().unwrap_or(FinishOptions {
+        apply: true,
+        allow_restricted: false,
+        keep: false,
+        retries: 0,
+    });
+    let request = read_request(&store, &record.id)?;
+    let timeout = request.timeout;
     let outcome = loop {
-        attempts += 1;
-        let outcome = execute_recorded(executor, &transport, &request, &dir, &events).await;
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                fail(&store, &mut record, &e.to_string())?;
-                return Err(e);
-            }
+        let followed = follow_attempt(&store, record, transport.as_ref(), executor, events);
+        let outcome = match timeout {
+            None => followed.await?,
+            Some(after) => match tokio::time::timeout(after, followed).await {
+                Ok(outcome) => outcome?,
+                Err(_) => {
+                    let agent_dir =
+                        layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
+                    executor.cancel(transport.as_ref(), &agent_dir).await?;
+                    let error = TransportError::TimedOut {
+                        command: "codex exec".into(),
+                        after,
+                    };
+                    fail(&store, record, &error.to_string())?;
+                    return Err(error.into());
+                }
+            },
         };
         match &outcome.failure {
-            Some(ExecFailure::RateLimited { message }) if attempts <= options.retries => {
-                let delay = backoff(attempts - 1, options.initial_delay, options.max_delay);
+            Some(ExecFailure::RateLimited { message }) if record.attempt <= finish.retries => {
+                let delay = backoff(record.attempt - 1, retry.0, retry.1);
                 let _ = events
                     .send(RunEvent::Retrying {
-                        attempt: attempts,
-                        of: options.retries,
+                        attempt: record.attempt,
+                        of: finish.retries,
                         delay,
                         reason: message.clone(),
                     })
                     .await;
                 tokio::time::sleep(delay).await;
+                let request = read_request(&store, &record.id)?;
+                launch(
+                    &store,
+                    record,
+                    transport.as_ref(),
+                    executor,
+                    &request,
+                    events,
+                )
+                .await?;
             }
             Some(failure) => {
                 let failure = failure.clone();
                 fail(
                     &store,
-                    &mut record,
+                    record,
                     &serde_json::to_string(&failure).unwrap_or_default(),
                 )?;
                 return Err(Error::Exec {
                     failure,
                     host: transport.host().name.clone(),
-                    attempts,
+                    attempts: record.attempt,
                 });
             }
             None => break outcome,
         }
     };
+    let dir = store.run_dir(&record.id);
     if let Some(message) = &outcome.last_message {
         write_atomic(&dir.join("last-message.txt"), message.as_bytes())
             .map_err(record_io("writing last-message.txt".into()))?;
     }
-
-    set_phase(&store, &mut record, Phase::Retrieving, &events).await?;
-    let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, &mut record).await?;
-    set_phase(&store, &mut record, Phase::Completed, &events).await?;
+    set_phase(&store, record, Phase::Retrieving, events).await?;
+    let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
+    set_phase(&store, record, Phase::Completed, events).await?;
     let mut applied = false;
-    if options.apply && !parsed.files.is_empty() {
-        pipeline::apply(config, project, &mut record, options.allow_restricted)?;
+    if finish.apply && !parsed.files.is_empty() {
+        pipeline::apply(config, project, record, finish.allow_restricted)?;
         applied = true;
     }
-    if (applied || parsed.files.is_empty()) && options.apply && !options.keep {
-        pipeline::remove_remote(transport.clone(), project, &mut record).await?;
+    if (applied || parsed.files.is_empty()) && finish.apply && !finish.keep {
+        pipeline::remove_remote(transport.clone(), project, record).await?;
     }
     Ok(RunSummary {
         run_id: record.id.clone(),
         task_id: record.task_id.clone(),
-        model: plan.model.model.clone(),
-        model_source: plan.model.source,
         host: record.host.clone(),
+        model: request.model.model.clone(),
         usage: outcome.usage,
         last_message: outcome.last_message,
         files: parsed.files,
         applied,
         patch: store.patch_path(&record.id),
-        attempts,
+        attempts: record.attempt,
     })
 }
 
-/// Runs the agent once, appending every raw event line to `events.jsonl` as it arrives.
-async fn execute_recorded(
+/// Follows the current attempt to its end, appending each new complete line to the local
+/// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events).
+pub async fn follow_attempt(
+    store: &RunStore,
+    record: &mut RunRecord,
+    transport: &dyn crate::transport::Transport,
     executor: &dyn Executor,
-    transport: &SharedTransport,
-    request: &ExecRequest,
-    dir: &std::path::Path,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<ExecOutcome, Error> {
+    let dir = store.run_dir(&record.id);
     let path = dir.join("events.jsonl");
+    let offset = local_log_len(store, &record.id).saturating_sub(record.attempt_log_start);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -256,18 +419,99 @@ async fn execute_recorded(
     let forward = events.clone();
     let writer = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
+            // Written before it is shown: what was displayed is always in the record.
             let _ = writeln!(log, "{}", event.raw);
             let _ = log.flush();
             let _ = forward.send(RunEvent::Codex(event)).await;
         }
     });
-    let outcome = executor.execute(transport.as_ref(), request, tx).await;
+    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+    let end = executor.follow(transport, &agent_dir, offset, tx).await;
     let _ = writer.await;
-    Ok(outcome?)
+    let end = end?;
+    let Some(status) = end.status else {
+        return Err(Error::Transport(TransportError::Disconnected {
+            host: transport.host().name.clone(),
+            detail: format!(
+                "the event stream of run `{}` stopped before the agent finished; it keeps running on the host (hint: `codex-remote attach {}` resumes where this stopped)",
+                record.id, record.id
+            ),
+        }));
+    };
+    Ok(attempt_outcome(
+        &path,
+        record.attempt_log_start,
+        status,
+        &end.stderr,
+    ))
+}
+
+/// The outcome of an attempt from its events in the local log.
+fn attempt_outcome(
+    path: &Path,
+    start: u64,
+    status: crate::transport::ExitStatus,
+    stderr: &str,
+) -> ExecOutcome {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut builder = OutcomeBuilder::default();
+    for line in String::from_utf8_lossy(&bytes[(start as usize).min(bytes.len())..]).lines() {
+        builder.observe(&CodexEvent::parse(line));
+    }
+    builder.finish(status, stderr)
+}
+
+/// Runs a planned task end to end (start, then follow and finish).
+pub async fn run(
+    plan: &RunPlan,
+    config: &Config,
+    project: &Project,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+    options: &RunOptions,
+    events: mpsc::Sender<RunEvent>,
+) -> Result<RunSummary, Error> {
+    let mut record = start(
+        plan,
+        config,
+        project,
+        transport.clone(),
+        executor,
+        options,
+        &events,
+    )
+    .await?;
+    follow_and_finish(
+        project,
+        config,
+        &mut record,
+        transport,
+        executor,
+        (options.initial_delay, options.max_delay),
+        &events,
+    )
+    .await
+}
+
+/// Cancels a run's agent (its whole process group on the host) and records it.
+pub async fn cancel(
+    project: &Project,
+    record: &mut RunRecord,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+) -> Result<(), Error> {
+    if record.attempt > 0 {
+        let agent_dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
+        executor.cancel(transport.as_ref(), &agent_dir).await?;
+    }
+    record.phase = Phase::Cancelled;
+    record.updated_at = now();
+    project.runs().save(record)?;
+    Ok(())
 }
 
 async fn set_phase(
-    store: &crate::runs::RunStore,
+    store: &RunStore,
     record: &mut RunRecord,
     phase: Phase,
     events: &mpsc::Sender<RunEvent>,
@@ -279,7 +523,7 @@ async fn set_phase(
     Ok(())
 }
 
-fn fail(store: &crate::runs::RunStore, record: &mut RunRecord, error: &str) -> Result<(), Error> {
+fn fail(store: &RunStore, record: &mut RunRecord, error: &str) -> Result<(), Error> {
     record.phase = Phase::Failed;
     record.error = Some(error.to_string());
     record.updated_at = now();

@@ -63,6 +63,29 @@ pub struct RunRecord {
     /// Why it failed, when it did.
     #[serde(default)]
     pub error: Option<String>,
+    /// The agent attempt in progress or last made (1-based; 0 before launch).
+    #[serde(default)]
+    pub attempt: u32,
+    /// Size of the local `events.jsonl` when the current attempt began: events past it belong
+    /// to that attempt, and their count in bytes is where a follow resumes.
+    #[serde(default)]
+    pub attempt_log_start: u64,
+    /// How the run was asked to finish, so `attach` can finish it the same way.
+    #[serde(default)]
+    pub finish: Option<FinishOptions>,
+}
+
+/// How a run finishes once its agent is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishOptions {
+    /// Apply the result locally.
+    pub apply: bool,
+    /// Apply even if restricted files changed.
+    pub allow_restricted: bool,
+    /// Keep the host tree after applying.
+    pub keep: bool,
+    /// Retries of a rate-limited agent.
+    pub retries: u32,
 }
 
 /// The current time as RFC 3339 (UTC, seconds).

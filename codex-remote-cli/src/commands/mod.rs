@@ -1,10 +1,12 @@
 //! One module per subcommand. Each parses nothing and decides nothing an embedder would need:
 //! it calls core and renders.
 
+pub mod attach;
 pub mod diff;
 pub mod exec;
 pub mod init;
 pub mod plan;
+pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod run;

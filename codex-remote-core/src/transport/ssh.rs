@@ -351,7 +351,7 @@ struct SshControl {
 /// Signals a remote process group: TERM, up to 2 s for it to go, then KILL and up to 2 s more,
 /// so that when it returns the group is gone. Constant script; the pid arrives as an argument.
 /// `kill -s SIG --` is the form dash's builtin also accepts.
-const KILL_GROUP_SCRIPT: &str = r#"pg=$1
+pub(crate) const KILL_GROUP_SCRIPT: &str = r#"pg=$1
 gone() { ! kill -s 0 -- "-$pg" 2>/dev/null; }
 kill -s TERM -- "-$pg" 2>/dev/null || exit 0
 i=0

@@ -1,0 +1,168 @@
+//! Showing a run as it goes: a live status line on a terminal, plain lines otherwise, our typed
+//! events as JSON Lines with --json. Shared by `run`, `attach` and `logs --follow`.
+
+use std::io::IsTerminal;
+
+use codex_remote_core::events::{CodexEvent, ItemKind};
+use codex_remote_core::run::RunEvent;
+use tokio::sync::mpsc;
+
+use super::Context;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Json,
+    Tty,
+    Plain,
+    /// Plain lines on stdout (for `logs`).
+    Stdout,
+    Quiet,
+}
+
+impl Mode {
+    pub fn for_context(ctx: &Context) -> Mode {
+        if ctx.json {
+            Mode::Json
+        } else if ctx.quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Tty
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+/// Shows the run as it goes: a live status line on a terminal, plain lines otherwise, our typed
+/// events as JSON Lines with --json.
+pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
+    let spinner = (mode == Mode::Tty).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                .expect("valid template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let mut tokens = 0u64;
+    let mut files = std::collections::BTreeSet::new();
+    let mut current = String::new();
+    while let Some(event) = rx.recv().await {
+        if mode == Mode::Json {
+            println!("{}", event_json(&event));
+            continue;
+        }
+        let line: Option<String> = match &event {
+            RunEvent::Phase(phase) => {
+                current = format!("{phase:?}").to_lowercase();
+                (verbose > 0).then(|| format!("phase: {current}"))
+            }
+            RunEvent::Pushed(report) => Some(format!(
+                "pushed {} files ({} changed) to {}",
+                report.files, report.files_transferred, report.remote_dir
+            )),
+            RunEvent::Started { run_id, dir } => Some(format!("run {run_id} started in {dir}")),
+            RunEvent::Launched { attempt, pid } => (verbose > 0 || *attempt > 1)
+                .then(|| format!("agent launched (attempt {attempt}, pid {pid})")),
+            RunEvent::Retrying {
+                attempt,
+                of,
+                delay,
+                reason,
+            } => Some(format!(
+                "rate limited ({reason}); retry {attempt}/{of} in {:.1}s",
+                delay.as_secs_f64()
+            )),
+            RunEvent::Codex(exec) => match &exec.event {
+                CodexEvent::ItemStarted { item } => match &item.kind {
+                    ItemKind::CommandExecution { command, .. } => {
+                        current = format!("$ {}", command.lines().next().unwrap_or_default());
+                        Some(current.clone())
+                    }
+                    _ => None,
+                },
+                CodexEvent::ItemCompleted { item } => match &item.kind {
+                    ItemKind::CommandExecution {
+                        exit_code,
+                        aggregated_output,
+                        ..
+                    } => {
+                        let mut text = format!(
+                            "  exit {}",
+                            exit_code.map_or("?".to_string(), |c| c.to_string())
+                        );
+                        if verbose > 0 && !aggregated_output.is_empty() {
+                            text.push('\n');
+                            text.push_str(aggregated_output.trim_end());
+                        }
+                        Some(text)
+                    }
+                    ItemKind::FileChange { changes, .. } => {
+                        files.extend(changes.iter().map(|c| c.path.clone()));
+                        Some(
+                            changes
+                                .iter()
+                                .map(|c| format!("  {} {}", c.kind, c.path))
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                        )
+                    }
+                    ItemKind::AgentMessage { text } => Some(format!("agent: {}", text.trim())),
+                    ItemKind::Reasoning { text } if verbose > 0 => {
+                        Some(format!("thinking: {}", text.trim()))
+                    }
+                    ItemKind::Error { message } if verbose > 0 => Some(format!("codex: {message}")),
+                    _ => None,
+                },
+                CodexEvent::TurnCompleted { usage } => {
+                    tokens += usage.input_tokens + usage.output_tokens;
+                    None
+                }
+                CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
+                CodexEvent::Error { message } if verbose > 0 => Some(format!("codex: {message}")),
+                _ => None,
+            },
+        };
+        match (&spinner, line) {
+            (Some(bar), line) => {
+                if let Some(line) = line {
+                    bar.println(line);
+                }
+                bar.set_message(format!(
+                    "{current} | {tokens} tokens | {} files changed",
+                    files.len()
+                ));
+            }
+            (None, Some(line)) if mode == Mode::Plain => eprintln!("{line}"),
+            (None, Some(line)) if mode == Mode::Stdout => println!("{line}"),
+            _ => {}
+        }
+    }
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+}
+
+/// Our typed events as one JSON object per line (see docs/cli.md).
+pub fn event_json(event: &RunEvent) -> serde_json::Value {
+    match event {
+        RunEvent::Phase(phase) => serde_json::json!({ "event": "phase", "phase": phase }),
+        RunEvent::Pushed(report) => serde_json::json!({ "event": "pushed", "push": report }),
+        RunEvent::Started { run_id, dir } => {
+            serde_json::json!({ "event": "started", "run_id": run_id, "remote_dir": dir })
+        }
+        RunEvent::Retrying {
+            attempt,
+            of,
+            delay,
+            reason,
+        } => {
+            serde_json::json!({ "event": "retrying", "attempt": attempt, "of": of, "delay_secs": delay.as_secs_f64(), "reason": reason })
+        }
+        RunEvent::Launched { attempt, pid } => {
+            serde_json::json!({ "event": "launched", "attempt": attempt, "pid": pid })
+        }
+        RunEvent::Codex(exec) => serde_json::json!({ "event": "codex", "codex": exec.event }),
+    }
+}
