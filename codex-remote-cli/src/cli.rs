@@ -41,6 +41,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run's agent and everything it started on the host.
     Cancel(RunRefArgs),
+    /// Check a host for the usual failures, one line per check with its fix.
+    Doctor(HostArgs),
+    /// Open the Codex TUI in the project's remote directory over a TTY (`ssh -t`).
+    Interactive(HostArgs),
     /// Sync the project to the host's workspace and print the remote directory.
     Push(PushArgs),
     /// Show a run's result patch, coloured, with a stat summary.
@@ -150,6 +154,13 @@ pub struct ExecArgs {
     /// The program and its arguments, each passed as-is (no shell).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// Host: a name from the config, `local`, or an ssh destination.
+    #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@
 
 pub mod atomic;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod executor;

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod diff;
+pub mod doctor;
 pub mod exec;
 pub mod init;
 pub mod plan;
