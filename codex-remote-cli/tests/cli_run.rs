@@ -372,39 +372,87 @@ fn cancel_leaves_no_agent_process_behind() {
 
 #[test]
 fn doctor_reports_each_check_with_its_fix() {
-    let Some(s) = setup(vec![Reply::message("unused")], true) else { return };
+    let Some(s) = setup(vec![Reply::message("unused")], true) else {
+        return;
+    };
     let out = s.env.run(&["doctor", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let check = |name: &str| v["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap_or_else(|| panic!("no check {name}: {v}"));
-    for name in ["ssh reachable", "host key known", "shell init works", "codex found", "workspace writable", "git present", "rsync present", "free disk"] {
+    let check = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name}: {v}"))
+    };
+    for name in [
+        "ssh reachable",
+        "host key known",
+        "shell init works",
+        "codex found",
+        "workspace writable",
+        "git present",
+        "rsync present",
+        "free disk",
+    ] {
         assert_eq!(check(name)["ok"], true, "{name}: {}", check(name));
     }
-    assert!(check("codex found")["detail"].as_str().unwrap().contains("0.169.0"));
+    assert!(check("codex found")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("0.169.0"));
     // No credentials in the test CODEX_HOME: the login check fails and says how to fix it.
     assert_eq!(check("codex logged in")["ok"], false);
-    assert!(check("codex logged in")["fix"].as_str().unwrap().contains("codex login"));
+    assert!(check("codex logged in")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("codex login"));
     assert_eq!(out.status.code(), Some(4));
     let text = stdout(&s.env.run(&["doctor"]));
-    assert!(text.lines().any(|l| l.starts_with("ok   ssh reachable")), "{text}");
-    assert!(text.contains("fix: run `codex login` on testhost"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("ok   ssh reachable")),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: run `codex login` on testhost"),
+        "{text}"
+    );
 }
 
 #[test]
 fn doctor_without_codex_suggests_the_nvm_shell_init() {
-    let Some(s) = setup(vec![Reply::message("unused")], false) else { return };
+    let Some(s) = setup(vec![Reply::message("unused")], false) else {
+        return;
+    };
     let out = s.env.run(&["doctor", "--json"]);
     assert_eq!(out.status.code(), Some(4));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let codex = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "codex found").unwrap().clone();
+    let codex = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "codex found")
+        .unwrap()
+        .clone();
     assert_eq!(codex["ok"], false);
-    assert!(codex["fix"].as_str().unwrap().contains("shell init"), "{codex}");
+    assert!(
+        codex["fix"].as_str().unwrap().contains("shell init"),
+        "{codex}"
+    );
 }
 
 #[test]
 fn doctor_on_an_unreachable_host_exits_3() {
-    let Some(s) = setup(vec![Reply::message("unused")], true) else { return };
+    let Some(s) = setup(vec![Reply::message("unused")], true) else {
+        return;
+    };
     std::fs::write(s.sshd.dir().join("authorized_keys"), "").unwrap();
     let out = s.env.run(&["doctor"]);
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
-    assert!(stdout(&out).contains("FAIL ssh reachable"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("FAIL ssh reachable"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -25,8 +25,20 @@ pub struct Check {
 /// Free space below which the workspace check fails.
 const MIN_FREE_KIB: u64 = 1024 * 1024;
 
-fn check(name: &'static str, started: Instant, ok: bool, detail: impl Into<String>, fix: Option<String>) -> Check {
-    Check { name, ok, millis: started.elapsed().as_millis() as u64, detail: detail.into(), fix: if ok { None } else { fix } }
+fn check(
+    name: &'static str,
+    started: Instant,
+    ok: bool,
+    detail: impl Into<String>,
+    fix: Option<String>,
+) -> Check {
+    Check {
+        name,
+        ok,
+        millis: started.elapsed().as_millis() as u64,
+        detail: detail.into(),
+        fix: if ok { None } else { fix },
+    }
 }
 
 /// Runs every check against the host. Stops after a failed connection (nothing else can pass).
@@ -37,10 +49,26 @@ pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
 
     let started = Instant::now();
     match transport.ping().await {
-        Ok(rtt) => checks.push(check("ssh reachable", started, true, format!("round trip {} ms", rtt.as_millis()), None)),
+        Ok(rtt) => checks.push(check(
+            "ssh reachable",
+            started,
+            true,
+            format!("round trip {} ms", rtt.as_millis()),
+            None,
+        )),
         Err(e) => {
-            let fix = if e.is_connection() { Some(e.to_string()) } else { None };
-            checks.push(check("ssh reachable", started, false, e.to_string(), fix.or(Some(format!("try `ssh {name} true`")))));
+            let fix = if e.is_connection() {
+                Some(e.to_string())
+            } else {
+                None
+            };
+            checks.push(check(
+                "ssh reachable",
+                started,
+                false,
+                e.to_string(),
+                fix.or(Some(format!("try `ssh {name} true`"))),
+            ));
             return checks;
         }
     }
@@ -50,7 +78,9 @@ pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
     } else {
         match host.host_key_policy {
             HostKeyPolicy::Strict => "verified against known_hosts (strict)".to_string(),
-            HostKeyPolicy::AcceptNew => "known, or accepted on first use (accept_new_host_keys)".to_string(),
+            HostKeyPolicy::AcceptNew => {
+                "known, or accepted on first use (accept_new_host_keys)".to_string()
+            }
         }
     };
     checks.push(check("host key known", started, true, key_detail, None));
@@ -73,9 +103,22 @@ pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
     }
 
     let started = Instant::now();
-    let codex_ok = match transport.run(CommandSpec::new(host.codex.clone()).arg("--version").with_shell_init()).await {
+    let codex_ok = match transport
+        .run(
+            CommandSpec::new(host.codex.clone())
+                .arg("--version")
+                .with_shell_init(),
+        )
+        .await
+    {
         Ok(out) if out.status.success() => {
-            checks.push(check("codex found", started, true, out.stdout_text().trim().to_string(), None));
+            checks.push(check(
+                "codex found",
+                started,
+                true,
+                out.stdout_text().trim().to_string(),
+                None,
+            ));
             true
         }
         Ok(out) => {
@@ -96,34 +139,81 @@ pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
 
     let started = Instant::now();
     if codex_ok {
-        match transport.run(CommandSpec::new(host.codex.clone()).args(["login", "status"]).with_shell_init()).await {
+        match transport
+            .run(
+                CommandSpec::new(host.codex.clone())
+                    .args(["login", "status"])
+                    .with_shell_init(),
+            )
+            .await
+        {
             Ok(out) if out.status.success() => {
                 let said = format!("{} {}", out.stdout_text().trim(), out.stderr_text().trim());
-                checks.push(check("codex logged in", started, true, said.trim().to_string(), None));
+                checks.push(check(
+                    "codex logged in",
+                    started,
+                    true,
+                    said.trim().to_string(),
+                    None,
+                ));
             }
             Ok(out) => {
                 let said = format!("{} {}", out.stdout_text().trim(), out.stderr_text().trim());
-                checks.push(check("codex logged in", started, false, said.trim().to_string(), Some(format!("run `codex login` on {name}"))));
+                checks.push(check(
+                    "codex logged in",
+                    started,
+                    false,
+                    said.trim().to_string(),
+                    Some(format!("run `codex login` on {name}")),
+                ));
             }
-            Err(e) => checks.push(check("codex logged in", started, false, e.to_string(), None)),
+            Err(e) => checks.push(check(
+                "codex logged in",
+                started,
+                false,
+                e.to_string(),
+                None,
+            )),
         }
     } else {
-        checks.push(check("codex logged in", started, false, "skipped: codex not found".to_string(), Some("install codex first".into())));
+        checks.push(check(
+            "codex logged in",
+            started,
+            false,
+            "skipped: codex not found".to_string(),
+            Some("install codex first".into()),
+        ));
     }
 
     let workspace = crate::layout::home_relative(&host.workspace).to_string();
     let started = Instant::now();
     let probe = "mkdir -p -- \"$1\" && t=$(mktemp -- \"$1/.codex-remote-doctor.XXXXXX\") && rm -f -- \"$t\" && df -Pk -- \"$1\" | awk 'NR==2 {print $4}'";
-    match transport.run(CommandSpec::new("sh").args(["-c", probe, "sh", &workspace]).cwd("~")).await {
+    match transport
+        .run(
+            CommandSpec::new("sh")
+                .args(["-c", probe, "sh", &workspace])
+                .cwd("~"),
+        )
+        .await
+    {
         Ok(out) if out.status.success() => {
-            checks.push(check("workspace writable", started, true, host.workspace.clone(), None));
+            checks.push(check(
+                "workspace writable",
+                started,
+                true,
+                host.workspace.clone(),
+                None,
+            ));
             let free: u64 = out.stdout_text().trim().parse().unwrap_or(0);
             let ok = free >= MIN_FREE_KIB;
             checks.push(check(
                 "free disk",
                 started,
                 ok,
-                format!("{:.1} GiB free in the workspace", free as f64 / (1024.0 * 1024.0)),
+                format!(
+                    "{:.1} GiB free in the workspace",
+                    free as f64 / (1024.0 * 1024.0)
+                ),
                 Some(format!("free space on {name}: runs need at least 1 GiB")),
             ));
         }
@@ -132,18 +222,45 @@ pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
             started,
             false,
             format!("{}: {}", host.workspace, out.stderr_text().trim()),
-            Some(format!("create it or set `workspace` under [hosts.{name}] to a writable directory")),
+            Some(format!(
+                "create it or set `workspace` under [hosts.{name}] to a writable directory"
+            )),
         )),
-        Err(e) => checks.push(check("workspace writable", started, false, e.to_string(), None)),
+        Err(e) => checks.push(check(
+            "workspace writable",
+            started,
+            false,
+            e.to_string(),
+            None,
+        )),
     }
 
-    for (tool, why) in [("git", "run trees and results are git-based"), ("rsync", "fast delta pushes (tar is the slower fallback)")] {
+    for (tool, why) in [
+        ("git", "run trees and results are git-based"),
+        ("rsync", "fast delta pushes (tar is the slower fallback)"),
+    ] {
         let started = Instant::now();
-        let found = transport.run(CommandSpec::new("sh").args(["-c", "command -v \"$1\"", "sh", tool])).await;
+        let found = transport
+            .run(CommandSpec::new("sh").args(["-c", "command -v \"$1\"", "sh", tool]))
+            .await;
         match found {
-            Ok(out) if out.status.success() => checks.push(check(if tool == "git" { "git present" } else { "rsync present" }, started, true, out.stdout_text().trim().to_string(), None)),
+            Ok(out) if out.status.success() => checks.push(check(
+                if tool == "git" {
+                    "git present"
+                } else {
+                    "rsync present"
+                },
+                started,
+                true,
+                out.stdout_text().trim().to_string(),
+                None,
+            )),
             _ => checks.push(check(
-                if tool == "git" { "git present" } else { "rsync present" },
+                if tool == "git" {
+                    "git present"
+                } else {
+                    "rsync present"
+                },
                 started,
                 false,
                 format!("`{tool}` is not on PATH"),
@@ -160,10 +277,16 @@ pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
   elif [ "$kill" = yes ]; then echo "fail KillUserProcesses=yes and lingering is off: detached agents die at logout"
   else echo "ok systemd-run --user; KillUserProcesses is off"; fi
 else echo "ok setsid nohup (no systemd-logind to end it at logout)"; fi"#;
-    match transport.run(CommandSpec::new("sh").args(["-c", survival])).await {
+    match transport
+        .run(CommandSpec::new("sh").args(["-c", survival]))
+        .await
+    {
         Ok(out) => {
             let text = out.stdout_text();
-            let (verdict, detail) = text.trim().split_once(' ').unwrap_or(("fail", "could not tell"));
+            let (verdict, detail) = text
+                .trim()
+                .split_once(' ')
+                .unwrap_or(("fail", "could not tell"));
             checks.push(check(
                 "detached runs survive logout",
                 started,
@@ -172,7 +295,13 @@ else echo "ok setsid nohup (no systemd-logind to end it at logout)"; fi"#;
                 Some(format!("run `loginctl enable-linger` on {name} so detached agents outlive the ssh session")),
             ));
         }
-        Err(e) => checks.push(check("detached runs survive logout", started, false, e.to_string(), None)),
+        Err(e) => checks.push(check(
+            "detached runs survive logout",
+            started,
+            false,
+            e.to_string(),
+            None,
+        )),
     }
     checks
 }

@@ -309,7 +309,7 @@ pid=$(cat "$dir/pid" 2>/dev/null || echo 0)
 if [ -e "$dir/status" ] || ! kill -s 0 "$pid" 2>/dev/null; then
   tail -c +"$from" "$dir/events.jsonl"
 else
-  tail -c +"$from" -s 0.05 --pid="$pid" -f "$dir/events.jsonl"
+  tail -c +"$from" -s 0.01 --pid="$pid" -f "$dir/events.jsonl"
 fi
 printf '
 codex-remote-follow-end

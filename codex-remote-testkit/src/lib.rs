@@ -6,6 +6,7 @@
 //!   transport for real.
 //! - [`suite`]: the behavioural test suite every `Transport` must pass.
 
+pub mod counting;
 pub mod fake;
 pub mod model_server;
 pub mod sshd;

@@ -21,7 +21,10 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
         let mut text = String::new();
         for c in &checks {
             let mark = if c.ok { "ok  " } else { "FAIL" };
-            text.push_str(&format!("{mark} {:<30} {:>5} ms  {}\n", c.name, c.millis, c.detail));
+            text.push_str(&format!(
+                "{mark} {:<30} {:>5} ms  {}\n",
+                c.name, c.millis, c.detail
+            ));
             if let Some(fix) = &c.fix {
                 text.push_str(&format!("     fix: {fix}\n"));
             }
@@ -42,7 +45,9 @@ pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError>
     let host = config.host(args.host.as_deref())?;
     let project = ctx.project(None);
     let dir = host.project_dir(&project.name);
-    let spec = codex_remote_core::transport::CommandSpec::new(host.codex.clone()).cwd(dir).with_shell_init();
+    let spec = codex_remote_core::transport::CommandSpec::new(host.codex.clone())
+        .cwd(dir)
+        .with_shell_init();
     // The command line comes from the one quoting function; the TTY needs a real `ssh -t`.
     let script = codex_remote_core::shell::command_script(&codex_remote_core::shell::ScriptParts {
         program: &spec.program,
@@ -55,7 +60,9 @@ pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError>
     .map_err(codex_remote_core::transport::TransportError::from)?;
     let mut command = match &host.kind {
         HostKind::Local => {
-            let mut c = std::process::Command::new(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));
+            let mut c = std::process::Command::new(
+                std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
+            );
             c.arg("-c").arg(&script);
             c
         }

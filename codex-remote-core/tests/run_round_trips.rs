@@ -1,0 +1,90 @@
+//! A whole `run` over SSH with the real Codex CLI: how many times we cross to the host, and how
+//! many times the host's shell init runs (it can cost 0.2–0.5 s when it sources nvm).
+
+use std::sync::Arc;
+
+use codex_remote_core::config::{Config, ConfigFile};
+use codex_remote_core::executor::CodexExecutor;
+use codex_remote_core::pipeline::Project;
+use codex_remote_core::plan::{plan, PlanOverrides};
+use codex_remote_core::run::{run, RunOptions};
+use codex_remote_core::task::TaskSpec;
+use codex_remote_core::transport::ssh::SshTransport;
+use codex_remote_testkit::counting::CountingTransport;
+use codex_remote_testkit::model_server::{codex_binary, FakeModelServer, Reply};
+use codex_remote_testkit::{sshd::ALIAS, Sshd};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
+    let Some(codex) = codex_binary() else { return };
+    let Some(sshd) = Sshd::start_or_skip() else {
+        return;
+    };
+    let server = FakeModelServer::start(vec![
+        Reply::exec("c1", "printf 'hi\\n' > hi.txt"),
+        Reply::message("done"),
+    ]);
+    let codex_home = server.write_codex_home(&sshd.dir().join("codex-home"));
+    let counter = sshd.dir().join("shell-init-count");
+    let config_text = format!(
+        "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"echo ran >> '{}'; export PATH='{}':$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n",
+        sshd.dir().join("ws").display(),
+        counter.display(),
+        codex.parent().unwrap().display(),
+        codex_home.display()
+    );
+    let config = Config::from_files([ConfigFile::parse(&config_text, "t").unwrap()]).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("README.md"), "# app\n").unwrap();
+    let task = TaskSpec::parse_str(
+        "id: rt\ntitle: Say hi\ntype: quick-fix\nrequirements: [Write hi.txt]\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let plan = plan(
+        task,
+        &config,
+        &config.model_selector(),
+        &PlanOverrides {
+            host: Some(ALIAS),
+            model: None,
+        },
+        local.path(),
+    )
+    .unwrap();
+    let ssh = Arc::new(SshTransport::new(plan.host.clone(), sshd.ssh_options()).unwrap());
+    let counting = CountingTransport::new(ssh);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let project = Project::new(local.path(), Some("app"));
+    let summary = run(
+        &plan,
+        &config,
+        &project,
+        counting.clone(),
+        &CodexExecutor,
+        &RunOptions::from_config(&config),
+        tx,
+    )
+    .await
+    .unwrap();
+    drain.await.unwrap();
+    assert!(summary.applied);
+    assert_eq!(
+        std::fs::read_to_string(local.path().join("hi.txt")).unwrap(),
+        "hi\n"
+    );
+    let crossings = counting.commands() + counting.rsyncs();
+    eprintln!(
+        "round trips: {crossings} ({:?} + {} rsync)",
+        counting.log(),
+        counting.rsyncs()
+    );
+    assert!(
+        crossings <= 6,
+        "{crossings} round trips: {:?}",
+        counting.log()
+    );
+    let inits = std::fs::read_to_string(&counter).unwrap().lines().count();
+    assert_eq!(inits, 1, "the shell init ran {inits} times");
+}
