@@ -41,6 +41,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run's agent and everything it started on the host.
     Cancel(RunRefArgs),
+    /// Tick a markdown checklist item: `- [ ] ITEM` becomes `- [x] ITEM ← Completed via Codex`.
+    Checkpoint(CheckpointArgs),
     /// Check a host for the usual failures, one line per check with its fix.
     Doctor(HostArgs),
     /// Open the Codex TUI in the project's remote directory over a TTY (`ssh -t`).
@@ -130,6 +132,12 @@ pub struct RunArgs {
     /// Codex sandbox mode.
     #[arg(long, value_name = "MODE", default_value = "workspace-write", value_parser = ["read-only", "workspace-write", "danger-full-access"])]
     pub sandbox: String,
+    /// Tick this spec's checklist item when the result is applied (with --item; overrides the task's `checkpoint`).
+    #[arg(long, value_name = "SPEC.md", requires = "item")]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// The checklist item's text for --checkpoint.
+    #[arg(long, value_name = "TEXT", requires = "checkpoint")]
+    pub item: Option<String>,
     /// Extra argument for `codex exec`, e.g. `--codex-arg=-c --codex-arg=model_verbosity="low"` (repeatable).
     #[arg(long = "codex-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub codex_args: Vec<String>,
@@ -154,6 +162,18 @@ pub struct ExecArgs {
     /// The program and its arguments, each passed as-is (no shell).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// The markdown spec file.
+    pub spec: std::path::PathBuf,
+    /// The item's exact text (surrounding whitespace and the checkbox ignored).
+    #[arg(long, value_name = "TEXT")]
+    pub item: String,
+    /// The run to name in the note.
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -67,7 +67,14 @@ fn a_run_edits_and_creates_files_and_the_patch_is_applied_locally() {
         "TASK with 'quotes' \"double\" $(touch /tmp/pwned) `id` ; && ünïcødé\nsecond line";
     let task = s.env.write(
         "task.yaml",
-        &format!("id: e2e\ntitle: Bump a\ntype: feature\nscope:\n  files: [src/app.ts]\nrequirements:\n  - {}\n", serde_json::to_string(hostile).unwrap()),
+        &format!(
+            "id: e2e\ntitle: Bump a\ntype: feature\nscope:\n  files: [src/app.ts]\nrequirements:\n  - {}\ncheckpoint:\n  file: SPEC.md\n  item: Bump a\n",
+            serde_json::to_string(hostile).unwrap()
+        ),
+    );
+    s.env.write(
+        "SPEC.md",
+        "## Checkpoints\n- [ ] Bump a\n- [ ] Something else\n",
     );
     let out = s.env.run(&["run", task.to_str().unwrap()]);
     assert!(
@@ -129,6 +136,12 @@ fn a_run_edits_and_creates_files_and_the_patch_is_applied_locally() {
         serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["phase"], "completed");
     assert_eq!(record["remote_removed"], true);
+    let run_id = record["id"].as_str().unwrap();
+    // SPEC.md was pushed before the run, so the checkpoint is ticked after the apply.
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("SPEC.md")).unwrap(),
+        format!("## Checkpoints\n- [x] Bump a ← Completed via Codex (run {run_id})\n- [ ] Something else\n")
+    );
 }
 
 #[test]

@@ -19,6 +19,9 @@ pub enum Error {
     /// The result could not be applied (the local tree is untouched).
     #[error(transparent)]
     Apply(#[from] crate::patch::ApplyError),
+    /// The checklist item could not be ticked (the spec is untouched).
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// A run record is missing or unreadable.
     #[error(transparent)]
     Runs(#[from] crate::runs::RunStoreError),
@@ -87,6 +90,10 @@ impl Error {
                 | crate::patch::ApplyError::Refused(_),
             ) => ErrorKind::NotApplied,
             Error::Apply(_) => ErrorKind::TaskFailed,
+            Error::Checkpoint(crate::checkpoint::CheckpointError::Io { .. }) => {
+                ErrorKind::TaskFailed
+            }
+            Error::Checkpoint(_) => ErrorKind::BadInput,
             Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => ErrorKind::BadInput,
             Error::Runs(_) => ErrorKind::TaskFailed,
             Error::Exec { failure, .. } => match failure {

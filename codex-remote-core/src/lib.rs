@@ -24,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod config;
 pub mod doctor;
 pub mod error;

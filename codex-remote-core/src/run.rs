@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub sandbox: String,
     /// Extra `codex exec` arguments.
     pub extra_args: Vec<String>,
+    /// The checklist item to tick once the result is applied (spec path relative to the project).
+    pub checkpoint: Option<crate::task::Checkpoint>,
 }
 
 impl RunOptions {
@@ -69,6 +71,7 @@ impl RunOptions {
             timeout: None,
             sandbox: "workspace-write".into(),
             extra_args: Vec::new(),
+            checkpoint: None,
         }
     }
 
@@ -78,6 +81,7 @@ impl RunOptions {
             allow_restricted: self.allow_restricted,
             keep: self.keep,
             retries: self.retries,
+            checkpoint: self.checkpoint.clone(),
         }
     }
 }
@@ -141,6 +145,8 @@ pub struct RunSummary {
     pub patch: std::path::PathBuf,
     /// How many attempts it took.
     pub attempts: u32,
+    /// What ticking the checklist item did, when the run had one.
+    pub checkpoint: Option<crate::checkpoint::CheckpointOutcome>,
 }
 
 fn record_io(context: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -307,6 +313,7 @@ pub async fn follow_and_finish(
         allow_restricted: false,
         keep: false,
         retries: 0,
+        checkpoint: None,
     });
     let request = read_request(&store, &record.id)?;
     let timeout = request.timeout;
@@ -381,6 +388,14 @@ pub async fn follow_and_finish(
         pipeline::apply(config, project, record, finish.allow_restricted)?;
         applied = true;
     }
+    let mut checkpoint = None;
+    if let (true, Some(spec)) = (applied, &finish.checkpoint) {
+        checkpoint = Some(crate::checkpoint::mark_checkpoint(
+            &project.root.join(&spec.file),
+            &spec.item,
+            Some(&record.id),
+        )?);
+    }
     if (applied || parsed.files.is_empty()) && finish.apply && !finish.keep {
         pipeline::remove_remote(transport.clone(), project, record).await?;
     }
@@ -395,6 +410,7 @@ pub async fn follow_and_finish(
         applied,
         patch: store.patch_path(&record.id),
         attempts: record.attempt,
+        checkpoint,
     })
 }
 

@@ -86,6 +86,9 @@ pub struct FinishOptions {
     pub keep: bool,
     /// Retries of a rate-limited agent.
     pub retries: u32,
+    /// The checklist item to tick once the result is applied.
+    #[serde(default)]
+    pub checkpoint: Option<crate::task::Checkpoint>,
 }
 
 /// The current time as RFC 3339 (UTC, seconds).

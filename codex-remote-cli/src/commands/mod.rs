@@ -2,6 +2,7 @@
 //! it calls core and renders.
 
 pub mod attach;
+pub mod checkpoint;
 pub mod diff;
 pub mod doctor;
 pub mod exec;

@@ -33,6 +33,13 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     options.timeout = args.timeout;
     options.sandbox = args.sandbox.clone();
     options.extra_args = args.codex_args.clone();
+    options.checkpoint = match (&args.checkpoint, &args.item) {
+        (Some(spec), Some(item)) => Some(codex_remote_core::task::Checkpoint {
+            file: ctx.cwd.join(spec).display().to_string(),
+            item: item.clone(),
+        }),
+        _ => plan.task.checkpoint.clone(),
+    };
     if let Some(retries) = args.retries {
         options.retries = retries;
     }

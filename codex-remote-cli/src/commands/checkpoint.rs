@@ -1,0 +1,32 @@
+//! `codex-remote checkpoint SPEC.md --item TEXT [--run RUN]`.
+
+use codex_remote_core::checkpoint::{mark_checkpoint, CheckpointOutcome};
+
+use super::Context;
+use crate::cli::CheckpointArgs;
+use crate::error::CliError;
+use crate::{exit, output};
+
+pub fn run(ctx: &Context, args: CheckpointArgs) -> Result<i32, CliError> {
+    let outcome = mark_checkpoint(&args.spec, &args.item, args.run.as_deref())
+        .map_err(|e| CliError::Core(e.into()))?;
+    if ctx.json {
+        output::print_json(
+            &serde_json::json!({ "file": args.spec, "item": args.item.trim(), "outcome": outcome }),
+        )?;
+    } else if !ctx.quiet {
+        let text = match outcome {
+            CheckpointOutcome::Marked { line } => format!(
+                "ticked {}:{line}: {}\n",
+                args.spec.display(),
+                args.item.trim()
+            ),
+            CheckpointOutcome::AlreadyDone { line } => format!(
+                "already ticked at {}:{line}; nothing changed\n",
+                args.spec.display()
+            ),
+        };
+        output::print_text(&text)?;
+    }
+    Ok(exit::OK)
+}
