@@ -67,11 +67,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct TaskArgs {
     /// Task file (.yaml, .yml or .json); `-` reads stdin.
-    #[arg(
-        value_name = "TASK",
-        required_unless_present = "prompt",
-        conflicts_with = "prompt"
-    )]
+    #[arg(value_name = "TASK", conflicts_with = "prompt")]
     pub task: Option<PathBuf>,
     /// A one-off task, instead of a task file.
     #[arg(long, value_name = "TEXT", requires = "task_type")]
@@ -132,6 +128,12 @@ pub struct RunArgs {
     /// Codex sandbox mode.
     #[arg(long, value_name = "MODE", default_value = "workspace-write", value_parser = ["read-only", "workspace-write", "danger-full-access"])]
     pub sandbox: String,
+    /// Take the task from this orchestration plan (with --task-id) and keep its entry's status true.
+    #[arg(long, value_name = "task_plan.json", requires = "task_id", conflicts_with_all = ["task", "prompt"])]
+    pub plan: Option<std::path::PathBuf>,
+    /// The plan entry to run (with --plan).
+    #[arg(long, value_name = "ID", requires = "plan")]
+    pub task_id: Option<String>,
     /// Tick this spec's checklist item when the result is applied (with --item; overrides the task's `checkpoint`).
     #[arg(long, value_name = "SPEC.md", requires = "item")]
     pub checkpoint: Option<std::path::PathBuf>,
@@ -267,6 +269,8 @@ pub enum SchemaKind {
     Task,
     /// Config files.
     Config,
+    /// Orchestration plans (task_plan.json).
+    Plan,
 }
 
 #[derive(Debug, Args)]

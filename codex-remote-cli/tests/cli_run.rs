@@ -469,3 +469,85 @@ fn doctor_on_an_unreachable_host_exits_3() {
         stdout(&out)
     );
 }
+
+#[test]
+fn run_from_a_plan_entry_keeps_its_status_true() {
+    let Some(s) = setup(
+        vec![
+            Reply::exec("c1", "printf 'planned\\n' > planned.txt"),
+            Reply::message("done"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let instruction =
+        "TASK: Write planned.txt\n\nREQUIREMENTS:\n1. Write it, with 'quotes' and $(no expansion)";
+    let plan = serde_json::json!({
+        "orchestrator": { "owner": "agent-7" },
+        "tasks": [
+            { "task_id": "write-planned", "executor": "codex-remote", "instruction": instruction, "status": "pending", "zz_custom": true, "aa_custom": 1 },
+            { "task_id": "by-hand", "executor": "human", "status": "pending" }
+        ]
+    });
+    let path = s.env.write(
+        "task_plan.json",
+        &format!("{}\n", serde_json::to_string_pretty(&plan).unwrap()),
+    );
+    let out = s.env.run(&[
+        "run",
+        "--plan",
+        path.to_str().unwrap(),
+        "--task-id",
+        "write-planned",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("planned.txt")).unwrap(),
+        "planned\n"
+    );
+    assert!(
+        s.server.user_texts().iter().any(|t| t == instruction),
+        "the plan's instruction is sent verbatim"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let after: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entry = &after["tasks"][0];
+    assert_eq!(entry["status"], "completed");
+    assert!(entry["run_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("write-planned-"));
+    assert!(entry["started_at"].is_string() && entry["finished_at"].is_string());
+    assert_eq!(
+        after["tasks"][1]["status"], "pending",
+        "other entries untouched"
+    );
+    assert_eq!(after["orchestrator"]["owner"], "agent-7");
+    assert!(
+        text.find("zz_custom").unwrap() < text.find("aa_custom").unwrap(),
+        "key order kept"
+    );
+}
+
+#[test]
+fn a_failed_plan_run_records_the_reason() {
+    let Some(s) = setup(vec![Reply::message("unused")], false) else {
+        return;
+    };
+    let path = s.env.write("task_plan.json", "[{\"task_id\":\"t\",\"executor\":\"codex-remote\",\"instruction\":\"TASK: x\",\"status\":\"pending\"}]");
+    let out = s
+        .env
+        .run(&["run", "--plan", path.to_str().unwrap(), "--task-id", "t"]);
+    assert_eq!(out.status.code(), Some(4));
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(after[0]["status"], "failed");
+    assert!(
+        after[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("codex was not found"),
+        "{after}"
+    );
+}

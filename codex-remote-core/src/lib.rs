@@ -45,6 +45,7 @@ pub mod schema;
 pub mod shell;
 pub mod sync;
 pub mod task;
+pub mod taskplan;
 pub mod transport;
 pub mod workspace;
 

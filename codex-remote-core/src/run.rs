@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub extra_args: Vec<String>,
     /// The checklist item to tick once the result is applied (spec path relative to the project).
     pub checkpoint: Option<crate::task::Checkpoint>,
+    /// The task_plan.json entry whose status this run keeps true.
+    pub task_plan: Option<(std::path::PathBuf, String)>,
 }
 
 impl RunOptions {
@@ -72,6 +74,7 @@ impl RunOptions {
             sandbox: "workspace-write".into(),
             extra_args: Vec::new(),
             checkpoint: None,
+            task_plan: None,
         }
     }
 
@@ -82,6 +85,7 @@ impl RunOptions {
             keep: self.keep,
             retries: self.retries,
             checkpoint: self.checkpoint.clone(),
+            task_plan: self.task_plan.clone(),
         }
     }
 }
@@ -314,6 +318,7 @@ pub async fn follow_and_finish(
         keep: false,
         retries: 0,
         checkpoint: None,
+        task_plan: None,
     });
     let request = read_request(&store, &record.id)?;
     let timeout = request.timeout;

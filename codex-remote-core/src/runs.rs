@@ -89,6 +89,9 @@ pub struct FinishOptions {
     /// The checklist item to tick once the result is applied.
     #[serde(default)]
     pub checkpoint: Option<crate::task::Checkpoint>,
+    /// The orchestration plan entry to keep true: (task_plan.json path, task id).
+    #[serde(default)]
+    pub task_plan: Option<(PathBuf, String)>,
 }
 
 /// The current time as RFC 3339 (UTC, seconds).

@@ -13,3 +13,8 @@ pub fn task_schema() -> serde_json::Value {
 pub fn config_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ConfigFile)).expect("schemas serialise")
 }
+
+/// The JSON Schema of task_plan.json.
+pub fn plan_schema() -> serde_json::Value {
+    crate::taskplan::schema()
+}

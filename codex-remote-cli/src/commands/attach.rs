@@ -59,6 +59,15 @@ pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
     drop(tx);
     let _ = display.await;
     let _ = transport.close().await;
+    let task_plan = record.finish.as_ref().and_then(|f| f.task_plan.clone());
+    match &result {
+        Ok(summary) => super::run::settle_plan(task_plan.as_ref(), Some(&summary.run_id), Ok(()))?,
+        // A broken stream is not a failed task: the agent goes on, and the entry stays running.
+        Err(codex_remote_core::Error::Transport(e)) if e.is_connection() => {}
+        Err(e) => {
+            super::run::settle_plan(task_plan.as_ref(), Some(&record.id), Err(&e.to_string()))?
+        }
+    }
     let summary = result?;
     super::run::print_summary(ctx, &summary, None)?;
     Ok(exit::OK)

@@ -11,20 +11,31 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
-    let task = load_task(&args.task)?;
+    let from_plan = match (&args.plan, &args.task_id) {
+        (Some(path), Some(id)) => Some(task_from_plan(path, id)?),
+        _ => None,
+    };
+    let (task, raw_instruction) = match from_plan {
+        Some((task, raw)) => (task, raw),
+        None => (load_task(&args.task)?, None),
+    };
     let config = ctx.config()?;
     let project = ctx.project(task.project.as_deref());
     let overrides = PlanOverrides {
         host: args.host.as_deref(),
         model: args.model.as_deref(),
     };
-    let plan = plan(
+    let mut plan = plan(
         task,
         &config,
         &config.model_selector(),
         &overrides,
         &project.root,
     )?;
+    if let Some(raw) = raw_instruction {
+        // The orchestrator wrote the instruction: it is sent as written.
+        plan.instruction.text = raw;
+    }
     let transport = ctx.transport(plan.host.clone())?;
     let mut options = RunOptions::from_config(&config);
     options.apply = !args.no_apply;
@@ -40,6 +51,15 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         }),
         _ => plan.task.checkpoint.clone(),
     };
+    options.task_plan = args.plan.clone().zip(args.task_id.clone());
+    if let Some((path, id)) = &options.task_plan {
+        codex_remote_core::taskplan::update_task(path, id, |t| {
+            t.insert("status".into(), "running".into());
+            t.insert("started_at".into(), codex_remote_core::runs::now().into());
+            t.remove("error");
+            t.remove("finished_at");
+        })?;
+    }
     if let Some(retries) = args.retries {
         options.retries = retries;
     }
@@ -75,11 +95,27 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         Ok(outcome) => outcome,
         Err(e) => {
             let _ = transport.close().await;
+            let run_id = project.runs().list().ok().and_then(|runs| {
+                runs.into_iter()
+                    .rev()
+                    .find(|r| r.task_id == plan.task.id)
+                    .map(|r| r.id)
+            });
+            settle_plan(
+                options.task_plan.as_ref(),
+                run_id.as_deref(),
+                Err(&e.to_string()),
+            )?;
             return Err(e.into());
         }
     };
     let code = match outcome {
         Outcome::Detached(record) => {
+            if let Some((path, id)) = &options.task_plan {
+                codex_remote_core::taskplan::update_task(path, id, |t| {
+                    t.insert("run_id".into(), record.id.clone().into());
+                })?;
+            }
             if ctx.json {
                 println!(
                     "{}",
@@ -102,6 +138,11 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
             let running = store.list()?.into_iter().rev().find(|r| {
                 r.task_id == plan.task.id && r.phase == codex_remote_core::runs::Phase::Running
             });
+            settle_plan(
+                options.task_plan.as_ref(),
+                running.as_ref().map(|r| r.id.as_str()),
+                Err("interrupted"),
+            )?;
             if let Some(mut record) = running {
                 codex_remote_core::run::cancel(&project, &mut record, transport.clone(), &executor)
                     .await?;
@@ -110,6 +151,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
             exit::INTERRUPTED
         }
         Outcome::Finished(summary) => {
+            settle_plan(options.task_plan.as_ref(), Some(&summary.run_id), Ok(()))?;
             print_summary(ctx, &summary, Some(&plan))?;
             exit::OK
         }
@@ -170,4 +212,74 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
         out.push_str(&format!("message  {}\n", message.trim()));
     }
     out
+}
+
+/// The task from a plan entry: its `task_file`, or its `instruction` (sent verbatim).
+fn task_from_plan(
+    path: &std::path::Path,
+    id: &str,
+) -> Result<(codex_remote_core::task::TaskSpec, Option<String>), CliError> {
+    let plan = codex_remote_core::taskplan::TaskPlan::load(path)?;
+    let entry = plan.task(id)?;
+    let source = path.display().to_string();
+    if let Some(file) = entry.get("task_file").and_then(|v| v.as_str()) {
+        let file = path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(file);
+        return Ok((codex_remote_core::task::TaskSpec::load(&file)?, None));
+    }
+    let instruction = entry
+        .get("instruction")
+        .and_then(|v| v.as_str())
+        .filter(|i| !i.trim().is_empty())
+        .ok_or_else(|| {
+            codex_remote_core::InputError::new(
+                &source,
+                format!("task `{id}` has neither an `instruction` nor a `task_file`"),
+            )
+            .field("instruction")
+        })?;
+    let task_type = match entry.get("type").and_then(|v| v.as_str()) {
+        Some(t) => t
+            .parse()
+            .map_err(|m: String| codex_remote_core::InputError::new(&source, m).field("type"))?,
+        None => codex_remote_core::task::TaskType::Feature,
+    };
+    let mut task =
+        codex_remote_core::task::TaskSpec::from_prompt(instruction, task_type, Vec::new())?;
+    task.id = id.to_string();
+    task.model = entry
+        .get("model")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Ok((task, Some(instruction.to_string())))
+}
+
+/// Moves the plan entry to `completed` or `failed`, with the run id, time and reason.
+pub fn settle_plan(
+    task_plan: Option<&(std::path::PathBuf, String)>,
+    run_id: Option<&str>,
+    result: Result<(), &str>,
+) -> Result<(), CliError> {
+    let Some((path, id)) = task_plan else {
+        return Ok(());
+    };
+    codex_remote_core::taskplan::update_task(path, id, |t| {
+        if let Some(run_id) = run_id {
+            t.insert("run_id".into(), run_id.into());
+        }
+        t.insert("finished_at".into(), codex_remote_core::runs::now().into());
+        match result {
+            Ok(()) => {
+                t.insert("status".into(), "completed".into());
+                t.remove("error");
+            }
+            Err(reason) => {
+                t.insert("status".into(), "failed".into());
+                t.insert("error".into(), reason.into());
+            }
+        }
+    })?;
+    Ok(())
 }

@@ -11,6 +11,7 @@ pub fn run(_ctx: &Context, args: SchemaArgs) -> Result<i32, CliError> {
     let schema = match args.kind {
         SchemaKind::Task => schema::task_schema(),
         SchemaKind::Config => schema::config_schema(),
+        SchemaKind::Plan => schema::plan_schema(),
     };
     output::print_json(&schema)?;
     Ok(exit::OK)
