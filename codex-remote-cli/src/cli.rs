@@ -41,6 +41,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run's agent and everything it started on the host.
     Cancel(RunRefArgs),
+    /// Run every pending codex-remote entry of a task_plan.json, in parallel over hosts.
+    Orchestrate(OrchestrateArgs),
     /// Tick a markdown checklist item: `- [ ] ITEM` becomes `- [x] ITEM ← Completed via Codex`.
     Checkpoint(CheckpointArgs),
     /// Check a host for the usual failures, one line per check with its fix.
@@ -164,6 +166,30 @@ pub struct ExecArgs {
     /// The program and its arguments, each passed as-is (no shell).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OrchestrateArgs {
+    /// The orchestration plan.
+    pub plan: std::path::PathBuf,
+    /// Hosts to spread the runs over (comma-separated; default: the default host).
+    #[arg(long, value_name = "H1,H2,...", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Runs at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub parallel: usize,
+    /// Stop starting new tasks after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Retries of a rate-limited run (default: the config's `retry.retries`).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Apply even when a result changes restricted files.
+    #[arg(long)]
+    pub allow_restricted: bool,
+    /// Keep the runs' trees on the hosts after applying.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,53 +3,8 @@
 
 mod common;
 
-use codex_remote_testkit::model_server::{codex_binary, FakeModelServer, Reply};
-use codex_remote_testkit::{sshd::ALIAS, Sshd};
-use common::{stderr, stdout, Env};
-
-struct Setup {
-    sshd: Sshd,
-    env: Env,
-    server: FakeModelServer,
-}
-
-/// `codex_on_path`: whether the host's shell init puts codex on PATH.
-fn setup(script: Vec<Reply>, codex_on_path: bool) -> Option<Setup> {
-    let codex = codex_binary()?;
-    let sshd = Sshd::start_or_skip()?;
-    let server = FakeModelServer::start(script);
-    let codex_home = server.write_codex_home(&sshd.dir().join("codex-home"));
-    let path_line = if codex_on_path {
-        format!(
-            "export PATH=\"{}:$PATH\"\n",
-            codex.parent().unwrap().display()
-        )
-    } else {
-        String::new()
-    };
-    let init = sshd.write_file(
-        "nvm.sh",
-        &format!("# stands in for ~/.config/nvm/nvm.sh\n{path_line}"),
-    );
-    let env = Env::new()
-        .var(
-            "CODEX_REMOTE_SSH_CONFIG",
-            sshd.ssh_config().display().to_string(),
-        )
-        .var("CODEX_REMOTE_HOST", ALIAS);
-    env.write(
-        "codex-remote.toml",
-        &format!(
-            "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"source '{}'\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n[retry]\ninitial_delay_secs = 0.05\nmax_delay_secs = 0.2\n",
-            sshd.dir().join("ws").display(),
-            init.display(),
-            codex_home.display()
-        ),
-    );
-    env.write("src/app.ts", "export const a = 1;\n");
-    env.write("package.json", "{}\n");
-    Some(Setup { sshd, env, server })
-}
+use codex_remote_testkit::model_server::Reply;
+use common::{setup, stderr, stdout, Setup};
 
 #[test]
 fn a_run_edits_and_creates_files_and_the_patch_is_applied_locally() {
@@ -277,6 +232,7 @@ fn a_detached_run_survives_a_killed_client_and_attach_completes_it_exactly_once(
     let out = s.env.run(&[
         "run",
         "--detach",
+        "--keep",
         "--prompt",
         "write three files",
         "--type",

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use codex_remote_testkit::model_server::{codex_binary, FakeModelServer, Reply};
+use codex_remote_testkit::{sshd::ALIAS, Sshd};
+
 pub struct Env {
     pub home: tempfile::TempDir,
     pub project: PathBuf,
@@ -64,6 +67,56 @@ impl Env {
         std::fs::write(&path, contents).unwrap();
         path
     }
+}
+
+/// A project whose host is a real sshd on loopback whose shell init puts the real Codex CLI on
+/// PATH (unless `codex_on_path` is false), talking to a scripted model server.
+pub struct Setup {
+    pub sshd: Sshd,
+    pub env: Env,
+    pub server: FakeModelServer,
+}
+
+/// `codex_on_path`: whether the host's shell init puts codex on PATH.
+pub fn setup(script: Vec<Reply>, codex_on_path: bool) -> Option<Setup> {
+    setup_with(FakeModelServer::start(script), codex_on_path)
+}
+
+/// [`setup`] with a server already made (e.g. a routed one).
+pub fn setup_with(server: FakeModelServer, codex_on_path: bool) -> Option<Setup> {
+    let codex = codex_binary()?;
+    let sshd = Sshd::start_or_skip()?;
+    let codex_home = server.write_codex_home(&sshd.dir().join("codex-home"));
+    let path_line = if codex_on_path {
+        format!(
+            "export PATH=\"{}:$PATH\"\n",
+            codex.parent().unwrap().display()
+        )
+    } else {
+        String::new()
+    };
+    let init = sshd.write_file(
+        "nvm.sh",
+        &format!("# stands in for ~/.config/nvm/nvm.sh\n{path_line}"),
+    );
+    let env = Env::new()
+        .var(
+            "CODEX_REMOTE_SSH_CONFIG",
+            sshd.ssh_config().display().to_string(),
+        )
+        .var("CODEX_REMOTE_HOST", ALIAS);
+    env.write(
+        "codex-remote.toml",
+        &format!(
+            "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"source '{}'\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n[retry]\ninitial_delay_secs = 0.05\nmax_delay_secs = 0.2\n",
+            sshd.dir().join("ws").display(),
+            init.display(),
+            codex_home.display()
+        ),
+    );
+    env.write("src/app.ts", "export const a = 1;\n");
+    env.write("package.json", "{}\n");
+    Some(Setup { sshd, env, server })
 }
 
 pub fn examples_dir() -> PathBuf {

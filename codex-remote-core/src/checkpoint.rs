@@ -191,11 +191,7 @@ pub fn mark_in_text(
             let mut out = String::with_capacity(text.len() + 64);
             out.push_str(&text[..start + mark_at]);
             out.push('x');
-            out.push_str(
-                &text[start + mark_at + 1..start + len]
-                    .trim_end()
-                    .to_string(),
-            );
+            out.push_str(text[start + mark_at + 1..start + len].trim_end());
             match run_id {
                 Some(run_id) => out.push_str(&format!(" ← Completed via Codex (run {run_id})")),
                 None => out.push_str(" ← Completed via Codex"),

@@ -236,6 +236,90 @@ pub fn update_task(
     Ok(())
 }
 
+/// The task of a plan entry: its `task_file` (relative to the plan), or its `instruction`, which
+/// is returned too so it can be sent verbatim.
+pub fn task_spec(
+    path: &Path,
+    task_id: &str,
+) -> Result<(crate::task::TaskSpec, Option<String>), InputError> {
+    let plan = TaskPlan::load(path)?;
+    let entry = plan.task(task_id)?;
+    let source = path.display().to_string();
+    if let Some(file) = entry.get("task_file").and_then(Value::as_str) {
+        let file = path.parent().unwrap_or(Path::new(".")).join(file);
+        return Ok((crate::task::TaskSpec::load(&file)?, None));
+    }
+    let instruction = entry
+        .get("instruction")
+        .and_then(Value::as_str)
+        .filter(|i| !i.trim().is_empty())
+        .ok_or_else(|| {
+            InputError::new(
+                &source,
+                format!("task `{task_id}` has neither an `instruction` nor a `task_file`"),
+            )
+            .field("instruction")
+        })?;
+    let task_type = match entry.get("type").and_then(Value::as_str) {
+        Some(t) => t
+            .parse()
+            .map_err(|m: String| InputError::new(&source, m).field("type"))?,
+        None => crate::task::TaskType::Feature,
+    };
+    let mut task = crate::task::TaskSpec::from_prompt(instruction, task_type, Vec::new())?;
+    task.id = task_id.to_string();
+    task.model = entry
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok((task, Some(instruction.to_string())))
+}
+
+/// Marks an entry `running` (clearing a previous outcome).
+pub fn mark_running(path: &Path, task_id: &str, run_id: Option<&str>) -> Result<(), crate::Error> {
+    update_task(path, task_id, |t| {
+        t.insert("status".into(), "running".into());
+        t.insert("started_at".into(), crate::runs::now().into());
+        if let Some(run_id) = run_id {
+            t.insert("run_id".into(), run_id.into());
+        }
+        t.remove("error");
+        t.remove("finished_at");
+    })
+}
+
+/// Records a run id on an entry.
+pub fn set_run_id(path: &Path, task_id: &str, run_id: &str) -> Result<(), crate::Error> {
+    update_task(path, task_id, |t| {
+        t.insert("run_id".into(), run_id.into());
+    })
+}
+
+/// Moves an entry to `completed`, or to `failed` with the reason.
+pub fn settle(
+    path: &Path,
+    task_id: &str,
+    run_id: Option<&str>,
+    result: Result<(), &str>,
+) -> Result<(), crate::Error> {
+    update_task(path, task_id, |t| {
+        if let Some(run_id) = run_id {
+            t.insert("run_id".into(), run_id.into());
+        }
+        t.insert("finished_at".into(), crate::runs::now().into());
+        match result {
+            Ok(()) => {
+                t.insert("status".into(), "completed".into());
+                t.remove("error");
+            }
+            Err(reason) => {
+                t.insert("status".into(), "failed".into());
+                t.insert("error".into(), reason.into());
+            }
+        }
+    })
+}
+
 fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");

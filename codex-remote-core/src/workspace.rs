@@ -50,8 +50,9 @@ git add -A
 git diff --cached --binary --full-index --no-color --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$2" --
 "#;
 
-/// Args: mirror, run dir, run id. Removes the run's tree and ref.
-const REMOVE_SCRIPT: &str = r#"mirror=$1; run=$2; id=$3
+/// Args: mirror, run dir, run id, agent dir. Removes the run's tree, ref and agent files.
+const REMOVE_SCRIPT: &str = r#"mirror=$1; run=$2; id=$3; agents=$4
+rm -rf -- "$agents"
 if [ -d "$run" ]; then run=$(cd -- "$run" && pwd); fi
 if [ -d "$mirror/.git" ]; then
   (cd -- "$mirror" && git worktree remove --force "$run" 2>/dev/null; git worktree prune; git update-ref -d "refs/codex-remote/runs/$id" 2>/dev/null)
@@ -132,15 +133,13 @@ pub async fn remove_run(
     run_id: &str,
 ) -> Result<(), TransportError> {
     let run_dir = layout.run_dir(run_id);
-    transport
-        .run_checked(script(
-            REMOVE_SCRIPT,
-            &[
-                home_relative(&layout.mirror),
-                home_relative(&run_dir),
-                run_id,
-            ],
-        ))
-        .await?;
+    let agents = format!("{}/agents/{run_id}", layout.state_dir);
+    let args = [
+        home_relative(&layout.mirror),
+        home_relative(&run_dir),
+        run_id,
+        home_relative(&agents),
+    ];
+    transport.run_checked(script(REMOVE_SCRIPT, &args)).await?;
     Ok(())
 }

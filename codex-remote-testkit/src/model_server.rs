@@ -60,7 +60,11 @@ pub fn message(text: &str) -> Value {
     })
 }
 
+/// Decides the reply from the request body (for servers shared by concurrent runs).
+pub type Router = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
+
 struct State {
+    router: Option<Router>,
     script: VecDeque<Reply>,
     last: Option<Reply>,
     requests: Vec<Value>,
@@ -77,9 +81,22 @@ pub struct FakeModelServer {
 impl FakeModelServer {
     /// Starts serving `script` on a free port of 127.0.0.1.
     pub fn start(script: Vec<Reply>) -> FakeModelServer {
+        Self::start_inner(script, None)
+    }
+
+    /// Starts a server whose replies are chosen by `router` from each request, so concurrent
+    /// Codex runs each get their own conversation.
+    pub fn start_routed(
+        router: impl Fn(&Value) -> Reply + Send + Sync + 'static,
+    ) -> FakeModelServer {
+        Self::start_inner(Vec::new(), Some(Arc::new(router)))
+    }
+
+    fn start_inner(script: Vec<Reply>, router: Option<Router>) -> FakeModelServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(State {
+            router,
             script: script.into(),
             last: None,
             requests: Vec::new(),
@@ -178,10 +195,10 @@ fn serve(stream: TcpStream, state: &Arc<Mutex<State>>) -> std::io::Result<()> {
         reader.read_exact(&mut body)?;
         let (reply, delay) = {
             let mut state = state.lock().unwrap();
-            if let Ok(value) = serde_json::from_slice::<Value>(&body) {
-                state.requests.push(value);
-            }
-            let reply = match state.script.pop_front() {
+            let value = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+            state.requests.push(value.clone());
+            let routed = state.router.clone().map(|router| router(&value));
+            let reply = match routed.or_else(|| state.script.pop_front()) {
                 Some(reply) => {
                     state.last = Some(reply.clone());
                     reply
@@ -250,4 +267,24 @@ pub fn codex_binary() -> Option<PathBuf> {
         eprintln!("skipping: the Codex CLI is not installed (set CODEX_REMOTE_TEST_CODEX)");
     }
     on_path
+}
+
+/// The user-message texts of one request.
+pub fn request_user_texts(request: &Value) -> Vec<String> {
+    request["input"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["role"] == "user")
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether the request carries a tool result (Codex calling back after running a command).
+pub fn has_tool_output(request: &Value) -> bool {
+    request["input"]
+        .as_array()
+        .is_some_and(|items| items.iter().any(|i| i["type"] == "function_call_output"))
 }

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod doctor;
 pub mod exec;
 pub mod init;
+pub mod orchestrate;
 pub mod plan;
 pub mod progress;
 pub mod pull;

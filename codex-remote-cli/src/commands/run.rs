@@ -12,7 +12,7 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     let from_plan = match (&args.plan, &args.task_id) {
-        (Some(path), Some(id)) => Some(task_from_plan(path, id)?),
+        (Some(path), Some(id)) => Some(codex_remote_core::taskplan::task_spec(path, id)?),
         _ => None,
     };
     let (task, raw_instruction) = match from_plan {
@@ -53,12 +53,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     };
     options.task_plan = args.plan.clone().zip(args.task_id.clone());
     if let Some((path, id)) = &options.task_plan {
-        codex_remote_core::taskplan::update_task(path, id, |t| {
-            t.insert("status".into(), "running".into());
-            t.insert("started_at".into(), codex_remote_core::runs::now().into());
-            t.remove("error");
-            t.remove("finished_at");
-        })?;
+        codex_remote_core::taskplan::mark_running(path, id, None)?;
     }
     if let Some(retries) = args.retries {
         options.retries = retries;
@@ -112,9 +107,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     let code = match outcome {
         Outcome::Detached(record) => {
             if let Some((path, id)) = &options.task_plan {
-                codex_remote_core::taskplan::update_task(path, id, |t| {
-                    t.insert("run_id".into(), record.id.clone().into());
-                })?;
+                codex_remote_core::taskplan::set_run_id(path, id, &record.id)?;
             }
             if ctx.json {
                 println!(
@@ -214,72 +207,14 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
     out
 }
 
-/// The task from a plan entry: its `task_file`, or its `instruction` (sent verbatim).
-fn task_from_plan(
-    path: &std::path::Path,
-    id: &str,
-) -> Result<(codex_remote_core::task::TaskSpec, Option<String>), CliError> {
-    let plan = codex_remote_core::taskplan::TaskPlan::load(path)?;
-    let entry = plan.task(id)?;
-    let source = path.display().to_string();
-    if let Some(file) = entry.get("task_file").and_then(|v| v.as_str()) {
-        let file = path
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join(file);
-        return Ok((codex_remote_core::task::TaskSpec::load(&file)?, None));
-    }
-    let instruction = entry
-        .get("instruction")
-        .and_then(|v| v.as_str())
-        .filter(|i| !i.trim().is_empty())
-        .ok_or_else(|| {
-            codex_remote_core::InputError::new(
-                &source,
-                format!("task `{id}` has neither an `instruction` nor a `task_file`"),
-            )
-            .field("instruction")
-        })?;
-    let task_type = match entry.get("type").and_then(|v| v.as_str()) {
-        Some(t) => t
-            .parse()
-            .map_err(|m: String| codex_remote_core::InputError::new(&source, m).field("type"))?,
-        None => codex_remote_core::task::TaskType::Feature,
-    };
-    let mut task =
-        codex_remote_core::task::TaskSpec::from_prompt(instruction, task_type, Vec::new())?;
-    task.id = id.to_string();
-    task.model = entry
-        .get("model")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    Ok((task, Some(instruction.to_string())))
-}
-
 /// Moves the plan entry to `completed` or `failed`, with the run id, time and reason.
 pub fn settle_plan(
     task_plan: Option<&(std::path::PathBuf, String)>,
     run_id: Option<&str>,
     result: Result<(), &str>,
 ) -> Result<(), CliError> {
-    let Some((path, id)) = task_plan else {
-        return Ok(());
-    };
-    codex_remote_core::taskplan::update_task(path, id, |t| {
-        if let Some(run_id) = run_id {
-            t.insert("run_id".into(), run_id.into());
-        }
-        t.insert("finished_at".into(), codex_remote_core::runs::now().into());
-        match result {
-            Ok(()) => {
-                t.insert("status".into(), "completed".into());
-                t.remove("error");
-            }
-            Err(reason) => {
-                t.insert("status".into(), "failed".into());
-                t.insert("error".into(), reason.into());
-            }
-        }
-    })?;
+    if let Some((path, id)) = task_plan {
+        codex_remote_core::taskplan::settle(path, id, run_id, result)?;
+    }
     Ok(())
 }

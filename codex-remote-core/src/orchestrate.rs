@@ -1,0 +1,385 @@
+//! `orchestrate`: run every pending `codex-remote` entry of a task_plan.json, up to N at once,
+//! spread over hosts, each in its own run tree; apply results in plan order; keep every entry's
+//! status true as it goes; pick up where an interrupted orchestration stopped.
+//!
+//! Resuming relies on the records: an entry marked `running` whose run is still going on a host
+//! is re-attached (never started twice); one whose result was retrieved is applied; one with no
+//! live run is started afresh.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::executor::Executor;
+use crate::pipeline::{self, Project};
+use crate::plan::{plan, PlanOverrides};
+use crate::run::{follow_and_finish, start, RunEvent, RunOptions};
+use crate::runs::{Phase, RunRecord};
+use crate::taskplan::{self, TaskPlan};
+use crate::transport::SharedTransport;
+
+/// How to orchestrate.
+#[derive(Debug, Clone)]
+pub struct OrchestrateOptions {
+    /// Runs at once.
+    pub parallel: usize,
+    /// Stop starting new tasks after the first failure.
+    pub fail_fast: bool,
+    /// Options for each run (`apply` is handled by the orchestrator, in plan order).
+    pub run: RunOptions,
+}
+
+/// What orchestration reports as it goes.
+#[derive(Debug, Clone)]
+pub enum OrchestrateEvent {
+    /// A task's run event.
+    Task {
+        /// The task.
+        task_id: String,
+        /// What happened.
+        event: RunEvent,
+    },
+    /// A task was resumed from an earlier, interrupted orchestration.
+    Resumed {
+        /// The task.
+        task_id: String,
+        /// Its run.
+        run_id: String,
+    },
+    /// A task reached its end.
+    Finished {
+        /// The task.
+        task_id: String,
+        /// `completed`, `failed` or `not-applied`.
+        outcome: &'static str,
+        /// Why, when not completed.
+        reason: Option<String>,
+    },
+}
+
+/// The end result.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OrchestrateSummary {
+    /// Tasks completed (applied), in plan order.
+    pub completed: Vec<String>,
+    /// Tasks that failed, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// Tasks whose result was retrieved but not applied, with the reason.
+    pub not_applied: Vec<(String, String)>,
+    /// Tasks not started because of --fail-fast.
+    pub skipped: Vec<String>,
+}
+
+enum Work {
+    Start,
+    Attach(RunRecord),
+    Apply(RunRecord),
+}
+
+/// What to do with each entry, in plan order.
+fn plan_work(path: &Path, project: &Project) -> Result<Vec<(String, Work)>, Error> {
+    let plan = TaskPlan::load(path)?;
+    let records = project.runs().list()?;
+    let mut work = Vec::new();
+    for task in plan.tasks() {
+        if task["executor"] != "codex-remote" {
+            continue;
+        }
+        let id = task["task_id"].as_str().unwrap_or_default().to_string();
+        match task["status"].as_str() {
+            Some("pending") => work.push((id, Work::Start)),
+            Some("running") => {
+                let run_id = task.get("run_id").and_then(|v| v.as_str());
+                let record = records
+                    .iter()
+                    .rev()
+                    .find(|r| {
+                        Some(r.id.as_str()) == run_id || (run_id.is_none() && r.task_id == id)
+                    })
+                    .cloned();
+                match record {
+                    Some(r) if matches!(r.phase, Phase::Running | Phase::Retrieving) => {
+                        work.push((id, Work::Attach(r)))
+                    }
+                    Some(r) if r.phase == Phase::Completed && r.applied_at.is_none() => {
+                        work.push((id, Work::Apply(r)))
+                    }
+                    _ => work.push((id, Work::Start)),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(work)
+}
+
+/// Runs the plan.
+pub async fn orchestrate(
+    plan_path: &Path,
+    config: &Config,
+    project: &Project,
+    hosts: Vec<SharedTransport>,
+    executor: Arc<dyn Executor>,
+    options: &OrchestrateOptions,
+    events: mpsc::Sender<OrchestrateEvent>,
+) -> Result<OrchestrateSummary, Error> {
+    assert!(!hosts.is_empty(), "at least one host");
+    let work = plan_work(plan_path, project)?;
+    let semaphore = Arc::new(Semaphore::new(options.parallel.max(1)));
+    let failed_fast = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done_tx, mut done_rx) =
+        mpsc::channel::<(usize, String, Result<RunRecord, String>)>(work.len().max(1));
+    let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
+    for (index, (task_id, item)) in work.into_iter().enumerate() {
+        let transport = hosts[index % hosts.len()].clone();
+        let ctx = TaskContext {
+            plan_path: plan_path.to_path_buf(),
+            config: config.clone(),
+            project: project.clone(),
+            executor: executor.clone(),
+            options: options.run.clone(),
+            events: events.clone(),
+        };
+        let semaphore = semaphore.clone();
+        let done = done_tx.clone();
+        let failed_fast = failed_fast.clone();
+        let fail_fast = options.fail_fast;
+        tokio::spawn(async move {
+            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+            if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = done
+                    .send((
+                        index,
+                        task_id,
+                        Err("skipped: an earlier task failed (--fail-fast)".into()),
+                    ))
+                    .await;
+                return;
+            }
+            let result = ctx.run_task(&task_id, item, transport).await;
+            if result.is_err() {
+                failed_fast.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = done.send((index, task_id, result)).await;
+        });
+    }
+    drop(done_tx);
+
+    // Apply in plan order: a result waits until every earlier task has been settled.
+    let mut summary = OrchestrateSummary::default();
+    let mut ready: BTreeMap<usize, (String, Result<RunRecord, String>)> = BTreeMap::new();
+    let mut next = 0;
+    while next < order.len() {
+        let Some((index, task_id, result)) = done_rx.recv().await else {
+            break;
+        };
+        ready.insert(index, (task_id, result));
+        while let Some((task_id, result)) = ready.remove(&next) {
+            settle_one(
+                plan_path,
+                config,
+                project,
+                &hosts,
+                &task_id,
+                result,
+                options,
+                &events,
+                &mut summary,
+            )
+            .await?;
+            next += 1;
+        }
+    }
+    Ok(summary)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn settle_one(
+    plan_path: &Path,
+    config: &Config,
+    project: &Project,
+    hosts: &[SharedTransport],
+    task_id: &str,
+    result: Result<RunRecord, String>,
+    options: &OrchestrateOptions,
+    events: &mpsc::Sender<OrchestrateEvent>,
+    summary: &mut OrchestrateSummary,
+) -> Result<(), Error> {
+    let (outcome, reason) = match result {
+        Err(reason) if reason.starts_with("skipped:") => {
+            summary.skipped.push(task_id.to_string());
+            ("skipped", Some(reason))
+        }
+        Err(reason) => {
+            let run_id = project
+                .runs()
+                .list()?
+                .into_iter()
+                .rev()
+                .find(|r| r.task_id == task_id)
+                .map(|r| r.id);
+            taskplan::settle(plan_path, task_id, run_id.as_deref(), Err(&reason))?;
+            summary.failed.push((task_id.to_string(), reason.clone()));
+            ("failed", Some(reason))
+        }
+        Ok(mut record) => {
+            let has_changes = project
+                .runs()
+                .read_patch(&record.id)
+                .map(|p| !p.is_empty())
+                .unwrap_or(false);
+            let applied = if has_changes {
+                pipeline::apply(config, project, &mut record, options.run.allow_restricted)
+            } else {
+                Ok(Default::default())
+            };
+            match applied {
+                Ok(_) => {
+                    if !options.run.keep {
+                        if let Some(transport) = hosts.iter().find(|t| t.host().name == record.host)
+                        {
+                            pipeline::remove_remote(transport.clone(), project, &mut record)
+                                .await?;
+                        }
+                    }
+                    if let Some(spec) = &options.run.checkpoint {
+                        crate::checkpoint::mark_checkpoint(
+                            &project.root.join(&spec.file),
+                            &spec.item,
+                            Some(&record.id),
+                        )?;
+                    }
+                    taskplan::settle(plan_path, task_id, Some(&record.id), Ok(()))?;
+                    summary.completed.push(task_id.to_string());
+                    ("completed", None)
+                }
+                Err(e) => {
+                    let reason = format!("retrieved but not applied: {e}");
+                    taskplan::settle(plan_path, task_id, Some(&record.id), Err(&reason))?;
+                    summary
+                        .not_applied
+                        .push((task_id.to_string(), reason.clone()));
+                    ("not-applied", Some(reason))
+                }
+            }
+        }
+    };
+    let _ = events
+        .send(OrchestrateEvent::Finished {
+            task_id: task_id.to_string(),
+            outcome,
+            reason,
+        })
+        .await;
+    Ok(())
+}
+
+struct TaskContext {
+    plan_path: PathBuf,
+    config: Config,
+    project: Project,
+    executor: Arc<dyn Executor>,
+    options: RunOptions,
+    events: mpsc::Sender<OrchestrateEvent>,
+}
+
+impl TaskContext {
+    /// Runs (or resumes) one task up to a retrieved result; applying is the orchestrator's.
+    async fn run_task(
+        &self,
+        task_id: &str,
+        work: Work,
+        transport: SharedTransport,
+    ) -> Result<RunRecord, String> {
+        let (tx, mut rx) = mpsc::channel::<RunEvent>(256);
+        let forward = self.events.clone();
+        let id = task_id.to_string();
+        let forwarder = tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let _ = forward
+                    .send(OrchestrateEvent::Task {
+                        task_id: id.clone(),
+                        event,
+                    })
+                    .await;
+            }
+        });
+        let result = self.drive(task_id, work, transport, &tx).await;
+        drop(tx);
+        let _ = forwarder.await;
+        result.map_err(|e| e.to_string())
+    }
+
+    async fn drive(
+        &self,
+        task_id: &str,
+        work: Work,
+        transport: SharedTransport,
+        tx: &mpsc::Sender<RunEvent>,
+    ) -> Result<RunRecord, Error> {
+        let retry = (self.options.initial_delay, self.options.max_delay);
+        let mut record = match work {
+            Work::Apply(record) => return Ok(record),
+            Work::Attach(record) => {
+                let _ = self
+                    .events
+                    .send(OrchestrateEvent::Resumed {
+                        task_id: task_id.to_string(),
+                        run_id: record.id.clone(),
+                    })
+                    .await;
+                record
+            }
+            Work::Start => {
+                let (task, raw) = taskplan::task_spec(&self.plan_path, task_id)?;
+                let overrides = PlanOverrides {
+                    host: Some(&transport.host().name),
+                    model: None,
+                };
+                let mut run_plan = plan(
+                    task,
+                    &self.config,
+                    &self.config.model_selector(),
+                    &overrides,
+                    &self.project.root,
+                )?;
+                if let Some(raw) = raw {
+                    run_plan.instruction.text = raw;
+                }
+                taskplan::mark_running(&self.plan_path, task_id, None)?;
+                let mut options = self.options.clone();
+                options.apply = false;
+                options.keep = true;
+                options.checkpoint = None;
+                let record = start(
+                    &run_plan,
+                    &self.config,
+                    &self.project,
+                    transport.clone(),
+                    self.executor.as_ref(),
+                    &options,
+                    tx,
+                )
+                .await?;
+                taskplan::set_run_id(&self.plan_path, task_id, &record.id)?;
+                record
+            }
+        };
+        follow_and_finish(
+            &self.project,
+            &self.config,
+            &mut record,
+            transport,
+            self.executor.as_ref(),
+            retry,
+            tx,
+        )
+        .await?;
+        Ok(record)
+    }
+}
