@@ -130,6 +130,13 @@ pub async fn orchestrate(
 ) -> Result<OrchestrateSummary, Error> {
     assert!(!hosts.is_empty(), "at least one host");
     let work = plan_work(plan_path, project)?;
+    // One push per host serves every run: runs of one project share the host's mirror, and
+    // each still gets its own tree and baseline.
+    if work.iter().any(|(_, w)| matches!(w, Work::Start)) {
+        for transport in &hosts {
+            pipeline::push(transport.clone(), config, project, None).await?;
+        }
+    }
     let semaphore = Arc::new(Semaphore::new(options.parallel.max(1)));
     let failed_fast = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (done_tx, mut done_rx) =
@@ -174,6 +181,7 @@ pub async fn orchestrate(
     let mut summary = OrchestrateSummary::default();
     let mut ready: BTreeMap<usize, (String, Result<RunRecord, String>)> = BTreeMap::new();
     let mut next = 0;
+    let mut cleanups = Vec::new();
     while next < order.len() {
         let Some((index, task_id, result)) = done_rx.recv().await else {
             break;
@@ -190,10 +198,17 @@ pub async fn orchestrate(
                 options,
                 &events,
                 &mut summary,
+                &mut cleanups,
             )
             .await?;
             next += 1;
         }
+    }
+    for cleanup in cleanups {
+        cleanup.await.map_err(|e| Error::Io {
+            context: "cleaning a run's tree".into(),
+            source: std::io::Error::other(e),
+        })??;
     }
     Ok(summary)
 }
@@ -209,6 +224,7 @@ async fn settle_one(
     options: &OrchestrateOptions,
     events: &mpsc::Sender<OrchestrateEvent>,
     summary: &mut OrchestrateSummary,
+    cleanups: &mut Vec<tokio::task::JoinHandle<Result<(), Error>>>,
 ) -> Result<(), Error> {
     let (outcome, reason) = match result {
         Err(reason) if reason.starts_with("skipped:") => {
@@ -243,11 +259,20 @@ async fn settle_one(
                     if !options.run.keep {
                         if let Some(transport) = hosts.iter().find(|t| t.host().name == record.host)
                         {
-                            pipeline::remove_remote(transport.clone(), project, &mut record)
-                                .await?;
+                            // Cleaning the host need not hold up the next apply.
+                            let (transport, project, mut record) =
+                                (transport.clone(), project.clone(), record.clone());
+                            cleanups.push(tokio::spawn(async move {
+                                pipeline::remove_remote(transport, &project, &mut record).await
+                            }));
                         }
                     }
-                    if let Some(spec) = &options.run.checkpoint {
+                    let checkpoint = record
+                        .finish
+                        .as_ref()
+                        .and_then(|f| f.checkpoint.clone())
+                        .or_else(|| options.run.checkpoint.clone());
+                    if let Some(spec) = checkpoint {
                         crate::checkpoint::mark_checkpoint(
                             &project.root.join(&spec.file),
                             &spec.item,
@@ -355,7 +380,12 @@ impl TaskContext {
                 let mut options = self.options.clone();
                 options.apply = false;
                 options.keep = true;
-                options.checkpoint = None;
+                options.skip_push = true;
+                // Ticked by the orchestrator once the result is applied in plan order.
+                options.checkpoint = run_plan.task.checkpoint.clone().map(|mut c| {
+                    c.file = self.project.root.join(&c.file).display().to_string();
+                    c
+                });
                 let record = start(
                     &run_plan,
                     &self.config,

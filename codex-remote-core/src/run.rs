@@ -57,6 +57,9 @@ pub struct RunOptions {
     pub checkpoint: Option<crate::task::Checkpoint>,
     /// The task_plan.json entry whose status this run keeps true.
     pub task_plan: Option<(std::path::PathBuf, String)>,
+    /// Skip the push (the caller pushed this project to the host already, as `orchestrate`
+    /// does once per host for all its runs).
+    pub skip_push: bool,
 }
 
 impl RunOptions {
@@ -75,6 +78,7 @@ impl RunOptions {
             extra_args: Vec::new(),
             checkpoint: None,
             task_plan: None,
+            skip_push: false,
         }
     }
 
@@ -168,9 +172,11 @@ pub async fn start(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
-    let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
-    let pushed = pipeline::push(transport.clone(), config, project, None).await?;
-    let _ = events.send(RunEvent::Pushed(pushed)).await;
+    if !options.skip_push {
+        let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
+        let pushed = pipeline::push(transport.clone(), config, project, None).await?;
+        let _ = events.send(RunEvent::Pushed(pushed)).await;
+    }
     let mut record = pipeline::start_run(transport.clone(), config, project, &plan.task.id).await?;
     let store = project.runs();
     let dir = store.run_dir(&record.id);
