@@ -3,29 +3,11 @@
 
 mod common;
 
-use codex_remote_testkit::model_server::{
-    has_tool_output, request_user_texts, FakeModelServer, Reply,
-};
+use codex_remote_testkit::model_server::{write_file_server, FakeModelServer};
 use common::{setup_with, stderr, stdout, Setup};
 
-/// Each task's instruction says `WRITE <file>`; `FAIL` makes the model answer 401.
 fn router() -> FakeModelServer {
-    FakeModelServer::start_routed(|request| {
-        let text = request_user_texts(request).join("\n");
-        if text.contains("FAIL") {
-            return Reply::Status(401, "{\"error\":{\"message\":\"bad key\"}}".into());
-        }
-        if has_tool_output(request) {
-            return Reply::message("done");
-        }
-        let file = text
-            .split_whitespace()
-            .skip_while(|w| *w != "WRITE")
-            .nth(1)
-            .unwrap_or("none.txt")
-            .to_string();
-        Reply::exec("c1", &format!("printf '%s\\n' {file} > {file}"))
-    })
+    write_file_server()
 }
 
 fn write_plan(s: &Setup, tasks: &[(&str, &str)]) -> std::path::PathBuf {

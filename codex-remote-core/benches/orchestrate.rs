@@ -13,9 +13,7 @@ use codex_remote_core::pipeline::Project;
 use codex_remote_core::run::RunOptions;
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::SharedTransport;
-use codex_remote_testkit::model_server::{
-    codex_binary, has_tool_output, request_user_texts, FakeModelServer, Reply,
-};
+use codex_remote_testkit::model_server::{codex_binary, write_file_server};
 use codex_remote_testkit::sshd::{ensure_user, SshdOptions, ALIAS};
 use codex_remote_testkit::Sshd;
 
@@ -46,19 +44,7 @@ fn main() {
     } else {
         sshd.dir().to_path_buf()
     };
-    let server = FakeModelServer::start_routed(|request| {
-        if has_tool_output(request) {
-            return Reply::message("done");
-        }
-        let text = request_user_texts(request).join("\n");
-        let file = text
-            .split_whitespace()
-            .skip_while(|w| *w != "WRITE")
-            .nth(1)
-            .unwrap_or("none.txt")
-            .to_string();
-        Reply::exec("c1", &format!("printf x > {file}"))
-    });
+    let server = write_file_server();
     server.set_delay(delay());
     let _ = std::fs::remove_dir_all(home.join("orchestrate-bench"));
     let codex_home = server.write_codex_home(&home.join("orchestrate-bench/codex-home"));

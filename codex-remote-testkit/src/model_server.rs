@@ -288,3 +288,25 @@ pub fn has_tool_output(request: &Value) -> bool {
         .as_array()
         .is_some_and(|items| items.iter().any(|i| i["type"] == "function_call_output"))
 }
+
+/// A server for concurrent runs: a request whose instruction says `WRITE <file>` gets a command
+/// writing `<file>` (its content: the file's name and a newline), the call-back after it a final
+/// message, and an instruction containing `FAIL` an HTTP 401.
+pub fn write_file_server() -> FakeModelServer {
+    FakeModelServer::start_routed(|request| {
+        let text = request_user_texts(request).join("\n");
+        if text.contains("FAIL") {
+            return Reply::Status(401, "{\"error\":{\"message\":\"bad key\"}}".into());
+        }
+        if has_tool_output(request) {
+            return Reply::message("done");
+        }
+        let file = text
+            .split_whitespace()
+            .skip_while(|w| *w != "WRITE")
+            .nth(1)
+            .unwrap_or("none.txt")
+            .to_string();
+        Reply::exec("c1", &format!("printf '%s\\n' {file} > {file}"))
+    })
+}
