@@ -257,6 +257,7 @@ fn schemas_are_published_and_current() {
 #[test]
 fn init_writes_a_starter_file_and_refuses_to_overwrite() {
     let env = Env::new();
+    std::fs::remove_file(env.project.join("codex-remote.toml")).unwrap();
     let out = env.run(&["init"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let written = std::fs::read_to_string(env.project.join("codex-remote.toml")).unwrap();

@@ -26,6 +26,9 @@ impl Env {
         let home = tempfile::tempdir().unwrap();
         let project = home.path().join("myapp");
         std::fs::create_dir_all(&project).unwrap();
+        // Marks the project root, so a stray `.git` or config in a parent directory (/tmp) cannot
+        // make an ancestor the project.
+        std::fs::write(project.join("codex-remote.toml"), "# test project\n").unwrap();
         Self {
             home,
             project,
