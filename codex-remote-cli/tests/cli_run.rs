@@ -507,3 +507,58 @@ fn a_failed_plan_run_records_the_reason() {
         "{after}"
     );
 }
+
+#[test]
+fn an_agent_killed_with_its_host_is_relaunched_by_attach() {
+    let Some(s) = common::setup_with(
+        codex_remote_testkit::model_server::write_file_server(),
+        true,
+    ) else {
+        return;
+    };
+    s.server.set_delay(std::time::Duration::from_millis(1500));
+    let out = s.env.run(&[
+        "run",
+        "--detach",
+        "--keep",
+        "--prompt",
+        "TASK: WRITE survivor.txt",
+        "--type",
+        "feature",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let pid_file = s
+        .sshd
+        .dir()
+        .join(format!("ws/.codex-remote/myapp/agents/{run_id}/1/pid"));
+    wait_until("the agent records its pid", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty())
+    });
+    // What a reboot does to it: the whole group gone, no exit status recorded.
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = s.env.run(&["attach", &run_id]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("survivor.txt")).unwrap(),
+        "survivor.txt\n"
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            s.env
+                .project
+                .join(format!(".codex-remote/runs/{run_id}/run.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["attempt"], 2, "relaunched once");
+}

@@ -211,3 +211,16 @@ fn unknown_runs_are_bad_input() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_workspace_exits_4_with_the_fix() {
+    let Some(s) = setup() else { return };
+    // Nothing can be created under /proc, not even by root.
+    s.env.write(
+        "codex-remote.toml",
+        &format!("[hosts.{ALIAS}]\nworkspace = \"/proc/codex-remote-nowhere\"\n"),
+    );
+    let out = s.env.run(&["push"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("workspace"), "{}", stderr(&out));
+}

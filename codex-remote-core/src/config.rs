@@ -99,6 +99,10 @@ pub struct HostConfigFile {
     /// false: unknown keys are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept_new_host_keys: Option<bool>,
+    /// Extra `codex exec` arguments for every run on this host, e.g.
+    /// `["-c", "model_verbosity=\"low\"", "--profile", "fast"]` (runs add theirs after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codex_args: Option<Vec<String>>,
 }
 
 /// `[restricted]`.
@@ -364,7 +368,8 @@ impl ConfigFile {
                 shell_init,
                 codex,
                 connect_timeout_secs,
-                accept_new_host_keys
+                accept_new_host_keys,
+                codex_args
             );
             mine.env.extend(host.env);
         }
@@ -579,6 +584,7 @@ impl Config {
             codex: configured.codex.unwrap_or_else(|| "codex".to_string()),
             env: configured.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
             connect_timeout: Duration::from_secs(configured.connect_timeout_secs.unwrap_or(15)),
+            codex_args: configured.codex_args.unwrap_or_default(),
             host_key_policy: if configured.accept_new_host_keys.unwrap_or(false) {
                 HostKeyPolicy::AcceptNew
             } else {

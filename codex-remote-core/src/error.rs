@@ -101,9 +101,9 @@ impl Error {
                 ExecFailure::AuthExpired { .. }
                 | ExecFailure::CodexNotFound { .. }
                 | ExecFailure::WorkspaceMissing { .. } => ErrorKind::Prerequisite,
-                ExecFailure::TurnFailed { .. } | ExecFailure::Exited { .. } => {
-                    ErrorKind::TaskFailed
-                }
+                ExecFailure::TurnFailed { .. }
+                | ExecFailure::Exited { .. }
+                | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
@@ -126,6 +126,7 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
             format!("the run's workspace is missing on `{host}`: {message} (hint: check the host's `workspace` setting and that it is writable)")
         }
         ExecFailure::TurnFailed { message } => format!("the agent's turn failed on `{host}`: {message}"),
+        ExecFailure::AgentVanished { message } => format!("{message} on `{host}`, twice (hint: check the host's memory and logs)"),
         ExecFailure::Exited { code, stderr } => format!("codex exited with code {code} on `{host}`: {stderr}"),
     }
 }

@@ -71,6 +71,11 @@ pub enum ExecFailure {
         /// Codex's message.
         message: String,
     },
+    /// The agent's process disappeared without recording how it ended (killed, host rebooted).
+    AgentVanished {
+        /// What is known.
+        message: String,
+    },
     /// Codex exited unsuccessfully without saying why.
     Exited {
         /// Its exit status.
@@ -203,6 +208,8 @@ pub enum AgentState {
 pub struct FollowEnd {
     /// The agent's exit status, when it finished; `None` when the stream stopped first.
     pub status: Option<ExitStatus>,
+    /// The agent's process is gone without a recorded status.
+    pub vanished: bool,
     /// The end of the agent's stderr.
     pub stderr: String,
 }
@@ -343,7 +350,13 @@ impl Executor for CodexExecutor {
         agent_dir: &str,
         request: &ExecRequest,
     ) -> Result<u32, TransportError> {
-        let codex = Self::command(&transport.host().codex, request);
+        // The host's configured arguments first, the run's own after (they win where Codex
+        // lets a later option override an earlier one).
+        let mut request = request.clone();
+        let mut extra = transport.host().codex_args.clone();
+        extra.append(&mut request.extra_args);
+        request.extra_args = extra;
+        let codex = Self::command(&transport.host().codex, &request);
         let host = transport.host();
         let mut env = host.env.clone();
         env.extend(codex.env.clone());
@@ -414,16 +427,19 @@ impl Executor for CodexExecutor {
         let Some((_, tail)) = stderr.split_once("\u{1e}codex-remote-follow-end\n") else {
             return Ok(FollowEnd {
                 status: None,
+                vanished: false,
                 stderr,
             });
         };
         let mut lines = tail.lines();
-        let status = match lines.next().map(str::trim) {
+        let first = lines.next().map(str::trim);
+        let status = match first {
             Some("vanished") | None => None,
             Some(code) => code.parse().ok().map(ExitStatus::Code),
         };
         Ok(FollowEnd {
             status,
+            vanished: first == Some("vanished"),
             stderr: lines.collect::<Vec<_>>().join("\n"),
         })
     }

@@ -52,6 +52,8 @@ pub struct HostSpec {
     pub connect_timeout: Duration,
     /// Unknown host keys.
     pub host_key_policy: HostKeyPolicy,
+    /// Extra `codex exec` arguments for every run on this host.
+    pub codex_args: Vec<String>,
 }
 
 impl HostSpec {

@@ -57,7 +57,16 @@ pub async fn push(
         lock: layout.lock(),
         settings: config.sync(),
     };
-    Ok(syncer_for(transport).push(&request, progress).await?)
+    let host = transport.host().name.clone();
+    syncer_for(transport)
+        .push(&request, progress)
+        .await
+        .map_err(|e| match &e {
+            crate::sync::SyncError::Failed { stderr, .. } if workspace_unusable(stderr) => {
+                workspace_missing(&host, stderr)
+            }
+            _ => e.into(),
+        })
 }
 
 /// Records a new run and prepares its isolated tree on the host (after a push).
@@ -88,15 +97,21 @@ pub async fn start_run(
     };
     let store = project.runs();
     store.save(&record)?;
-    record.tree = Some(
-        workspace::prepare_run(
-            transport.as_ref(),
-            &layout,
-            &record.id,
-            &config.sync().exclude,
-        )
-        .await?,
-    );
+    let prepared = workspace::prepare_run(
+        transport.as_ref(),
+        &layout,
+        &record.id,
+        &config.sync().exclude,
+    )
+    .await;
+    record.tree = Some(prepared.map_err(|e| match &e {
+        crate::transport::TransportError::CommandFailed { stderr, .. }
+            if workspace_unusable(stderr) =>
+        {
+            workspace_missing(&transport.host().name, stderr)
+        }
+        _ => e.into(),
+    })?);
     record.updated_at = now();
     store.save(&record)?;
     Ok(record)
@@ -150,4 +165,27 @@ pub async fn remove_remote(
     record.updated_at = now();
     project.runs().save(record)?;
     Ok(())
+}
+
+/// Whether a failure on the host means the workspace cannot be created or written.
+fn workspace_unusable(stderr: &str) -> bool {
+    [
+        "Permission denied",
+        "Read-only file system",
+        "No such file or directory",
+        "Not a directory",
+        "No space left",
+    ]
+    .iter()
+    .any(|marker| stderr.contains(marker))
+}
+
+fn workspace_missing(host: &str, stderr: &str) -> Error {
+    Error::Exec {
+        failure: crate::executor::ExecFailure::WorkspaceMissing {
+            message: stderr.trim().lines().last().unwrap_or_default().to_string(),
+        },
+        host: host.to_string(),
+        attempts: 0,
+    }
 }

@@ -328,6 +328,7 @@ pub async fn follow_and_finish(
     });
     let request = read_request(&store, &record.id)?;
     let timeout = request.timeout;
+    let mut relaunched_vanished = false;
     let outcome = loop {
         let followed = follow_attempt(&store, record, transport.as_ref(), executor, events);
         let outcome = match timeout {
@@ -359,6 +360,21 @@ pub async fn follow_and_finish(
                     })
                     .await;
                 tokio::time::sleep(delay).await;
+                let request = read_request(&store, &record.id)?;
+                launch(
+                    &store,
+                    record,
+                    transport.as_ref(),
+                    executor,
+                    &request,
+                    events,
+                )
+                .await?;
+            }
+            // The agent died with its host (reboot) or was killed from outside: start it again,
+            // once; the run's tree still holds whatever it had done.
+            Some(ExecFailure::AgentVanished { .. }) if !relaunched_vanished => {
+                relaunched_vanished = true;
                 let request = read_request(&store, &record.id)?;
                 launch(
                     &store,
@@ -456,6 +472,21 @@ pub async fn follow_attempt(
     let end = executor.follow(transport, &agent_dir, offset, tx).await;
     let _ = writer.await;
     let end = end?;
+    if end.vanished {
+        return Ok(ExecOutcome {
+            status: crate::transport::ExitStatus::Signal(0),
+            thread_id: None,
+            usage: Default::default(),
+            last_message: None,
+            files_reported: Vec::new(),
+            failure: Some(ExecFailure::AgentVanished {
+                message: format!(
+                    "the agent of run `{}` (attempt {}) is gone without an exit status",
+                    record.id, record.attempt
+                ),
+            }),
+        });
+    }
     let Some(status) = end.status else {
         return Err(Error::Transport(TransportError::Disconnected {
             host: transport.host().name.clone(),

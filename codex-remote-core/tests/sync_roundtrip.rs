@@ -460,3 +460,87 @@ async fn tar_fallback_works_over_the_fake_transport() {
         "one command: the push is one round trip"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_works_in_a_git_repository_and_leaves_its_index_alone() {
+    let workspace = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[hosts.local]\nworkspace = \"{}\"\n",
+        workspace.path().display()
+    );
+    let host =
+        Config::from_files([codex_remote_core::config::ConfigFile::parse(&config, "t").unwrap()])
+            .unwrap()
+            .host(None)
+            .unwrap();
+    let layout = RemoteLayout::new(&host, "repo");
+    let transport: SharedTransport = Arc::new(
+        codex_remote_core::transport::local::LocalTransport::new(host),
+    );
+    let local = tempfile::tempdir().unwrap();
+    make_project(local.path());
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(local.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "-q"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "-m",
+        "base",
+    ]);
+    let request = PushRequest {
+        local_root: local.path().into(),
+        remote_dir: layout.mirror.clone(),
+        lock: layout.lock(),
+        settings: settings(),
+    };
+    syncer_for(transport.clone())
+        .push(&request, None)
+        .await
+        .unwrap();
+    let tree = prepare_run(transport.as_ref(), &layout, "g", &settings().exclude)
+        .await
+        .unwrap();
+    transport
+        .run_checked(
+            CommandSpec::new("sh")
+                .args(["-c", AGENT_SCRIPT])
+                .cwd(tree.dir.clone()),
+        )
+        .await
+        .unwrap();
+    let patch = retrieve_patch(transport.as_ref(), &tree).await.unwrap();
+    PatchApplier::new(local.path(), RestrictedFiles::default(), false)
+        .apply(&patch)
+        .unwrap();
+    assert_same_tree(
+        local.path(),
+        &workspace.path().join(".codex-remote/repo/runs/g"),
+        "git project round trip",
+    );
+    assert_eq!(
+        git(&["diff", "--cached", "--name-only"]),
+        "",
+        "the index is not touched"
+    );
+    assert!(
+        git(&["status", "--porcelain"]).contains("src/main.ts"),
+        "the change shows as a working-tree change"
+    );
+}
