@@ -137,6 +137,20 @@ fn json_mode_streams_typed_events_then_a_summary() {
         "--no-apply leaves the tree alone"
     );
     let run_id = summary["run_id"].as_str().unwrap();
+    // The recorded events can be read back, as lines or as our JSON Lines.
+    let logs = s.env.run(&["logs", run_id]);
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    assert!(
+        stdout(&logs)
+            .lines()
+            .any(|l| l.starts_with("$ ") && l.contains("out.txt")),
+        "{}",
+        stdout(&logs)
+    );
+    let logs_json = s.env.run(&["logs", run_id, "--json"]);
+    assert!(stdout(&logs_json)
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"] == "codex"));
     let pulled = s.env.run(&["pull", run_id, "--apply"]);
     assert!(pulled.status.success(), "{}", stderr(&pulled));
     assert_eq!(
