@@ -37,6 +37,7 @@ fn main() {
     let light = ensure_user(USER, "");
     let sshd = Sshd::start(SshdOptions {
         user: light.then(|| USER.to_string()),
+        source_bashrc: true,
     })
     .unwrap();
     let home = if light {

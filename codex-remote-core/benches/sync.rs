@@ -114,6 +114,7 @@ fn main() {
         .unwrap();
     let sshd = Sshd::start(SshdOptions {
         user: Some(USER.into()),
+        source_bashrc: true,
     })
     .unwrap();
     let home = format!("/home/{USER}");

@@ -145,6 +145,7 @@ fn main() {
         if ensure_user(user, bashrc) {
             let sshd = Sshd::start(SshdOptions {
                 user: Some(user.into()),
+                source_bashrc: true,
             })
             .expect("sshd starts");
             measure(&rt, &sshd, label, &mut rows);

@@ -30,6 +30,11 @@ pub struct Sshd {
 pub struct SshdOptions {
     /// Log in as this user (default: the current user). The user must exist.
     pub user: Option<String>,
+    /// Let bash source the user's `~/.bashrc` for ssh commands, as a real host does. Off by
+    /// default: the fixture then sets `SHLVL=1` for sessions, which makes bash skip it, so a
+    /// developer's own heavy rc (pyenv, nvm) neither slows the tests nor serialises them on its
+    /// locks. Benchmarks that measure the rc's cost turn it on.
+    pub source_bashrc: bool,
 }
 
 impl Sshd {
@@ -60,7 +65,7 @@ impl Sshd {
         let mut last_error = None;
         // A port found free can be taken before sshd binds it; try a few.
         for _ in 0..5 {
-            match Self::try_start(&user) {
+            match Self::try_start(&user, options.source_bashrc) {
                 Ok(sshd) => return Ok(sshd),
                 Err(e) => last_error = Some(e),
             }
@@ -68,7 +73,7 @@ impl Sshd {
         Err(last_error.expect("at least one attempt"))
     }
 
-    fn try_start(user: &str) -> std::io::Result<Sshd> {
+    fn try_start(user: &str, source_bashrc: bool) -> std::io::Result<Sshd> {
         let dir = tempfile::Builder::new()
             .prefix("codex-remote-sshd")
             .tempdir()?;
@@ -88,7 +93,8 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
              PidFile {d}/sshd.pid\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              StrictModes no\nMaxSessions 64\nMaxStartups 64:30:128\nPermitRootLogin prohibit-password\n\
-             AllowUsers {user}\nSubsystem sftp internal-sftp\nLogLevel INFO\n"
+             AllowUsers {user}\nSubsystem sftp internal-sftp\nLogLevel INFO\n{}",
+            if source_bashrc { "" } else { "SetEnv SHLVL=1\n" }
         );
         std::fs::write(dir.path().join("sshd_config"), config)?;
         let host_pub = std::fs::read_to_string(dir.path().join("host_key.pub"))?;
