@@ -38,6 +38,21 @@ fn main() {
     std::fs::write(agent.join("events.jsonl"), "").unwrap();
     let transport = SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap();
     rt.block_on(transport.connect()).unwrap();
+    if std::env::var_os("BENCH_PRIME").is_some() {
+        use codex_remote_core::transport::Transport;
+        let remote = rt.block_on(transport.rsync_remote()).unwrap().unwrap();
+        let status = Command::new(&remote.ssh_command[0])
+            .args(&remote.ssh_command[1..])
+            .arg("-tt")
+            .arg(&remote.destination)
+            .arg("true")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        eprintln!("primed: {status}");
+    }
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let dir = agent.display().to_string();
@@ -46,11 +61,15 @@ fn main() {
         async move { CodexExecutor.follow(transport.as_ref(), &dir, 0, tx).await }
     });
     let writer_path = agent.join("events.jsonl");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&writer_path)
             .unwrap();
+        // A first line, to know the follow is under way before timing anything.
+        writeln!(file, "{{\"type\":\"sync\"}}").unwrap();
+        ready_rx.recv().unwrap();
         for i in 0..EVENTS {
             writeln!(
                 file,
@@ -64,6 +83,9 @@ fn main() {
     });
     let mut latencies = Vec::new();
     rt.block_on(async {
+        let first = rx.recv().await.expect("the sync line arrives");
+        assert!(first.raw.contains("sync"));
+        ready_tx.send(()).unwrap();
         while latencies.len() < EVENTS {
             let event = rx.recv().await.expect("events arrive");
             let received = now_nanos();

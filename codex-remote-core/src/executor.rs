@@ -307,8 +307,9 @@ while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 cat "$dir/pid"
 "#;
 
-/// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then the exit
-/// status and the end of stderr on stderr, after a marker line.
+/// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then a marker
+/// line, the exit status and the end of the agent's stderr, all on stdout so one ordered stream
+/// says where the events end.
 const FOLLOW_SCRIPT: &str = r#"dir=$1; from=$(($2 + 1))
 i=0
 while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
@@ -318,12 +319,13 @@ if [ -e "$dir/status" ] || ! kill -s 0 "$pid" 2>/dev/null; then
 else
   tail -c +"$from" -s 0.01 --pid="$pid" -f "$dir/events.jsonl"
 fi
-printf '
-codex-remote-follow-end
-' >&2
-cat "$dir/status" >&2 2>/dev/null || echo vanished >&2
-tail -c 4000 "$dir/stderr.log" >&2 2>/dev/null || true
+printf '\n\036codex-remote-follow-end\n'
+cat "$dir/status" 2>/dev/null || echo vanished
+tail -c 4000 "$dir/stderr.log" 2>/dev/null || true
 "#;
+
+/// The line that ends the event stream of a follow.
+const FOLLOW_END: &str = "\u{1e}codex-remote-follow-end";
 
 /// Prints `running PID`, `finished CODE`, `vanished` or `not-started`.
 const PROBE_SCRIPT: &str = r#"dir=$1
@@ -400,14 +402,13 @@ impl Executor for CodexExecutor {
             .spawn(agent_script(FOLLOW_SCRIPT, &[dir, &offset.to_string()]))
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
-        let mut stderr = std::mem::replace(&mut process.stderr, Box::new(tokio::io::empty()));
-        let collect_stderr = tokio::spawn(async move {
-            let mut all = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut all).await;
-            String::from_utf8_lossy(&all).into_owned()
-        });
         let mut reader = tokio::io::BufReader::new(stdout);
         let mut line = Vec::new();
+        let mut trailer: Option<Vec<String>> = None;
+        // The trailer's marker starts with a newline (to end a partial last line); the empty line
+        // that makes after a complete one is not an event, so an empty line is held back until
+        // the next line shows which it was.
+        let mut held_empty = false;
         loop {
             line.clear();
             let n = reader
@@ -419,20 +420,47 @@ impl Executor for CodexExecutor {
                 break;
             }
             let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            if let Some(trailer) = trailer.as_mut() {
+                trailer.push(text);
+                continue;
+            }
+            if text.ends_with(FOLLOW_END) {
+                // Whatever precedes the marker on its line is a partial event: not counted.
+                trailer = Some(Vec::new());
+                continue;
+            }
+            if std::mem::take(&mut held_empty) {
+                let _ = events
+                    .send(ExecEvent {
+                        raw: String::new(),
+                        event: CodexEvent::parse(""),
+                    })
+                    .await;
+            }
+            if text.is_empty() {
+                held_empty = true;
+                continue;
+            }
             let event = CodexEvent::parse(&text);
             let _ = events.send(ExecEvent { raw: text, event }).await;
         }
+        if held_empty && trailer.is_none() {
+            let _ = events
+                .send(ExecEvent {
+                    raw: String::new(),
+                    event: CodexEvent::parse(""),
+                })
+                .await;
+        }
         let _ = process.wait().await;
-        let stderr = collect_stderr.await.unwrap_or_default();
-        let Some((_, tail)) = stderr.split_once("\u{1e}codex-remote-follow-end\n") else {
+        let Some(trailer) = trailer else {
             return Ok(FollowEnd {
                 status: None,
                 vanished: false,
-                stderr,
+                stderr: String::new(),
             });
         };
-        let mut lines = tail.lines();
-        let first = lines.next().map(str::trim);
+        let first = trailer.first().map(|l| l.trim());
         let status = match first {
             Some("vanished") | None => None,
             Some(code) => code.parse().ok().map(ExitStatus::Code),
@@ -440,7 +468,12 @@ impl Executor for CodexExecutor {
         Ok(FollowEnd {
             status,
             vanished: first == Some("vanished"),
-            stderr: lines.collect::<Vec<_>>().join("\n"),
+            stderr: trailer
+                .iter()
+                .skip(1)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n"),
         })
     }
 
