@@ -360,7 +360,6 @@ pub async fn follow_and_finish(
                     })
                     .await;
                 tokio::time::sleep(delay).await;
-                let request = read_request(&store, &record.id)?;
                 launch(
                     &store,
                     record,
@@ -375,7 +374,6 @@ pub async fn follow_and_finish(
             // once; the run's tree still holds whatever it had done.
             Some(ExecFailure::AgentVanished { .. }) if !relaunched_vanished => {
                 relaunched_vanished = true;
-                let request = read_request(&store, &record.id)?;
                 launch(
                     &store,
                     record,

@@ -245,8 +245,8 @@ async fn tar_fallback_round_trip_is_byte_exact() {
     round_trip_with(&TarSyncer::new(f.transport.clone()), &f).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_host_round_trip_is_byte_exact() {
+/// The built-in `local` host with its workspace in a fresh temporary directory.
+fn local_host(project: &str) -> (tempfile::TempDir, RemoteLayout, SharedTransport) {
     let workspace = tempfile::tempdir().unwrap();
     let config = format!(
         "[hosts.local]\nworkspace = \"{}\"\n",
@@ -254,10 +254,32 @@ async fn local_host_round_trip_is_byte_exact() {
     );
     let file = codex_remote_core::config::ConfigFile::parse(&config, "t").unwrap();
     let host = Config::from_files([file]).unwrap().host(None).unwrap();
-    let layout = RemoteLayout::new(&host, "my app");
+    let layout = RemoteLayout::new(&host, project);
     let transport: SharedTransport = Arc::new(
         codex_remote_core::transport::local::LocalTransport::new(host),
     );
+    (workspace, layout, transport)
+}
+
+/// Prepares run `run_id`, lets the "agent" change its tree, and returns the retrieved patch.
+async fn agent_patch(transport: &SharedTransport, layout: &RemoteLayout, run_id: &str) -> Vec<u8> {
+    let tree = prepare_run(transport.as_ref(), layout, run_id, &settings().exclude)
+        .await
+        .unwrap();
+    transport
+        .run_checked(
+            CommandSpec::new("sh")
+                .args(["-c", AGENT_SCRIPT])
+                .cwd(tree.dir.clone()),
+        )
+        .await
+        .unwrap();
+    retrieve_patch(transport.as_ref(), &tree).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_host_round_trip_is_byte_exact() {
+    let (workspace, layout, transport) = local_host("my app");
     let local = tempfile::tempdir().unwrap();
     make_project(local.path());
     let syncer = syncer_for(transport.clone());
@@ -272,18 +294,7 @@ async fn local_host_round_trip_is_byte_exact() {
     assert!(first.files_transferred > 0);
     let again = syncer.push(&request, None).await.unwrap();
     assert_eq!(again.files_transferred, 0, "unchanged files are skipped");
-    let tree = prepare_run(transport.as_ref(), &layout, "r", &settings().exclude)
-        .await
-        .unwrap();
-    transport
-        .run_checked(
-            CommandSpec::new("sh")
-                .args(["-c", AGENT_SCRIPT])
-                .cwd(tree.dir.clone()),
-        )
-        .await
-        .unwrap();
-    let patch = retrieve_patch(transport.as_ref(), &tree).await.unwrap();
+    let patch = agent_patch(&transport, &layout, "r").await;
     PatchApplier::new(local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
@@ -463,20 +474,7 @@ async fn tar_fallback_works_over_the_fake_transport() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_works_in_a_git_repository_and_leaves_its_index_alone() {
-    let workspace = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[hosts.local]\nworkspace = \"{}\"\n",
-        workspace.path().display()
-    );
-    let host =
-        Config::from_files([codex_remote_core::config::ConfigFile::parse(&config, "t").unwrap()])
-            .unwrap()
-            .host(None)
-            .unwrap();
-    let layout = RemoteLayout::new(&host, "repo");
-    let transport: SharedTransport = Arc::new(
-        codex_remote_core::transport::local::LocalTransport::new(host),
-    );
+    let (workspace, layout, transport) = local_host("repo");
     let local = tempfile::tempdir().unwrap();
     make_project(local.path());
     let git = |args: &[&str]| {
@@ -514,18 +512,7 @@ async fn applying_works_in_a_git_repository_and_leaves_its_index_alone() {
         .push(&request, None)
         .await
         .unwrap();
-    let tree = prepare_run(transport.as_ref(), &layout, "g", &settings().exclude)
-        .await
-        .unwrap();
-    transport
-        .run_checked(
-            CommandSpec::new("sh")
-                .args(["-c", AGENT_SCRIPT])
-                .cwd(tree.dir.clone()),
-        )
-        .await
-        .unwrap();
-    let patch = retrieve_patch(transport.as_ref(), &tree).await.unwrap();
+    let patch = agent_patch(&transport, &layout, "g").await;
     PatchApplier::new(local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
