@@ -16,12 +16,14 @@ use crate::events::{CodexEvent, ItemKind, Usage};
 use crate::model::ModelChoice;
 use crate::transport::{CommandSpec, ExitStatus, Transport, TransportError};
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run. Serialisable (without the instruction, which is kept as its own file) so a run
+/// can record it and relaunch exactly the same agent later.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ExecRequest {
     /// The run's tree on the host.
     pub dir: String,
     /// The instruction (sent on stdin).
+    #[serde(skip)]
     pub instruction: String,
     /// The model.
     pub model: ModelChoice,
@@ -336,12 +338,7 @@ else echo not-started; fi
 "#;
 
 fn agent_script(body: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec::new("sh")
-        .arg("-c")
-        .arg(body)
-        .arg("sh")
-        .args(args.iter().map(|a| a.to_string()))
-        .cwd("~")
+    CommandSpec::script(body, args).cwd("~")
 }
 
 #[async_trait]
@@ -509,12 +506,8 @@ impl Executor for CodexExecutor {
         agent_dir: &str,
     ) -> Result<(), TransportError> {
         if let AgentState::Running { pid } = self.probe(transport, agent_dir).await? {
-            let spec = CommandSpec::new("sh").args([
-                "-c",
-                crate::transport::ssh::KILL_GROUP_SCRIPT,
-                "sh",
-                &pid.to_string(),
-            ]);
+            let spec =
+                CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()]);
             crate::transport::TransportExt::run_checked(transport, spec).await?;
         }
         Ok(())

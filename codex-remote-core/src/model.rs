@@ -45,7 +45,7 @@ impl ModelSource {
 }
 
 /// The model chosen for a run, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelChoice {
     /// The model name passed to `codex exec --model`.
     pub model: String,

@@ -190,9 +190,10 @@ pub async fn start(
         plan.instruction.text.as_bytes(),
     )
     .map_err(record_io("writing instruction.txt".into()))?;
+    let request = request_for(plan, &record, options);
     write_atomic(
         &dir.join("exec.json"),
-        &serde_json::to_vec_pretty(&request_for(plan, &record, options)).expect("serialises"),
+        &serde_json::to_vec_pretty(&request).expect("serialises"),
     )
     .map_err(record_io("writing exec.json".into()))?;
     record.finish = Some(options.finish());
@@ -203,7 +204,6 @@ pub async fn start(
             dir: tree.dir.clone(),
         })
         .await;
-    let request = read_request(&store, &record.id)?;
     launch(
         &store,
         &mut record,
@@ -216,53 +216,30 @@ pub async fn start(
     Ok(record)
 }
 
-/// The request, as recorded so `attach` and retries relaunch exactly the same agent.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-struct RecordedRequest {
-    dir: String,
-    model: String,
-    model_source: crate::model::ModelSource,
-    reasoning_effort: Option<String>,
-    sandbox: String,
-    extra_args: Vec<String>,
-    timeout_secs: Option<f64>,
-}
-
-fn request_for(plan: &RunPlan, record: &RunRecord, options: &RunOptions) -> RecordedRequest {
-    RecordedRequest {
+/// The agent's request for a run (recorded in `exec.json`, the instruction beside it).
+fn request_for(plan: &RunPlan, record: &RunRecord, options: &RunOptions) -> ExecRequest {
+    ExecRequest {
         dir: record.tree.as_ref().expect("prepared").dir.clone(),
-        model: plan.model.model.clone(),
-        model_source: plan.model.source,
-        reasoning_effort: plan.model.reasoning_effort.clone(),
+        instruction: plan.instruction.text.clone(),
+        model: plan.model.clone(),
         sandbox: options.sandbox.clone(),
         extra_args: options.extra_args.clone(),
-        timeout_secs: options.timeout.map(|t| t.as_secs_f64()),
+        timeout: options.timeout,
     }
 }
 
+/// The recorded request, so `attach` and retries relaunch exactly the same agent.
 fn read_request(store: &RunStore, run_id: &str) -> Result<ExecRequest, Error> {
     let dir = store.run_dir(run_id);
-    let recorded: RecordedRequest = serde_json::from_slice(
-        &std::fs::read(dir.join("exec.json")).map_err(record_io("reading exec.json".into()))?,
-    )
-    .map_err(|e| Error::Io {
+    let json =
+        std::fs::read(dir.join("exec.json")).map_err(record_io("reading exec.json".into()))?;
+    let mut request: ExecRequest = serde_json::from_slice(&json).map_err(|e| Error::Io {
         context: "reading exec.json".into(),
         source: std::io::Error::other(e),
     })?;
-    let instruction = std::fs::read_to_string(dir.join("instruction.txt"))
+    request.instruction = std::fs::read_to_string(dir.join("instruction.txt"))
         .map_err(record_io("reading instruction.txt".into()))?;
-    Ok(ExecRequest {
-        dir: recorded.dir,
-        instruction,
-        model: crate::model::ModelChoice {
-            model: recorded.model,
-            source: recorded.model_source,
-            reasoning_effort: recorded.reasoning_effort,
-        },
-        sandbox: recorded.sandbox,
-        extra_args: recorded.extra_args,
-        timeout: recorded.timeout_secs.map(Duration::from_secs_f64),
-    })
+    Ok(request)
 }
 
 fn layout_of(transport: &dyn crate::transport::Transport, record: &RunRecord) -> RemoteLayout {
@@ -360,29 +337,11 @@ pub async fn follow_and_finish(
                     })
                     .await;
                 tokio::time::sleep(delay).await;
-                launch(
-                    &store,
-                    record,
-                    transport.as_ref(),
-                    executor,
-                    &request,
-                    events,
-                )
-                .await?;
             }
             // The agent died with its host (reboot) or was killed from outside: start it again,
             // once; the run's tree still holds whatever it had done.
             Some(ExecFailure::AgentVanished { .. }) if !relaunched_vanished => {
-                relaunched_vanished = true;
-                launch(
-                    &store,
-                    record,
-                    transport.as_ref(),
-                    executor,
-                    &request,
-                    events,
-                )
-                .await?;
+                relaunched_vanished = true
             }
             Some(failure) => {
                 let failure = failure.clone();
@@ -399,6 +358,16 @@ pub async fn follow_and_finish(
             }
             None => break outcome,
         }
+        // Both retry arms above end here: a fresh attempt of the same agent.
+        launch(
+            &store,
+            record,
+            transport.as_ref(),
+            executor,
+            &request,
+            events,
+        )
+        .await?;
     };
     let dir = store.run_dir(&record.id);
     if let Some(message) = &outcome.last_message {

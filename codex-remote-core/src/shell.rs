@@ -93,6 +93,9 @@ pub enum ScriptError {
     /// An environment variable name that is not an identifier.
     #[error("`{0}` is not a valid environment variable name")]
     BadEnvName(String),
+    /// A word rsync's `-e` option cannot carry (it holds both kinds of quote).
+    #[error("`{0}` holds both kinds of quote, which rsync's -e option cannot carry")]
+    Unquotable(String),
     /// The program name is empty.
     #[error("the program name is empty")]
     EmptyProgram,
@@ -168,9 +171,7 @@ pub fn rsync_e_word(word: &str) -> Result<String, ScriptError> {
     } else if !word.contains('"') {
         Ok(format!("\"{word}\""))
     } else {
-        Err(ScriptError::Nul {
-            what: format!("`{word}` (holds both quote kinds, which rsync -e cannot carry)"),
-        })
+        Err(ScriptError::Unquotable(word.to_string()))
     }
 }
 

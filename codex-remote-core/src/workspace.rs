@@ -72,12 +72,7 @@ pub struct RunTree {
 fn script(body: &str, args: &[&str]) -> CommandSpec {
     let mut full = String::from(GIT_PRELUDE);
     full.push_str(body);
-    CommandSpec::new("sh")
-        .arg("-c")
-        .arg(full)
-        .arg("sh")
-        .args(args.iter().map(|a| a.to_string()))
-        .cwd("~")
+    CommandSpec::script(&full, args).cwd("~")
 }
 
 /// Commits the mirror as the baseline and creates the run's isolated tree. One round trip.

@@ -86,16 +86,15 @@ impl Syncer for TarSyncer {
             let _ = tar_stdin.write_all(&list).await;
         });
         let mut archive = tar.stdout.take().expect("piped");
-        let spec = CommandSpec::new("sh")
-            .args([
-                "-c",
-                TAR_PUSH_SCRIPT,
-                "sh",
+        let spec = CommandSpec::script(
+            TAR_PUSH_SCRIPT,
+            &[
                 home_relative(&request.remote_dir),
                 home_relative(&request.lock),
-            ])
-            .cwd("~")
-            .stdin_piped();
+            ],
+        )
+        .cwd("~")
+        .stdin_piped();
         let mut remote = self.transport.spawn(spec).await?;
         let mut remote_stdin = remote.stdin.take().expect("piped stdin");
         let copy = async {

@@ -72,6 +72,22 @@ impl CommandSpec {
         }
     }
 
+    /// A fixed shell script run by `sh -c`, its data passed as positional parameters (`$1`...),
+    /// never spliced into the script text.
+    ///
+    /// ```
+    /// use codex_remote_core::transport::CommandSpec;
+    /// let spec = CommandSpec::script("printf '%s' \"$1\"", &["it's"]);
+    /// assert_eq!(spec.args, vec!["-c", "printf '%s' \"$1\"", "sh", "it's"]);
+    /// ```
+    pub fn script(body: &str, args: &[&str]) -> Self {
+        Self::new("sh")
+            .arg("-c")
+            .arg(body)
+            .arg("sh")
+            .args(args.iter().map(|a| a.to_string()))
+    }
+
     /// Adds an argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
@@ -581,9 +597,8 @@ pub trait TransportExt: Transport {
     /// Missing parent directories are created.
     async fn write_file_atomic(&self, path: &str, contents: &[u8]) -> Result<(), TransportError> {
         let (cwd, relative) = split_home(path);
-        let mut spec = CommandSpec::new("sh")
-            .args(["-c", WRITE_ATOMIC_SCRIPT, "sh", relative])
-            .stdin_bytes(contents.to_vec());
+        let mut spec =
+            CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative]).stdin_bytes(contents.to_vec());
         spec.cwd = cwd;
         self.run_checked(spec).await.map(|_| ())
     }
@@ -611,6 +626,20 @@ cat > "$tmp"
 if [ -e "$target" ]; then chmod --reference="$target" -- "$tmp" 2>/dev/null || true; fi
 mv -f -- "$tmp" "$target"
 trap - EXIT
+"#;
+
+/// Signals a remote process group: TERM, up to 2 s for it to go, then KILL and up to 2 s more,
+/// so that when it returns the group is gone. Constant script; the pid arrives as an argument.
+/// `kill -s SIG --` is the form dash's builtin also accepts.
+pub(crate) const KILL_GROUP_SCRIPT: &str = r#"pg=$1
+gone() { ! kill -s 0 -- "-$pg" 2>/dev/null; }
+kill -s TERM -- "-$pg" 2>/dev/null || exit 0
+i=0
+while ! gone && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+gone && exit 0
+kill -s KILL -- "-$pg" 2>/dev/null
+i=0
+while ! gone && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 "#;
 
 /// Splits `~/rel` into (`~`, `rel`) so the home directory is expanded through the working

@@ -348,20 +348,6 @@ struct SshControl {
     finished: Option<ExitStatus>,
 }
 
-/// Signals a remote process group: TERM, up to 2 s for it to go, then KILL and up to 2 s more,
-/// so that when it returns the group is gone. Constant script; the pid arrives as an argument.
-/// `kill -s SIG --` is the form dash's builtin also accepts.
-pub(crate) const KILL_GROUP_SCRIPT: &str = r#"pg=$1
-gone() { ! kill -s 0 -- "-$pg" 2>/dev/null; }
-kill -s TERM -- "-$pg" 2>/dev/null || exit 0
-i=0
-while ! gone && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
-gone && exit 0
-kill -s KILL -- "-$pg" 2>/dev/null
-i=0
-while ! gone && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
-"#;
-
 #[async_trait]
 impl ProcessControl for SshControl {
     async fn wait(&mut self) -> Result<ExitStatus, TransportError> {
@@ -419,7 +405,7 @@ impl ProcessControl for SshControl {
         if let PidSlot::Known(pid) = self.pid {
             let mut kill = self.session.clone().arc_raw_command(format!(
                 "sh -c {} sh {pid}",
-                crate::shell::quote(KILL_GROUP_SCRIPT)
+                crate::shell::quote(super::KILL_GROUP_SCRIPT)
             ));
             kill.stdin(Stdio::null())
                 .stdout(Stdio::null())
