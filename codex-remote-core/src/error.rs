@@ -6,6 +6,7 @@ use crate::transport::TransportError;
 
 /// Everything `codex-remote-core` can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A task file, config file or flag is wrong.
     #[error(transparent)]
@@ -35,6 +36,20 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// The run was cancelled (its agent ended on the host) before it finished.
+    #[error("run `{run_id}` was cancelled")]
+    Cancelled {
+        /// The run.
+        run_id: String,
+    },
+    /// The run's agent is not running, so there is nothing to follow.
+    #[error("run `{run_id}` is {phase}; there is nothing to attach to")]
+    NotRunning {
+        /// The run.
+        run_id: String,
+        /// Where it stands (`completed`, `failed`, ...).
+        phase: String,
+    },
     /// Local file system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -48,6 +63,7 @@ pub enum Error {
 /// What kind of failure an error is, for exit codes and retry decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// Bad usage or bad input.
     BadInput,
@@ -105,6 +121,8 @@ impl Error {
                 | ExecFailure::Exited { .. }
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::NotRunning { .. } => ErrorKind::BadInput,
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
     }

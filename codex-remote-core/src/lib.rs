@@ -27,6 +27,7 @@ pub mod atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod doctor;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod executor;
@@ -40,6 +41,7 @@ pub mod patch;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod run;
 pub mod runs;
 pub mod schema;
@@ -51,4 +53,13 @@ pub mod transport;
 pub mod workspace;
 
 pub use error::{Error, ErrorKind};
+pub use config::Config;
+pub use engine::{
+    Applied, ApplyOptions, Canceller, DefaultSyncers, DefaultTransports, Diff, Engine,
+    PruneOptions, RunHandle, RunResult, RunStatus, SyncerFactory, TransportFactory,
+};
+pub use plan::{PlanOverrides, RunPlan};
+pub use progress::{Event, EventKind};
+pub use run::{RunOptions, RunSummary};
+pub use task::TaskSpec;
 pub use input::InputError;

@@ -17,18 +17,16 @@ use crate::policy::RestrictedFiles;
 
 const NULL_BLOB: &str = "0000000000000000000000000000000000000000";
 
-/// One file's change in a patch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// One file's change in a patch. Serialised in one shape everywhere (see `progress.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileChange {
     /// The path before (None for a new file).
     pub old_path: Option<String>,
     /// The path after (None for a deleted file).
     pub new_path: Option<String>,
     /// The preimage blob id (None for a new file).
-    #[serde(skip)]
     pub old_blob: Option<String>,
     /// The postimage blob id (None for a deleted file).
-    #[serde(skip)]
     pub new_blob: Option<String>,
     /// Mode before, when known.
     pub old_mode: Option<String>,

@@ -14,7 +14,7 @@ use crate::workspace::RunTree;
 pub const RUNS_DIR: &str = ".codex-remote/runs";
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Recorded, nothing done yet.

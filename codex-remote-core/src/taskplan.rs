@@ -320,6 +320,23 @@ pub fn settle(
     })
 }
 
+/// Keeps an entry true once a run stops: `completed` when it succeeded, `failed` with the
+/// reason when it failed or was cancelled; left `running` when only the connection was lost
+/// (the agent goes on, and attaching picks it up). The one rule `run --plan`, `attach` and
+/// the engine follow.
+pub fn settle_run<T>(
+    path: &Path,
+    task_id: &str,
+    run_id: Option<&str>,
+    result: &Result<T, crate::Error>,
+) -> Result<(), crate::Error> {
+    match result {
+        Ok(_) => settle(path, task_id, run_id, Ok(())),
+        Err(crate::Error::Transport(e)) if e.is_connection() => Ok(()),
+        Err(e) => settle(path, task_id, run_id, Err(&e.to_string())),
+    }
+}
+
 fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use codex_remote_core::config::Config;
 use codex_remote_core::host::HostSpec;
 use codex_remote_core::transport::{
-    BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport,
-    TransportError, WRITE_ATOMIC_SCRIPT,
+    script_names, BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin,
+    Transport, TransportError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -174,6 +174,12 @@ impl FakeTransport {
 
     fn builtin(spec: &CommandSpec, stdin: &[u8], fs: &mut FakeFs) -> Option<FakeOutput> {
         let args: Vec<&str> = spec.args.iter().map(String::as_str).collect();
+        // Fixed scripts are recognised by their name, their data read from the positional
+        // arguments after `sh -c BODY sh`.
+        let positional: &[&str] = match args.as_slice() {
+            ["-c", _, "sh", rest @ ..] => rest,
+            _ => &[],
+        };
         Some(match (spec.program.as_str(), args.as_slice()) {
             ("true", _) => FakeOutput::ok(""),
             ("false", _) => FakeOutput::fail(1, ""),
@@ -188,14 +194,18 @@ impl FakeTransport {
                 }
             }
             ("printf", [format, rest @ ..]) => FakeOutput::ok(printf(format, rest)),
-            ("sh", ["-c", script, "sh", path]) if *script == WRITE_ATOMIC_SCRIPT => {
+            ("sh", _) if spec.name == Some(script_names::WRITE_ATOMIC) => {
+                let [path] = positional else {
+                    return Some(FakeOutput::fail(2, "write-atomic: one path\n"));
+                };
                 fs.files
                     .insert(FakeFs::resolve(spec.cwd.as_deref(), path), stdin.to_vec());
                 FakeOutput::ok("")
             }
-            ("sh", ["-c", script, "sh", mirror, _lock])
-                if *script == codex_remote_core::sync::tar::TAR_PUSH_SCRIPT =>
-            {
+            ("sh", _) if spec.name == Some(script_names::TAR_PUSH) => {
+                let [mirror, _lock] = positional else {
+                    return Some(FakeOutput::fail(2, "tar-push: mirror and lock\n"));
+                };
                 // Replace the mirror with the archive's files, keeping its .git, as the script does.
                 let mirror = FakeFs::resolve(spec.cwd.as_deref(), mirror);
                 let prefix = format!("{mirror}/");

@@ -49,7 +49,7 @@ pub struct PushProgress {
 }
 
 /// What a push did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PushReport {
     /// The mirror directory on the host.
     pub remote_dir: String,
@@ -61,8 +61,9 @@ pub struct PushReport {
     pub files_transferred: u64,
     /// Bytes of file content in the pushed set.
     pub total_bytes: u64,
-    /// How long it took.
+    /// How long it took, in seconds.
     #[serde(serialize_with = "serialize_secs")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
 }
 

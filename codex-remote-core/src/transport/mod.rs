@@ -61,6 +61,9 @@ pub struct CommandSpec {
     pub stdin: Stdin,
     /// Cancel the command when it runs longer than this.
     pub timeout: Option<Duration>,
+    /// The name of the fixed script this command runs (`write-atomic`, `prepare-run`, ...; see
+    /// [`CommandSpec::named`]), so fakes and logs recognise it without reading the script text.
+    pub name: Option<&'static str>,
 }
 
 impl CommandSpec {
@@ -86,6 +89,19 @@ impl CommandSpec {
             .arg(body)
             .arg("sh")
             .args(args.iter().map(|a| a.to_string()))
+    }
+
+    /// Names the fixed script this command runs. Every fixed script of the crate carries its
+    /// name; a fake transport answers by name, never by comparing script text.
+    ///
+    /// ```
+    /// use codex_remote_core::transport::CommandSpec;
+    /// let spec = CommandSpec::script("true", &[]).named("noop");
+    /// assert_eq!(spec.name, Some("noop"));
+    /// ```
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
     }
 
     /// Adds an argument.
@@ -598,7 +614,9 @@ pub trait TransportExt: Transport {
     async fn write_file_atomic(&self, path: &str, contents: &[u8]) -> Result<(), TransportError> {
         let (cwd, relative) = split_home(path);
         let mut spec =
-            CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative]).stdin_bytes(contents.to_vec());
+            CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative])
+                .named(script_names::WRITE_ATOMIC)
+                .stdin_bytes(contents.to_vec());
         spec.cwd = cwd;
         self.run_checked(spec).await.map(|_| ())
     }
@@ -613,10 +631,33 @@ pub trait TransportExt: Transport {
 
 impl<T: Transport + ?Sized> TransportExt for T {}
 
-/// (Public so fakes can recognise it.) Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
+/// The names of the crate's fixed scripts ([`CommandSpec::name`]), with what each one's
+/// positional arguments (after `sh -c BODY sh`) and stdin are, so a fake host can play them.
+pub mod script_names {
+    /// Writes stdin to `$1` atomically.
+    pub const WRITE_ATOMIC: &str = "write-atomic";
+    /// Replaces the mirror `$1` with the tar archive on stdin (lock `$2`).
+    pub const TAR_PUSH: &str = "tar-push";
+    /// Prepares a run tree: mirror `$1`, lock `$2`, run dir `$3`, run id `$4`, excludes after.
+    /// Prints the baseline commit.
+    pub const PREPARE_RUN: &str = "prepare-run";
+    /// Prints the run's change: run dir `$1`, baseline `$2`.
+    pub const RETRIEVE_PATCH: &str = "retrieve-patch";
+    /// Removes a run's tree: mirror `$1`, run dir `$2`, run id `$3`, agent dir `$4`.
+    pub const REMOVE_RUN: &str = "remove-run";
+    /// Launches the agent detached: agent dir `$1`, agent command `$2`; prints its pid.
+    pub const LAUNCH_AGENT: &str = "launch-agent";
+    /// Follows the agent's events: agent dir `$1`, byte offset `$2`.
+    pub const FOLLOW_AGENT: &str = "follow-agent";
+    /// Reports the agent's state: agent dir `$1`.
+    pub const PROBE_AGENT: &str = "probe-agent";
+    /// Ends a process group: pid `$1`.
+    pub const KILL_GROUP: &str = "kill-group";
+}
+
+/// Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
 /// in as a positional argument, never spliced into the script.
-#[doc(hidden)]
-pub const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
+pub(crate) const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
 target=$1
 case $target in */*) dir=${target%/*}; [ -n "$dir" ] || dir=/ ;; *) dir=. ;; esac
 mkdir -p -- "$dir"
