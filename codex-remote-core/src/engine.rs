@@ -556,8 +556,9 @@ impl Engine {
     pub async fn status(&self, run_id: &str) -> Result<RunStatus, Error> {
         let project = self.project(None);
         let record = project.runs().load(run_id)?;
-        let events = std::fs::read_to_string(project.runs().run_dir(&record.id).join("events.jsonl"))
-            .unwrap_or_default();
+        let events =
+            std::fs::read_to_string(project.runs().run_dir(&record.id).join("events.jsonl"))
+                .unwrap_or_default();
         let last_event = events
             .lines()
             .rev()
@@ -633,7 +634,12 @@ impl Engine {
             )
             .into());
         }
-        pipeline::apply(&self.config, &project, &mut record, options.allow_restricted)?;
+        pipeline::apply(
+            &self.config,
+            &project,
+            &mut record,
+            options.allow_restricted,
+        )?;
         let mut remote_removed = false;
         if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
@@ -690,7 +696,8 @@ impl Engine {
         }
         let plan = crate::taskplan::TaskPlan::load(plan_path)?;
         let has_work = plan.tasks().iter().any(|t| {
-            t["executor"] == "codex-remote" && matches!(t["status"].as_str(), Some("pending" | "running"))
+            t["executor"] == "codex-remote"
+                && matches!(t["status"].as_str(), Some("pending" | "running"))
         });
         if has_work && !transports.is_empty() {
             // One push per host serves every run of the plan.

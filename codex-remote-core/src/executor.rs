@@ -396,7 +396,11 @@ impl Executor for CodexExecutor {
     ) -> Result<FollowEnd, TransportError> {
         let dir = crate::layout::home_relative(agent_dir);
         let mut process = transport
-            .spawn(agent_script(script_names::FOLLOW_AGENT, FOLLOW_SCRIPT, &[dir, &offset.to_string()]))
+            .spawn(agent_script(
+                script_names::FOLLOW_AGENT,
+                FOLLOW_SCRIPT,
+                &[dir, &offset.to_string()],
+            ))
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
         let mut reader = tokio::io::BufReader::new(stdout);

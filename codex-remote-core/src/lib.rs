@@ -52,14 +52,14 @@ pub mod taskplan;
 pub mod transport;
 pub mod workspace;
 
-pub use error::{Error, ErrorKind};
 pub use config::Config;
 pub use engine::{
     Applied, ApplyOptions, Canceller, DefaultSyncers, DefaultTransports, Diff, Engine,
     PruneOptions, RunHandle, RunResult, RunStatus, SyncerFactory, TransportFactory,
 };
+pub use error::{Error, ErrorKind};
+pub use input::InputError;
 pub use plan::{PlanOverrides, RunPlan};
 pub use progress::{Event, EventKind};
 pub use run::{RunOptions, RunSummary};
 pub use task::TaskSpec;
-pub use input::InputError;

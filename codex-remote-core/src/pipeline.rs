@@ -50,7 +50,14 @@ pub async fn push(
     project: &Project,
     progress: Option<mpsc::Sender<PushProgress>>,
 ) -> Result<PushReport, Error> {
-    push_with(syncer_for(transport.clone()).as_ref(), transport, config, project, progress).await
+    push_with(
+        syncer_for(transport.clone()).as_ref(),
+        transport,
+        config,
+        project,
+        progress,
+    )
+    .await
 }
 
 /// Pushes the project to the host's mirror with this syncer.
@@ -69,15 +76,12 @@ pub async fn push_with(
         settings: config.sync(),
     };
     let host = transport.host().name.clone();
-    syncer
-        .push(&request, progress)
-        .await
-        .map_err(|e| match &e {
-            crate::sync::SyncError::Failed { stderr, .. } if workspace_unusable(stderr) => {
-                workspace_missing(&host, stderr)
-            }
-            _ => e.into(),
-        })
+    syncer.push(&request, progress).await.map_err(|e| match &e {
+        crate::sync::SyncError::Failed { stderr, .. } if workspace_unusable(stderr) => {
+            workspace_missing(&host, stderr)
+        }
+        _ => e.into(),
+    })
 }
 
 /// Records a new run and prepares its isolated tree on the host (after a push).

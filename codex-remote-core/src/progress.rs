@@ -145,7 +145,9 @@ impl From<OrchestrateEvent> for Event {
     fn from(event: OrchestrateEvent) -> Self {
         let (task_id, kind) = match event {
             OrchestrateEvent::Task { task_id, event } => (task_id, event.into()),
-            OrchestrateEvent::Resumed { task_id, run_id } => (task_id, EventKind::Resumed { run_id }),
+            OrchestrateEvent::Resumed { task_id, run_id } => {
+                (task_id, EventKind::Resumed { run_id })
+            }
             OrchestrateEvent::Finished {
                 task_id,
                 outcome,
@@ -253,8 +255,13 @@ mod tests {
             serde_json::json!({"task_id": "t1", "event": "finished", "outcome": "not-applied", "reason": "conflict"})
         );
         let schema = events_schema().to_string();
-        for name in ["phase", "pushed", "started", "launched", "codex", "retrying", "finished"] {
-            assert!(schema.contains(&format!("\"{name}\"")), "schema names `{name}`");
+        for name in [
+            "phase", "pushed", "started", "launched", "codex", "retrying", "finished",
+        ] {
+            assert!(
+                schema.contains(&format!("\"{name}\"")),
+                "schema names `{name}`"
+            );
         }
     }
 }

@@ -91,7 +91,9 @@ pub async fn prepare_run(
         run_id,
     ];
     args.extend(excludes.iter().map(String::as_str));
-    let output = transport.run_checked(script(script_names::PREPARE_RUN, PREPARE_SCRIPT, &args)).await?;
+    let output = transport
+        .run_checked(script(script_names::PREPARE_RUN, PREPARE_SCRIPT, &args))
+        .await?;
     let baseline = output.stdout_text().trim().to_string();
     if baseline.len() < 40 || !baseline.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(TransportError::CommandFailed {
@@ -136,6 +138,8 @@ pub async fn remove_run(
         run_id,
         home_relative(&agents),
     ];
-    transport.run_checked(script(script_names::REMOVE_RUN, REMOVE_SCRIPT, &args)).await?;
+    transport
+        .run_checked(script(script_names::REMOVE_RUN, REMOVE_SCRIPT, &args))
+        .await?;
     Ok(())
 }

@@ -613,10 +613,9 @@ pub trait TransportExt: Transport {
     /// Missing parent directories are created.
     async fn write_file_atomic(&self, path: &str, contents: &[u8]) -> Result<(), TransportError> {
         let (cwd, relative) = split_home(path);
-        let mut spec =
-            CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative])
-                .named(script_names::WRITE_ATOMIC)
-                .stdin_bytes(contents.to_vec());
+        let mut spec = CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative])
+            .named(script_names::WRITE_ATOMIC)
+            .stdin_bytes(contents.to_vec());
         spec.cwd = cwd;
         self.run_checked(spec).await.map(|_| ())
     }
