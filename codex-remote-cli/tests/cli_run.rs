@@ -131,7 +131,8 @@ fn json_mode_streams_typed_events_then_a_summary() {
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["applied"], false);
     assert_eq!(summary["model"], "gpt-5.1-codex-mini");
-    assert_eq!(summary["files"][0]["new_path"], "out.txt");
+    assert_eq!(summary["files"][0]["path"], "out.txt");
+    assert_eq!(summary["files"][0]["kind"], "added");
     assert!(
         !s.env.project.join("out.txt").exists(),
         "--no-apply leaves the tree alone"

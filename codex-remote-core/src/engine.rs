@@ -580,6 +580,42 @@ impl Engine {
         })
     }
 
+    /// Sends the run's recorded Codex events to `events`, then, with `follow` and while its
+    /// agent works, the new ones as they come (recorded too), without finishing the run.
+    pub async fn logs(
+        &self,
+        run_id: &str,
+        follow: bool,
+        events: mpsc::Sender<Event>,
+    ) -> Result<(), Error> {
+        let project = self.project(None);
+        let store = project.runs();
+        let mut record = store.load(run_id)?;
+        let recorded = std::fs::read_to_string(store.run_dir(&record.id).join("events.jsonl"))
+            .unwrap_or_default();
+        for line in recorded.lines() {
+            let codex = CodexEvent::parse(line);
+            let _ = events.send(EventKind::Codex { codex }.into()).await;
+        }
+        if follow && record.phase == Phase::Running {
+            let transport = self.transport_named(&record.host)?;
+            let (tx, rx) = mpsc::channel(256);
+            let forwarder = forward(rx, events);
+            let followed = crate::run::follow_attempt(
+                &store,
+                &mut record,
+                transport.as_ref(),
+                self.executor.as_ref(),
+                &tx,
+            )
+            .await;
+            drop(tx);
+            let _ = forwarder.await;
+            followed?;
+        }
+        Ok(())
+    }
+
     /// Cancels a run's agent (its whole process group on the host) and records it; its
     /// task_plan.json entry, if any, becomes `failed` ("cancelled").
     pub async fn cancel(&self, run_id: &str) -> Result<RunRecord, Error> {

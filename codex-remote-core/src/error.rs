@@ -63,7 +63,7 @@ pub enum Error {
 /// What kind of failure an error is, for exit codes and retry decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
+// Deliberately exhaustive: each kind is an exit code, and a caller maps every one.
 pub enum ErrorKind {
     /// Bad usage or bad input.
     BadInput,

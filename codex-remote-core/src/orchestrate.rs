@@ -76,6 +76,17 @@ pub enum TaskOutcome {
     Skipped,
 }
 
+impl std::fmt::Display for TaskOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskOutcome::Completed => "completed",
+            TaskOutcome::Failed => "failed",
+            TaskOutcome::NotApplied => "not-applied",
+            TaskOutcome::Skipped => "skipped",
+        })
+    }
+}
+
 /// Why a task produced no result to apply.
 enum Unsettled {
     /// Not started (fail-fast).

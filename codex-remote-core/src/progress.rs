@@ -5,6 +5,12 @@
 //!
 //! Also here: the one JSON shape of a changed file ([`FileChange`]), used by events, summaries,
 //! `diff`, `pull` and `status` alike.
+//!
+//! ```
+//! use codex_remote_core::{Event, EventKind, runs::Phase};
+//! let event = Event::from(EventKind::Phase { phase: Phase::Running });
+//! assert_eq!(serde_json::to_string(&event).unwrap(), r#"{"event":"phase","phase":"running"}"#);
+//! ```
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -17,12 +23,6 @@ use crate::runs::Phase;
 use crate::sync::PushReport;
 
 /// One thing that happened: what it is, and the task it belongs to when several run at once.
-///
-/// ```
-/// use codex_remote_core::{Event, EventKind, runs::Phase};
-/// let event = Event::from(EventKind::Phase { phase: Phase::Running });
-/// assert_eq!(serde_json::to_string(&event).unwrap(), r#"{"event":"phase","phase":"running"}"#);
-/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Event {
     /// The task, in an orchestration (absent for a single run).

@@ -71,6 +71,14 @@ impl Context {
         Ok(self.loader.load()?)
     }
 
+    /// The engine for the project at the working directory (see `find_project_root`),
+    /// reaching hosts with this command's ssh options.
+    pub fn engine(&self, config: Config) -> codex_remote_core::Engine {
+        let root = codex_remote_core::plan::find_project_root(&self.cwd);
+        codex_remote_core::Engine::new(config, root)
+            .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
+    }
+
     /// The project at the working directory (see `find_project_root`).
     pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
         let root = codex_remote_core::plan::find_project_root(&self.cwd);
