@@ -400,8 +400,9 @@ impl Engine {
     /// entry is kept true throughout.
     pub async fn start(&self, plan: &RunPlan, options: RunOptions) -> Result<RunHandle, Error> {
         let (tx, rx) = mpsc::channel(1024);
+        let retry = (options.initial_delay, options.max_delay);
         let (record, transport) = self.launch(plan, options, &tx).await?;
-        Ok(self.follow(record, transport, tx, rx))
+        Ok(self.follow(record, transport, retry, tx, rx))
     }
 
     /// Starts a planned run and leaves its agent working on the host: follow it later with
@@ -484,13 +485,21 @@ impl Engine {
         }
         let transport = self.transport_named(&record.host)?;
         let (tx, rx) = mpsc::channel(1024);
-        Ok(self.follow(record, transport, tx, rx))
+        let retry = self.config.retry();
+        Ok(self.follow(
+            record,
+            transport,
+            (retry.initial_delay, retry.max_delay),
+            tx,
+            rx,
+        ))
     }
 
     fn follow(
         &self,
         mut record: RunRecord,
         transport: SharedTransport,
+        retry: (Duration, Duration),
         events: mpsc::Sender<Event>,
         receiver: mpsc::Receiver<Event>,
     ) -> RunHandle {
@@ -500,7 +509,6 @@ impl Engine {
         let id = run_id.clone();
         let task = tokio::spawn(async move {
             let project = engine.project(Some(&record.project));
-            let retry = engine.config.retry();
             let (run_tx, run_rx) = mpsc::channel(256);
             let forward = forward(run_rx, events);
             let followed = crate::run::follow_and_finish(
@@ -509,7 +517,7 @@ impl Engine {
                 &mut record,
                 transport.clone(),
                 engine.executor.as_ref(),
-                (retry.initial_delay, retry.max_delay),
+                retry,
                 &run_tx,
             );
             let result = tokio::select! {
