@@ -29,7 +29,7 @@ pub fn report_error(error: &CliError, json: bool) {
     if json {
         let _ = print_json(&error.to_json());
     } else {
-        eprintln!("codex-remote: error: {error}");
+        eprintln!("{}", error.render());
     }
 }
 

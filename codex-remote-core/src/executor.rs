@@ -47,6 +47,7 @@ pub struct ExecEvent {
 /// Why an agent run failed, classified so the caller can act (retry, or tell the user the fix).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ExecFailure {
     /// The model provider answered 429 Too Many Requests (after Codex's own retries).
     RateLimited {

@@ -299,12 +299,13 @@ pub struct Conflict {
 
 /// Why a patch was not applied. The local tree is untouched in every case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// Files changed locally since the push (or exist where the patch creates them).
     #[error("{} conflicting file(s); nothing was applied: {}", .0.len(), describe(.0))]
     Conflicts(Vec<Conflict>),
     /// The patch touches restricted files.
-    #[error("the result changes restricted file(s) {}; nothing was applied (hint: review it with `codex-remote diff`, then pass --allow-restricted to apply anyway)", .0.join(", "))]
+    #[error("the result changes restricted file(s) {}; nothing was applied", .0.join(", "))]
     Restricted(Vec<String>),
     /// `git apply` refused it.
     #[error("git apply refused the patch; nothing was applied: {0}")]
@@ -313,7 +314,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Parse(#[from] PatchParseError),
     /// Local I/O failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,

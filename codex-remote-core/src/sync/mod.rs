@@ -73,12 +73,13 @@ fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     /// Reaching the host failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// A program the syncer needs is not installed.
-    #[error("`{program}` is not installed {place} (hint: {hint})")]
+    #[error("`{program}` is not installed {place}")]
     MissingProgram {
         /// The program.
         program: String,
@@ -98,7 +99,7 @@ pub enum SyncError {
         stderr: String,
     },
     /// Local file system trouble.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,

@@ -238,11 +238,13 @@ impl Output {
     }
 }
 
-/// Something that went wrong reaching a host or running a command on it.
+/// Something that went wrong reaching a host or running a command on it. Hints (how to fix
+/// it) are kept apart from the message: [`TransportError::hint`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// The host did not answer.
-    #[error("cannot reach host `{host}`: {detail} (hint: is the host up and the VPN / tailscale connected? try `ssh {host} true`)")]
+    #[error("cannot reach host `{host}`: {detail}")]
     HostUnreachable {
         /// The host's name.
         host: String,
@@ -250,7 +252,7 @@ pub enum TransportError {
         detail: String,
     },
     /// Connecting took longer than the connect timeout.
-    #[error("connecting to host `{host}` timed out after {after:?} (hint: is the VPN / tailscale up? `tailscale status` tells)")]
+    #[error("connecting to host `{host}` timed out after {after:?}")]
     ConnectTimeout {
         /// The host's name.
         host: String,
@@ -258,7 +260,7 @@ pub enum TransportError {
         after: Duration,
     },
     /// The host refused our credentials.
-    #[error("host `{host}` refused authentication: {detail} (hint: check the key in ~/.ssh/config and that it is in the host's authorized_keys)")]
+    #[error("host `{host}` refused authentication: {detail}")]
     AuthenticationFailed {
         /// The host's name.
         host: String,
@@ -266,7 +268,7 @@ pub enum TransportError {
         detail: String,
     },
     /// The host key differs from the known one, or is unknown under strict checking.
-    #[error("host key for `{host}` {detail} (hint: {hint})")]
+    #[error("host key for `{host}` {detail}")]
     HostKey {
         /// The host's name.
         host: String,
@@ -292,7 +294,7 @@ pub enum TransportError {
         detail: String,
     },
     /// The command does not exist on the host.
-    #[error("`{program}` was not found on host `{host}` (hint: {hint})")]
+    #[error("`{program}` was not found on host `{host}`")]
     CommandNotFound {
         /// The host's name.
         host: String,
@@ -325,7 +327,7 @@ pub enum TransportError {
         stderr: String,
     },
     /// Local I/O with the process failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -338,6 +340,26 @@ impl TransportError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| TransportError::Io { context, source }
+    }
+
+    /// How to fix it, when there is advice to give.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            TransportError::HostUnreachable { host, .. } => Some(format!(
+                "is the host up and the VPN / tailscale connected? try `ssh {host} true`"
+            )),
+            TransportError::ConnectTimeout { .. } => {
+                Some("is the VPN / tailscale up? `tailscale status` tells".into())
+            }
+            TransportError::AuthenticationFailed { .. } => Some(
+                "check the key in ~/.ssh/config and that it is in the host's authorized_keys"
+                    .into(),
+            ),
+            TransportError::HostKey { hint, .. } | TransportError::CommandNotFound { hint, .. } => {
+                Some(hint.clone())
+            }
+            _ => None,
+        }
     }
 
     /// Whether the failure is about reaching the host (exit code 3) rather than the command.
