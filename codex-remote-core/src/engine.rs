@@ -66,6 +66,19 @@ where
 #[derive(Debug, Clone, Default)]
 pub struct DefaultTransports(pub SshOptions);
 
+/// Environment variable naming an ssh config file to use instead of `~/.ssh/config`.
+pub const ENV_SSH_CONFIG: &str = "CODEX_REMOTE_SSH_CONFIG";
+
+impl DefaultTransports {
+    /// SSH options from the environment ([`ENV_SSH_CONFIG`]).
+    pub fn from_env() -> Self {
+        DefaultTransports(SshOptions {
+            config_file: std::env::var_os(ENV_SSH_CONFIG).map(PathBuf::from),
+            ..SshOptions::default()
+        })
+    }
+}
+
 impl TransportFactory for DefaultTransports {
     fn connect(&self, host: HostSpec) -> Result<SharedTransport, TransportError> {
         crate::transport::for_host(host, self.0.clone())
@@ -261,6 +274,16 @@ impl Engine {
             models,
             connections: Arc::default(),
         }
+    }
+
+    /// The engine for the project holding `dir` (the nearest directory with a
+    /// `codex-remote.toml`, else a `.git`, else `dir`), configured as the `codex-remote` command
+    /// is: the user's config file, the project's `codex-remote.toml`, `CODEX_REMOTE_*`
+    /// variables, and the real parts.
+    pub fn from_env(dir: &Path) -> Result<Self, Error> {
+        let config = crate::config::ConfigLoader::from_env(dir.to_path_buf()).load()?;
+        Ok(Self::new(config, crate::plan::find_project_root(dir))
+            .with_transports(DefaultTransports::from_env()))
     }
 
     /// Reaches hosts through this factory.
