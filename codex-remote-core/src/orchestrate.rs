@@ -277,7 +277,10 @@ async fn settle_one(
                 .rev()
                 .find(|r| r.task_id == task_id)
                 .map(|r| r.id);
-            taskplan::settle(plan_path, task_id, run_id.as_deref(), Err(&reason))?;
+            // The one rule: a lost connection leaves the entry running (the agent goes on, and
+            // the next orchestration re-attaches); any other failure settles it.
+            let failed: Result<(), Error> = Err(error);
+            taskplan::settle_run(plan_path, task_id, run_id.as_deref(), &failed)?;
             summary.failed.push((task_id.to_string(), reason.clone()));
             (TaskOutcome::Failed, Some(reason))
         }

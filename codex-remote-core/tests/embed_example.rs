@@ -30,6 +30,22 @@ fn example() -> PathBuf {
 }
 
 #[test]
+fn docs_embedding_walks_through_the_example_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("examples/embed.rs")).unwrap();
+    let docs = std::fs::read_to_string(root.join("../docs/embedding.md")).unwrap();
+    let body = &example[example.find("use std::io::Write;").unwrap()..];
+    assert!(
+        docs.contains(body),
+        "docs/embedding.md shows a stale copy of examples/embed.rs"
+    );
+    assert!(
+        example.lines().count() <= 30,
+        "the example stays within 30 lines"
+    );
+}
+
+#[test]
 fn the_embed_example_prints_the_patch_applies_nothing_and_cleans_the_host() {
     let Some(codex) = codex_binary() else { return };
     let Some(sshd) = Sshd::start_or_skip() else {

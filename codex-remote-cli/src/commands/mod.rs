@@ -25,8 +25,7 @@ use codex_remote_core::transport::ssh::SshOptions;
 use crate::cli::{Cli, TaskArgs};
 use crate::error::CliError;
 
-/// Environment variable naming an ssh config file to use instead of `~/.ssh/config`.
-pub const ENV_SSH_CONFIG: &str = "CODEX_REMOTE_SSH_CONFIG";
+pub use codex_remote_core::engine::ENV_SSH_CONFIG;
 
 /// What every command may need, resolved lazily so that `schema` works with a broken config.
 pub struct Context {
