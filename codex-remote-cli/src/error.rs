@@ -60,18 +60,11 @@ impl CliError {
     /// What went wrong, followed by its causes (`what: why: why`): each error's message says
     /// only its own part, so the chain is walked here, once.
     pub fn message(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            // `io::Error::other(e)` shows `e` and also returns it as its source.
-            let cause_text = cause.to_string();
-            if !text.ends_with(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
+        match self {
+            CliError::Core(error) => error.full_message(),
+            CliError::Usage(message) => message.clone(),
+            CliError::Io { context, source } => format!("{context}: {source}"),
         }
-        text
     }
 
     /// How to fix it, in this command line's words where core's advice names a library option.

@@ -116,6 +116,23 @@ impl Error {
         }
     }
 
+    /// The message followed by its causes (`what: why: why`), each once: for records and logs
+    /// that keep one string.
+    pub fn full_message(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            // `io::Error::other(e)` shows `e` and also returns it as its source.
+            let cause_text = cause.to_string();
+            if !text.ends_with(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
+    }
+
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -269,7 +269,7 @@ async fn settle_one(
             )
         }
         Err(Unsettled::Failed(error)) => {
-            let reason = error.to_string();
+            let reason = error.full_message();
             let run_id = project
                 .runs()
                 .list()?

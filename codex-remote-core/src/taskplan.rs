@@ -284,6 +284,7 @@ pub fn mark_running(path: &Path, task_id: &str, run_id: Option<&str>) -> Result<
             t.insert("run_id".into(), run_id.into());
         }
         t.remove("error");
+        t.remove("hint");
         t.remove("finished_at");
     })
 }
@@ -311,6 +312,7 @@ pub fn settle(
             Ok(()) => {
                 t.insert("status".into(), "completed".into());
                 t.remove("error");
+                t.remove("hint");
             }
             Err(reason) => {
                 t.insert("status".into(), "failed".into());
@@ -333,7 +335,19 @@ pub fn settle_run<T>(
     match result {
         Ok(_) => settle(path, task_id, run_id, Ok(())),
         Err(crate::Error::Transport(e)) if e.is_connection() => Ok(()),
-        Err(e) => settle(path, task_id, run_id, Err(&e.to_string())),
+        Err(e) => {
+            settle(path, task_id, run_id, Err(&e.full_message()))?;
+            // The advice, apart from the reason (absent when there is none).
+            let hint = e.hint();
+            update_task(path, task_id, |t| match hint {
+                Some(hint) => {
+                    t.insert("hint".into(), hint.into());
+                }
+                None => {
+                    t.remove("hint");
+                }
+            })
+        }
     }
 }
 
