@@ -13,7 +13,8 @@ use codex_remote_core::runs::Phase;
 use codex_remote_core::sync::{PushProgress, PushReport, PushRequest, SyncError, Syncer};
 use codex_remote_core::transport::SharedTransport;
 use codex_remote_core::{
-    Config, Engine, Error, ErrorKind, Event, EventKind, PlanOverrides, RunOptions, TaskSpec,
+    Config, Engine, Error, ErrorKind, Event, EventKind, PlanOverrides, RunOptions, RunResult,
+    TaskSpec,
 };
 use codex_remote_testkit::{AgentEnd, FakeAttempt, FakeExecutor, FakeTransport, Gate};
 use sha1::{Digest, Sha1};
@@ -117,6 +118,12 @@ const HOST: PlanOverrides<'static> = PlanOverrides {
     model: None,
 };
 
+/// Plans task `t1` on the fake host, runs it and waits.
+async fn run(s: &Setup, options: RunOptions) -> Result<RunResult, Error> {
+    let plan = s.engine.plan(task("t1"), &HOST).unwrap();
+    s.engine.start(&plan, options).await?.wait().await
+}
+
 async fn collect(mut rx: mpsc::Receiver<Event>) -> Vec<Event> {
     let mut events = Vec::new();
     while let Some(event) = rx.recv().await {
@@ -195,18 +202,10 @@ async fn without_apply_the_host_is_still_cleaned_and_the_patch_returned() {
     let s = setup(FakeExecutor::new([
         FakeAttempt::succeeds().with_patch(patch.clone())
     ]));
-    let plan = s.engine.plan(task("t1"), &HOST).unwrap();
     let mut options = fast(s.engine.run_options());
     options.apply = false;
     // Nobody takes the events: the run must not wait for a reader.
-    let done = s
-        .engine
-        .start(&plan, options)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    let done = run(&s, options).await.unwrap();
     assert_eq!(done.patch, patch.as_bytes());
     assert!(!done.summary.applied);
     assert!(!s.project.path().join("hello.txt").exists());
@@ -262,17 +261,9 @@ async fn a_rate_limit_past_the_budget_fails_as_rate_limited() {
         FakeAttempt::rate_limited(),
         FakeAttempt::rate_limited(),
     ]));
-    let plan = s.engine.plan(task("t1"), &HOST).unwrap();
     let mut options = fast(s.engine.run_options());
     options.retries = 1;
-    let error = s
-        .engine
-        .start(&plan, options)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap_err();
+    let error = run(&s, options).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
     assert_eq!(s.engine.list().unwrap()[0].phase, Phase::Failed);
 }
@@ -283,15 +274,7 @@ async fn a_vanished_agent_is_relaunched_once_then_the_run_fails() {
         FakeAttempt::vanishes(),
         FakeAttempt::succeeds().with_patch(new_file("a.txt", "a")),
     ]));
-    let plan = s.engine.plan(task("t1"), &HOST).unwrap();
-    let done = s
-        .engine
-        .start(&plan, fast(s.engine.run_options()))
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap();
+    let done = run(&s, fast(s.engine.run_options())).await.unwrap();
     assert_eq!(done.summary.attempts, 2);
     assert!(s.project.path().join("a.txt").exists());
 
@@ -299,15 +282,7 @@ async fn a_vanished_agent_is_relaunched_once_then_the_run_fails() {
         FakeAttempt::vanishes(),
         FakeAttempt::vanishes(),
     ]));
-    let plan = s.engine.plan(task("t1"), &HOST).unwrap();
-    let error = s
-        .engine
-        .start(&plan, fast(s.engine.run_options()))
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap_err();
+    let error = run(&s, fast(s.engine.run_options())).await.unwrap_err();
     assert!(
         matches!(
             &error,
@@ -324,17 +299,9 @@ async fn a_vanished_agent_is_relaunched_once_then_the_run_fails() {
 #[tokio::test]
 async fn a_run_past_its_timeout_is_cancelled_on_the_host() {
     let s = setup(FakeExecutor::new([FakeAttempt::hangs()]));
-    let plan = s.engine.plan(task("t1"), &HOST).unwrap();
     let mut options = fast(s.engine.run_options());
     options.timeout = Some(Duration::from_millis(20));
-    let error = s
-        .engine
-        .start(&plan, options)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap_err();
+    let error = run(&s, options).await.unwrap_err();
     assert!(
         error.to_string().contains("did not finish within"),
         "{error}"
