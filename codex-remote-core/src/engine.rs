@@ -169,6 +169,8 @@ pub struct Diff {
 pub struct Applied {
     /// The run.
     pub run_id: String,
+    /// Where its patch is stored.
+    pub patch_path: PathBuf,
     /// The files changed.
     pub files: Vec<FileChange>,
     /// Whether the host's tree was removed.
@@ -365,6 +367,49 @@ impl Engine {
         Project::new(&self.root, name.or(self.project_name.as_deref()))
     }
 
+    /// The project's remote workspace name.
+    pub fn project_name(&self) -> String {
+        self.project(None).name
+    }
+
+    /// The command that opens an interactive Codex session in the project's mirror on a host
+    /// (`ssh -t` for a real terminal, or the login shell for `local`), for the caller to run
+    /// with its own terminal. The command line comes from the one quoting function.
+    pub fn interactive_command(
+        &self,
+        host: Option<&str>,
+        ssh_config: Option<&Path>,
+    ) -> Result<std::process::Command, Error> {
+        let host = self.config.host(host)?;
+        let dir = host.project_dir(&self.project_name());
+        let script = crate::shell::command_script(&crate::shell::ScriptParts {
+            program: &host.codex,
+            args: &[],
+            env: &host.env,
+            cwd: Some(&dir),
+            shell_init: host.shell_init.as_deref(),
+            announce_pid: false,
+        })
+        .map_err(TransportError::from)?;
+        Ok(match &host.kind {
+            crate::host::HostKind::Local => {
+                let mut command = std::process::Command::new(
+                    std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
+                );
+                command.arg("-c").arg(&script);
+                command
+            }
+            crate::host::HostKind::Ssh { destination } => {
+                let mut command = std::process::Command::new("ssh");
+                if let Some(file) = ssh_config {
+                    command.arg("-F").arg(file);
+                }
+                command.arg("-t").arg("--").arg(destination).arg(&script);
+                command
+            }
+        })
+    }
+
     /// Plans a task: host, model (with why), instruction, restricted files.
     pub fn plan(&self, task: TaskSpec, overrides: &PlanOverrides<'_>) -> Result<RunPlan, Error> {
         let mut plan = crate::plan::plan(
@@ -503,7 +548,7 @@ impl Engine {
         if !matches!(record.phase, Phase::Running | Phase::Retrieving) {
             return Err(Error::NotRunning {
                 run_id: record.id.clone(),
-                phase: phase_name(record.phase),
+                phase: record.phase.to_string(),
             });
         }
         let transport = self.transport_named(&record.host)?;
@@ -715,6 +760,7 @@ impl Engine {
         }
         Ok(Applied {
             run_id: record.id,
+            patch_path: diff.patch_path,
             files: diff.files,
             remote_removed,
         })
@@ -828,12 +874,4 @@ fn latest_run_of(project: &Project, task_id: &str) -> Option<String> {
         .rev()
         .find(|r| r.task_id == task_id)
         .map(|r| r.id)
-}
-
-/// A phase's name as recorded (`running`, `completed`, ...).
-pub fn phase_name(phase: Phase) -> String {
-    serde_json::to_value(phase)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }

@@ -161,6 +161,16 @@ impl From<OrchestrateEvent> for Event {
     }
 }
 
+/// A phase by its recorded name (`running`, `completed`, ...).
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
 /// The JSON Schema of [`Event`] (one line of `--json` output while a run goes).
 pub fn events_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Event)).expect("schemas serialise")

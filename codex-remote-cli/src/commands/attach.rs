@@ -47,7 +47,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         record.id,
         record.task_id,
         record.host,
-        codex_remote_core::engine::phase_name(record.phase)
+        record.phase.to_string()
     );
     text.push_str(&format!(
         "created   {}\nupdated   {}\n",

@@ -78,12 +78,6 @@ impl Context {
             .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
     }
 
-    /// The project at the working directory (see `find_project_root`).
-    pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
-        let root = codex_remote_core::plan::find_project_root(&self.cwd);
-        codex_remote_core::pipeline::Project::new(&root, name)
-    }
-
     /// The transport for a host.
     pub fn transport(
         &self,

@@ -138,7 +138,7 @@ fn describe(event: &EventKind) -> Option<String> {
             CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
             _ => None,
         },
-        EventKind::Phase { phase } => Some(codex_remote_core::engine::phase_name(*phase)),
+        EventKind::Phase { phase } => Some(phase.to_string()),
         _ => None,
     }
 }

@@ -17,20 +17,15 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
         engine
             .apply(&args.run, &options)
             .await
-            .map(|a| (a.run_id, a.files, a.remote_removed))
+            .map(|a| (a.run_id, a.patch_path, a.files, a.remote_removed))
     } else {
         engine
             .retrieve(&args.run)
             .await
-            .map(|d| (d.run_id, d.files, false))
+            .map(|d| (d.run_id, d.patch_path, d.files, false))
     };
     engine.close().await;
-    let (run_id, files, removed) = result?;
-    let patch_path = engine
-        .root()
-        .join(codex_remote_core::runs::RUNS_DIR)
-        .join(&run_id)
-        .join("result.patch");
+    let (run_id, patch_path, files, removed) = result?;
     if ctx.json {
         output::print_json(&serde_json::json!({
             "run_id": run_id,

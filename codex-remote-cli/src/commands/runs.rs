@@ -45,7 +45,7 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
         } else {
             ""
         };
-        let phase = codex_remote_core::engine::phase_name(r.phase);
+        let phase = r.phase.to_string();
         let line = format!(
             "{}  {:<10}  {:<10}  {}  {} {}",
             r.id, phase, r.host, r.created_at, applied, remote
