@@ -9,6 +9,7 @@
 pub mod counting;
 pub mod fake;
 pub mod model_server;
+pub mod podman;
 pub mod sshd;
 pub mod suite;
 

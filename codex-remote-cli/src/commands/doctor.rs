@@ -74,6 +74,12 @@ pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError>
             c.arg("-t").arg("--").arg(destination).arg(&script);
             c
         }
+        HostKind::Container { engine, target } => {
+            let argv = codex_remote_core::transport::container::exec_argv(*engine, target, true);
+            let mut c = std::process::Command::new(&argv[0]);
+            c.args(&argv[1..]).arg("sh").arg("-c").arg(&script);
+            c
+        }
     };
     let status = command.status().map_err(CliError::io("starting ssh"))?;
     Ok(status.code().unwrap_or(exit::INTERRUPTED))
