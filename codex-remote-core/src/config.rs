@@ -121,7 +121,7 @@ pub struct HostConfigFile {
 impl HostConfigFile {
     /// Whether this table says how the host is reached (`ssh`, `podman`, `docker`, `kubernetes`).
     fn reaches(&self) -> bool {
-        self.ways().len() > 0
+        !self.ways().is_empty()
     }
 
     /// The keys naming how the host is reached, with the container each names.

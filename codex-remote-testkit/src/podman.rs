@@ -42,17 +42,22 @@ fn check(output: std::io::Result<std::process::Output>, what: &str) -> Result<()
 }
 
 /// `run_args` (for `podman run`) that make the locally built image usable: this machine's
-/// programs read-only, host networking. `extra` binds more paths read-only at the same place.
-pub fn run_args(extra: &[&Path]) -> Vec<String> {
+/// programs read-only, host networking. `read_only` and `writable` bind more paths of this
+/// machine at the same place in the container.
+pub fn run_args(read_only: &[&Path], writable: &[&Path]) -> Vec<String> {
     let mut args = vec!["--network".to_string(), "host".to_string()];
     for path in SYSTEM_BINDS
         .iter()
         .map(Path::new)
         .filter(|p| p.exists())
-        .chain(extra.iter().copied())
+        .chain(read_only.iter().copied())
     {
         args.push("-v".into());
         args.push(format!("{0}:{0}:ro", path.display()));
+    }
+    for path in writable {
+        args.push("-v".into());
+        args.push(format!("{0}:{0}", path.display()));
     }
     args
 }
@@ -99,7 +104,13 @@ impl Podman {
     }
 
     /// Starts a container, or skips (`None`) when podman is not usable, except under CI.
-    pub fn start_or_skip(extra_binds: &[&Path]) -> Option<Podman> {
+    /// `read_only` paths of this machine are bound at the same place.
+    pub fn start_or_skip(read_only: &[&Path]) -> Option<Podman> {
+        Self::start_with_or_skip(read_only, &[])
+    }
+
+    /// [`Podman::start_or_skip`] with writable binds too.
+    pub fn start_with_or_skip(read_only: &[&Path], writable: &[&Path]) -> Option<Podman> {
         if !Self::available() {
             if crate::in_ci() {
                 panic!("podman is missing or unusable: CI must install it (see .ci/run)");
@@ -107,15 +118,18 @@ impl Podman {
             eprintln!("skipping: podman is not installed or cannot run containers");
             return None;
         }
-        Some(Self::start(extra_binds).unwrap_or_else(|e| panic!("starting a container: {e}")))
+        Some(
+            Self::start(read_only, writable)
+                .unwrap_or_else(|e| panic!("starting a container: {e}")),
+        )
     }
 
     /// Starts a container from [`IMAGE`] whose PID 1 is `sleep infinity`.
-    pub fn start(extra_binds: &[&Path]) -> Result<Podman, String> {
+    pub fn start(read_only: &[&Path], writable: &[&Path]) -> Result<Podman, String> {
         ensure_image()?;
         let name = crate::suite::unique("cr-test");
         let mut args = vec!["run", "-d", "--rm", "--name", &name];
-        let binds = run_args(extra_binds);
+        let binds = run_args(read_only, writable);
         args.extend(binds.iter().map(String::as_str));
         args.extend([IMAGE, "/bin/sleep", "infinity"]);
         check(podman(&args), "podman run")?;
