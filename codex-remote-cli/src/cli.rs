@@ -59,6 +59,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// Print the JSON Schema of a file format.
     Schema(SchemaArgs),
+    /// Serve the workflow as MCP tools over stdio (plan, run, status, wait, logs, diff, apply, cancel, checkpoint, orchestrate).
+    Mcp,
     /// Write a commented starter config file.
     Init(InitArgs),
     /// Print a shell completion script.
