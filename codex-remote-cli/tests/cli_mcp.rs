@@ -265,3 +265,106 @@ async fn run_wait_diff_apply_through_mcp_on_a_real_host() {
     );
     service.cancel().await.unwrap();
 }
+
+/// The orchestrating agent's script: one `exec` (JavaScript) custom tool call that delegates
+/// through the MCP tools, as a model would write it.
+const ORCHESTRATOR_JS: &str = r#"
+const started = await tools.mcp__codex_remote__run({prompt: 'Bump a', type: 'quick-fix', files: ['src/app.ts'], apply: false});
+const id = JSON.stringify(started).match(/"run_id\\?":\\?"([^"\\]+)/)[1];
+const waited = await tools.mcp__codex_remote__wait({run_id: id, timeout_secs: 120});
+const applied = await tools.mcp__codex_remote__apply({run_id: id});
+text(JSON.stringify({id, waited, applied}));
+"#;
+
+#[test]
+fn codex_as_the_orchestrator_delegates_a_task_through_mcp() {
+    use codex_remote_testkit::model_server::{codex_binary, FakeModelServer};
+    // The delegated agent: Codex on the sshd host, driven by its own scripted server.
+    let Some(s) = setup(
+        vec![
+            Reply::exec("call_1", "printf 'export const a = 2;\\n' > src/app.ts"),
+            Reply::message("Bumped a"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let codex = codex_binary().expect("setup found it");
+    // The orchestrator: the real Codex CLI here, with codex-remote as its MCP server.
+    let orchestrator = FakeModelServer::start(vec![
+        Reply::Items(vec![json!({
+            "type": "custom_tool_call",
+            "id": "ct_1",
+            "call_id": "call_orch",
+            "name": "exec",
+            "input": ORCHESTRATOR_JS,
+        })]),
+        Reply::message("Delegated to codex-remote; the change is applied."),
+    ]);
+    let home = s.env.home.path().join("orchestrator-codex-home");
+    orchestrator.write_codex_home(&home);
+    let env_table: Vec<String> = s
+        .env
+        .vars
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", toml_string(v)))
+        .chain([format!(
+            "HOME = {}",
+            toml_string(&s.env.home.path().display().to_string())
+        )])
+        .collect();
+    let mut config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[mcp_servers.codex-remote]\ncommand = {}\nargs = [\"mcp\"]\ndefault_tools_approval_mode = \"approve\"\ntool_timeout_sec = 300\n\n[mcp_servers.codex-remote.env]\n{}\n",
+        toml_string(env!("CARGO_BIN_EXE_codex-remote")),
+        env_table.join("\n")
+    ));
+    std::fs::write(home.join("config.toml"), config).unwrap();
+    let out = std::process::Command::new(&codex)
+        .args([
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "-s",
+            "workspace-write",
+            "Delegate bumping a to codex-remote",
+        ])
+        .current_dir(&s.env.project)
+        .env("CODEX_HOME", &home)
+        .env("HOME", s.env.home.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // `CODEX_REMOTE_TRANSCRIPT=FILE` keeps the orchestrator's JSON Lines (docs/agents.md).
+    if let Some(path) = std::env::var_os("CODEX_REMOTE_TRANSCRIPT") {
+        std::fs::write(path, &stdout).unwrap();
+    }
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["item"]["type"] == "mcp_tool_call")
+        .filter(|e| e["type"] == "item.completed")
+        .map(|e| e["item"].clone())
+        .collect();
+    let tools: Vec<&str> = calls.iter().filter_map(|c| c["tool"].as_str()).collect();
+    assert_eq!(tools, ["run", "wait", "apply"], "{stdout}");
+    assert!(
+        calls.iter().all(|c| c["status"] == "completed" && c["server"] == "codex-remote"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(),
+        "export const a = 2;\n",
+        "the delegated change landed in the orchestrator's project"
+    );
+}
+
+fn toml_string(value: &str) -> String {
+    serde_json::to_string(value).unwrap()
+}
