@@ -61,6 +61,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Serve the workflow as MCP tools over stdio (plan, run, status, wait, logs, diff, apply, cancel, checkpoint, orchestrate).
     Mcp,
+    /// Print the Agent Skill (SKILL.md) for orchestrating agents; --install writes it.
+    Skill(SkillArgs),
     /// Write a commented starter config file.
     Init(InitArgs),
     /// Print a shell completion script.
@@ -301,6 +303,16 @@ pub enum SchemaKind {
     Plan,
     /// The events of `--json` output (one per line) and of the library's event stream.
     Events,
+}
+
+#[derive(Debug, Args)]
+pub struct SkillArgs {
+    /// Write it to DIR/codex-remote/SKILL.md (default DIR: .agent/skills).
+    #[arg(long)]
+    pub install: bool,
+    /// The skills directory for --install, e.g. .claude/skills.
+    #[arg(long, value_name = "DIR", requires = "install")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

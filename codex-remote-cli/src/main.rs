@@ -86,6 +86,7 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Pull(args) => commands::pull::run(&ctx, args).await,
         Command::Runs(args) => commands::runs::run(&ctx, args).await,
         Command::Schema(args) => commands::schema::run(&ctx, args),
+        Command::Skill(args) => commands::skill::run(&ctx, args),
         Command::Mcp => {
             let config = ctx.config()?;
             mcp::serve(ctx.engine(config))

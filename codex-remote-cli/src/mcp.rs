@@ -389,6 +389,20 @@ impl McpServer {
         }
     }
 
+    /// Every tool's name and description (for the agent skill).
+    pub fn tool_list() -> Vec<(String, String)> {
+        Self::tool_router()
+            .list_all()
+            .into_iter()
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    t.description.map(|d| d.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     fn resolve(&self, run_id: &str) -> Result<String, CallToolResult> {
         let runs = self.engine.list().map_err(fail)?;
         if run_id == "last" {

@@ -355,7 +355,9 @@ fn codex_as_the_orchestrator_delegates_a_task_through_mcp() {
     let tools: Vec<&str> = calls.iter().filter_map(|c| c["tool"].as_str()).collect();
     assert_eq!(tools, ["run", "wait", "apply"], "{stdout}");
     assert!(
-        calls.iter().all(|c| c["status"] == "completed" && c["server"] == "codex-remote"),
+        calls
+            .iter()
+            .all(|c| c["status"] == "completed" && c["server"] == "codex-remote"),
         "{stdout}"
     );
     assert_eq!(
@@ -367,4 +369,21 @@ fn codex_as_the_orchestrator_delegates_a_task_through_mcp() {
 
 fn toml_string(value: &str) -> String {
     serde_json::to_string(value).unwrap()
+}
+
+#[test]
+fn skill_install_writes_the_printed_skill() {
+    let env = Env::new();
+    let printed = env.run(&["skill"]);
+    assert!(printed.status.success());
+    let out = env.run(&["skill", "--install"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let written = std::fs::read(env.project.join(".agent/skills/codex-remote/SKILL.md")).unwrap();
+    assert_eq!(written, printed.stdout);
+    let out = env.run(&["skill", "--install", "--dir", ".claude/skills"]);
+    assert!(out.status.success());
+    assert!(env
+        .project
+        .join(".claude/skills/codex-remote/SKILL.md")
+        .exists());
 }
