@@ -73,13 +73,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct TaskArgs {
     /// Task file (.yaml, .yml or .json); `-` reads stdin.
-    #[arg(value_name = "TASK", conflicts_with = "prompt")]
+    #[arg(value_name = "TASK")]
     pub task: Option<PathBuf>,
-    /// A one-off task, instead of a task file.
-    #[arg(long, value_name = "TEXT", requires = "task_type")]
+    /// A one-off task (with --type), or the title and requirement completing a task sketch file.
+    #[arg(long, value_name = "TEXT")]
     pub prompt: Option<String>,
     /// The task type of a --prompt task.
-    #[arg(long = "type", value_name = "TYPE", value_parser = parse_task_type, requires = "prompt")]
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_task_type, requires = "prompt", conflicts_with = "task")]
     pub task_type: Option<TaskType>,
     /// Scope file or glob of a --prompt task (repeatable).
     #[arg(long = "file", value_name = "GLOB", requires = "prompt")]

@@ -387,3 +387,35 @@ fn skill_install_writes_the_printed_skill() {
         .join(".claude/skills/codex-remote/SKILL.md")
         .exists());
 }
+
+#[test]
+fn the_workflow_document_s_task_sketch_plans_with_its_standards() {
+    let env = Env::new();
+    env.write(".agent/standards/typescript.md", "- strict types\n");
+    env.write("src/util.ts", "export const u = 1;\n");
+    let sketch = env.write(
+        "sketch.yaml",
+        "task:\n  type: test-gen\n  model: gpt-5.3-codex\n  scope:\n    - files: [src/util.ts]\n  standards:\n    - .agent/standards/typescript.md\n",
+    );
+    let out = env.run(&[
+        "plan",
+        "--json",
+        sketch.to_str().unwrap(),
+        "--prompt",
+        "Cover util.ts with tests",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let instruction = plan["instruction"].as_str().unwrap();
+    assert!(
+        instruction.starts_with("TASK: Cover util.ts with tests\n"),
+        "{instruction}"
+    );
+    assert!(
+        instruction
+            .contains("Follow the standards in .agent/standards/typescript.md (in the project)"),
+        "{instruction}"
+    );
+    assert!(instruction.contains("src/util.ts"), "{instruction}");
+    assert_eq!(plan["model"], "gpt-5.3-codex");
+}
