@@ -35,6 +35,19 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// Something the agent needs on the host is missing: found by the check before a run
+    /// pushes anything (see [`crate::prerequisites`]).
+    #[error("{problem} on `{host}`: {detail} (hint: {fix})")]
+    Prerequisite {
+        /// The host.
+        host: String,
+        /// What is wrong (`codex was not found`, `codex cannot authenticate`).
+        problem: String,
+        /// What the host said.
+        detail: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// Local file system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -105,6 +118,7 @@ impl Error {
                 | ExecFailure::Exited { .. }
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
+            Error::Prerequisite { .. } => ErrorKind::Prerequisite,
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
     }

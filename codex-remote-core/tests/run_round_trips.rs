@@ -7,6 +7,7 @@ use codex_remote_core::config::{Config, ConfigFile};
 use codex_remote_core::executor::CodexExecutor;
 use codex_remote_core::pipeline::Project;
 use codex_remote_core::plan::{plan, PlanOverrides};
+use codex_remote_core::prerequisites::{ensure, PrerequisiteCache};
 use codex_remote_core::run::{run, RunOptions};
 use codex_remote_core::task::TaskSpec;
 use codex_remote_core::transport::ssh::SshTransport;
@@ -57,6 +58,17 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let project = Project::new(local.path(), Some("app"));
+    // The agent's prerequisites are checked once per host (one crossing, one shell init) and
+    // remembered: the run itself then does not ask again.
+    let cache = PrerequisiteCache::new(local.path());
+    ensure(counting.as_ref(), &cache).await.unwrap();
+    assert_eq!(counting.commands(), 1, "{:?}", counting.log());
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap().lines().count(),
+        1
+    );
+    std::fs::remove_file(&counter).unwrap();
+    let before = counting.commands();
     let summary = run(
         &plan,
         &config,
@@ -74,7 +86,7 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
         std::fs::read_to_string(local.path().join("hi.txt")).unwrap(),
         "hi\n"
     );
-    let crossings = counting.commands() + counting.rsyncs();
+    let crossings = counting.commands() - before + counting.rsyncs();
     eprintln!(
         "round trips: {crossings} ({:?} + {} rsync)",
         counting.log(),
