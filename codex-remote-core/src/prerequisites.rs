@@ -36,6 +36,9 @@ pub const HOSTS_DIR: &str = ".codex-remote/hosts";
 /// The built-in Codex model providers that talk to a local model server and need no login.
 const LOCAL_PROVIDERS: [&str; 2] = ["ollama", "lmstudio"];
 
+/// Longest host answer (version, login status) kept.
+const MAX_SAID_CHARS: usize = 300;
+
 /// Largest `config.toml` read back from the host.
 const MAX_CONFIG_BYTES: usize = 256 * 1024;
 
@@ -159,6 +162,12 @@ impl ProbeReport {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
             let status = |value: &str| {
                 let (code, said) = value.split_once(' ').unwrap_or((value, ""));
+                // Host output is shown to the user: no control characters, bounded.
+                let said: String = said
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_SAID_CHARS)
+                    .collect();
                 (code.parse().unwrap_or(1), said.trim().to_string())
             };
             match key {
@@ -245,46 +254,44 @@ pub fn judge_auth(
         .and_then(|p| p.as_str())
         .unwrap_or("openai")
         .to_string();
-    let needs_openai = if provider == "openai" {
-        true
-    } else if LOCAL_PROVIDERS.contains(&provider.as_str()) {
+    // From the host's file, shown to the user: printable only.
+    let clean = |text: &str| -> String {
+        text.chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_SAID_CHARS)
+            .collect()
+    };
+    let shown = clean(&provider);
+    if LOCAL_PROVIDERS.contains(&provider.as_str()) {
         return Ok(CodexAuth::Provider {
-            id: provider,
+            id: shown,
             env_key: None,
         });
-    } else {
+    }
+    if provider != "openai" {
         let Some(info) = config.get("model_providers").and_then(|p| p.get(&provider)) else {
             return Err(Unmet {
-                detail: format!(
-                    "model_provider `{provider}` is not defined in Codex's config.toml"
-                ),
+                detail: format!("model_provider `{shown}` is not defined in Codex's config.toml"),
                 fix: format!(
-                    "define [model_providers.{provider}] or remove `model_provider` ({config_fix})"
+                    "define [model_providers.{shown}] or remove `model_provider` ({config_fix})"
                 ),
             });
         };
-        if info.get("requires_openai_auth").and_then(|v| v.as_bool()) == Some(true) {
-            true
-        } else {
-            let env_key = info
-                .get("env_key")
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
+        // Codex's default for a custom provider is no OpenAI login.
+        if info.get("requires_openai_auth").and_then(|v| v.as_bool()) != Some(true) {
+            let env_key = info.get("env_key").and_then(|v| v.as_str()).map(clean);
             if let Some(var) = &env_key {
                 if !env.contains(var) {
                     return Err(Unmet {
-                        detail: format!("model provider `{provider}` reads its key from ${var}, which is not set on {host}"),
+                        detail: format!("model provider `{shown}` reads its key from ${var}, which is not set on {host}"),
                         fix: format!("set {var} under [hosts.{host}.env], or export it in the host's shell_init"),
                     });
                 }
             }
-            return Ok(CodexAuth::Provider {
-                id: provider,
-                env_key,
-            });
+            return Ok(CodexAuth::Provider { id: shown, env_key });
         }
-    };
-    debug_assert!(needs_openai);
+    }
+    // The OpenAI provider, or one that requires OpenAI's authentication.
     if login.0 {
         return Ok(CodexAuth::Login {
             said: login.1.trim().to_string(),
@@ -564,6 +571,11 @@ mod tests {
             report.config.as_deref(),
             Some("model_provider = \"x\"\nenv FAKE\n")
         );
+        // A hostile host's answer cannot paint the terminal or flood it.
+        let hostile = format!("version 0 \x1b]0;pwned\x07codex {}\n", "x".repeat(10_000));
+        let said = ProbeReport::parse(&hostile).version.1;
+        assert!(!said.contains('\x1b') && !said.contains('\x07'), "{said:?}");
+        assert!(said.len() <= MAX_SAID_CHARS, "{}", said.len());
         let missing = ProbeReport::parse("version 127 sh: 1: codex: not found\n");
         let host = crate::config::Config::builtin()
             .host(Some("penguin"))
