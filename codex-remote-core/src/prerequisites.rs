@@ -114,8 +114,9 @@ pub struct ProbeReport {
 }
 
 /// The probe: after the shell init and with the host's env, report codex's version, its login
-/// status, the *names* of the set environment variables, and Codex's config file.
-const PROBE_SCRIPT: &str = r#"codex=$1
+/// status, the *names* of the set environment variables, and Codex's config file. Its arguments:
+/// the codex program and the largest config size to read.
+pub const PROBE_SCRIPT: &str = r#"codex=$1
 out=$("$codex" --version 2>&1); st=$?
 printf 'version %s %s\n' "$st" "$(printf '%s\n' "$out" | grep -v '^WARNING' | head -n 1)"
 [ "$st" -eq 0 ] || exit 0

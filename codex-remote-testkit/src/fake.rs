@@ -1,8 +1,9 @@
 //! An in-memory [`Transport`]: files live in a map, commands are answered by handlers.
 //!
 //! Built-in handlers cover what the core's helpers run (`cat`, `true`, `printf '%s…'`, the
-//! atomic-write script, `sleep` that ends only when cancelled); tests add their own with
-//! [`FakeTransport::on`]. Every command is logged for assertions.
+//! atomic-write script, the prerequisite probe (codex present and logged in), `sleep` that ends
+//! only when cancelled); tests add their own with [`FakeTransport::on`]. Every command is
+//! logged for assertions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -227,6 +228,12 @@ impl FakeTransport {
                     fs.files.insert(FakeFs::resolve(Some(&mirror), &path), data);
                 }
                 FakeOutput::ok("")
+            }
+            ("sh", ["-c", script, "sh", _codex, _limit])
+                if *script == codex_remote_core::prerequisites::PROBE_SCRIPT =>
+            {
+                // A fake host has codex and a login (tests override this with `on`).
+                FakeOutput::ok("version 0 codex-cli 0.169.0\nlogin 0 Logged in using ChatGPT\n")
             }
             ("env", []) => {
                 let mut out = String::new();

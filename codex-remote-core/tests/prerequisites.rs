@@ -1,0 +1,65 @@
+//! The prerequisite check against a fake host: one probe, then the cache; a host without codex
+//! or without a way to authenticate is an exit-4 error before anything else runs.
+
+use codex_remote_core::prerequisites::{ensure, CodexAuth, PrerequisiteCache, PROBE_SCRIPT};
+use codex_remote_core::transport::Transport;
+use codex_remote_core::ErrorKind;
+use codex_remote_testkit::{FakeOutput, FakeTransport};
+
+#[tokio::test]
+async fn one_probe_then_the_cache_answers() {
+    let host = FakeTransport::default();
+    let project = tempfile::tempdir().unwrap();
+    let cache = PrerequisiteCache::new(project.path());
+    let known = ensure(&host, &cache).await.unwrap();
+    assert!(matches!(known.auth, CodexAuth::Login { .. }), "{known:?}");
+    assert_eq!(host.log().len(), 1, "{:?}", host.log());
+    assert!(
+        host.log()[0].shell_init,
+        "the probe runs after the shell init"
+    );
+    assert_eq!(ensure(&host, &cache).await.unwrap(), known);
+    assert_eq!(host.log().len(), 1, "the second check asked the host again");
+}
+
+#[tokio::test]
+async fn a_host_without_codex_or_login_fails_and_is_not_remembered() {
+    let host = FakeTransport::default();
+    let project = tempfile::tempdir().unwrap();
+    let cache = PrerequisiteCache::new(project.path());
+    let answer = std::sync::Arc::new(std::sync::Mutex::new(
+        "version 127 sh: 1: codex: not found\n".to_string(),
+    ));
+    let said = answer.clone();
+    host.on("sh", move |spec, _, _| {
+        assert_eq!(spec.args[1], PROBE_SCRIPT);
+        FakeOutput::ok(said.lock().unwrap().clone())
+    });
+    let err = ensure(&host, &cache).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Prerequisite);
+    assert!(
+        err.to_string().contains("codex was not found on `fake`"),
+        "{err}"
+    );
+
+    *answer.lock().unwrap() =
+        "version 0 codex-cli 0.169.0\nlogin 1 Not logged in\nenv HOME\nenv OPENAI_API_KEY\n".into();
+    let err = ensure(&host, &cache).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Prerequisite);
+    assert!(
+        err.to_string()
+            .contains("codex cannot authenticate on `fake`"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("codex login --with-api-key"),
+        "{err}"
+    );
+    assert_eq!(cache.recall(host.host()), None);
+
+    *answer.lock().unwrap() =
+        "version 0 codex-cli 0.169.0\nlogin 1 Not logged in\nenv CODEX_API_KEY\n".into();
+    let known = ensure(&host, &cache).await.unwrap();
+    assert_eq!(known.auth.describe(), "API key in $CODEX_API_KEY");
+    assert_eq!(cache.recall(host.host()), Some(known));
+}
