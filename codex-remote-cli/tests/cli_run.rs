@@ -301,6 +301,15 @@ fn doctor_accepts_an_api_key_in_the_host_env_and_never_prints_it() {
         let all = format!("{}{}", stdout(out), stderr(out));
         assert!(!all.contains("sk-secret"), "a key leaked: {all}");
     }
+    // The key may as well come from the host's shell init (as nvm's PATH does).
+    std::fs::write(&config_path, &config).unwrap();
+    let init = s.sshd.dir().join("nvm.sh");
+    let mut script = std::fs::read_to_string(&init).unwrap();
+    script.push_str("export CODEX_API_KEY=sk-secret-from-init\n");
+    std::fs::write(&init, script).unwrap();
+    let from_init = s.env.run(&["doctor", "--json"]);
+    assert_eq!(auth_check(&from_init)["ok"], true, "{}", stdout(&from_init));
+    assert!(!stdout(&from_init).contains("sk-secret"));
     // What doctor learned is remembered for the next run, without the key.
     let hosts = s.env.project.join(".codex-remote/hosts");
     let remembered: Vec<_> = std::fs::read_dir(&hosts).unwrap().collect();

@@ -324,6 +324,8 @@ pub fn judge_auth(
 #[derive(Debug, Serialize, Deserialize)]
 struct Remembered {
     host: String,
+    /// A digest of the host's config when this was learned.
+    config: String,
     /// Seconds since the epoch.
     checked_at: u64,
     prerequisites: Prerequisites,
@@ -351,17 +353,9 @@ impl PrerequisiteCache {
         self
     }
 
-    /// The file for a host: its name made safe, and a digest of everything about the host that
-    /// changes the answer (how it is reached, its shell init, codex, env), so a config change
-    /// is a miss.
+    /// The file for a host: its name made safe, and a digest of the name (so two names that
+    /// are made safe alike never share a file).
     fn file(&self, host: &HostSpec) -> PathBuf {
-        let mut digest = Sha1::new();
-        let fingerprint = serde_json::to_vec(host).expect("hosts serialise");
-        digest.update(&fingerprint);
-        let hex: String = digest.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         let safe: String = host
             .name
             .chars()
@@ -374,16 +368,20 @@ impl PrerequisiteCache {
             })
             .take(64)
             .collect();
-        self.dir.join(format!("{safe}-{hex}.json"))
+        let digest = hex_digest(host.name.as_bytes());
+        self.dir.join(format!("{safe}-{}.json", &digest[..12]))
     }
 
-    /// What is remembered about the host, unless older than the TTL.
+    /// What is remembered about the host, unless older than the TTL or learned while the host
+    /// was configured otherwise (destination, shell init, codex, env).
     pub fn recall(&self, host: &HostSpec) -> Option<Prerequisites> {
         let bytes = std::fs::read(self.file(host)).ok()?;
         let remembered: Remembered = serde_json::from_slice(&bytes).ok()?;
         let age = now_secs().saturating_sub(remembered.checked_at);
-        (remembered.host == host.name && age < self.ttl.as_secs())
-            .then_some(remembered.prerequisites)
+        (remembered.host == host.name
+            && remembered.config == fingerprint(host)
+            && age < self.ttl.as_secs())
+        .then_some(remembered.prerequisites)
     }
 
     /// Remembers the host's prerequisites as met now. Best effort: a cache that cannot be
@@ -391,6 +389,7 @@ impl PrerequisiteCache {
     pub fn remember(&self, host: &HostSpec, prerequisites: &Prerequisites) {
         let remembered = Remembered {
             host: host.name.clone(),
+            config: fingerprint(host),
             checked_at: now_secs(),
             prerequisites: prerequisites.clone(),
         };
@@ -410,6 +409,19 @@ impl PrerequisiteCache {
             self.forget(host);
         }
     }
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A digest of everything about the host that changes the answer (a digest, so the env's
+/// values are never written down).
+fn fingerprint(host: &HostSpec) -> String {
+    hex_digest(&serde_json::to_vec(host).expect("hosts serialise"))
 }
 
 fn now_secs() -> u64 {
