@@ -117,11 +117,17 @@ pub struct ProbeReport {
 /// status, the *names* of the set environment variables, and Codex's config file. Its arguments:
 /// the codex program and the largest config size to read.
 pub const PROBE_SCRIPT: &str = r#"codex=$1
-out=$("$codex" --version 2>&1); st=$?
-printf 'version %s %s\n' "$st" "$(printf '%s\n' "$out" | grep -v '^WARNING' | head -n 1)"
+t=$(mktemp -d) || exit 1
+"$codex" --version >"$t/v" 2>&1 </dev/null & v=$!
+"$codex" login status >"$t/l" 2>&1 </dev/null & l=$!
+wait "$v"; st=$?
+wait "$l"; lst=$?
+printf 'version %s %s\n' "$st" "$(grep -v '^WARNING' "$t/v" | head -n 1)"
+if [ "$st" -eq 0 ]; then
+  printf 'login %s %s\n' "$lst" "$(grep -v '^WARNING' "$t/l" | tr '\n' ' ' | cut -c 1-300)"
+fi
+rm -rf -- "$t"
 [ "$st" -eq 0 ] || exit 0
-out=$("$codex" login status 2>&1 </dev/null); st=$?
-printf 'login %s %s\n' "$st" "$(printf '%s\n' "$out" | grep -v '^WARNING' | tr '\n' ' ' | cut -c 1-300)"
 awk 'BEGIN { for (k in ENVIRON) if (ENVIRON[k] != "") print "env " k }' </dev/null
 cfg="${CODEX_HOME:-$HOME/.codex}/config.toml"
 if [ -f "$cfg" ]; then echo config; head -c "$2" -- "$cfg"; fi
