@@ -83,6 +83,11 @@ fn assert_demo_worked(out: &Output) {
         stdout.contains("A scripted model server on 127.0.0.1 stands in for OpenAI"),
         "{stdout}"
     );
+    // The prerequisite check ran, and found the scripted provider needs no login.
+    assert!(
+        stdout.contains("codex-cli 0.169.0 found on `local`; model provider `fake` needs no login"),
+        "{stdout}"
+    );
     // The real pipeline ran and the change landed in the throwaway project.
     assert!(stdout.contains("(applied)"), "{stdout}");
     assert!(stdout.contains("src/greet.ts   | added"), "{stdout}");

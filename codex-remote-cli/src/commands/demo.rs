@@ -58,7 +58,7 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
     };
     say(
         "codex-remote demo: the whole workflow on this machine, in a throwaway project.\n\
-         A scripted model server on 127.0.0.1 stands in for OpenAI (no account, no network);\n\
+         A scripted model server on 127.0.0.1 stands in for OpenAI (no account or API key needed);\n\
          the Codex CLI, the push, the run tree, the patch and the apply are all real.\n",
     );
     let codex = ensure_codex(ctx).await?;
@@ -99,6 +99,14 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
     ));
     let transport = ctx.transport(plan.host.clone())?;
     let project = Project::new(&root, None);
+    // The check every run makes before pushing (the run below finds it remembered).
+    let cache = codex_remote_core::prerequisites::PrerequisiteCache::new(&root);
+    let known = codex_remote_core::prerequisites::ensure(transport.as_ref(), &cache).await?;
+    say(&format!(
+        "checked  {} found on `local`; {}\n",
+        known.codex_version,
+        known.auth.describe()
+    ));
     let options = RunOptions::from_config(&config);
     let (tx, rx) = mpsc::channel(256);
     let display = tokio::spawn(progress::render(
