@@ -241,6 +241,37 @@ fn without_a_codex_login_a_run_fails_before_pushing_with_the_fix() {
 }
 
 #[test]
+fn a_run_refused_for_credentials_forgets_what_was_remembered_about_the_host() {
+    let Some(s) = setup(
+        vec![Reply::Status(
+            401,
+            "{\"error\":{\"message\":\"bad key\"}}".into(),
+        )],
+        true,
+    ) else {
+        return;
+    };
+    let out = s
+        .env
+        .run(&["run", "--prompt", "anything", "--type", "quick-fix"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("credentials were refused on `testhost`"),
+        "{err}"
+    );
+    // It got past the check (the project was pushed), and the check's answer is forgotten, so
+    // the next run asks the host again.
+    assert!(s.sshd.dir().join("ws").exists());
+    let hosts = s.env.project.join(".codex-remote/hosts");
+    let remembered = std::fs::read_dir(&hosts).map_or(0, |d| d.count());
+    assert_eq!(
+        remembered, 0,
+        "the host's prerequisites are still remembered"
+    );
+}
+
+#[test]
 fn doctor_accepts_an_api_key_in_the_host_env_and_never_prints_it() {
     let Some(s) = setup(vec![Reply::message("unused")], true) else {
         return;

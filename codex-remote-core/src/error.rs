@@ -131,7 +131,7 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
             "still rate-limited after {attempts} attempt(s) on `{host}`: {message} (hint: wait for the quota to reset, or raise --retries / [retry] in the config)"
         ),
         ExecFailure::AuthExpired { message } => {
-            format!("codex is not logged in on `{host}` or its login expired: {message} (hint: run `codex login` on {host})")
+            format!("codex's credentials were refused on `{host}` (not logged in, login expired, or a bad API key): {message} (hint: run `codex login` on {host}, or check its CODEX_API_KEY; `codex-remote doctor --host {host}` shows how Codex authenticates there)")
         }
         ExecFailure::CodexNotFound { message } => format!(
             "codex was not found on `{host}`: {message} (hint: if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `npm install -g @openai/codex`)"
