@@ -103,7 +103,21 @@ fn the_readmes_first_command_runs_the_demo_from_a_fresh_clone_with_an_empty_home
     let Some(codex) = codex_binary() else { return };
     let prefix = codex_prefix(&codex).expect("codex lives in an npm prefix");
     let scratch = tempfile::tempdir().unwrap();
-    let clone = scratch.path().join("codex-remote");
+    // The already-built target directory, so only the clone's own crates are compiled; cargo
+    // and rustup keep their own homes (the HOME the demo sees is empty).
+    let target = Path::new(env!("CARGO_BIN_EXE_codex-remote"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
+    // A fresh clone every time, always at the same place: cargo names a path crate's build by
+    // its path, so the clone's builds replace each other (and reuse incremental state) instead
+    // of piling up in the target directory.
+    let clone = target.join("readme-clone/codex-remote");
+    if clone.exists() {
+        std::fs::remove_dir_all(&clone).unwrap();
+    }
+    std::fs::create_dir_all(clone.parent().unwrap()).unwrap();
     let status = Command::new("git")
         .args(["clone", "-q"])
         .arg(repo_root())
@@ -117,13 +131,6 @@ fn the_readmes_first_command_runs_the_demo_from_a_fresh_clone_with_an_empty_home
     let cache = home.join(".cache/codex-remote");
     std::fs::create_dir_all(&cache).unwrap();
     std::os::unix::fs::symlink(&prefix, cache.join(format!("codex-{CODEX_VERSION}"))).unwrap();
-    // The already-built target directory, so only the clone's own crates are compiled; cargo
-    // and rustup keep their own homes (the HOME the demo sees is empty).
-    let target = Path::new(env!("CARGO_BIN_EXE_codex-remote"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf();
     let real_home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -153,6 +160,7 @@ fn the_readmes_first_command_runs_the_demo_from_a_fresh_clone_with_an_empty_home
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(entries, vec![std::ffi::OsString::from(".cache")]);
+    std::fs::remove_dir_all(&clone).unwrap();
 }
 
 #[test]
