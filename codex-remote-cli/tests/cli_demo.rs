@@ -103,21 +103,7 @@ fn the_readmes_first_command_runs_the_demo_from_a_fresh_clone_with_an_empty_home
     let Some(codex) = codex_binary() else { return };
     let prefix = codex_prefix(&codex).expect("codex lives in an npm prefix");
     let scratch = tempfile::tempdir().unwrap();
-    // The already-built target directory, so only the clone's own crates are compiled; cargo
-    // and rustup keep their own homes (the HOME the demo sees is empty).
-    let target = Path::new(env!("CARGO_BIN_EXE_codex-remote"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf();
-    // A fresh clone every time, always at the same place: cargo names a path crate's build by
-    // its path, so the clone's builds replace each other (and reuse incremental state) instead
-    // of piling up in the target directory.
-    let clone = target.join("readme-clone/codex-remote");
-    if clone.exists() {
-        std::fs::remove_dir_all(&clone).unwrap();
-    }
-    std::fs::create_dir_all(clone.parent().unwrap()).unwrap();
+    let clone = scratch.path().join("codex-remote");
     let status = Command::new("git")
         .args(["clone", "-q"])
         .arg(repo_root())
@@ -131,6 +117,7 @@ fn the_readmes_first_command_runs_the_demo_from_a_fresh_clone_with_an_empty_home
     let cache = home.join(".cache/codex-remote");
     std::fs::create_dir_all(&cache).unwrap();
     std::os::unix::fs::symlink(&prefix, cache.join(format!("codex-{CODEX_VERSION}"))).unwrap();
+    let target = seeded_target_dir();
     let real_home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -142,7 +129,7 @@ fn the_readmes_first_command_runs_the_demo_from_a_fresh_clone_with_an_empty_home
         .arg("-c")
         .arg(&command)
         .current_dir(&clone)
-        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TARGET_DIR", target.path())
         .env("CARGO_HOME", cargo_home)
         .env("RUSTUP_HOME", rustup_home)
         .env("CARGO_NET_OFFLINE", "true")
@@ -160,7 +147,52 @@ fn the_readmes_first_command_runs_the_demo_from_a_fresh_clone_with_an_empty_home
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(entries, vec![std::ffi::OsString::from(".cache")]);
-    std::fs::remove_dir_all(&clone).unwrap();
+}
+
+/// A target directory for the clone's build holding the already-built dependencies, so only
+/// the clone's own crates are compiled. Cargo names a workspace crate's artifacts by its path
+/// *relative to the workspace*, so building the clone in this checkout's own target directory
+/// would replace this checkout's binary and libraries with the clone's (and make the next build
+/// here start over). Instead the dependencies' artifacts are hard-linked into a directory of
+/// their own beside them (cargo never rewrites a fresh artifact; the workspace's crates, which
+/// it does build, are left out), removed with the test.
+fn seeded_target_dir() -> tempfile::TempDir {
+    let built = Path::new(env!("CARGO_BIN_EXE_codex-remote"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
+    let target = tempfile::Builder::new()
+        .prefix("readme-clone-target-")
+        .tempdir_in(&built)
+        .unwrap();
+    for dir in ["deps", "build", ".fingerprint"] {
+        let from = built.join("debug").join(dir);
+        let to = target.path().join("debug").join(dir);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = name.contains("codex_remote") || name.contains("codex-remote");
+            if !ours {
+                link_tree(&entry.path(), &to.join(&name));
+            }
+        }
+    }
+    target
+}
+
+fn link_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            link_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else if std::fs::hard_link(from, to).is_err() {
+        // A file that vanished meanwhile, or a file system without hard links: copy.
+        let _ = std::fs::copy(from, to);
+    }
 }
 
 #[test]
