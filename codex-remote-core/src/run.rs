@@ -510,7 +510,8 @@ pub async fn run(
         &events,
     )
     .await?;
-    follow_and_finish(
+    let host = transport.host().clone();
+    let finished = follow_and_finish(
         project,
         config,
         &mut record,
@@ -519,7 +520,12 @@ pub async fn run(
         (options.initial_delay, options.max_delay),
         &events,
     )
-    .await
+    .await;
+    if let Err(e) = &finished {
+        // Codex vanished or its credentials were refused: the next run checks the host again.
+        crate::prerequisites::PrerequisiteCache::new(&project.root).forget_on(&host, e);
+    }
+    finished
 }
 
 /// Cancels a run's agent (its whole process group on the host) and records it.

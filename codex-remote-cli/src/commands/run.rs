@@ -90,9 +90,6 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         Ok(outcome) => outcome,
         Err(e) => {
             let _ = transport.close().await;
-            // A missing codex or a refused login: the next run checks the host again.
-            codex_remote_core::prerequisites::PrerequisiteCache::new(&project.root)
-                .forget_on(transport.host(), &e);
             let run_id = project.runs().list().ok().and_then(|runs| {
                 runs.into_iter()
                     .rev()
