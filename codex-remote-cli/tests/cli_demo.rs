@@ -251,3 +251,27 @@ fn the_demo_fetches_the_pinned_codex_from_npm_into_an_empty_cache() {
         .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
+
+#[test]
+fn without_npm_the_demo_exits_4_with_the_fix() {
+    let scratch = tempfile::tempdir().unwrap();
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = sealed(env!("CARGO_BIN_EXE_codex-remote"), &home)
+        .arg("demo")
+        .current_dir(scratch.path())
+        .env("PATH", scratch.path().join("no-such-bin"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("fetching the Codex CLI"), "{stderr}");
+    assert!(stderr.contains("install Node.js and npm"), "{stderr}");
+    // Nothing half-installed is left in the cache.
+    let cache = home.join(".cache/codex-remote");
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
