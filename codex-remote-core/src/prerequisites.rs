@@ -25,7 +25,7 @@ use sha1::{Digest, Sha1};
 
 use crate::error::Error;
 use crate::host::HostSpec;
-use crate::transport::{CommandSpec, Transport, TransportError, TransportExt};
+use crate::transport::{CommandSpec, Transport, TransportExt};
 
 /// How long what a probe learned is trusted before the next run asks the host again.
 pub const CACHE_TTL: Duration = Duration::from_secs(60 * 60);
@@ -134,19 +134,28 @@ if [ -f "$cfg" ]; then echo config; head -c "$2" -- "$cfg"; fi
 exit 0
 "#;
 
-/// Asks the host, in one command.
-pub async fn probe(transport: &dyn Transport) -> Result<ProbeReport, TransportError> {
+/// Asks the host, in one command. A probe that cannot run to its end (the shell init exits,
+/// no temporary directory) is a prerequisite failure too.
+pub async fn probe(transport: &dyn Transport) -> Result<ProbeReport, Error> {
     let host = transport.host();
     let limit = MAX_CONFIG_BYTES.to_string();
     let out = transport
         .run(CommandSpec::script(PROBE_SCRIPT, &[&host.codex, &limit]).with_shell_init())
         .await?;
     if !out.status.success() {
-        return Err(TransportError::CommandFailed {
+        let said = out.stderr_text();
+        return Err(Error::Prerequisite {
             host: host.name.clone(),
-            command: "the prerequisite probe".into(),
-            status: out.status,
-            stderr: out.stderr_text().trim().to_string(),
+            problem: "codex could not be looked for".into(),
+            detail: format!(
+                "the check ended with {}: {}",
+                out.status,
+                said.trim().lines().last().unwrap_or_default()
+            ),
+            fix: format!(
+                "check `shell_init` under [hosts.{}] and that the host can make temporary directories (`codex-remote doctor --host {}`)",
+                host.name, host.name
+            ),
         });
     }
     Ok(ProbeReport::parse(&out.stdout_text()))

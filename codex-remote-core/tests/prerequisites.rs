@@ -63,3 +63,20 @@ async fn a_host_without_codex_or_login_fails_and_is_not_remembered() {
     assert_eq!(known.auth.describe(), "API key in $CODEX_API_KEY");
     assert_eq!(cache.recall(host.host()), Some(known));
 }
+
+#[tokio::test]
+async fn a_probe_cut_short_by_the_shell_init_is_a_prerequisite_failure() {
+    let host = FakeTransport::default();
+    host.on("sh", |_, _, _| {
+        FakeOutput::fail(1, "sh: 1: source: ~/.nvm/nvm.sh: not found\n")
+    });
+    let cache = PrerequisiteCache::new(tempfile::tempdir().unwrap().path());
+    let err = ensure(&host, &cache).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Prerequisite);
+    let message = err.to_string();
+    assert!(message.contains("nvm.sh: not found"), "{message}");
+    assert!(
+        message.contains("check `shell_init` under [hosts.fake]"),
+        "{message}"
+    );
+}
