@@ -213,11 +213,13 @@ impl ProbeReport {
             return (Err(unmet), Err(skipped));
         }
         let login = self.login.clone().unwrap_or((1, String::new()));
-        let auth = judge_auth(
+        let from_args = provider_from_args(&host.codex_args);
+        let auth = judge_auth_with(
             &host.name,
             (login.0 == 0, &login.1),
             &self.env,
             self.config.as_deref(),
+            from_args.as_deref(),
         );
         (Ok(said.clone()), auth)
     }
@@ -249,6 +251,40 @@ pub fn judge_auth(
     env: &BTreeSet<String>,
     config: Option<&str>,
 ) -> Result<CodexAuth, Unmet> {
+    judge_auth_with(host, login, env, config, None)
+}
+
+/// The `model_provider` a host's `codex_args` set (`-c model_provider="ID"`), which wins over
+/// Codex's config file.
+pub fn provider_from_args(args: &[String]) -> Option<String> {
+    let mut values: Vec<&str> = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "-c" || arg == "--config" {
+            values.extend(args.next().map(String::as_str));
+        } else if let Some(value) = arg.strip_prefix("--config=") {
+            values.push(value);
+        }
+    }
+    values.iter().rev().find_map(|v| {
+        let raw = v.strip_prefix("model_provider=")?.trim();
+        // Codex parses the value as TOML, and takes it literally when that fails.
+        let parsed = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("v")?.as_str().map(str::to_string));
+        Some(parsed.unwrap_or_else(|| raw.to_string()))
+    })
+}
+
+/// [`judge_auth`] with the provider a host's `codex_args` choose, if any.
+pub fn judge_auth_with(
+    host: &str,
+    login: (bool, &str),
+    env: &BTreeSet<String>,
+    config: Option<&str>,
+    provider_override: Option<&str>,
+) -> Result<CodexAuth, Unmet> {
     let config_fix =
         format!("fix $CODEX_HOME/config.toml (default ~/.codex/config.toml) on {host}");
     let config: toml::Table = match config.map(str::parse::<toml::Table>) {
@@ -265,9 +301,12 @@ pub fn judge_auth(
         .get("profile")
         .and_then(|p| p.as_str())
         .and_then(|p| config.get("profiles")?.get(p)?.get("model_provider"));
-    let provider = profile
-        .or_else(|| config.get("model_provider"))
-        .and_then(|p| p.as_str())
+    let provider = provider_override
+        .or_else(|| {
+            profile
+                .or_else(|| config.get("model_provider"))
+                .and_then(|p| p.as_str())
+        })
         .unwrap_or("openai")
         .to_string();
     // From the host's file, shown to the user: printable only.
@@ -557,6 +596,30 @@ mod tests {
         let config = "model_provider = \"p\"\n[model_providers.p]\nname = \"p\"\nrequires_openai_auth = true\n";
         assert!(judge_auth("h", NOT_LOGGED_IN, &env(&[]), Some(config)).is_err());
         assert!(judge_auth("h", NOT_LOGGED_IN, &env(&["CODEX_API_KEY"]), Some(config)).is_ok());
+    }
+
+    #[test]
+    fn the_hosts_codex_args_choose_the_provider() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            provider_from_args(&args(&[
+                "-c",
+                "model_provider=\"ollama\"",
+                "--skip-git-repo-check"
+            ])),
+            Some("ollama".into())
+        );
+        assert_eq!(
+            provider_from_args(&args(&["--config=model_provider=corp"])),
+            Some("corp".into())
+        );
+        assert_eq!(provider_from_args(&args(&["-c", "model=\"o3\""])), None);
+        let config = "model_provider = \"fake\"\n[model_providers.fake]\nname = \"fake\"\n";
+        // The file's provider needs no login, but the args switch to OpenAI's.
+        assert!(
+            judge_auth_with("h", NOT_LOGGED_IN, &env(&[]), Some(config), Some("openai")).is_err()
+        );
+        assert!(judge_auth_with("h", NOT_LOGGED_IN, &env(&[]), None, Some("ollama")).is_ok());
     }
 
     #[test]
