@@ -116,7 +116,7 @@ pub struct ProbeReport {
 /// The probe: after the shell init and with the host's env, report codex's version, its login
 /// status, the *names* of the set environment variables, and Codex's config file. Its arguments:
 /// the codex program and the largest config size to read.
-pub const PROBE_SCRIPT: &str = r#"codex=$1
+const PROBE_SCRIPT: &str = r#"codex=$1
 t=$(mktemp -d) || exit 1
 "$codex" --version >"$t/v" 2>&1 </dev/null & v=$!
 "$codex" login status >"$t/l" 2>&1 </dev/null & l=$!
@@ -140,7 +140,11 @@ pub async fn probe(transport: &dyn Transport) -> Result<ProbeReport, Error> {
     let host = transport.host();
     let limit = MAX_CONFIG_BYTES.to_string();
     let out = transport
-        .run(CommandSpec::script(PROBE_SCRIPT, &[&host.codex, &limit]).with_shell_init())
+        .run(
+            CommandSpec::script(PROBE_SCRIPT, &[&host.codex, &limit])
+                .named(crate::transport::script_names::PREREQUISITE_PROBE)
+                .with_shell_init(),
+        )
         .await?;
     if !out.status.success() {
         let said = out.stderr_text();
@@ -153,8 +157,8 @@ pub async fn probe(transport: &dyn Transport) -> Result<ProbeReport, Error> {
                 said.trim().lines().last().unwrap_or_default()
             ),
             fix: format!(
-                "check `shell_init` under [hosts.{}] and that the host can make temporary directories (`codex-remote doctor --host {}`)",
-                host.name, host.name
+                "check `shell_init` under [hosts.{}] and that the host can make temporary directories",
+                host.name
             ),
         });
     }

@@ -1,7 +1,8 @@
 //! The prerequisite check against a fake host: one probe, then the cache; a host without codex
 //! or without a way to authenticate is an exit-4 error before anything else runs.
 
-use codex_remote_core::prerequisites::{ensure, CodexAuth, PrerequisiteCache, PROBE_SCRIPT};
+use codex_remote_core::prerequisites::{ensure, CodexAuth, PrerequisiteCache};
+use codex_remote_core::transport::script_names::PREREQUISITE_PROBE;
 use codex_remote_core::transport::Transport;
 use codex_remote_core::ErrorKind;
 use codex_remote_testkit::{FakeOutput, FakeTransport};
@@ -31,8 +32,7 @@ async fn a_host_without_codex_or_login_fails_and_is_not_remembered() {
         "version 127 sh: 1: codex: not found\n".to_string(),
     ));
     let said = answer.clone();
-    host.on("sh", move |spec, _, _| {
-        assert_eq!(spec.args[1], PROBE_SCRIPT);
+    host.on_script(PREREQUISITE_PROBE, move |_, _, _| {
         FakeOutput::ok(said.lock().unwrap().clone())
     });
     let err = ensure(&host, &cache).await.unwrap_err();
@@ -51,8 +51,9 @@ async fn a_host_without_codex_or_login_fails_and_is_not_remembered() {
             .contains("codex cannot authenticate on `fake`"),
         "{err}"
     );
+    // The fix is the error's hint, apart from its message.
     assert!(
-        err.to_string().contains("codex login --with-api-key"),
+        err.hint().unwrap().contains("codex login --with-api-key"),
         "{err}"
     );
     assert_eq!(cache.recall(host.host()), None);
@@ -67,7 +68,7 @@ async fn a_host_without_codex_or_login_fails_and_is_not_remembered() {
 #[tokio::test]
 async fn a_probe_cut_short_by_the_shell_init_is_a_prerequisite_failure() {
     let host = FakeTransport::default();
-    host.on("sh", |_, _, _| {
+    host.on_script(PREREQUISITE_PROBE, |_, _, _| {
         FakeOutput::fail(1, "sh: 1: source: ~/.nvm/nvm.sh: not found\n")
     });
     let cache = PrerequisiteCache::new(tempfile::tempdir().unwrap().path());
@@ -76,7 +77,9 @@ async fn a_probe_cut_short_by_the_shell_init_is_a_prerequisite_failure() {
     let message = err.to_string();
     assert!(message.contains("nvm.sh: not found"), "{message}");
     assert!(
-        message.contains("check `shell_init` under [hosts.fake]"),
+        err.hint()
+            .unwrap()
+            .contains("check `shell_init` under [hosts.fake]"),
         "{message}"
     );
 }

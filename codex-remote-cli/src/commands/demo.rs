@@ -10,13 +10,8 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use codex_remote_core::config::{Config, ConfigFile};
-use codex_remote_core::executor::CodexExecutor;
 use codex_remote_core::model_server::{Reply, ScriptedModelServer};
-use codex_remote_core::pipeline::Project;
-use codex_remote_core::plan::{plan, PlanOverrides};
-use codex_remote_core::run::{run as run_pipeline, RunOptions};
-use codex_remote_core::task::TaskSpec;
-use tokio::sync::mpsc;
+use codex_remote_core::{DefaultTransports, Engine, PlanOverrides, TaskSpec};
 
 use super::{progress, Context};
 use crate::cli::DemoArgs;
@@ -76,16 +71,8 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
         .map_err(CliError::io("writing the demo's CODEX_HOME"))?;
     let config = demo_config(&codex, &codex_home, &scratch.path().join("workspace"))?;
     let task = TaskSpec::parse_str(TASK, "demo.yaml")?;
-    let plan = plan(
-        task,
-        &config,
-        &config.model_selector(),
-        &PlanOverrides {
-            host: Some("local"),
-            model: None,
-        },
-        &root,
-    )?;
+    let engine = Engine::new(config, &root).with_transports(DefaultTransports(ctx.ssh_options()));
+    let plan = engine.plan(task, &PlanOverrides::on_host("local"))?;
     say(&format!(
         "project  {} (its package.json is restricted: kept out of the agent's context, never changed)\n\
          codex    {} (scripted model server at {})\n\
@@ -97,36 +84,28 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
         plan.model_reason(),
         indent(&plan.instruction.text)
     ));
-    let transport = ctx.transport(plan.host.clone())?;
-    let project = Project::new(&root, None);
     // The check every run makes before pushing (the run below finds it remembered).
-    let cache = codex_remote_core::prerequisites::PrerequisiteCache::new(&root);
-    let known = codex_remote_core::prerequisites::ensure(transport.as_ref(), &cache).await?;
+    let known = engine
+        .check_prerequisites(engine.transport(&plan.host)?.as_ref())
+        .await?;
     say(&format!(
         "checked  {} found on `local`; {}\n",
         known.codex_version,
         known.auth.describe()
     ));
-    let options = RunOptions::from_config(&config);
-    let (tx, rx) = mpsc::channel(256);
+    let mut handle = engine.start(&plan, engine.run_options()).await;
     let display = tokio::spawn(progress::render(
-        rx,
+        handle.as_mut().ok().and_then(|h| h.events()),
         progress::Mode::for_context(ctx),
         ctx.verbose,
     ));
-    let result = run_pipeline(
-        &plan,
-        &config,
-        &project,
-        transport.clone(),
-        &CodexExecutor,
-        &options,
-        tx,
-    )
-    .await;
+    let result = match handle {
+        Ok(handle) => handle.wait().await,
+        Err(e) => Err(e),
+    };
     let _ = display.await;
-    let _ = transport.close().await;
-    let summary = result?;
+    engine.close().await;
+    let summary = result?.summary;
     super::run::print_summary(ctx, &summary, Some(&plan))?;
     let greet = std::fs::read_to_string(root.join("src/greet.ts")).unwrap_or_default();
     say(&format!(
