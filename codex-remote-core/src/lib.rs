@@ -36,12 +36,12 @@ pub mod atomic;
 pub mod config;
 pub mod error;
 
-pub use agent::{events, executor};
+pub use agent::{events, executor, model_server};
 pub use hosts::{host, shell, transport};
 pub use planning::{input, instruction, model, plan, policy, schema, task};
 pub use records::{checkpoint, patch, runs, taskplan};
 pub use remote::{layout, sync, workspace};
-pub use workflows::{doctor, engine, orchestrate, pipeline, progress, run};
+pub use workflows::{doctor, engine, orchestrate, pipeline, prerequisites, progress, run};
 
 pub use config::Config;
 pub use engine::{
