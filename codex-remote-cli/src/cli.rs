@@ -41,6 +41,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run's agent and everything it started on the host.
     Cancel(RunRefArgs),
+    /// A live full-screen view of the project's runs (and of a plan): follow, diff, apply, cancel.
+    Watch(WatchArgs),
     /// Run every pending codex-remote entry of a task_plan.json, in parallel over hosts.
     Orchestrate(OrchestrateArgs),
     /// Tick a markdown checklist item: `- [ ] ITEM` becomes `- [x] ITEM ← Completed via Codex`.
@@ -230,6 +232,16 @@ pub struct LogsArgs {
     /// Keep streaming new events until the agent ends.
     #[arg(short, long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Also show this orchestration plan's entries (task_plan.json).
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// How often to re-read the run records (`500ms`, `2s`).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub mod push;
 pub mod run;
 pub mod runs;
 pub mod schema;
+pub mod watch;
 
 use std::path::PathBuf;
 

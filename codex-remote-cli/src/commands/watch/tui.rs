@@ -1,0 +1,348 @@
+//! The full-screen view (ratatui over crossterm).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use codex_remote_core::pipeline::Project;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+use tokio::sync::mpsc;
+
+use super::model::{activity_words, short_duration, RunView, Watcher};
+use super::Context;
+use crate::error::CliError;
+use crate::exit;
+
+enum View {
+    List,
+    Events {
+        id: String,
+        scroll: u16,
+    },
+    Diff {
+        id: String,
+        text: String,
+        scroll: u16,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Apply,
+    Cancel,
+}
+
+struct App {
+    project: Project,
+    plan: Option<PathBuf>,
+    watcher: Watcher,
+    views: Vec<RunView>,
+    table: TableState,
+    view: View,
+    confirm: Option<(Action, String)>,
+    message: String,
+}
+
+impl App {
+    fn selected(&self) -> Option<&RunView> {
+        self.table.selected().and_then(|i| self.views.get(i))
+    }
+
+    fn refresh(&mut self) {
+        let selected = self.selected().map(|v| v.record.id.clone());
+        self.views = self.watcher.refresh();
+        // Keep the same run selected as runs come and go.
+        let index = selected
+            .and_then(|id| self.views.iter().position(|v| v.record.id == id))
+            .or((!self.views.is_empty()).then_some(0));
+        self.table.select(index);
+    }
+}
+
+pub async fn run(
+    ctx: &Context,
+    project: Project,
+    plan: Option<PathBuf>,
+    watcher: Watcher,
+    interval: Duration,
+) -> Result<i32, CliError> {
+    let mut app = App {
+        project,
+        plan,
+        watcher,
+        views: Vec::new(),
+        table: TableState::default(),
+        view: View::List,
+        confirm: None,
+        message: String::new(),
+    };
+    app.refresh();
+    let mut terminal = ratatui::init();
+    let (tx, mut keys) = mpsc::channel(32);
+    // Terminal input is blocking: read it on its own thread until the receiver goes away.
+    let reader = tokio::task::spawn_blocking(move || loop {
+        match event::poll(Duration::from_millis(100)) {
+            Ok(true) => match event::read() {
+                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                    if tx.blocking_send(key).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            },
+            Ok(false) if tx.is_closed() => return,
+            Ok(false) => {}
+            Err(_) => return,
+        }
+    });
+    let mut tick = tokio::time::interval(interval);
+    let result = loop {
+        if let Err(e) = terminal.draw(|frame| draw(frame, &mut app)) {
+            break Err(CliError::io("drawing the terminal")(e));
+        }
+        tokio::select! {
+            _ = tick.tick() => app.refresh(),
+            key = keys.recv() => {
+                let Some(key) = key else { break Ok(()) };
+                let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+                if ctrl_c || handle_key(ctx, &mut app, key.code, &mut terminal).await {
+                    break Ok(());
+                }
+            }
+        }
+    };
+    drop(keys);
+    ratatui::restore();
+    let _ = reader.await;
+    result.map(|()| exit::OK)
+}
+
+/// Handles one key; true to quit.
+async fn handle_key(
+    ctx: &Context,
+    app: &mut App,
+    code: KeyCode,
+    terminal: &mut ratatui::DefaultTerminal,
+) -> bool {
+    if let Some((action, id)) = app.confirm.take() {
+        if matches!(code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+            app.message = match action {
+                Action::Apply => format!("applying run {id}..."),
+                Action::Cancel => format!("cancelling run {id}..."),
+            };
+            let _ = terminal.draw(|frame| draw(frame, app));
+            let result = match action {
+                Action::Apply => super::apply(ctx, &app.project, &id).await,
+                Action::Cancel => super::cancel(ctx, &app.project, &id).await,
+            };
+            app.message = result.unwrap_or_else(|e| format!("error: {e}"));
+            app.refresh();
+        } else {
+            app.message = "nothing done".into();
+        }
+        return false;
+    }
+    match &mut app.view {
+        View::Events { scroll, .. } | View::Diff { scroll, .. } => match code {
+            KeyCode::Char('q') => return true,
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => app.view = View::List,
+            KeyCode::Down | KeyCode::Char('j') => *scroll = scroll.saturating_add(1),
+            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => *scroll = scroll.saturating_add(20),
+            KeyCode::PageUp => *scroll = scroll.saturating_sub(20),
+            _ => {}
+        },
+        View::List => {
+            let selected = app.selected().map(|v| (v.record.id.clone(), v.is_active()));
+            match (code, selected) {
+                (KeyCode::Char('q') | KeyCode::Esc, _) => return true,
+                (KeyCode::Down | KeyCode::Char('j'), _) => app.table.select_next(),
+                (KeyCode::Up | KeyCode::Char('k'), _) => app.table.select_previous(),
+                (KeyCode::Enter | KeyCode::Char('f'), Some((id, _))) => {
+                    app.view = View::Events { id, scroll: 0 };
+                }
+                (KeyCode::Char('d'), Some((id, _))) => {
+                    app.message = format!("fetching the diff of run {id}...");
+                    let _ = terminal.draw(|frame| draw(frame, app));
+                    match super::diff_text(ctx, &app.project, &id).await {
+                        Ok(text) => {
+                            app.message.clear();
+                            app.view = View::Diff {
+                                id,
+                                text,
+                                scroll: 0,
+                            };
+                        }
+                        Err(e) => app.message = format!("error: {e}"),
+                    }
+                }
+                (KeyCode::Char('a'), Some((id, active))) => {
+                    if active {
+                        app.message = format!("run {id} has not finished; nothing to apply yet");
+                    } else {
+                        app.message = format!("apply run {id} to the local tree? (y/n)");
+                        app.confirm = Some((Action::Apply, id));
+                    }
+                }
+                (KeyCode::Char('c'), Some((id, active))) => {
+                    if active {
+                        app.message = format!("cancel run {id} and everything it started? (y/n)");
+                        app.confirm = Some((Action::Cancel, id));
+                    } else {
+                        app.message = format!("run {id} has ended; nothing to cancel");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+const HELP: &str = "↑/↓ select  f/enter follow  d diff  a apply  c cancel  q quit";
+
+fn draw(frame: &mut Frame, app: &mut App) {
+    let plan_lines = app
+        .plan
+        .as_deref()
+        .map(super::plan_lines)
+        .unwrap_or_default();
+    let plan_height = if plan_lines.is_empty() {
+        0
+    } else {
+        plan_lines.len().min(10) as u16 + 2
+    };
+    let [header, plan_area, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(plan_height),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    let active = app.views.iter().filter(|v| v.is_active()).count();
+    frame.render_widget(
+        Paragraph::new(format!(
+            "codex-remote watch  {}  {} runs, {} active",
+            app.project.root.display(),
+            app.views.len(),
+            active
+        ))
+        .style(Style::default().add_modifier(Modifier::BOLD)),
+        header,
+    );
+    if plan_height > 0 {
+        frame.render_widget(
+            Paragraph::new(plan_lines.join("\n")).block(Block::default().borders(Borders::ALL)),
+            plan_area,
+        );
+    }
+    let footer_text = if app.message.is_empty() {
+        match &app.view {
+            View::List => HELP.to_string(),
+            _ => "↑/↓ scroll  esc back  q quit".to_string(),
+        }
+    } else {
+        app.message.clone()
+    };
+    frame.render_widget(Paragraph::new(footer_text), footer);
+    match &app.view {
+        View::List => draw_list(frame, app, body),
+        View::Events { id, scroll } => {
+            let lines: Vec<Line> = app
+                .watcher
+                .lines(id)
+                .iter()
+                .map(|l| Line::raw(l.clone()))
+                .collect();
+            let text = if lines.is_empty() {
+                vec![Line::raw("no events recorded yet")]
+            } else {
+                lines
+            };
+            frame.render_widget(
+                Paragraph::new(text)
+                    .wrap(Wrap { trim: false })
+                    .scroll((*scroll, 0))
+                    .block(
+                        Block::default()
+                            .borders(Borders::ALL)
+                            .title(format!(" events of {id} ")),
+                    ),
+                body,
+            );
+        }
+        View::Diff { id, text, scroll } => {
+            frame.render_widget(
+                Paragraph::new(text.as_str()).scroll((*scroll, 0)).block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .title(format!(" diff of {id} ")),
+                ),
+                body,
+            );
+        }
+    }
+}
+
+fn draw_list(frame: &mut Frame, app: &mut App, area: ratatui::layout::Rect) {
+    let now = SystemTime::now();
+    let header = Row::new([
+        "RUN",
+        "TASK",
+        "HOST",
+        "PHASE",
+        "ELAPSED",
+        "TOKENS",
+        "FILES",
+        "STATE",
+        "LAST ACTIVITY",
+    ])
+    .style(Style::default().add_modifier(Modifier::BOLD));
+    let rows: Vec<Row> = app
+        .views
+        .iter()
+        .map(|v| {
+            Row::new([
+                v.record.id.clone(),
+                v.record.task_id.clone(),
+                v.record.host.clone(),
+                v.phase().to_string(),
+                short_duration(v.elapsed),
+                v.tokens.to_string(),
+                v.files_changed.to_string(),
+                v.state.clone(),
+                activity_words(v, now),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Max(40),
+        Constraint::Max(20),
+        Constraint::Max(12),
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Max(36),
+        Constraint::Fill(1),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("> ")
+        .block(Block::default().borders(Borders::ALL).title(" runs "));
+    if app.views.is_empty() {
+        frame.render_widget(
+            Paragraph::new("no runs recorded in this project yet")
+                .block(Block::default().borders(Borders::ALL).title(" runs ")),
+            area,
+        );
+    } else {
+        frame.render_stateful_widget(table, area, &mut app.table);
+    }
+}
