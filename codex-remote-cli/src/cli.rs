@@ -215,19 +215,19 @@ pub struct HostArgs {
 
 #[derive(Debug, Args)]
 pub struct RunRefArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The run id; all runs when omitted.
+    /// The run id, `last` or `last~N`; all runs when omitted.
     pub run: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The run id.
+    /// The run id, `last` or `last~N`.
     pub run: String,
     /// Keep streaming new events until the agent ends.
     #[arg(short, long)]
@@ -266,7 +266,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
     /// Only the stat summary.
     #[arg(long)]
@@ -278,7 +278,7 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
     /// Apply the result to the local tree (all or nothing; local edits are never overwritten).
     #[arg(long)]

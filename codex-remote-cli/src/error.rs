@@ -11,6 +11,14 @@ pub enum CliError {
     /// Bad usage the parser could not catch.
     #[error("{0}")]
     Usage(String),
+    /// An error with a next step that names what it happened to (the run), shown after it.
+    #[error("{source}")]
+    Hinted {
+        /// The error.
+        source: Box<CliError>,
+        /// The next step.
+        hint: String,
+    },
     /// Local I/O (writing output or files).
     #[error("{context}: {source}")]
     Io {
@@ -45,6 +53,7 @@ impl CliError {
         match self {
             CliError::Core(e) => e.kind(),
             CliError::Usage(_) => ErrorKind::BadInput,
+            CliError::Hinted { source, .. } => source.kind(),
             CliError::Io { .. } => ErrorKind::TaskFailed,
         }
     }
@@ -56,6 +65,11 @@ impl CliError {
 
     /// The `--json` error object (see docs/cli.md).
     pub fn to_json(&self) -> serde_json::Value {
+        if let CliError::Hinted { source, hint } = self {
+            let mut value = source.to_json();
+            value["error"]["hint"] = hint.as_str().into();
+            return value;
+        }
         let mut error = serde_json::json!({
             "kind": self.kind(),
             "exit_code": crate::exit::for_kind(self.kind()),

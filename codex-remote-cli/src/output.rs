@@ -30,6 +30,9 @@ pub fn report_error(error: &CliError, json: bool) {
         let _ = print_json(&error.to_json());
     } else {
         eprintln!("codex-remote: error: {error}");
+        if let CliError::Hinted { hint, .. } = error {
+            eprintln!("hint: {hint}");
+        }
     }
 }
 

@@ -17,7 +17,7 @@ fn load(
     run: &str,
 ) -> Result<(codex_remote_core::pipeline::Project, RunRecord), CliError> {
     let project = ctx.project(None);
-    let record = project.runs().load(run)?;
+    let record = super::runref::load(&project, run)?;
     Ok((project, record))
 }
 
@@ -68,7 +68,7 @@ pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
             super::run::settle_plan(task_plan.as_ref(), Some(&record.id), Err(&e.to_string()))?
         }
     }
-    let summary = result?;
+    let summary = result.map_err(|e| super::hints::name_run(e.into(), Some(&record.id)))?;
     super::run::print_summary(ctx, &summary, None)?;
     Ok(exit::OK)
 }
@@ -131,12 +131,17 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
     if let Some(agent) = &agent {
         text.push_str(&format!(
             "agent     {}\n",
-            serde_json::to_value(agent)
-                .map(|v| v.to_string())
-                .unwrap_or_default()
+            super::watch::model::agent_words(agent, &record.id)
         ));
     }
     text.push_str(&format!("events    {} recorded\n", events.lines().count()));
+    let last_words = events
+        .lines()
+        .rev()
+        .find_map(|l| super::watch::model::describe(&CodexEvent::parse(l)));
+    if let Some(last) = last_words {
+        text.push_str(&format!("last      {last}\n"));
+    }
     if let Some(applied) = &record.applied_at {
         text.push_str(&format!("applied   {applied}\n"));
     }
@@ -151,7 +156,21 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
     let (project, mut record) = load(ctx, &args.run)?;
     let store = project.runs();
     let path = store.run_dir(&record.id).join("events.jsonl");
-    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut recorded: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if !args.follow && record.phase == Phase::Running && record.attempt > 0 {
+        // A detached run: what its agent wrote so far, though nobody recorded it yet.
+        match super::snapshot::unrecorded_events(ctx, &project, &record).await {
+            Ok(more) => recorded.extend(more),
+            Err(e) if !ctx.json => {
+                eprintln!("codex-remote: showing the recorded events only: {e}")
+            }
+            Err(_) => {}
+        }
+    }
     let (tx, rx) = mpsc::channel(256);
     let mode = if ctx.json {
         progress::Mode::Json
@@ -159,7 +178,7 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
         progress::Mode::Stdout
     };
     let display = tokio::spawn(progress::render(rx, mode, ctx.verbose.max(1)));
-    for line in recorded.lines() {
+    for line in &recorded {
         let event = CodexEvent::parse(line);
         let _ = tx
             .send(RunEvent::Codex(codex_remote_core::executor::ExecEvent {

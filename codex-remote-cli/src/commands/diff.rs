@@ -13,7 +13,7 @@ use crate::{exit, output};
 pub async fn run(ctx: &Context, args: DiffArgs) -> Result<i32, CliError> {
     let project = ctx.project(None);
     let store = project.runs();
-    let mut record = store.load(&args.run)?;
+    let mut record = super::runref::load(&project, &args.run)?;
     let patch = match store.read_patch(&record.id) {
         Ok(patch) => patch,
         // Not retrieved yet: fetch it now (one round trip), as `pull` would.

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod diff;
 pub mod doctor;
 pub mod exec;
+pub mod hints;
 pub mod init;
 pub mod orchestrate;
 pub mod plan;
@@ -13,8 +14,10 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod runref;
 pub mod runs;
 pub mod schema;
+pub mod snapshot;
 pub mod watch;
 
 use std::path::PathBuf;

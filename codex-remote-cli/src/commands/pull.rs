@@ -11,7 +11,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let config = ctx.config()?;
     let project = ctx.project(None);
     let store = project.runs();
-    let mut record = store.load(&args.run)?;
+    let mut record = super::runref::load(&project, &args.run)?;
     let transport = if record.remote_removed {
         None
     } else {
@@ -34,7 +34,8 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
                 record.applied_at.clone().unwrap_or_default()
             )));
         }
-        pipeline::apply(&config, &project, &mut record, args.allow_restricted)?;
+        pipeline::apply(&config, &project, &mut record, args.allow_restricted)
+            .map_err(|e| super::hints::name_run(e.into(), Some(&record.id)))?;
         if !args.keep {
             if let Some(transport) = &transport {
                 pipeline::remove_remote(transport.clone(), &project, &mut record).await?;

@@ -101,7 +101,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
                 run_id.as_deref(),
                 Err(&e.to_string()),
             )?;
-            return Err(e.into());
+            return Err(super::hints::name_run(e.into(), run_id.as_deref()));
         }
     };
     let code = match outcome {
@@ -169,22 +169,39 @@ pub fn print_summary(
         let mut value = serde_json::to_value(summary).expect("summaries serialise");
         value["event"] = "summary".into();
         println!("{value}");
-    } else if !ctx.quiet {
-        output::print_text(&render_summary(plan, summary))?;
+    } else if ctx.quiet {
+        // Quiet still says which run it was, for scripts: `id=$(codex-remote run -q ...)`.
+        output::print_text(&format!("{}\n", summary.run_id))?;
+    } else {
+        let checkpoint = ctx
+            .project(None)
+            .runs()
+            .load(&summary.run_id)
+            .ok()
+            .and_then(|r| r.finish)
+            .and_then(|f| f.checkpoint);
+        output::print_text(&render_summary(plan, summary, checkpoint.as_ref()))?;
     }
     Ok(())
 }
 
-fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &RunSummary) -> String {
+fn render_summary(
+    plan: Option<&codex_remote_core::plan::RunPlan>,
+    summary: &RunSummary,
+    checkpoint: Option<&codex_remote_core::task::Checkpoint>,
+) -> String {
     let patch = codex_remote_core::patch::ParsedPatch {
         files: summary.files.clone(),
     };
     let state = if summary.applied {
-        "applied"
+        "applied".to_string()
     } else if summary.files.is_empty() {
-        "no changes"
+        "no changes".to_string()
     } else {
-        "not applied; apply with `codex-remote pull RUN --apply`"
+        format!(
+            "not applied; review with `codex-remote diff {0}`, apply with `codex-remote pull {0} --apply`",
+            summary.run_id
+        )
     };
     let mut out = format!("run      {} ({state})\n", summary.run_id);
     out.push_str(&format!(
@@ -200,6 +217,20 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
     out.push_str(&format!("files    {} changed\n", summary.files.len()));
     if !summary.files.is_empty() {
         out.push_str(&output::render_stat(&patch));
+    }
+    if let Some(outcome) = &summary.checkpoint {
+        use codex_remote_core::checkpoint::CheckpointOutcome;
+        let (file, item) = checkpoint
+            .map(|c| (c.file.as_str(), c.item.trim()))
+            .unwrap_or(("the spec", ""));
+        out.push_str(&match outcome {
+            CheckpointOutcome::Marked { line } => {
+                format!("spec     ticked `{item}` in {file}:{line}\n")
+            }
+            CheckpointOutcome::AlreadyDone { line } => {
+                format!("spec     `{item}` was already ticked in {file}:{line}\n")
+            }
+        });
     }
     if let Some(message) = &summary.last_message {
         out.push_str(&format!("message  {}\n", message.trim()));

@@ -97,6 +97,29 @@ pub fn describe(event: &CodexEvent) -> Option<String> {
     }
 }
 
+/// The agent's state on the host, in words (for `status`).
+pub fn agent_words(agent: &codex_remote_core::executor::AgentState, run_id: &str) -> String {
+    use codex_remote_core::executor::AgentState;
+    match agent {
+        AgentState::NotStarted => "not started yet".into(),
+        AgentState::Running { pid } => format!("running (pid {pid} on the host)"),
+        AgentState::Finished { code: 0 } => {
+            format!("finished successfully; `codex-remote attach {run_id}` retrieves the result")
+        }
+        AgentState::Finished { code } => format!(
+            "finished with exit code {code}; `codex-remote attach {run_id}` records the outcome"
+        ),
+        AgentState::Vanished => format!(
+            "gone without an exit status (killed, or the host rebooted); `codex-remote attach {run_id}` launches it again once"
+        ),
+        #[allow(unreachable_patterns)]
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v["state"].as_str().map(|s| s.replace('_', " ")))
+            .unwrap_or_else(|| "unknown".into()),
+    }
+}
+
 /// What has been read of one run's events so far.
 #[derive(Debug, Default)]
 struct EventTally {
