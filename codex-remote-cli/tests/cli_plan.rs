@@ -86,6 +86,7 @@ fn plan_reads_stdin_and_one_off_prompts() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["title"], "From stdin");
 
+    env.write("README.md", "# Readme with a typo\n");
     let out = env.run(&[
         "plan",
         "--prompt",

@@ -424,8 +424,13 @@ fn located(
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        error = error
-            .hint("remove it or check its spelling; `codex-remote schema task` lists every field");
+        error = error.hint(match input::nearest_expected_field(message) {
+            Some(near) => {
+                format!("did you mean `{near}`? `codex-remote schema task` lists every field")
+            }
+            None => "remove it or check its spelling; `codex-remote schema task` lists every field"
+                .to_string(),
+        });
     } else if message.starts_with("missing field") {
         error = error.hint("add it; see docs/task-file.md");
     } else if message.starts_with("invalid type") {

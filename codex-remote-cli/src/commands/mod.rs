@@ -17,6 +17,7 @@ pub mod run;
 pub mod runref;
 pub mod runs;
 pub mod schema;
+pub mod scope;
 pub mod snapshot;
 pub mod watch;
 
@@ -107,7 +108,12 @@ pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
         (None, Some(prompt), Some(task_type)) => TaskSource::Prompt {
             prompt: prompt.clone(),
             task_type,
-            files: args.files.clone(),
+            files: {
+                let cwd = std::env::current_dir()
+                    .map_err(CliError::io("cannot read the current directory"))?;
+                let root = codex_remote_core::plan::find_project_root(&cwd);
+                scope::resolve(&root, &cwd, &args.files)?
+            },
         },
         _ => {
             return Err(CliError::Usage(
