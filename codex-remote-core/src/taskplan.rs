@@ -28,6 +28,12 @@ pub struct TaskPlanEntry {
     /// A task file (relative to the plan) to run instead of a raw instruction.
     #[serde(default)]
     pub task_file: Option<String>,
+    /// The task type of an `instruction` entry (default `feature`); it picks the model.
+    #[serde(default, rename = "type")]
+    pub task_type: Option<crate::task::TaskType>,
+    /// The model of an `instruction` entry, overriding the model table.
+    #[serde(default)]
+    pub model: Option<String>,
     /// pending | running | completed | failed.
     pub status: String,
     /// Written by codex-remote: the run id.
