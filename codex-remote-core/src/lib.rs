@@ -33,6 +33,7 @@ pub mod executor;
 pub mod host;
 pub mod input;
 pub mod instruction;
+mod json_edit;
 pub mod layout;
 pub mod model;
 pub mod orchestrate;
