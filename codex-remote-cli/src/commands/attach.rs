@@ -46,19 +46,27 @@ pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
         ctx.verbose,
     ));
     let retry = config.retry();
-    let result = follow_and_finish(
-        &project,
-        &config,
-        &mut record,
-        transport.clone(),
-        &CodexExecutor,
-        (retry.initial_delay, retry.max_delay),
-        &tx,
-    )
-    .await;
+    let (run_id, host) = (record.id.clone(), record.host.clone());
+    // Ctrl-C detaches: the agent goes on, and `attach` resumes where this stopped.
+    let result = tokio::select! {
+        result = follow_and_finish(
+            &project,
+            &config,
+            &mut record,
+            transport.clone(),
+            &CodexExecutor,
+            (retry.initial_delay, retry.max_delay),
+            &tx,
+        ) => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     drop(tx);
     let _ = display.await;
     let _ = transport.close().await;
+    let Some(result) = result else {
+        eprintln!("{}", super::interrupt::detached(&run_id, &host));
+        return Ok(exit::INTERRUPTED);
+    };
     let task_plan = record.finish.as_ref().and_then(|f| f.task_plan.clone());
     match &result {
         Ok(summary) => super::run::settle_plan(task_plan.as_ref(), Some(&summary.run_id), Ok(()))?,
@@ -191,9 +199,17 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
     if args.follow && record.phase == Phase::Running {
         let config = ctx.config()?;
         let transport = ctx.transport(config.host(Some(&record.host))?)?;
-        result = follow_attempt(&store, &mut record, transport.as_ref(), &CodexExecutor, &tx)
-            .await
-            .map(|_| ());
+        let (run_id, host) = (record.id.clone(), record.host.clone());
+        result = tokio::select! {
+            r = follow_attempt(&store, &mut record, transport.as_ref(), &CodexExecutor, &tx) => r.map(|_| ()),
+            _ = tokio::signal::ctrl_c() => {
+                let _ = transport.close().await;
+                drop(tx);
+                let _ = display.await;
+                eprintln!("{}", super::interrupt::detached(&run_id, &host));
+                return Ok(exit::INTERRUPTED);
+            }
+        };
         let _ = transport.close().await;
     }
     drop(tx);

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod exec;
 pub mod hints;
 pub mod init;
+pub mod interrupt;
 pub mod orchestrate;
 pub mod plan;
 pub mod progress;

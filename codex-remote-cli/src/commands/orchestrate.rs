@@ -44,12 +44,12 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
         result = orchestrate(&args.plan, &config, &project, hosts.clone(), Arc::new(CodexExecutor), &options, tx) => Some(result),
         _ = tokio::signal::ctrl_c() => None,
     };
-    let _ = display.await;
     for host in &hosts {
         let _ = host.close().await;
     }
+    let resumed = display.await.unwrap_or_default();
     let Some(result) = result else {
-        eprintln!("interrupted: runs in progress keep going on their hosts; run the same command again to pick up where this stopped");
+        eprintln!("{}", super::interrupt::orchestrate_detached(&args.plan));
         return Ok(exit::INTERRUPTED);
     };
     let summary = result?;
@@ -69,6 +69,11 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
             text.push_str(&format!(", {} skipped", summary.skipped.len()));
         }
         text.push('\n');
+        for (task, run) in &resumed {
+            text.push_str(&format!(
+                "  {task}: resumed run {run} from an interrupted orchestration\n"
+            ));
+        }
         for (task, reason) in summary.failed.iter().chain(&summary.not_applied) {
             text.push_str(&format!("  {task}: {reason}\n"));
         }
@@ -85,12 +90,19 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
 
 /// One line per task on a terminal (kept up to date), plain lines otherwise, JSON Lines with
 /// --json (our run events, each with its `task_id`).
-async fn render(mut rx: mpsc::Receiver<OrchestrateEvent>, mode: progress::Mode) {
+async fn render(
+    mut rx: mpsc::Receiver<OrchestrateEvent>,
+    mode: progress::Mode,
+) -> Vec<(String, String)> {
+    let mut resumed = Vec::new();
     let multi = (mode == progress::Mode::Tty).then(indicatif::MultiProgress::new);
     let mut bars: std::collections::BTreeMap<String, indicatif::ProgressBar> = Default::default();
     let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:20} {elapsed:>4} {msg}")
         .expect("valid template");
     while let Some(event) = rx.recv().await {
+        if let OrchestrateEvent::Resumed { task_id, run_id } = &event {
+            resumed.push((task_id.clone(), run_id.clone()));
+        }
         if mode == progress::Mode::Json {
             let value = match &event {
                 OrchestrateEvent::Task { task_id, event } => {
@@ -150,6 +162,7 @@ async fn render(mut rx: mpsc::Receiver<OrchestrateEvent>, mode: progress::Mode) 
         }
     }
     let _ = std::io::stderr().is_terminal();
+    resumed
 }
 
 fn describe(event: &RunEvent) -> Option<String> {

@@ -136,10 +136,19 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
                 running.as_ref().map(|r| r.id.as_str()),
                 Err("interrupted"),
             )?;
-            if let Some(mut record) = running {
-                codex_remote_core::run::cancel(&project, &mut record, transport.clone(), &executor)
+            match running {
+                Some(mut record) => {
+                    eprintln!("{}", super::interrupt::cancelling(&record.id));
+                    codex_remote_core::run::cancel(
+                        &project,
+                        &mut record,
+                        transport.clone(),
+                        &executor,
+                    )
                     .await?;
-                eprintln!("interrupted: cancelled run {}", record.id);
+                    eprintln!("cancelled run {}", record.id);
+                }
+                None => eprintln!("{}", super::interrupt::nothing_started(&plan.host.name)),
             }
             exit::INTERRUPTED
         }
