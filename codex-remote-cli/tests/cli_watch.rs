@@ -253,4 +253,33 @@ fn watch_shows_runs_live_and_follows_diffs_applies_and_cancels_in_a_real_termina
         !text.contains('\x1b'),
         "no terminal escapes in plain mode: {text:?}"
     );
+
+    // With a plan: its codex-remote entries first, with their status and run.
+    s.env.write(
+        "task_plan.json",
+        &format!("[{{\"task_id\":\"bump\",\"executor\":\"codex-remote\",\"instruction\":\"x\",\"status\":\"completed\",\"run_id\":\"{finished}\"}},{{\"task_id\":\"later\",\"executor\":\"codex-remote\",\"instruction\":\"y\",\"status\":\"pending\"}},{{\"task_id\":\"mine\",\"executor\":\"human\",\"status\":\"pending\"}}]\n"),
+    );
+    let out = s.env.run(&["watch", "task_plan.json"]);
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "plan task_plan.json: 1 pending, 0 running, 1 completed, 0 failed",
+        "{text}"
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .contains(&format!("bump                 completed  {finished}")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .contains("later                pending    -"),
+        "{text}"
+    );
+    assert!(!text.contains("mine"), "{text}");
 }

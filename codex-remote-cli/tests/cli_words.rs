@@ -161,3 +161,34 @@ fn status_and_logs_of_a_detached_run_speak_words_and_show_what_exists() {
     let out = s.env.run(&["cancel", "last"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn an_orchestrated_result_left_unapplied_names_its_run_in_the_next_steps() {
+    let Some(s) = setup(
+        vec![
+            Reply::exec("c1", "printf '{\"x\":1}\\n' > package.json"),
+            Reply::message("touched package.json"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    s.env.write(
+        "task_plan.json",
+        "[{\"task_id\":\"pkg\",\"executor\":\"codex-remote\",\"instruction\":\"TASK: x\",\"status\":\"pending\"}]\n",
+    );
+    let out = s.env.run(&["orchestrate", "task_plan.json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.env.project.join("task_plan.json")).unwrap(),
+    )
+    .unwrap();
+    let run = plan[0]["run_id"].as_str().unwrap();
+    assert!(
+        stdout(&out).contains(&format!(
+            "review it with `codex-remote diff {run}`, apply it with `codex-remote pull {run} --apply`"
+        )),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -74,8 +74,24 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
                 "  {task}: resumed run {run} from an interrupted orchestration\n"
             ));
         }
-        for (task, reason) in summary.failed.iter().chain(&summary.not_applied) {
+        for (task, reason) in &summary.failed {
             text.push_str(&format!("  {task}: {reason}\n"));
+        }
+        let plan = codex_remote_core::taskplan::TaskPlan::load(&args.plan).ok();
+        for (task, reason) in &summary.not_applied {
+            text.push_str(&format!("  {task}: {reason}\n"));
+            let run = plan.as_ref().and_then(|p| {
+                p.task(task)
+                    .ok()?
+                    .get("run_id")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+            if let Some(run) = run {
+                text.push_str(&format!(
+                    "    review it with `codex-remote diff {run}`, apply it with `codex-remote pull {run} --apply`\n"
+                ));
+            }
         }
         output::print_text(&text)?;
     }

@@ -21,7 +21,8 @@ use model::{plain_line, Watcher};
 
 pub async fn run(ctx: &Context, args: WatchArgs) -> Result<i32, CliError> {
     let project = ctx.project(None);
-    let plan = args.plan.as_ref().map(|p| ctx.cwd.join(p));
+    // As the user named it (relative to the working directory), which is how it is shown.
+    let plan = args.plan.clone();
     if let Some(plan) = &plan {
         // A broken plan is an error up front, not a blank panel.
         codex_remote_core::taskplan::TaskPlan::load(plan)?;
