@@ -205,9 +205,17 @@ fn watch_shows_runs_live_and_follows_diffs_applies_and_cancels_in_a_real_termina
             .any(|l| l.contains(&finished[..20]) && l.contains("applied"))
     });
 
-    // Cancel the sleeping one.
+    // Follow the detached one: nobody records its events locally, so they come from its host.
     tmux.keys(&["Up"]);
     tmux.wait_for("the running run selected", |screen| row(screen, &sleeping));
+    tmux.keys(&["f"]);
+    tmux.wait_for("its events, read on its host", |screen| {
+        screen.contains(&format!("┌ events of {sleeping}")) && screen.contains("sleep 300")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the list again", |screen| screen.contains("LAST ACTIVITY"));
+
+    // Cancel it.
     tmux.keys(&["c"]);
     tmux.wait_for("the cancel question", |screen| screen.contains("(y/n)"));
     tmux.keys(&["y"]);

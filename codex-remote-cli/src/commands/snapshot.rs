@@ -18,6 +18,15 @@ pub async fn unrecorded_events(
 ) -> Result<Vec<String>, CliError> {
     let config = ctx.config()?;
     let transport = ctx.transport(config.host(Some(&record.host))?)?;
+    unrecorded_events_over(transport, project, record).await
+}
+
+/// [`unrecorded_events`] over a transport made already (so it can run in a task of its own).
+pub async fn unrecorded_events_over(
+    transport: codex_remote_core::transport::SharedTransport,
+    project: &Project,
+    record: &RunRecord,
+) -> Result<Vec<String>, CliError> {
     let dir =
         RemoteLayout::new(transport.host(), &record.project).agent_dir(&record.id, record.attempt);
     let remote = transport.read_file(&format!("{dir}/events.jsonl")).await;

@@ -36,7 +36,20 @@ enum Action {
     Cancel,
 }
 
+/// What the agent of the followed run wrote on its host past the local record (a run nobody
+/// follows records nothing locally), fetched now and then in a task of its own.
+#[derive(Default)]
+struct Remote {
+    run_id: String,
+    lines: Vec<String>,
+    fetching: bool,
+    fetched_at: Option<std::time::Instant>,
+}
+
+type Fetched = (String, Result<Vec<String>, String>);
+
 struct App {
+    remote: Remote,
     project: Project,
     plan: Option<PathBuf>,
     watcher: Watcher,
@@ -71,6 +84,7 @@ pub async fn run(
     interval: Duration,
 ) -> Result<i32, CliError> {
     let mut app = App {
+        remote: Remote::default(),
         project,
         plan,
         watcher,
@@ -101,12 +115,25 @@ pub async fn run(
         }
     });
     let mut tick = tokio::time::interval(interval);
+    let (fetched_tx, mut fetched) = mpsc::channel::<Fetched>(4);
     let result = loop {
         if let Err(e) = terminal.draw(|frame| draw(frame, &mut app)) {
             break Err(CliError::io("drawing the terminal")(e));
         }
         tokio::select! {
-            _ = tick.tick() => app.refresh(),
+            _ = tick.tick() => {
+                app.refresh();
+                fetch_remote(ctx, &mut app, &fetched_tx);
+            }
+            Some((id, result)) = fetched.recv() => {
+                app.remote.fetching = false;
+                if id == app.remote.run_id {
+                    match result {
+                        Ok(lines) => app.remote.lines = lines,
+                        Err(e) => app.message = format!("cannot read the agent's events on its host: {e}"),
+                    }
+                }
+            }
             key = keys.recv() => {
                 let Some(key) = key else { break Ok(()) };
                 let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
@@ -120,6 +147,54 @@ pub async fn run(
     ratatui::restore();
     let _ = reader.await;
     result.map(|()| exit::OK)
+}
+
+/// While an active run is followed, fetches what its agent wrote on the host past the local
+/// record, at most every 2 s, in a task of its own.
+fn fetch_remote(ctx: &Context, app: &mut App, done: &mpsc::Sender<Fetched>) {
+    let View::Events { id, .. } = &app.view else {
+        return;
+    };
+    let Some(view) = app.views.iter().find(|v| &v.record.id == id) else {
+        return;
+    };
+    if app.remote.run_id != *id {
+        app.remote = Remote {
+            run_id: id.clone(),
+            ..Remote::default()
+        };
+    }
+    let due = app
+        .remote
+        .fetched_at
+        .is_none_or(|at| at.elapsed() >= Duration::from_secs(2));
+    let running =
+        view.record.phase == codex_remote_core::runs::Phase::Running && view.record.attempt > 0;
+    if !running || app.remote.fetching || !due {
+        return;
+    }
+    let transport = match ctx
+        .config()
+        .and_then(|c| Ok(c.host(Some(&view.record.host))?))
+        .and_then(|h| ctx.transport(h))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            app.message = format!("cannot reach the run's host: {e}");
+            return;
+        }
+    };
+    app.remote.fetching = true;
+    app.remote.fetched_at = Some(std::time::Instant::now());
+    let (project, record, done) = (app.project.clone(), view.record.clone(), done.clone());
+    tokio::spawn(async move {
+        let result =
+            super::super::snapshot::unrecorded_events_over(transport.clone(), &project, &record)
+                .await
+                .map_err(|e| e.to_string());
+        let _ = transport.close().await;
+        let _ = done.send((record.id, result)).await;
+    });
 }
 
 /// Handles one key; true to quit.
@@ -253,11 +328,20 @@ fn draw(frame: &mut Frame, app: &mut App) {
     match &app.view {
         View::List => draw_list(frame, app, body),
         View::Events { id, scroll } => {
+            let remote = (app.remote.run_id == *id)
+                .then_some(app.remote.lines.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|l| {
+                    super::model::describe(&codex_remote_core::events::CodexEvent::parse(l))
+                });
             let lines: Vec<Line> = app
                 .watcher
                 .lines(id)
                 .iter()
-                .map(|l| Line::raw(l.clone()))
+                .cloned()
+                .chain(remote)
+                .map(Line::raw)
                 .collect();
             let text = if lines.is_empty() {
                 vec![Line::raw("no events recorded yet")]
