@@ -328,13 +328,14 @@ fn draw(frame: &mut Frame, app: &mut App) {
     match &app.view {
         View::List => draw_list(frame, app, body),
         View::Events { id, scroll } => {
-            let remote = (app.remote.run_id == *id)
-                .then_some(app.remote.lines.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|l| {
-                    super::model::describe(&codex_remote_core::events::CodexEvent::parse(l))
-                });
+            let remote: &[String] = if app.remote.run_id == *id {
+                &app.remote.lines
+            } else {
+                &[]
+            };
+            let remote = remote.iter().filter_map(|l| {
+                super::model::describe(&codex_remote_core::events::CodexEvent::parse(l))
+            });
             let lines: Vec<Line> = app
                 .watcher
                 .lines(id)
