@@ -30,7 +30,7 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn phase(&self) -> &'static str {
+    pub fn phase(&self) -> String {
         phase_word(self.record.phase)
     }
 
@@ -39,23 +39,18 @@ impl RunView {
     }
 }
 
+/// Whether the run may still change (every phase but the three ends, so phases added later,
+/// such as parking on a usage limit, count as active).
 pub fn is_active(phase: Phase) -> bool {
-    matches!(
-        phase,
-        Phase::Pending | Phase::Syncing | Phase::Running | Phase::Retrieving
-    )
+    !matches!(phase, Phase::Completed | Phase::Failed | Phase::Cancelled)
 }
 
-pub fn phase_word(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Pending => "pending",
-        Phase::Syncing => "syncing",
-        Phase::Running => "running",
-        Phase::Retrieving => "retrieving",
-        Phase::Completed => "completed",
-        Phase::Failed => "failed",
-        Phase::Cancelled => "cancelled",
-    }
+/// The phase's name as recorded (`running`, `completed`...).
+pub fn phase_word(phase: Phase) -> String {
+    serde_json::to_value(phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// One line in words for an event worth showing, or `None`.
@@ -310,6 +305,8 @@ fn state_words(
                 .unwrap_or_default()
         ),
         Phase::Cancelled => "cancelled".into(),
+        #[allow(unreachable_patterns)]
+        other => phase_word(other),
     }
 }
 
