@@ -431,3 +431,94 @@ fn draw_list(frame: &mut Frame, app: &mut App, area: ratatui::layout::Rect) {
         frame.render_stateful_widget(table, area, &mut app.table);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_remote_core::runs::RunRecord;
+    use ratatui::backend::TestBackend;
+
+    fn record(id: &str, phase: &str, created: &str, updated: &str) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "task_id": "fix-login", "host": "penguin", "project": "myapp",
+            "remote_mirror": "m", "tree": null, "phase": phase, "created_at": created,
+            "updated_at": updated, "attempt": 1,
+        }))
+        .unwrap()
+    }
+
+    fn screen(app: &mut App, width: u16, height: u16) -> String {
+        let mut terminal = ratatui::Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|frame| draw(frame, app)).unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..height)
+            .map(|y| {
+                let line: String = (0..width).map(|x| buffer[(x, y)].symbol()).collect();
+                line.trim_end().to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_list_and_the_events_of_a_run_render_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::new(dir.path(), Some("myapp"));
+        let store = project.runs();
+        let done = record(
+            "fix-login-20260101-100000-ab12",
+            "completed",
+            "2026-01-01T10:00:00Z",
+            "2026-01-01T10:03:05Z",
+        );
+        store.save(&done).unwrap();
+        std::fs::write(
+            store.run_dir(&done.id).join("events.jsonl"),
+            concat!(
+                r#"{"type":"item.completed","item":{"id":"1","type":"command_execution","command":"npm test","aggregated_output":"","exit_code":0,"status":"completed"}}"#,
+                "\n",
+                r#"{"type":"item.completed","item":{"id":"2","type":"file_change","changes":[{"path":"src/login.ts","kind":"update"}],"status":"completed"}}"#,
+                "\n",
+                r#"{"type":"turn.completed","usage":{"input_tokens":1200,"output_tokens":34}}"#,
+                "\n",
+                r#"{"type":"item.completed","item":{"id":"3","type":"agent_message","text":"Fixed the redirect"}}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        let mut failed = record(
+            "fix-login-20260101-090000-cd34",
+            "failed",
+            "2026-01-01T09:00:00Z",
+            "2026-01-01T09:00:40Z",
+        );
+        failed.error = Some("codex was not found on penguin".into());
+        store.save(&failed).unwrap();
+        let mut app = App {
+            remote: Remote::default(),
+            project: project.clone(),
+            plan: None,
+            watcher: Watcher::new(store),
+            views: Vec::new(),
+            table: TableState::default(),
+            view: View::List,
+            confirm: None,
+            message: String::new(),
+        };
+        app.refresh();
+        // Ages of activity depend on the clock: shown without them here.
+        for view in &mut app.views {
+            view.last_event_at = None;
+        }
+        let list = screen(&mut app, 180, 7).replace(&dir.path().display().to_string(), "[project]");
+        insta::assert_snapshot!("watch_list", list);
+        app.view = View::Events {
+            id: done.id.clone(),
+            scroll: 0,
+        };
+        insta::assert_snapshot!(
+            "watch_events",
+            screen(&mut app, 60, 8).replace(&dir.path().display().to_string(), "[project]")
+        );
+    }
+}
