@@ -51,6 +51,12 @@ fn only_run(s: &Setup) -> Option<String> {
         .next()
 }
 
+/// Codex hands a long command back to the model after a while; holding the model's next answer
+/// keeps the agent alive until the test has seen what it wants.
+fn hold_the_model(s: &Setup) {
+    s.server.set_delay(Duration::from_secs(600));
+}
+
 fn status(s: &Setup, run_id: &str) -> serde_json::Value {
     serde_json::from_slice(&s.env.run(&["status", run_id, "--json"]).stdout).unwrap()
 }
@@ -69,6 +75,7 @@ fn ctrl_c_on_run_cancels_its_agent_and_says_so() {
         run_id = only_run(&s).unwrap_or_default();
         !run_id.is_empty() && local_events(&s, &run_id).contains("sleep 300")
     });
+    hold_the_model(&s);
     sigint(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
@@ -98,6 +105,7 @@ fn ctrl_c_on_attach_detaches_and_says_how_to_cancel() {
     wait_until("attach records the agent's command", || {
         local_events(&s, &run_id).contains("sleep 300")
     });
+    hold_the_model(&s);
     sigint(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));

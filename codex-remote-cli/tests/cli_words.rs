@@ -123,13 +123,15 @@ fn status_and_logs_of_a_detached_run_speak_words_and_show_what_exists() {
     let run_id = stdout(&out).trim().to_string();
     assert!(run_id.starts_with("sleep-a-while-"), "{run_id}");
     // Nobody follows this run, so the local record holds no events; `logs` (no --follow) shows
-    // what the agent wrote on the host so far: poll until Codex reports the command. (Codex
-    // hands a long command back to the model after ~10 s, so the checks below come at once.)
+    // what the agent wrote on the host so far: poll until Codex reports the command.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let logs = loop {
         let out = s.env.run(&["logs", "last"]);
         assert!(out.status.success(), "{}", stderr(&out));
         if stdout(&out).contains("sleep 300") {
+            // Codex hands a long command back to the model after a while: the model's next
+            // answer is held, so the agent is still alive for the checks below.
+            s.server.set_delay(std::time::Duration::from_secs(600));
             break stdout(&out);
         }
         assert!(
