@@ -118,7 +118,8 @@ fn watch_shows_runs_live_and_follows_diffs_applies_and_cancels_in_a_real_termina
     ) else {
         return;
     };
-    // A finished run whose result waits to be applied...
+    // A finished run whose result waits to be applied (and its checklist item ticked)...
+    s.env.write("SPEC.md", "- [ ] Bump a\n");
     let out = s.env.run(&[
         "run",
         "--prompt",
@@ -126,6 +127,10 @@ fn watch_shows_runs_live_and_follows_diffs_applies_and_cancels_in_a_real_termina
         "--type",
         "quick-fix",
         "--no-apply",
+        "--checkpoint",
+        "SPEC.md",
+        "--item",
+        "Bump a",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     // ...and one whose agent is still working, detached.
@@ -198,6 +203,11 @@ fn watch_shows_runs_live_and_follows_diffs_applies_and_cancels_in_a_real_termina
         std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(),
         "export const a = 2;\n",
         "{screen}"
+    );
+    assert!(screen.contains("ticked `Bump a` in "), "{screen}");
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("SPEC.md")).unwrap(),
+        format!("- [x] Bump a ← Completed via Codex (run {finished})\n")
     );
     tmux.wait_for("the applied state", |screen| {
         screen

@@ -155,7 +155,8 @@ async fn diff_text(ctx: &Context, project: &Project, id: &str) -> Result<String,
     Ok(String::from_utf8_lossy(&patch).into_owned())
 }
 
-/// Applies a finished run's result, as `pull RUN --apply --keep` would.
+/// Applies a finished run's result, as `pull RUN --apply --keep` would, and ticks the run's
+/// checklist item (its task's `checkpoint`) as `run` would have.
 async fn apply(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
     let config = ctx.config()?;
     let store = project.runs();
@@ -169,7 +170,27 @@ async fn apply(ctx: &Context, project: &Project, id: &str) -> Result<String, Cli
         let _ = transport.close().await;
     }
     pipeline::apply(&config, project, &mut record, false)?;
-    Ok(format!("applied run {id} to {}", project.root.display()))
+    let mut said = format!("applied run {id} to {}", project.root.display());
+    if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
+        let path = project.root.join(&spec.file);
+        match codex_remote_core::checkpoint::mark_checkpoint(&path, &spec.item, Some(id)) {
+            Ok(outcome) => {
+                let line = match outcome {
+                    codex_remote_core::checkpoint::CheckpointOutcome::Marked { line }
+                    | codex_remote_core::checkpoint::CheckpointOutcome::AlreadyDone { line } => {
+                        line
+                    }
+                };
+                said.push_str(&format!(
+                    "; ticked `{}` in {}:{line}",
+                    spec.item.trim(),
+                    spec.file
+                ));
+            }
+            Err(e) => said.push_str(&format!("; the checklist item was not ticked: {e}")),
+        }
+    }
+    Ok(said)
 }
 
 /// Cancels a run's agent, as `cancel RUN` would.
