@@ -1,10 +1,8 @@
 //! `attach`, `status`, `logs` and `cancel`: working with runs whose agent lives on the host.
 
 use codex_remote_core::events::CodexEvent;
-use codex_remote_core::executor::{CodexExecutor, Executor};
-use codex_remote_core::layout::RemoteLayout;
-use codex_remote_core::run::{cancel as cancel_run, follow_and_finish, follow_attempt, RunEvent};
-use codex_remote_core::runs::{Phase, RunRecord};
+use codex_remote_core::runs::Phase;
+use codex_remote_core::EventKind;
 use tokio::sync::mpsc;
 
 use super::{progress, Context};
@@ -12,72 +10,35 @@ use crate::cli::{LogsArgs, RunRefArgs, StatusArgs};
 use crate::error::CliError;
 use crate::{exit, output};
 
-fn load(
-    ctx: &Context,
-    run: &str,
-) -> Result<(codex_remote_core::pipeline::Project, RunRecord), CliError> {
-    let project = ctx.project(None);
-    let record = super::runref::load(&project, run)?;
-    Ok((project, record))
+/// The run id a reference (`last`, `last~N` or an id) names.
+fn run_id(ctx: &Context, reference: &str) -> Result<String, CliError> {
+    super::runref::resolve(&ctx.project(None).runs(), reference)
 }
 
 pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
-    let config = ctx.config()?;
-    let (project, mut record) = load(ctx, &args.run)?;
-    match record.phase {
-        Phase::Running | Phase::Retrieving => {}
-        phase => {
-            return Err(CliError::Usage(format!(
-                "run `{}` is {}; there is nothing to attach to (see `codex-remote status {}`)",
-                record.id,
-                serde_json::to_value(phase)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                record.id
-            )))
-        }
-    }
-    let transport = ctx.transport(config.host(Some(&record.host))?)?;
-    let (tx, rx) = mpsc::channel(256);
+    let run = run_id(ctx, &args.run)?;
+    let engine = ctx.engine(ctx.config()?);
+    let mut handle = engine.attach(&run).await?;
+    let host = handle.host().to_string();
     let display = tokio::spawn(progress::render(
-        rx,
+        handle.events(),
         progress::Mode::for_context(ctx),
         ctx.verbose,
     ));
-    let retry = config.retry();
-    let (run_id, host) = (record.id.clone(), record.host.clone());
     // Ctrl-C detaches: the agent goes on, and `attach` resumes where this stopped.
     let result = tokio::select! {
-        result = follow_and_finish(
-            &project,
-            &config,
-            &mut record,
-            transport.clone(),
-            &CodexExecutor,
-            (retry.initial_delay, retry.max_delay),
-            &tx,
-        ) => Some(result),
+        result = handle.wait() => Some(result),
         _ = tokio::signal::ctrl_c() => None,
     };
-    drop(tx);
-    let _ = display.await;
-    let _ = transport.close().await;
     let Some(result) = result else {
-        eprintln!("{}", super::interrupt::detached(&run_id, &host));
+        engine.close().await;
+        eprintln!("{}", super::interrupt::detached(&run, &host));
         return Ok(exit::INTERRUPTED);
     };
-    let task_plan = record.finish.as_ref().and_then(|f| f.task_plan.clone());
-    match &result {
-        Ok(summary) => super::run::settle_plan(task_plan.as_ref(), Some(&summary.run_id), Ok(()))?,
-        // A broken stream is not a failed task: the agent goes on, and the entry stays running.
-        Err(codex_remote_core::Error::Transport(e)) if e.is_connection() => {}
-        Err(e) => {
-            super::run::settle_plan(task_plan.as_ref(), Some(&record.id), Err(&e.to_string()))?
-        }
-    }
-    let summary = result.map_err(|e| super::hints::name_run(e.into(), Some(&record.id)))?;
-    super::run::print_summary(ctx, &summary, None)?;
+    let _ = display.await;
+    engine.close().await;
+    let result = result.map_err(|e| super::hints::name_run(e.into(), Some(&run)))?;
+    super::run::print_summary(ctx, &result.summary, None)?;
     Ok(exit::OK)
 }
 
@@ -92,42 +53,22 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         )
         .await;
     };
-    let config = ctx.config()?;
-    let (project, record) = load(ctx, &run)?;
-    let events_path = project.runs().run_dir(&record.id).join("events.jsonl");
-    let events = std::fs::read_to_string(&events_path).unwrap_or_default();
-    let last = events
-        .lines()
-        .rev()
-        .map(CodexEvent::parse)
-        .find(|e| !matches!(e, CodexEvent::Other { .. }));
-    // Only a run whose agent may be alive is worth a round trip to the host.
-    let agent = if matches!(record.phase, Phase::Running) && record.attempt > 0 {
-        let transport = ctx.transport(config.host(Some(&record.host))?)?;
-        let dir = RemoteLayout::new(transport.host(), &record.project)
-            .agent_dir(&record.id, record.attempt);
-        let state = CodexExecutor.probe(transport.as_ref(), &dir).await?;
-        let _ = transport.close().await;
-        Some(state)
-    } else {
-        None
-    };
+    let run = run_id(ctx, &run)?;
+    let engine = ctx.engine(ctx.config()?);
+    let status = engine.status(&run).await;
+    engine.close().await;
+    let status = status?;
     if ctx.json {
-        output::print_json(&serde_json::json!({
-            "run": record,
-            "agent": agent,
-            "events_recorded": events.lines().count(),
-            "last_event": last,
-        }))?;
+        output::print_json(&status)?;
         return Ok(exit::OK);
     }
-    let phase = serde_json::to_value(record.phase)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let record = &status.run;
     let mut text = format!(
-        "run       {}\ntask      {}\nhost      {}\nphase     {phase}\n",
-        record.id, record.task_id, record.host
+        "run       {}\ntask      {}\nhost      {}\nphase     {}\n",
+        record.id,
+        record.task_id,
+        record.host,
+        record.phase.to_string()
     );
     text.push_str(&format!(
         "created   {}\nupdated   {}\n",
@@ -136,13 +77,20 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
     if record.attempt > 0 {
         text.push_str(&format!("attempt   {}\n", record.attempt));
     }
-    if let Some(agent) = &agent {
+    if let Some(agent) = &status.agent {
         text.push_str(&format!(
             "agent     {}\n",
             super::watch::model::agent_words(agent, &record.id)
         ));
     }
-    text.push_str(&format!("events    {} recorded\n", events.lines().count()));
+    text.push_str(&format!("events    {} recorded\n", status.events_recorded));
+    let events = std::fs::read_to_string(
+        ctx.project(None)
+            .runs()
+            .run_dir(&record.id)
+            .join("events.jsonl"),
+    )
+    .unwrap_or_default();
     let last_words = events
         .lines()
         .rev()
@@ -161,69 +109,66 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
 }
 
 pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
-    let (project, mut record) = load(ctx, &args.run)?;
-    let store = project.runs();
-    let path = store.run_dir(&record.id).join("events.jsonl");
-    let mut recorded: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    if !args.follow && record.phase == Phase::Running && record.attempt > 0 {
-        // A detached run: what its agent wrote so far, though nobody recorded it yet.
-        match super::snapshot::unrecorded_events(ctx, &project, &record).await {
-            Ok(more) => recorded.extend(more),
-            Err(e) if !ctx.json => {
-                eprintln!("codex-remote: showing the recorded events only: {e}")
-            }
-            Err(_) => {}
-        }
-    }
+    let run = run_id(ctx, &args.run)?;
+    // Following needs the host; replaying the record needs no config at all.
+    let config = if args.follow {
+        ctx.config()?
+    } else {
+        ctx.config()
+            .unwrap_or_else(|_| codex_remote_core::Config::builtin())
+    };
+    let engine = ctx.engine(config);
     let (tx, rx) = mpsc::channel(256);
     let mode = if ctx.json {
         progress::Mode::Json
     } else {
         progress::Mode::Stdout
     };
-    let display = tokio::spawn(progress::render(rx, mode, ctx.verbose.max(1)));
-    for line in &recorded {
-        let event = CodexEvent::parse(line);
-        let _ = tx
-            .send(RunEvent::Codex(codex_remote_core::executor::ExecEvent {
-                raw: line.to_string(),
-                event,
-            }))
-            .await;
-    }
-    let mut result = Ok(());
-    if args.follow && record.phase == Phase::Running {
-        let config = ctx.config()?;
-        let transport = ctx.transport(config.host(Some(&record.host))?)?;
-        let (run_id, host) = (record.id.clone(), record.host.clone());
-        result = tokio::select! {
-            r = follow_attempt(&store, &mut record, transport.as_ref(), &CodexExecutor, &tx) => r.map(|_| ()),
+    let display = tokio::spawn(progress::render(Some(rx), mode, ctx.verbose.max(1)));
+    let project = ctx.project(None);
+    let record = project.runs().load(&run)?;
+    let result = if args.follow {
+        // Ctrl-C detaches: the agent goes on.
+        tokio::select! {
+            result = engine.logs(&run, true, tx) => result,
             _ = tokio::signal::ctrl_c() => {
-                let _ = transport.close().await;
-                drop(tx);
-                let _ = display.await;
-                eprintln!("{}", super::interrupt::detached(&run_id, &host));
+                engine.close().await;
+                eprintln!("{}", super::interrupt::detached(&run, &record.host));
                 return Ok(exit::INTERRUPTED);
             }
-        };
-        let _ = transport.close().await;
-    }
-    drop(tx);
+        }
+    } else {
+        let result = engine.logs(&run, false, tx.clone()).await;
+        if result.is_ok() && record.phase == Phase::Running && record.attempt > 0 {
+            // A detached run: what its agent wrote so far, though nobody recorded it yet.
+            match super::snapshot::unrecorded_events(ctx, &project, &record).await {
+                Ok(more) => {
+                    for line in more {
+                        let codex = CodexEvent::parse(&line);
+                        let _ = tx.send(EventKind::Codex { codex }.into()).await;
+                    }
+                }
+                Err(e) if !ctx.json => {
+                    eprintln!("codex-remote: showing the recorded events only: {e}")
+                }
+                Err(_) => {}
+            }
+        }
+        drop(tx);
+        result
+    };
     let _ = display.await;
+    engine.close().await;
     result?;
     Ok(exit::OK)
 }
 
 pub async fn cancel(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
-    let config = ctx.config()?;
-    let (project, mut record) = load(ctx, &args.run)?;
-    let transport = ctx.transport(config.host(Some(&record.host))?)?;
-    cancel_run(&project, &mut record, transport.clone(), &CodexExecutor).await?;
-    let _ = transport.close().await;
+    let run = run_id(ctx, &args.run)?;
+    let engine = ctx.engine(ctx.config()?);
+    let record = engine.cancel(&run).await;
+    engine.close().await;
+    let record = record?;
     if ctx.json {
         output::print_json(&serde_json::json!({ "run_id": record.id, "phase": record.phase }))?;
     } else if !ctx.quiet {

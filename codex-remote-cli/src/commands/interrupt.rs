@@ -12,11 +12,6 @@ pub fn detached(run_id: &str, host: &str) -> String {
     )
 }
 
-/// `run` before any agent was launched.
-pub fn nothing_started(host: &str) -> String {
-    format!("interrupted before the agent started: nothing is left running on {host}")
-}
-
 /// `run`, about to cancel its agent.
 pub fn cancelling(run_id: &str) -> String {
     format!(

@@ -1,8 +1,7 @@
 //! Run references on the command line: a run id, `last` (the newest run of the project) or
 //! `last~N` (the N-th before it), as git's `HEAD~N`.
 
-use codex_remote_core::pipeline::Project;
-use codex_remote_core::runs::{RunRecord, RunStore};
+use codex_remote_core::runs::RunStore;
 
 use crate::error::CliError;
 
@@ -35,16 +34,10 @@ pub fn resolve(store: &RunStore, reference: &str) -> Result<String, CliError> {
         })
 }
 
-/// Loads the record a reference names.
-pub fn load(project: &Project, reference: &str) -> Result<RunRecord, CliError> {
-    let store = project.runs();
-    let id = resolve(&store, reference)?;
-    Ok(store.load(&id)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codex_remote_core::runs::RunRecord;
 
     fn record(id: &str, created_at: &str) -> RunRecord {
         serde_json::from_value(serde_json::json!({
