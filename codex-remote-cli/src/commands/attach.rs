@@ -68,7 +68,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         record.id,
         record.task_id,
         record.host,
-        record.phase.to_string()
+        record.phase
     );
     text.push_str(&format!(
         "created   {}\nupdated   {}\n",
