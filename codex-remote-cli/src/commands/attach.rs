@@ -65,10 +65,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
     let record = &status.run;
     let mut text = format!(
         "run       {}\ntask      {}\nhost      {}\nphase     {}\n",
-        record.id,
-        record.task_id,
-        record.host,
-        record.phase
+        record.id, record.task_id, record.host, record.phase
     );
     text.push_str(&format!(
         "created   {}\nupdated   {}\n",
