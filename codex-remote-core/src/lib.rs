@@ -40,6 +40,7 @@ pub use agent::{events, executor, model_server};
 pub use hosts::{host, shell, transport};
 pub use planning::{input, instruction, model, plan, policy, schema, task};
 pub use records::{checkpoint, patch, runs, taskplan};
+use records::json_edit;
 pub use remote::{layout, sync, workspace};
 pub use workflows::{doctor, engine, orchestrate, pipeline, prerequisites, progress, run};
 
