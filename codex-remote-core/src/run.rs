@@ -155,6 +155,8 @@ pub struct RunSummary {
     pub attempts: u32,
     /// What ticking the checklist item did, when the run had one.
     pub checkpoint: Option<crate::checkpoint::CheckpointOutcome>,
+    /// What about the result is not a clean success (also kept in the run record).
+    pub warnings: Vec<crate::runs::RunWarning>,
 }
 
 fn record_io(context: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -376,6 +378,13 @@ pub async fn follow_and_finish(
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
     let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
+    if parsed.files.is_empty() && !outcome.files_reported.is_empty() {
+        record
+            .warnings
+            .push(crate::runs::RunWarning::claimed_changes_missing(
+                &outcome.files_reported,
+            ));
+    }
     set_phase(&store, record, Phase::Completed, events).await?;
     let mut applied = false;
     if finish.apply && !parsed.files.is_empty() {
@@ -405,6 +414,7 @@ pub async fn follow_and_finish(
         patch: store.patch_path(&record.id),
         attempts: record.attempt,
         checkpoint,
+        warnings: record.warnings.clone(),
     })
 }
 

@@ -15,7 +15,9 @@ use codex_remote_core::sync::{
 };
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::{CommandSpec, SharedTransport, TransportExt};
-use codex_remote_core::workspace::{prepare_run, remove_run, retrieve_patch, RunTree};
+use codex_remote_core::workspace::{
+    prepare_run, prune_idle_trees, remove_run, retrieve_patch, RunTree,
+};
 use codex_remote_testkit::Sshd;
 
 /// Awkward but legal names: spaces, quotes, a newline, unicode, a leading dash.
@@ -214,16 +216,29 @@ async fn round_trip_with(syncer: &dyn Syncer, f: &Fixture) {
     PatchApplier::new(f.local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
-    let remote_tree = f.workspace.join(".codex-remote/my app/runs/run-1");
+    let remote_tree = f.workspace.join(".codex-remote/my app/trees/0/my app");
+    assert_eq!(tree.dir, f.layout.tree_dir(0));
     assert_same_tree(
         f.local.path(),
         &remote_tree,
         "local equals the remote run tree byte for byte",
     );
 
+    // Released, the tree goes back to the pool; pruning removes idle trees.
     remove_run(f.transport.as_ref(), &f.layout, "run-1")
         .await
         .unwrap();
+    assert!(
+        remote_tree.exists()
+            && !f
+                .workspace
+                .join(".codex-remote/my app/trees/0.lease")
+                .exists()
+    );
+    let pruned = prune_idle_trees(f.transport.as_ref(), &f.layout)
+        .await
+        .unwrap();
+    assert_eq!(pruned, vec![0]);
     assert!(!remote_tree.exists());
 }
 
@@ -261,8 +276,13 @@ fn local_host(project: &str) -> (tempfile::TempDir, RemoteLayout, SharedTranspor
     (workspace, layout, transport)
 }
 
-/// Prepares run `run_id`, lets the "agent" change its tree, and returns the retrieved patch.
-async fn agent_patch(transport: &SharedTransport, layout: &RemoteLayout, run_id: &str) -> Vec<u8> {
+/// Prepares run `run_id`, lets the "agent" change its tree, and returns the retrieved patch and
+/// the tree.
+async fn agent_patch(
+    transport: &SharedTransport,
+    layout: &RemoteLayout,
+    run_id: &str,
+) -> (Vec<u8>, RunTree) {
     let tree = prepare_run(transport.as_ref(), layout, run_id, &settings().exclude)
         .await
         .unwrap();
@@ -274,7 +294,10 @@ async fn agent_patch(transport: &SharedTransport, layout: &RemoteLayout, run_id:
         )
         .await
         .unwrap();
-    retrieve_patch(transport.as_ref(), &tree).await.unwrap()
+    (
+        retrieve_patch(transport.as_ref(), &tree).await.unwrap(),
+        tree,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,13 +317,14 @@ async fn local_host_round_trip_is_byte_exact() {
     assert!(first.files_transferred > 0);
     let again = syncer.push(&request, None).await.unwrap();
     assert_eq!(again.files_transferred, 0, "unchanged files are skipped");
-    let patch = agent_patch(&transport, &layout, "r").await;
+    let (patch, tree) = agent_patch(&transport, &layout, "r").await;
     PatchApplier::new(local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
+    assert_eq!(tree.dir, layout.tree_dir(0));
     assert_same_tree(
         local.path(),
-        &workspace.path().join(".codex-remote/my app/runs/r"),
+        &workspace.path().join(".codex-remote/my app/trees/0/my app"),
         "local host round trip",
     );
 }
@@ -512,13 +536,13 @@ async fn applying_works_in_a_git_repository_and_leaves_its_index_alone() {
         .push(&request, None)
         .await
         .unwrap();
-    let patch = agent_patch(&transport, &layout, "g").await;
+    let (patch, _) = agent_patch(&transport, &layout, "g").await;
     PatchApplier::new(local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
     assert_same_tree(
         local.path(),
-        &workspace.path().join(".codex-remote/repo/runs/g"),
+        &workspace.path().join(".codex-remote/repo/trees/0/repo"),
         "git project round trip",
     );
     assert_eq!(

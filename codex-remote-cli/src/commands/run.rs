@@ -204,6 +204,15 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
     if let Some(message) = &summary.last_message {
         out.push_str(&format!("message  {}\n", message.trim()));
     }
+    for warning in &summary.warnings {
+        out.push_str(&format!("warning  {}\n", warning.message));
+        for path in warning.paths.iter().take(10) {
+            out.push_str(&format!("         - {path}\n"));
+        }
+        if warning.paths.len() > 10 {
+            out.push_str(&format!("         ({} more)\n", warning.paths.len() - 10));
+        }
+    }
     out
 }
 

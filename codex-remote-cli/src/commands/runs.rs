@@ -14,6 +14,7 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
     let store = project.runs();
     let mut records = store.list()?;
     let mut pruned = Vec::new();
+    let mut idle_trees = Vec::new();
     if args.prune {
         let config = ctx.config()?;
         let cutoff = SystemTime::now() - Duration::from_secs(args.older_than * 24 * 3600);
@@ -30,9 +31,22 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
                 pruned.push(record.id.clone());
             }
         }
+        // Then the idle run trees of each host this project's runs used.
+        let mut hosts: Vec<String> = records.iter().map(|r| r.host.clone()).collect();
+        hosts.sort();
+        hosts.dedup();
+        for host in hosts {
+            let transport = ctx.transport(config.host(Some(&host))?)?;
+            let removed = pipeline::prune_idle_trees(transport, &project).await?;
+            if removed > 0 {
+                idle_trees.push(serde_json::json!({ "host": host, "trees": removed }));
+            }
+        }
     }
     if ctx.json {
-        output::print_json(&serde_json::json!({ "runs": records, "pruned": pruned }))?;
+        output::print_json(
+            &serde_json::json!({ "runs": records, "pruned": pruned, "idle_trees_removed": idle_trees }),
+        )?;
         return Ok(exit::OK);
     }
     let mut text = String::new();
@@ -65,6 +79,13 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
     }
     for id in &pruned {
         text.push_str(&format!("pruned the remote tree of {id}\n"));
+    }
+    for entry in &idle_trees {
+        text.push_str(&format!(
+            "removed {} idle run tree(s) on {}\n",
+            entry["trees"],
+            entry["host"].as_str().unwrap_or_default()
+        ));
     }
     output::print_text(&text)?;
     Ok(exit::OK)
