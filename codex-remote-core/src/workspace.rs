@@ -77,6 +77,8 @@ until mkdir -- "$trees/$n.lease" 2>/dev/null; do
   n=$((n + 1))
   if [ "$n" -ge 1000 ]; then echo "codex-remote: cannot lease a run tree in $trees" >&2; exit 1; fi
 done
+# A preparation that fails gives its tree back.
+trap 'rm -rf -- "$trees/$n.lease"' EXIT
 printf '%s\n' "$id" > "$trees/$n.lease/run"
 exec 9>&-
 slot=$trees/$n; tree=$slot/$name
@@ -108,6 +110,7 @@ cp -- .git/info/exclude "$tree/.git/info/exclude"
 git --git-dir="$tree/.git" update-ref refs/heads/codex-remote "$base"
 git --git-dir="$tree/.git" config user.name Codex
 git --git-dir="$tree/.git" config user.email codex@localhost
+trap - EXIT
 printf '%s %s\n' "$n" "$base"
 "#;
 
