@@ -378,6 +378,9 @@ pub async fn follow_and_finish(
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
     let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
+    record
+        .warnings
+        .retain(|w| w.kind != "claimed-changes-missing");
     if parsed.files.is_empty() && !outcome.files_reported.is_empty() {
         record
             .warnings

@@ -181,6 +181,8 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
     };
     let state = if summary.applied {
         "applied"
+    } else if summary.files.is_empty() && !summary.warnings.is_empty() {
+        "no changes; see the warnings below"
     } else if summary.files.is_empty() {
         "no changes"
     } else {
@@ -226,4 +228,33 @@ pub fn settle_plan(
         codex_remote_core::taskplan::settle(path, id, run_id, result)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_remote_core::runs::RunWarning;
+
+    #[test]
+    fn the_text_summary_shows_each_warning_and_its_files() {
+        let claimed: Vec<String> = (0..12).map(|i| format!("/w/t/f{i}.txt")).collect();
+        let summary = RunSummary {
+            run_id: "r1".into(),
+            task_id: "t".into(),
+            host: "h".into(),
+            model: "m".into(),
+            usage: Default::default(),
+            last_message: Some("Created the files".into()),
+            files: Vec::new(),
+            applied: false,
+            patch: "p".into(),
+            attempts: 1,
+            checkpoint: None,
+            warnings: vec![
+                RunWarning::changed_outside_tree("~/ws/app", &["?? leak.txt".to_string()]),
+                RunWarning::claimed_changes_missing(&claimed),
+            ],
+        };
+        insta::assert_snapshot!(render_summary(None, &summary));
+    }
 }
