@@ -114,11 +114,15 @@ trap - EXIT
 printf '%s %s\n' "$n" "$base"
 "#;
 
-/// Args: tree, baseline, mirror, slot. Prints the run's change as a binary git patch on stdout,
+/// Args: tree, baseline, mirror, slot, run id. Prints the run's change as a binary git patch on stdout,
 /// and on stderr one `codex-remote-outside: <status>` line per file changed in the mirror.
 const RETRIEVE_SCRIPT: &str = r#"set -e
-tree=$(cd -- "$1" && pwd); base=$2; mirror=$(cd -- "$3" && pwd); slot=$4
+tree=$(cd -- "$1" && pwd); base=$2; mirror=$(cd -- "$3" && pwd); slot=$4; id=$5
 slot=$(cd -- "$(dirname -- "$slot")" && pwd)/$(basename -- "$slot")
+if [ "$(cat -- "$slot.lease/run" 2>/dev/null)" != "$id" ]; then
+  echo "codex-remote: run $id no longer holds its tree $tree (it was returned to the pool)" >&2
+  exit 3
+fi
 export GIT_DIR="$mirror/.git" GIT_WORK_TREE="$tree" GIT_INDEX_FILE="$slot.index"
 if ! git cat-file -e "$base^{commit}" 2>/dev/null; then
   echo "codex-remote: the run's baseline $base is missing from the host's mirror $mirror" >&2
@@ -205,6 +209,9 @@ pub struct RunTree {
     /// The host's mirror, whose repository holds the baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<String>,
+    /// The run holding the tree (its lease names it; retrieval checks it still does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// What retrieval found.
@@ -275,6 +282,7 @@ pub async fn prepare_run(
         baseline: baseline.to_string(),
         slot: Some(slot),
         mirror: Some(layout.mirror.clone()),
+        run_id: Some(run_id.to_string()),
     })
 }
 
@@ -283,7 +291,7 @@ pub async fn retrieve(
     transport: &dyn Transport,
     tree: &RunTree,
 ) -> Result<Retrieved, TransportError> {
-    let (Some(_), Some(mirror)) = (tree.slot, &tree.mirror) else {
+    let (Some(_), Some(mirror), Some(run_id)) = (tree.slot, &tree.mirror, &tree.run_id) else {
         let output = transport
             .run_checked(script(
                 LEGACY_RETRIEVE_SCRIPT,
@@ -308,6 +316,7 @@ pub async fn retrieve(
                 &tree.baseline,
                 home_relative(mirror),
                 home_relative(slot),
+                run_id,
             ],
         ))
         .await?;

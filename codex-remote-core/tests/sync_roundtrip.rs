@@ -623,6 +623,13 @@ async fn a_reused_tree_moves_to_the_new_baseline_touching_only_changed_files() {
         .await
         .unwrap();
     assert_eq!(second.dir, first.dir, "the free tree is reused");
+    let stale = retrieve_patch(f.transport.as_ref(), &first)
+        .await
+        .unwrap_err();
+    assert!(
+        stale.to_string().contains("no longer holds its tree"),
+        "a released run never reads another run's tree: {stale}"
+    );
     assert_ne!(second.baseline, first.baseline);
     assert_same_tree(&dir, f.local.path(), "the reused tree is the new baseline");
     for gone in ["junk.txt", "build.log", "dist", "nested"] {
