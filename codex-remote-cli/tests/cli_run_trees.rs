@@ -61,8 +61,8 @@ fn the_agent_follows_the_working_directory_and_git_writes_work_in_its_tree() {
             String::new()
         };
         let steps = [
-            // B7: git writes under the default sandbox, then HEAD and branches moved.
-            format!("{cd}set -e; printf 'new\\n' > added.txt; git add added.txt; git mv src/app.ts src/main.ts; git commit -qm 'agent work'; git checkout -q -b feature; printf 'more\\n' >> added.txt; git status --short"),
+            // B7: git writes under the default sandbox (add, mv, commit, a branch, stash and pop).
+            format!("{cd}set -e; printf 'new\\n' > added.txt; git add added.txt; git mv src/app.ts src/main.ts; git commit -qm 'agent work'; git checkout -q -b feature; printf 'more\\n' >> added.txt; git stash -q; git stash pop -q; git status --short"),
             // A5: a nested repository, committed and not.
             format!("{cd}set -e; mkdir -p lib/deeper; cd lib; git init -q; printf 'nested\\n' > a.txt; git add a.txt; git commit -qm nested; cd deeper; git init -q; printf 'deeper\\n' > b.txt"),
         ];
