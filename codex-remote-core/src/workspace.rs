@@ -129,9 +129,16 @@ if ! git cat-file -e "$base^{commit}" 2>/dev/null; then
   exit 3
 fi
 # Nested repositories the agent made: their git directories go beside the slot, so their
-# files come back as files (git would otherwise record an empty gitlink, or refuse).
+# files come back as files (git would otherwise record an empty gitlink, or refuse). Only once
+# the agent is gone: a live agent could swap a directory for a symlink under our `mv`.
+live=0
+for attempt in "$(dirname -- "$(dirname -- "$slot")")/agents/$id"/*; do
+  [ -e "$attempt/status" ] && continue
+  if [ -s "$attempt/pid" ] && kill -0 "$(cat -- "$attempt/pid")" 2>/dev/null; then live=1; fi
+done
 mkdir -p -- "$slot.nested"
 pass=0
+[ "$live" = 0 ] || pass=32
 while [ "$pass" -lt 32 ]; do
   pass=$((pass + 1)); moved=0
   git ls-files -o --exclude-standard > "$slot.nested/list"

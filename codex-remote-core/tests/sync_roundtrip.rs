@@ -741,9 +741,21 @@ printf 'leak\\n' > ../../../../../nest/leak.txt",
         )
         .await
         .unwrap();
+    // While the agent lives (an attempt with a live pid and no status), nothing in its tree is
+    // moved: it could swap a directory for a symlink under our feet.
+    let attempt = workspace.path().join(".codex-remote/nest/agents/n/1");
+    std::fs::create_dir_all(&attempt).unwrap();
+    std::fs::write(attempt.join("pid"), std::process::id().to_string()).unwrap();
+    let _ = codex_remote_core::workspace::retrieve(transport.as_ref(), &tree).await;
+    let nested_git = workspace
+        .path()
+        .join(".codex-remote/nest/trees/0/nest/lib/.git");
+    assert!(nested_git.exists(), "a live agent's tree is left alone");
+    std::fs::write(attempt.join("status"), "0\n").unwrap();
     let retrieved = codex_remote_core::workspace::retrieve(transport.as_ref(), &tree)
         .await
         .unwrap();
+    assert!(!nested_git.exists());
     let parsed = ParsedPatch::parse(&retrieved.patch).unwrap();
     let kinds: Vec<(&str, &str)> = parsed.files.iter().map(|c| (c.path(), c.kind())).collect();
     assert_eq!(
