@@ -114,8 +114,8 @@ trap - EXIT
 printf '%s %s\n' "$n" "$base"
 "#;
 
-/// Args: tree, baseline, mirror, slot, run id. Prints the run's change as a binary git patch on stdout,
-/// and on stderr one `codex-remote-outside: <status>` line per file changed in the mirror.
+/// Args: tree, baseline, mirror, slot, run id. Prints the run's change as a binary git patch on
+/// stdout, and on stderr one `codex-remote-outside: <status>` line per file changed in the mirror.
 const RETRIEVE_SCRIPT: &str = r#"set -e
 tree=$(cd -- "$1" && pwd); base=$2; mirror=$(cd -- "$3" && pwd); slot=$4; id=$5
 slot=$(cd -- "$(dirname -- "$slot")" && pwd)/$(basename -- "$slot")
