@@ -36,7 +36,11 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
         hosts.sort();
         hosts.dedup();
         for host in hosts {
-            let transport = ctx.transport(config.host(Some(&host))?)?;
+            // A host since removed from the config has nothing we could reach.
+            let Ok(spec) = config.host(Some(&host)) else {
+                continue;
+            };
+            let transport = ctx.transport(spec)?;
             let removed = pipeline::prune_idle_trees(transport, &project).await?;
             if removed > 0 {
                 idle_trees.push(serde_json::json!({ "host": host, "trees": removed }));
