@@ -164,7 +164,8 @@ pub fn apply(
     Ok(parsed)
 }
 
-/// Removes the run's tree from the host.
+/// Returns the run's tree to the host's pool of run trees (it no longer holds it; the next run
+/// reuses it) and drops its baseline ref and agent files.
 pub async fn remove_remote(
     transport: SharedTransport,
     project: &Project,

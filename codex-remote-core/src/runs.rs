@@ -57,7 +57,7 @@ pub struct RunRecord {
     /// When the result was applied locally (RFC 3339).
     #[serde(default)]
     pub applied_at: Option<String>,
-    /// Whether the remote tree has been removed.
+    /// Whether the run gave its remote tree back (returned to the pool, or removed).
     #[serde(default)]
     pub remote_removed: bool,
     /// Why it failed, when it did.
