@@ -123,6 +123,9 @@ if [ "$(cat -- "$slot.lease/run" 2>/dev/null)" != "$id" ]; then
   echo "codex-remote: run $id no longer holds its tree $tree (it was returned to the pool)" >&2
   exit 3
 fi
+# Files changed in the mirror since the last baseline (outside the tree), looked up meanwhile.
+(cd -- "$mirror" && git --no-optional-locks status --porcelain --untracked-files=all 2>/dev/null | head -n 50 > "$slot.outside") &
+outside=$!
 export GIT_DIR="$mirror/.git" GIT_WORK_TREE="$tree" GIT_INDEX_FILE="$slot.index"
 if ! git cat-file -e "$base^{commit}" 2>/dev/null; then
   echo "codex-remote: the run's baseline $base is missing from the host's mirror $mirror" >&2
@@ -155,9 +158,9 @@ done
 rm -f -- "$slot.nested/list"
 git add -A
 git diff --cached --binary --full-index --no-color --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$base" --
-unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
-cd -- "$mirror"
-git --no-optional-locks status --porcelain --untracked-files=all 2>/dev/null | head -n 50 | sed 's/^/codex-remote-outside: /' >&2 || true
+wait "$outside" || true
+sed 's/^/codex-remote-outside: /' "$slot.outside" >&2 || true
+rm -f -- "$slot.outside"
 "#;
 
 /// Args: run dir, baseline. The retrieval of a run prepared before run trees were pooled (a
@@ -195,7 +198,7 @@ for slot in "$trees"/*; do
   case $n in ''|*[!0-9]*) continue ;; esac
   [ -d "$slot.lease" ] && continue
   chmod -R u+rwx -- "$slot" 2>/dev/null
-  rm -rf -- "$slot" "$slot.index" "$slot.nested"
+  rm -rf -- "$slot" "$slot.index" "$slot.nested" "$slot.outside"
   printf '%s\n' "$n"
 done
 if [ -d "$mirror/.git" ]; then (cd -- "$mirror" && git gc --auto --quiet 2>/dev/null); fi
