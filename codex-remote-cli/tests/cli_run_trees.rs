@@ -176,4 +176,8 @@ fn changes_outside_the_tree_and_claimed_changes_that_are_missing_are_reported() 
     )
     .unwrap();
     assert_eq!(record["warnings"], summary["warnings"]);
+    // Its tree stays on the host for a look (the stash is there), held by the run.
+    assert_eq!(record["remote_removed"], false);
+    let tree = std::path::PathBuf::from(record["tree"]["dir"].as_str().unwrap());
+    assert!(tree.join(".git/refs/stash").exists(), "{}", tree.display());
 }

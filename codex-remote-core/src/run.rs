@@ -402,7 +402,12 @@ pub async fn follow_and_finish(
             Some(&record.id),
         )?);
     }
-    if (applied || parsed.files.is_empty()) && finish.apply && !finish.keep {
+    // A result with warnings keeps its tree on the host, for a look at what happened there.
+    if (applied || parsed.files.is_empty())
+        && finish.apply
+        && !finish.keep
+        && record.warnings.is_empty()
+    {
         pipeline::remove_remote(transport.clone(), project, record).await?;
     }
     Ok(RunSummary {
