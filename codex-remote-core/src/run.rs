@@ -389,6 +389,12 @@ pub async fn follow_and_finish(
             ));
     }
     set_phase(&store, record, Phase::Completed, events).await?;
+    // The result is in the local record now: the host's tree goes back to the pool unless
+    // asked to stay, whether or not the result is applied (a later `apply` works from the
+    // record). A result with warnings keeps its tree, for a look at what happened there.
+    if !finish.keep && record.warnings.is_empty() {
+        pipeline::remove_remote(transport.clone(), project, record).await?;
+    }
     let mut applied = false;
     if finish.apply && !parsed.files.is_empty() {
         pipeline::apply(config, project, record, finish.allow_restricted)?;
@@ -401,14 +407,6 @@ pub async fn follow_and_finish(
             &spec.item,
             Some(&record.id),
         )?);
-    }
-    // A result with warnings keeps its tree on the host, for a look at what happened there.
-    if (applied || parsed.files.is_empty())
-        && finish.apply
-        && !finish.keep
-        && record.warnings.is_empty()
-    {
-        pipeline::remove_remote(transport.clone(), project, record).await?;
     }
     Ok(RunSummary {
         run_id: record.id.clone(),

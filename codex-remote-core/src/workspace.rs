@@ -32,7 +32,7 @@
 //! removes idle slots. Both run `git gc --auto` in the mirror so its objects do not grow forever.
 
 use crate::layout::{home_relative, RemoteLayout};
-use crate::transport::{CommandSpec, Transport, TransportError, TransportExt};
+use crate::transport::{script_names, CommandSpec, Transport, TransportError, TransportExt};
 
 /// The `codex exec` option that makes a run tree's own `.git` writable under Codex's
 /// `workspace-write` sandbox (which otherwise keeps the top-level `.git` of its working root
@@ -234,10 +234,10 @@ pub struct Retrieved {
     pub outside: Vec<String>,
 }
 
-fn script(body: &str, args: &[&str]) -> CommandSpec {
+fn script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
     let mut full = String::from(GIT_PRELUDE);
     full.push_str(body);
-    CommandSpec::script(&full, args).cwd("~")
+    CommandSpec::script(&full, args).named(name).cwd("~")
 }
 
 fn unexpected(
@@ -270,7 +270,9 @@ pub async fn prepare_run(
         run_id,
     ];
     args.extend(excludes.iter().map(String::as_str));
-    let output = transport.run_checked(script(PREPARE_SCRIPT, &args)).await?;
+    let output = transport
+        .run_checked(script(script_names::PREPARE_RUN, PREPARE_SCRIPT, &args))
+        .await?;
     let text = output.stdout_text();
     let (slot, baseline) = text.trim().split_once(' ').unwrap_or_default();
     let slot: u32 = slot.parse().map_err(|_| {
@@ -304,6 +306,7 @@ pub async fn retrieve(
     let (Some(_), Some(mirror), Some(run_id)) = (tree.slot, &tree.mirror, &tree.run_id) else {
         let output = transport
             .run_checked(script(
+                script_names::RETRIEVE_PATCH,
                 LEGACY_RETRIEVE_SCRIPT,
                 &[home_relative(&tree.dir), &tree.baseline],
             ))
@@ -320,6 +323,7 @@ pub async fn retrieve(
         .unwrap_or(&tree.dir);
     let output = transport
         .run_checked(script(
+            script_names::RETRIEVE_PATCH,
             RETRIEVE_SCRIPT,
             &[
                 home_relative(&tree.dir),
@@ -367,7 +371,9 @@ pub async fn remove_run(
         home_relative(&agents),
         home_relative(&legacy),
     ];
-    transport.run_checked(script(RELEASE_SCRIPT, &args)).await?;
+    transport
+        .run_checked(script(script_names::REMOVE_RUN, RELEASE_SCRIPT, &args))
+        .await?;
     Ok(())
 }
 
@@ -384,7 +390,9 @@ pub async fn prune_idle_trees(
         home_relative(&lock),
         home_relative(&layout.mirror),
     ];
-    let output = transport.run_checked(script(PRUNE_SCRIPT, &args)).await?;
+    let output = transport
+        .run_checked(script(script_names::PRUNE_TREES, PRUNE_SCRIPT, &args))
+        .await?;
     Ok(output
         .stdout_text()
         .lines()

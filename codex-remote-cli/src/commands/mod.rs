@@ -25,8 +25,7 @@ use codex_remote_core::transport::ssh::SshOptions;
 use crate::cli::{Cli, TaskArgs};
 use crate::error::CliError;
 
-/// Environment variable naming an ssh config file to use instead of `~/.ssh/config`.
-pub const ENV_SSH_CONFIG: &str = "CODEX_REMOTE_SSH_CONFIG";
+pub use codex_remote_core::engine::ENV_SSH_CONFIG;
 
 /// What every command may need, resolved lazily so that `schema` works with a broken config.
 pub struct Context {
@@ -71,10 +70,12 @@ impl Context {
         Ok(self.loader.load()?)
     }
 
-    /// The project at the working directory (see `find_project_root`).
-    pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
+    /// The engine for the project at the working directory (see `find_project_root`),
+    /// reaching hosts with this command's ssh options.
+    pub fn engine(&self, config: Config) -> codex_remote_core::Engine {
         let root = codex_remote_core::plan::find_project_root(&self.cwd);
-        codex_remote_core::pipeline::Project::new(&root, name)
+        codex_remote_core::Engine::new(config, root)
+            .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
     }
 
     /// The transport for a host.
