@@ -31,6 +31,15 @@ pub struct Instruction {
     pub excluded: Vec<ExcludedEntry>,
 }
 
+/// The project-relative path when a `standards` entry names a file under `.agent/standards/`.
+pub fn standards_file(entry: &str) -> Option<&str> {
+    let path = entry.trim().trim_start_matches("./");
+    (path.starts_with(".agent/standards/")
+        && !path.contains("..")
+        && !path.contains(char::is_whitespace))
+    .then_some(path)
+}
+
 /// What the instruction says about where the agent works: Codex runs in the run's own tree
 /// on the host (a pool slot, not known until the run is prepared, and never the host's mirror),
 /// so the instruction names the current directory rather than a path.
@@ -73,6 +82,12 @@ pub fn render(task: &TaskSpec, restricted: &RestrictedFiles) -> Instruction {
         .iter()
         .map(|s| normalise(s))
         .filter(|s| !s.is_empty())
+        .map(|s| match standards_file(&s) {
+            // A file of the project's standards: it is pushed with the project, so the agent
+            // reads it there.
+            Some(path) => format!("Follow the standards in {path} (in the project)"),
+            None => s,
+        })
         .collect();
     if !restricted.patterns().is_empty() {
         constraints.push(format!(
