@@ -60,7 +60,7 @@ pub enum Command {
     Diff(DiffArgs),
     /// Retrieve a run's result patch; with --apply, apply it to the local tree.
     Pull(PullArgs),
-    /// List run records; --prune removes old run trees from the hosts.
+    /// List run records; --prune releases old runs' trees and removes idle trees on the hosts.
     Runs(RunsArgs),
     /// Print the JSON Schema of a file format.
     Schema(SchemaArgs),

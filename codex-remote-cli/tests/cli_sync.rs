@@ -118,10 +118,14 @@ async fn diff_then_pull_apply_brings_the_change_home() {
         .project
         .join(format!(".codex-remote/runs/{}/result.patch", record.id))
         .exists());
+    // After a successful apply the run's tree goes back to the pool (its lease is dropped);
+    // `runs --prune` removes idle trees.
     let tree = record.tree.as_ref().unwrap().dir.clone();
+    let slot = std::path::Path::new(&tree).parent().unwrap().to_path_buf();
+    assert!(std::path::Path::new(&tree).exists());
     assert!(
-        !std::path::Path::new(&tree).exists(),
-        "the remote tree is cleaned after a successful apply"
+        !slot.with_extension("lease").exists(),
+        "the tree is released after a successful apply"
     );
     let out = s.env.run(&["pull", &record.id, "--apply"]);
     assert_eq!(out.status.code(), Some(2), "applying twice is refused");
@@ -130,6 +134,14 @@ async fn diff_then_pull_apply_brings_the_change_home() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["runs"][0]["id"], record.id.as_str());
     assert!(v["runs"][0]["applied_at"].is_string());
+    let out = s.env.run(&["runs", "--prune", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["idle_trees_removed"][0]["trees"], 1, "{v}");
+    assert!(
+        !std::path::Path::new(&tree).exists(),
+        "idle trees are pruned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,6 +138,8 @@ fn render_summary(
 ) -> String {
     let state = if summary.applied {
         "applied".to_string()
+    } else if summary.files.is_empty() && !summary.warnings.is_empty() {
+        "no changes; see the warnings below".to_string()
     } else if summary.files.is_empty() {
         "no changes".to_string()
     } else {
@@ -178,5 +180,43 @@ fn render_summary(
     if let Some(message) = &summary.last_message {
         out.push_str(&format!("message  {}\n", message.trim()));
     }
+    for warning in &summary.warnings {
+        out.push_str(&format!("warning  {}\n", warning.message));
+        for path in warning.paths.iter().take(10) {
+            out.push_str(&format!("         - {path}\n"));
+        }
+        if warning.paths.len() > 10 {
+            out.push_str(&format!("         ({} more)\n", warning.paths.len() - 10));
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_remote_core::runs::RunWarning;
+
+    #[test]
+    fn the_text_summary_shows_each_warning_and_its_files() {
+        let claimed: Vec<String> = (0..12).map(|i| format!("/w/t/f{i}.txt")).collect();
+        let summary = RunSummary {
+            run_id: "r1".into(),
+            task_id: "t".into(),
+            host: "h".into(),
+            model: "m".into(),
+            usage: Default::default(),
+            last_message: Some("Created the files".into()),
+            files: Vec::new(),
+            applied: false,
+            patch: "p".into(),
+            attempts: 1,
+            checkpoint: None,
+            warnings: vec![
+                RunWarning::changed_outside_tree("~/ws/app", &["?? leak.txt".to_string()]),
+                RunWarning::claimed_changes_missing(&claimed),
+            ],
+        };
+        insta::assert_snapshot!(render_summary(None, &summary, None));
+    }
 }

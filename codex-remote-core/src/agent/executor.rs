@@ -271,7 +271,9 @@ impl CodexExecutor {
                 "--cd",
                 ".",
             ])
-            .args(["--sandbox", &request.sandbox]);
+            .args(["--sandbox", &request.sandbox])
+            // The run tree's own git directory: writable, so the agent's git commands work.
+            .args(["-c", crate::workspace::TREE_GIT_WRITABLE]);
         if let Some(effort) = &request.model.reasoning_effort {
             spec = spec
                 .arg("-c")
@@ -621,6 +623,8 @@ mod tests {
                 ".",
                 "--sandbox",
                 "workspace-write",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[\".git\"]",
                 "-c",
                 "model_reasoning_effort=\"high\"",
                 "--skip-git-repo-check",

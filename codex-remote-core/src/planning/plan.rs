@@ -77,7 +77,7 @@ pub fn plan(
     });
     let project = task.project_name(project_root);
     let remote_dir = host.project_dir(&project);
-    let instruction = instruction::render(&task, &remote_dir, &restricted);
+    let instruction = instruction::render(&task, &restricted);
     Ok(RunPlan {
         task,
         model,

@@ -173,7 +173,7 @@ pub struct Applied {
     pub patch_path: PathBuf,
     /// The files changed.
     pub files: Vec<FileChange>,
-    /// Whether the host's tree was removed.
+    /// Whether the host's tree was given back (returned to the pool).
     pub remote_removed: bool,
 }
 
@@ -240,7 +240,8 @@ impl RunHandle {
         Canceller(self.cancel.clone())
     }
 
-    /// Waits for the run to finish: retrieved, applied if asked, host tree removed unless kept.
+    /// Waits for the run to finish: retrieved, applied if asked, host tree returned to the pool
+    /// unless kept.
     pub async fn wait(mut self) -> Result<RunResult, Error> {
         drop(self.events.take());
         self.task.await.map_err(|e| Error::Io {
@@ -329,7 +330,8 @@ impl Engine {
         &self.root
     }
 
-    /// Run options with the config's defaults (apply, remove the host tree, retry policy).
+    /// Run options with the config's defaults (apply, return the host tree to the pool, retry
+    /// policy).
     pub fn run_options(&self) -> RunOptions {
         RunOptions::from_config(&self.config)
     }
@@ -756,8 +758,8 @@ impl Engine {
         diff_of(&project, &record.id, store.read_patch(&record.id)?)
     }
 
-    /// Applies the run's change to the project, all or nothing; then removes the host's tree
-    /// unless `keep`. A run is applied at most once.
+    /// Applies the run's change to the project, all or nothing; then returns the host's tree
+    /// to the pool unless `keep`. A run is applied at most once.
     pub async fn apply(&self, run_id: &str, options: &ApplyOptions) -> Result<Applied, Error> {
         let project = self.project(None);
         let store = project.runs();
@@ -815,6 +817,28 @@ impl Engine {
             }
         }
         Ok(pruned)
+    }
+
+    /// Removes the idle run trees (trees no run holds) of the project's pool on every
+    /// configured host its runs used, and lets git collect the mirrors' unreachable objects.
+    /// Returns `(host, trees removed)` for each host where some were.
+    pub async fn prune_idle_trees(&self) -> Result<Vec<(String, usize)>, Error> {
+        let project = self.project(None);
+        let mut hosts: Vec<String> = self.list()?.into_iter().map(|r| r.host).collect();
+        hosts.sort();
+        hosts.dedup();
+        let mut removed = Vec::new();
+        for host in hosts {
+            // A host since removed from the config has nothing we could reach.
+            let Ok(spec) = self.config.host(Some(&host)) else {
+                continue;
+            };
+            let count = pipeline::prune_idle_trees(self.transport(&spec)?, &project).await?;
+            if count > 0 {
+                removed.push((host, count));
+            }
+        }
+        Ok(removed)
     }
 
     /// Runs every pending `codex-remote` entry of a task_plan.json over `hosts` (names from the

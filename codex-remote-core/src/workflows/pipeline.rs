@@ -109,6 +109,7 @@ pub async fn start_run(
         attempt: 0,
         attempt_log_start: 0,
         finish: None,
+        warnings: Vec::new(),
     };
     let store = project.runs();
     store.save(&record)?;
@@ -142,10 +143,20 @@ pub async fn retrieve(
         context: format!("run `{}` has no remote tree", record.id),
         source: std::io::Error::other("it was never started, or its tree was removed"),
     })?;
-    let patch = workspace::retrieve_patch(transport.as_ref(), &tree).await?;
+    let retrieved = workspace::retrieve(transport.as_ref(), &tree).await?;
+    let patch = retrieved.patch;
     let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
     let store = project.runs();
     store.write_patch(&record.id, &patch)?;
+    record.warnings.retain(|w| w.kind != "changed-outside-tree");
+    if !retrieved.outside.is_empty() {
+        record
+            .warnings
+            .push(crate::runs::RunWarning::changed_outside_tree(
+                tree.mirror.as_deref().unwrap_or(&record.remote_mirror),
+                &retrieved.outside,
+            ));
+    }
     record.updated_at = now();
     store.save(record)?;
     Ok(parsed)
@@ -168,7 +179,8 @@ pub fn apply(
     Ok(parsed)
 }
 
-/// Removes the run's tree from the host.
+/// Returns the run's tree to the host's pool of run trees (it no longer holds it; the next run
+/// reuses it) and drops its baseline ref and agent files.
 pub async fn remove_remote(
     transport: SharedTransport,
     project: &Project,
@@ -180,6 +192,18 @@ pub async fn remove_remote(
     record.updated_at = now();
     project.runs().save(record)?;
     Ok(())
+}
+
+/// Removes the idle run trees of the project's pool on the host (trees no run holds) and lets
+/// git collect the mirror's unreachable objects. Returns how many trees were removed.
+pub async fn prune_idle_trees(
+    transport: SharedTransport,
+    project: &Project,
+) -> Result<usize, Error> {
+    let layout = RemoteLayout::new(transport.host(), &project.name);
+    Ok(workspace::prune_idle_trees(transport.as_ref(), &layout)
+        .await?
+        .len())
 }
 
 /// Whether a failure on the host means the workspace cannot be created or written.

@@ -155,6 +155,8 @@ pub struct RunSummary {
     pub attempts: u32,
     /// What ticking the checklist item did, when the run had one.
     pub checkpoint: Option<crate::checkpoint::CheckpointOutcome>,
+    /// What about the result is not a clean success (also kept in the run record).
+    pub warnings: Vec<crate::runs::RunWarning>,
 }
 
 fn record_io(context: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -380,10 +382,21 @@ pub async fn follow_and_finish(
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
     let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
+    record
+        .warnings
+        .retain(|w| w.kind != "claimed-changes-missing");
+    if parsed.files.is_empty() && !outcome.files_reported.is_empty() {
+        record
+            .warnings
+            .push(crate::runs::RunWarning::claimed_changes_missing(
+                &outcome.files_reported,
+            ));
+    }
     set_phase(&store, record, Phase::Completed, events).await?;
-    // The result is in the local record now: the host's tree goes unless asked to stay,
-    // whether or not the result is applied (a later `apply` works from the record).
-    if !finish.keep {
+    // The result is in the local record now: the host's tree goes back to the pool unless
+    // asked to stay, whether or not the result is applied (a later `apply` works from the
+    // record). A result with warnings keeps its tree, for a look at what happened there.
+    if !finish.keep && record.warnings.is_empty() {
         pipeline::remove_remote(transport.clone(), project, record).await?;
     }
     let mut applied = false;
@@ -411,6 +424,7 @@ pub async fn follow_and_finish(
         patch: store.patch_path(&record.id),
         attempts: record.attempt,
         checkpoint,
+        warnings: record.warnings.clone(),
     })
 }
 

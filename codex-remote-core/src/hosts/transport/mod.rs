@@ -682,13 +682,19 @@ pub mod script_names {
     pub const WRITE_ATOMIC: &str = "write-atomic";
     /// Replaces the mirror `$1` with the tar archive on stdin (lock `$2`).
     pub const TAR_PUSH: &str = "tar-push";
-    /// Prepares a run tree: mirror `$1`, lock `$2`, run dir `$3`, run id `$4`, excludes after.
-    /// Prints the baseline commit.
+    /// Prepares a run tree: mirror `$1`, lock `$2`, trees dir `$3`, project name `$4`, run id
+    /// `$5`, excludes after. Leases the lowest free slot `<trees>/<n>` (`<n>.lease/run` holds
+    /// the run id), moves `<trees>/<n>/<project>` to the baseline and prints `<n> <baseline>`.
     pub const PREPARE_RUN: &str = "prepare-run";
-    /// Prints the run's change: run dir `$1`, baseline `$2`.
+    /// Prints the run's change: tree `$1`, baseline `$2`, mirror `$3`, slot dir `$4`, run id
+    /// `$5` (stderr: `codex-remote-outside: <status line>` per file changed in the mirror); or,
+    /// for a run prepared before pooling, run dir `$1`, baseline `$2`.
     pub const RETRIEVE_PATCH: &str = "retrieve-patch";
-    /// Removes a run's tree: mirror `$1`, run dir `$2`, run id `$3`, agent dir `$4`.
+    /// Returns a run's tree to the pool: mirror `$1`, trees dir `$2`, run id `$3`, agent dir
+    /// `$4`, pre-pooling run dir `$5` (removed).
     pub const REMOVE_RUN: &str = "remove-run";
+    /// Removes the pool's idle trees: trees dir `$1`, lock `$2`, mirror `$3`; prints the slots.
+    pub const PRUNE_TREES: &str = "prune-trees";
     /// Launches the agent detached: agent dir `$1`, agent command `$2`; prints its pid.
     pub const LAUNCH_AGENT: &str = "launch-agent";
     /// Follows the agent's events: agent dir `$1`, byte offset `$2`.
