@@ -755,6 +755,8 @@ impl Engine {
         let mut remote_removed = false;
         if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
+            // The host layout is named after the run's own project.
+            let project = self.project(Some(&record.project));
             pipeline::remove_remote(transport, &project, &mut record).await?;
             remote_removed = true;
         }
@@ -774,7 +776,6 @@ impl Engine {
     /// Removes the host trees of applied runs, and of runs older than `older_than`. Returns the
     /// ids pruned.
     pub async fn prune(&self, options: &PruneOptions) -> Result<Vec<String>, Error> {
-        let project = self.project(None);
         let cutoff = SystemTime::now() - options.older_than;
         let mut pruned = Vec::new();
         for mut record in self.list()? {
@@ -786,6 +787,7 @@ impl Engine {
                 .unwrap_or(false);
             if record.applied_at.is_some() || old {
                 let transport = self.transport_named(&record.host)?;
+                let project = self.project(Some(&record.project));
                 pipeline::remove_remote(transport, &project, &mut record).await?;
                 pruned.push(record.id.clone());
             }

@@ -131,7 +131,7 @@ pub enum RunEvent {
 }
 
 /// The result of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
     /// The run id.
     pub run_id: String,

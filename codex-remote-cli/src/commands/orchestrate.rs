@@ -44,9 +44,8 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     };
     let summary = result?;
     if ctx.json {
-        let mut value = serde_json::to_value(&summary).expect("serialisable");
-        value["event"] = "summary".into();
-        println!("{value}");
+        let event = Event::from(EventKind::OrchestrateSummary(summary.clone()));
+        println!("{}", progress::json_line(&event));
     } else if !ctx.quiet {
         let mut text = format!("{} completed", summary.completed.len());
         if !summary.failed.is_empty() {

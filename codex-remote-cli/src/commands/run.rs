@@ -101,9 +101,8 @@ pub fn print_summary(
     plan: Option<&codex_remote_core::plan::RunPlan>,
 ) -> Result<(), CliError> {
     if ctx.json {
-        let mut value = serde_json::to_value(summary).expect("summaries serialise");
-        value["event"] = "summary".into();
-        println!("{value}");
+        let event = Event::from(EventKind::RunSummary(summary.clone()));
+        println!("{}", progress::json_line(&event));
     } else if !ctx.quiet {
         output::print_text(&render_summary(plan, summary))?;
     }
