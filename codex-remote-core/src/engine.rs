@@ -407,6 +407,12 @@ impl Engine {
                 command.arg("-t").arg("--").arg(destination).arg(&script);
                 command
             }
+            crate::host::HostKind::Container { engine, target } => {
+                let argv = crate::transport::container::exec_argv(*engine, target, true);
+                let mut command = std::process::Command::new(&argv[0]);
+                command.args(&argv[1..]).arg("sh").arg("-c").arg(&script);
+                command
+            }
         })
     }
 
