@@ -10,12 +10,7 @@ use std::io::Write;
 
 use codex_remote_core::config::{Config, ConfigFile};
 use codex_remote_core::events::{CodexEvent, ItemKind};
-use codex_remote_core::executor::CodexExecutor;
-use codex_remote_core::pipeline::Project;
-use codex_remote_core::plan::{plan, PlanOverrides};
-use codex_remote_core::run::{run, RunEvent, RunOptions};
-use codex_remote_core::task::TaskSpec;
-use codex_remote_core::transport::for_host;
+use codex_remote_core::{Engine, EventKind, PlanOverrides, TaskSpec};
 use codex_remote_testkit::model_server::{codex_binary, FakeModelServer, Reply};
 
 #[tokio::main]
@@ -47,17 +42,8 @@ async fn main() {
         "demo.yaml",
     )
     .unwrap();
-    let plan = plan(
-        task,
-        &config,
-        &config.model_selector(),
-        &PlanOverrides {
-            host: Some("local"),
-            model: None,
-        },
-        &root,
-    )
-    .unwrap();
+    let engine = Engine::new(config, &root);
+    let plan = engine.plan(task, &PlanOverrides::on_host("local")).unwrap();
     println!(
         "project  {}\nmodel    {} ({})\n\n{}",
         root.display(),
@@ -65,14 +51,19 @@ async fn main() {
         plan.model_reason(),
         plan.instruction.text
     );
-    let transport = for_host(plan.host.clone(), Default::default()).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let mut handle = engine
+        .start(&plan, engine.run_options())
+        .await
+        .expect("the run starts");
+    let mut rx = handle.events().expect("events");
     let printer = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
-            let line = match event {
-                RunEvent::Pushed(p) => format!("pushed {} files with {}", p.files, p.method),
-                RunEvent::Started { run_id, .. } => format!("run {run_id} started"),
-                RunEvent::Codex(e) => match e.event {
+            let line = match event.kind {
+                EventKind::Pushed { push: p } => {
+                    format!("pushed {} files with {}", p.files, p.method)
+                }
+                EventKind::Started { run_id, .. } => format!("run {run_id} started"),
+                EventKind::Codex { codex } => match codex {
                     CodexEvent::ItemStarted { item } => match item.kind {
                         ItemKind::CommandExecution { command, .. } => format!("$ {command}"),
                         _ => continue,
@@ -89,19 +80,9 @@ async fn main() {
             let _ = std::io::stdout().flush();
         }
     });
-    let project = Project::new(&root, None);
-    let summary = run(
-        &plan,
-        &config,
-        &project,
-        transport,
-        &CodexExecutor,
-        &RunOptions::from_config(&config),
-        tx,
-    )
-    .await;
+    let result = handle.wait().await;
     let _ = printer.await;
-    match summary {
+    match result.map(|done| done.summary) {
         Ok(summary) => {
             println!(
                 "\napplied {} file(s) to {}:",

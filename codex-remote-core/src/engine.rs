@@ -816,10 +816,11 @@ impl Engine {
             transports.push(self.transport_named(name)?);
         }
         let plan = crate::taskplan::TaskPlan::load(plan_path)?;
-        let has_work = plan.tasks().iter().any(|t| {
-            t["executor"] == "codex-remote"
-                && matches!(t["status"].as_str(), Some("pending" | "running"))
-        });
+        let has_work = !plan.pending().is_empty()
+            || plan
+                .tasks()
+                .iter()
+                .any(|t| t["executor"] == "codex-remote" && t["status"] == "running");
         if has_work && !transports.is_empty() {
             // One push per host serves every run of the plan.
             for transport in &transports {

@@ -1,65 +1,109 @@
 //! # codex-remote-core
 //!
 //! Hand a heavy coding task to the OpenAI Codex CLI on another machine (or this one) and bring
-//! the result back safely. This crate is the whole workflow as a library: task files
-//! ([`task`]), model selection ([`model`]), instruction rendering ([`instruction`]) under the
-//! restricted-file policy ([`policy`]), layered configuration ([`config`]), planning ([`plan`]),
-//! and running commands on hosts ([`transport`]) with one audited shell-quoting module
-//! ([`shell`]). The `codex-remote` binary is a thin layer over it.
+//! the result back safely. This crate is the whole workflow as a library; the `codex-remote`
+//! command is a thin layer over it.
+//!
+//! The front door is the [`Engine`]: one per project, built from a [`Config`], with every part
+//! injectable — how hosts are reached ([`TransportFactory`], default SSH or local processes),
+//! how the project is pushed ([`SyncerFactory`], default rsync / tar / local copy), how the agent
+//! runs ([`executor::Executor`], default the Codex CLI) and how the model is chosen
+//! ([`model::ModelSelector`], default the config's table).
 //!
 //! ```
-//! use codex_remote_core::{config::Config, plan::{plan, PlanOverrides}, task::TaskSpec};
+//! use codex_remote_core::{Config, Engine, PlanOverrides, TaskSpec};
+//! let engine = Engine::new(Config::builtin(), "/src/app");
 //! let task = TaskSpec::parse_str(
 //!     "id: t\ntitle: Add a flag\ntype: feature\nrequirements: [Add --verbose]\n", "t.yaml").unwrap();
-//! let config = Config::builtin();
-//! let plan = plan(task, &config, &config.model_selector(), &PlanOverrides::default(),
-//!                 std::path::Path::new("/src/app")).unwrap();
+//! let plan = engine.plan(task, &PlanOverrides::default()).unwrap();
 //! assert_eq!(plan.model.model, "gpt-5.3-codex");
 //! assert!(plan.instruction.text.contains("REQUIREMENTS:\n1. Add --verbose"));
 //! ```
+//!
+//! Running it (see `examples/embed.rs` and `docs/embedding.md`):
+//!
+//! ```no_run
+//! # async fn demo(engine: codex_remote_core::Engine, plan: codex_remote_core::RunPlan)
+//! # -> Result<(), codex_remote_core::Error> {
+//! let mut handle = engine.start(&plan, engine.run_options()).await?;
+//! let mut events = handle.events().expect("taken once");
+//! tokio::spawn(async move { while let Some(event) = events.recv().await { println!("{event:?}") } });
+//! let done = handle.wait().await?;
+//! println!("{} file(s) changed; {} patch bytes", done.summary.files.len(), done.patch.len());
+//! # Ok(()) }
+//! ```
+//!
+//! Public modules are the four trait families with their implementations ([`transport`],
+//! [`sync`], [`executor`], [`model`]) and the formats an embedder reads or writes ([`config`],
+//! [`host`], [`task`], [`events`], [`schema`]); [`doctor`] checks a host. Everything else is
+//! reached through the crate root's re-exports below.
 
 #![warn(missing_docs)]
 // Errors carry locations and hints for the user; they are cold-path values, so their size
 // does not matter more than their clarity.
 #![allow(clippy::result_large_err)]
 
-pub mod atomic;
-pub mod checkpoint;
+/// Internal modules: private to the crate, except under the `test-internals` feature, which only
+/// this workspace's own integration tests and benchmarks turn on (hidden from the docs; not an
+/// API).
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "test-internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "test-internals"))]
+        mod $name;
+    )*};
+}
+
 pub mod config;
 pub mod doctor;
-pub mod engine;
-pub mod error;
 pub mod events;
 pub mod executor;
 pub mod host;
-pub mod input;
-pub mod instruction;
-pub mod layout;
 pub mod model;
-pub mod orchestrate;
-pub mod patch;
-pub mod pipeline;
-pub mod plan;
-pub mod policy;
-pub mod progress;
-pub mod run;
-pub mod runs;
 pub mod schema;
-pub mod shell;
 pub mod sync;
 pub mod task;
-pub mod taskplan;
 pub mod transport;
-pub mod workspace;
 
+internal_modules!(
+    atomic,
+    checkpoint,
+    engine,
+    error,
+    input,
+    instruction,
+    layout,
+    orchestrate,
+    patch,
+    pipeline,
+    plan,
+    policy,
+    progress,
+    run,
+    runs,
+    shell,
+    taskplan,
+    workspace,
+);
+
+pub use checkpoint::{mark_checkpoint, CheckpointError, CheckpointOutcome};
 pub use config::Config;
 pub use engine::{
     Applied, ApplyOptions, Canceller, DefaultSyncers, DefaultTransports, Diff, Engine,
-    PruneOptions, RunHandle, RunResult, RunStatus, SyncerFactory, TransportFactory,
+    PruneOptions, RunHandle, RunResult, RunStatus, SyncerFactory, TransportFactory, ENV_SSH_CONFIG,
 };
 pub use error::{Error, ErrorKind};
 pub use input::InputError;
-pub use plan::{PlanOverrides, RunPlan};
+pub use instruction::{ExcludedEntry, Instruction};
+pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
+pub use patch::{ApplyError, Conflict, FileChange, PatchParseError};
+pub use plan::{find_project_root, PlanOverrides, PlanReport, RunPlan, PLAN_SCHEMA_VERSION};
+pub use policy::RestrictedFiles;
 pub use progress::{Event, EventKind};
 pub use run::{RunOptions, RunSummary};
+pub use runs::{FinishOptions, Phase, RunRecord, RunStoreError};
+pub use shell::ScriptError;
 pub use task::TaskSpec;
+pub use workspace::RunTree;

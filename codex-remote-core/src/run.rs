@@ -412,7 +412,7 @@ pub async fn follow_and_finish(
 
 /// Follows the current attempt to its end, appending each new complete line to the local
 /// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events).
-pub async fn follow_attempt(
+pub(crate) async fn follow_attempt(
     store: &RunStore,
     record: &mut RunRecord,
     transport: &dyn crate::transport::Transport,
@@ -486,38 +486,6 @@ fn attempt_outcome(
         builder.observe(&CodexEvent::parse(line));
     }
     builder.finish(status, stderr)
-}
-
-/// Runs a planned task end to end (start, then follow and finish).
-pub async fn run(
-    plan: &RunPlan,
-    config: &Config,
-    project: &Project,
-    transport: SharedTransport,
-    executor: &dyn Executor,
-    options: &RunOptions,
-    events: mpsc::Sender<RunEvent>,
-) -> Result<RunSummary, Error> {
-    let mut record = start(
-        plan,
-        config,
-        project,
-        transport.clone(),
-        executor,
-        options,
-        &events,
-    )
-    .await?;
-    follow_and_finish(
-        project,
-        config,
-        &mut record,
-        transport,
-        executor,
-        (options.initial_delay, options.max_delay),
-        &events,
-    )
-    .await
 }
 
 /// Cancels a run's agent (its whole process group on the host) and records it.

@@ -1,7 +1,7 @@
 //! `codex-remote orchestrate task_plan.json [--hosts H1,H2] [--parallel N] [--fail-fast]`.
 
 use codex_remote_core::events::{CodexEvent, ItemKind};
-use codex_remote_core::orchestrate::OrchestrateOptions;
+use codex_remote_core::OrchestrateOptions;
 use codex_remote_core::{Event, EventKind};
 use tokio::sync::mpsc;
 

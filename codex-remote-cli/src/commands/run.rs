@@ -1,6 +1,6 @@
 //! `codex-remote run TASK [--host H] [--model M] [--no-apply] ...`: the whole pipeline.
 
-use codex_remote_core::plan::PlanOverrides;
+use codex_remote_core::PlanOverrides;
 use codex_remote_core::{Event, EventKind, RunSummary};
 
 use super::{load_task, progress, Context};
@@ -98,7 +98,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
 pub fn print_summary(
     ctx: &Context,
     summary: &RunSummary,
-    plan: Option<&codex_remote_core::plan::RunPlan>,
+    plan: Option<&codex_remote_core::RunPlan>,
 ) -> Result<(), CliError> {
     if ctx.json {
         let event = Event::from(EventKind::RunSummary(summary.clone()));
@@ -109,7 +109,7 @@ pub fn print_summary(
     Ok(())
 }
 
-fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &RunSummary) -> String {
+fn render_summary(plan: Option<&codex_remote_core::RunPlan>, summary: &RunSummary) -> String {
     let state = if summary.applied {
         "applied"
     } else if summary.files.is_empty() {
