@@ -88,6 +88,7 @@ internal_modules!(
     workspace,
 );
 
+pub use atomic::write_atomic;
 pub use checkpoint::{mark_checkpoint, CheckpointError, CheckpointOutcome};
 pub use config::Config;
 pub use engine::{
