@@ -43,49 +43,62 @@
 // does not matter more than their clarity.
 #![allow(clippy::result_large_err)]
 
-/// Internal modules: private to the crate, except under the `test-internals` feature, which only
-/// this workspace's own integration tests and benchmarks turn on (hidden from the docs; not an
-/// API).
-macro_rules! internal_modules {
-    ($($name:ident),* $(,)?) => {$(
+/// Re-exports internal modules: crate-private, except under the `test-internals` feature, which
+/// only this workspace's own integration tests and benchmarks turn on (hidden from the docs; not
+/// an API).
+macro_rules! internal {
+    ($($path:path),* $(,)?) => {$(
         #[cfg(feature = "test-internals")]
         #[doc(hidden)]
-        pub mod $name;
+        pub use $path;
         #[cfg(not(feature = "test-internals"))]
-        mod $name;
+        #[allow(unused_imports)]
+        pub(crate) use $path;
     )*};
 }
 
-pub mod config;
-pub mod doctor;
-pub mod events;
-pub mod executor;
-pub mod host;
-pub mod model;
-pub mod schema;
-pub mod sync;
-pub mod task;
-pub mod transport;
+// The folders follow the data: the task side, reaching hosts, the host side, the agent, what
+// comes home, and the workflows over them. Module paths stay flat (`crate::task`, ...).
+mod agent;
+mod hosts;
+mod planning;
+mod records;
+mod remote;
+mod workflows;
 
-internal_modules!(
-    atomic,
-    checkpoint,
-    engine,
-    error,
-    input,
-    instruction,
-    layout,
-    orchestrate,
-    patch,
-    pipeline,
-    plan,
-    policy,
-    progress,
-    run,
-    runs,
-    shell,
-    taskplan,
-    workspace,
+#[cfg(feature = "test-internals")]
+#[doc(hidden)]
+pub mod atomic;
+#[cfg(not(feature = "test-internals"))]
+mod atomic;
+pub mod config;
+mod error;
+
+// The public families: the four traits with their implementations, and the formats an
+// embedder reads or writes.
+pub use agent::{events, executor, model_server};
+pub use hosts::{host, transport};
+pub use planning::{model, schema, task};
+pub use remote::sync;
+pub use workflows::{doctor, prerequisites};
+
+internal!(
+    hosts::shell,
+    planning::input,
+    planning::instruction,
+    planning::plan,
+    planning::policy,
+    records::checkpoint,
+    records::patch,
+    records::runs,
+    records::taskplan,
+    remote::layout,
+    remote::workspace,
+    workflows::engine,
+    workflows::orchestrate,
+    workflows::pipeline,
+    workflows::progress,
+    workflows::run,
 );
 
 pub use atomic::write_atomic;
@@ -105,6 +118,6 @@ pub use policy::RestrictedFiles;
 pub use progress::{Event, EventKind};
 pub use run::{RunOptions, RunSummary};
 pub use runs::{FinishOptions, Phase, RunRecord, RunStoreError};
-pub use shell::ScriptError;
+pub use shell::{quote as shell_quote, ScriptError};
 pub use task::TaskSpec;
 pub use workspace::RunTree;
