@@ -1,8 +1,8 @@
 //! The CLI's error type.
 
 use codex_remote_core::executor::ExecFailure;
-use codex_remote_core::patch::ApplyError;
-use codex_remote_core::runs::RunStoreError;
+use codex_remote_core::ApplyError;
+use codex_remote_core::RunStoreError;
 use codex_remote_core::{Error, ErrorKind, InputError};
 
 /// What a command can fail with; each maps to one exit code.
@@ -38,8 +38,8 @@ impl From<InputError> for CliError {
     }
 }
 
-impl From<codex_remote_core::runs::RunStoreError> for CliError {
-    fn from(e: codex_remote_core::runs::RunStoreError) -> Self {
+impl From<codex_remote_core::RunStoreError> for CliError {
+    fn from(e: codex_remote_core::RunStoreError) -> Self {
         CliError::Core(e.into())
     }
 }
@@ -131,13 +131,13 @@ impl CliError {
             error["hint"] = hint.into();
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::Conflicts(conflicts),
+            codex_remote_core::ApplyError::Conflicts(conflicts),
         )) = self
         {
             error["conflicts"] = serde_json::to_value(conflicts).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::Restricted(paths),
+            codex_remote_core::ApplyError::Restricted(paths),
         )) = self
         {
             error["restricted"] = serde_json::to_value(paths).expect("serialisable");

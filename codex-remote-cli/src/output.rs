@@ -50,7 +50,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// A `git diff --stat`-like summary.
-pub fn render_stat(files: &[codex_remote_core::patch::FileChange]) -> String {
+pub fn render_stat(files: &[codex_remote_core::FileChange]) -> String {
     let mut out = String::new();
     let width = files
         .iter()
@@ -86,7 +86,7 @@ pub fn render_stat(files: &[codex_remote_core::patch::FileChange]) -> String {
     out
 }
 
-fn display_path(file: &codex_remote_core::patch::FileChange) -> String {
+fn display_path(file: &codex_remote_core::FileChange) -> String {
     match (&file.old_path, &file.new_path) {
         (Some(a), Some(b)) if a != b => format!("{} => {}", a.escape_debug(), b.escape_debug()),
         _ => file.path().escape_debug().to_string(),

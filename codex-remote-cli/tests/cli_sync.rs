@@ -5,11 +5,10 @@ mod common;
 use std::sync::Arc;
 
 use codex_remote_core::config::{Config, ConfigFile};
-use codex_remote_core::pipeline::{self, Project};
-use codex_remote_core::runs::RunRecord;
 use codex_remote_core::transport::ssh::SshTransport;
-use codex_remote_core::transport::{CommandSpec, SharedTransport, TransportExt};
-use codex_remote_testkit::{sshd::ALIAS, Sshd};
+use codex_remote_core::transport::SharedTransport;
+use codex_remote_core::{Engine, PlanOverrides, RunRecord, TaskSpec};
+use codex_remote_testkit::{sshd::ALIAS, ShellAgent, Sshd};
 use common::{stderr, stdout, Env};
 
 struct Setup {
@@ -47,22 +46,22 @@ fn setup() -> Option<Setup> {
 }
 
 impl Setup {
-    fn project(&self) -> Project {
-        Project::new(&self.env.project, None)
-    }
-
-    /// A run whose remote tree the "agent" changed with `script`.
+    /// A run whose "agent" changed its remote tree with `script`; its result not yet retrieved.
     async fn run_with(&self, script: &str) -> RunRecord {
-        let record =
-            pipeline::start_run(self.transport.clone(), &self.config, &self.project(), "t")
-                .await
-                .unwrap();
-        let dir = record.tree.as_ref().unwrap().dir.clone();
-        self.transport
-            .run_checked(CommandSpec::new("sh").args(["-c", script]).cwd(dir))
-            .await
-            .unwrap();
-        record
+        let transport = self.transport.clone();
+        let engine = Engine::new(self.config.clone(), &self.env.project)
+            .with_transports(move |_host| Ok(transport.clone()))
+            .with_executor(ShellAgent::new(script));
+        let task = TaskSpec::parse_str(
+            "id: t\ntitle: T\ntype: quick-fix\nrequirements: [Change it]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
+        let mut options = engine.run_options();
+        // The test pushed already.
+        options.skip_push = true;
+        engine.start_detached(&plan, options).await.unwrap()
     }
 }
 

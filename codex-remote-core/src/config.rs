@@ -782,7 +782,7 @@ pub fn user_config_path() -> Option<PathBuf> {
 }
 
 /// The nearest `name` in `start` or one of its ancestors.
-pub fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
+pub(crate) fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
     start
         .ancestors()
         .map(|dir| dir.join(name))

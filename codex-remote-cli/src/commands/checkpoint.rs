@@ -1,6 +1,6 @@
 //! `codex-remote checkpoint SPEC.md --item TEXT [--run RUN]`.
 
-use codex_remote_core::checkpoint::{mark_checkpoint, CheckpointOutcome};
+use codex_remote_core::{mark_checkpoint, CheckpointOutcome};
 
 use super::Context;
 use crate::cli::CheckpointArgs;

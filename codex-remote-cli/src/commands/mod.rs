@@ -33,7 +33,7 @@ use codex_remote_core::transport::ssh::SshOptions;
 use crate::cli::{Cli, TaskArgs};
 use crate::error::CliError;
 
-pub use codex_remote_core::engine::ENV_SSH_CONFIG;
+pub use codex_remote_core::ENV_SSH_CONFIG;
 
 /// What every command may need, resolved lazily so that `schema` works with a broken config.
 pub struct Context {
@@ -88,7 +88,7 @@ impl Context {
     /// The engine for the project at the working directory (see `find_project_root`),
     /// reaching hosts with this command's ssh options.
     pub fn engine(&self, config: Config) -> codex_remote_core::Engine {
-        let root = codex_remote_core::plan::find_project_root(&self.cwd);
+        let root = codex_remote_core::find_project_root(&self.cwd);
         codex_remote_core::Engine::new(config, root)
             .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
     }

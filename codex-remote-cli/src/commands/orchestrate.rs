@@ -1,7 +1,7 @@
 //! `codex-remote orchestrate task_plan.json [--hosts H1,H2] [--parallel N] [--fail-fast]`.
 
 use codex_remote_core::events::{CodexEvent, ItemKind};
-use codex_remote_core::orchestrate::OrchestrateOptions;
+use codex_remote_core::OrchestrateOptions;
 use codex_remote_core::{Event, EventKind};
 use tokio::sync::mpsc;
 
@@ -44,9 +44,8 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     };
     let summary = result?;
     if ctx.json {
-        let mut value = serde_json::to_value(&summary).expect("serialisable");
-        value["event"] = "summary".into();
-        println!("{value}");
+        let event = Event::from(EventKind::OrchestrateSummary(summary.clone()));
+        println!("{}", progress::json_line(&event));
     } else if !ctx.quiet {
         let mut text = format!("{} completed", summary.completed.len());
         if !summary.failed.is_empty() {

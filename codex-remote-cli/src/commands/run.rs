@@ -1,6 +1,6 @@
 //! `codex-remote run TASK [--host H] [--model M] [--no-apply] ...`: the whole pipeline.
 
-use codex_remote_core::plan::PlanOverrides;
+use codex_remote_core::PlanOverrides;
 use codex_remote_core::{Event, EventKind, RunSummary};
 
 use super::{load_task, progress, Context};
@@ -109,12 +109,11 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
 pub fn print_summary(
     ctx: &Context,
     summary: &RunSummary,
-    plan: Option<&codex_remote_core::plan::RunPlan>,
+    plan: Option<&codex_remote_core::RunPlan>,
 ) -> Result<(), CliError> {
     if ctx.json {
-        let mut value = serde_json::to_value(summary).expect("summaries serialise");
-        value["event"] = "summary".into();
-        println!("{value}");
+        let event = Event::from(EventKind::RunSummary(summary.clone()));
+        println!("{}", progress::json_line(&event));
     } else if ctx.quiet {
         // Quiet still says which run it was, for scripts: `id=$(codex-remote run -q ...)`.
         output::print_text(&format!("{}\n", summary.run_id))?;

@@ -119,7 +119,7 @@ impl ExecFailure {
 
 /// How an agent run ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ExecOutcome {
+pub(crate) struct ExecOutcome {
     /// Codex's exit status.
     pub status: ExitStatus,
     /// The thread id (to resume).
@@ -136,7 +136,7 @@ pub struct ExecOutcome {
 
 /// Accumulates what a run's events say: thread, usage, last message, reported files, failure.
 #[derive(Debug, Clone, Default)]
-pub struct OutcomeBuilder {
+pub(crate) struct OutcomeBuilder {
     outcome: Option<ExecOutcome>,
 }
 
@@ -554,7 +554,7 @@ fn classify_exit(status: ExitStatus, stderr: &str) -> ExecFailure {
 
 /// The delay before retry number `attempt` (0-based): exponential from `initial`, capped at
 /// `max`, with jitter in [50%, 100%] so that parallel runs do not retry in lockstep.
-pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
     let exponential = initial
         .saturating_mul(2u32.saturating_pow(attempt.min(16)))
         .min(max);

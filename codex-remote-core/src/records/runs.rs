@@ -79,7 +79,7 @@ pub struct RunRecord {
 }
 
 /// Something about a run's result that is not a clean success.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunWarning {
     /// `changed-outside-tree` (files changed in the host's mirror during the run: not part of
     /// the result, and the next push overwrites them) or `claimed-changes-missing` (the agent

@@ -781,6 +781,8 @@ impl Engine {
         let mut remote_removed = false;
         if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
+            // The host layout is named after the run's own project.
+            let project = self.project(Some(&record.project));
             pipeline::remove_remote(transport, &project, &mut record).await?;
             remote_removed = true;
         }
@@ -800,7 +802,6 @@ impl Engine {
     /// Removes the host trees of applied runs, and of runs older than `older_than`. Returns the
     /// ids pruned.
     pub async fn prune(&self, options: &PruneOptions) -> Result<Vec<String>, Error> {
-        let project = self.project(None);
         let cutoff = SystemTime::now() - options.older_than;
         let mut pruned = Vec::new();
         for mut record in self.list()? {
@@ -812,6 +813,7 @@ impl Engine {
                 .unwrap_or(false);
             if record.applied_at.is_some() || old {
                 let transport = self.transport_named(&record.host)?;
+                let project = self.project(Some(&record.project));
                 pipeline::remove_remote(transport, &project, &mut record).await?;
                 pruned.push(record.id.clone());
             }
@@ -856,10 +858,11 @@ impl Engine {
             transports.push(self.transport_named(name)?);
         }
         let plan = crate::taskplan::TaskPlan::load(plan_path)?;
-        let has_work = plan.tasks().iter().any(|t| {
-            t["executor"] == "codex-remote"
-                && matches!(t["status"].as_str(), Some("pending" | "running"))
-        });
+        let has_work = !plan.pending().is_empty()
+            || plan
+                .tasks()
+                .iter()
+                .any(|t| t["executor"] == "codex-remote" && t["status"] == "running");
         if has_work && !transports.is_empty() {
             // One push per host serves every run of the plan; every host's agent prerequisites
             // are checked before the first push.

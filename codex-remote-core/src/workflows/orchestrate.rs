@@ -96,7 +96,7 @@ enum Unsettled {
 }
 
 /// The end result.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct OrchestrateSummary {
     /// Tasks completed (applied), in plan order.
     pub completed: Vec<String>,

@@ -131,7 +131,7 @@ pub enum RunEvent {
 }
 
 /// The result of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
     /// The run id.
     pub run_id: String,
@@ -430,7 +430,7 @@ pub async fn follow_and_finish(
 
 /// Follows the current attempt to its end, appending each new complete line to the local
 /// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events).
-pub async fn follow_attempt(
+pub(crate) async fn follow_attempt(
     store: &RunStore,
     record: &mut RunRecord,
     transport: &dyn crate::transport::Transport,
@@ -506,7 +506,9 @@ fn attempt_outcome(
     builder.finish(status, stderr)
 }
 
-/// Runs a planned task end to end (start, then follow and finish).
+/// Runs a planned task end to end (start, then follow and finish). Kept for tests and benches;
+/// the front door is `Engine::start`.
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))]
 pub async fn run(
     plan: &RunPlan,
     config: &Config,

@@ -746,7 +746,7 @@ fn split_home(path: &str) -> (Option<String>, &str) {
 }
 
 /// Turns a non-zero exit into an error.
-pub fn check_status(
+pub(crate) fn check_status(
     host: &HostSpec,
     program: &str,
     command: &str,
@@ -769,7 +769,7 @@ pub fn check_status(
 }
 
 /// Advice for a program that is not on the host's `PATH`.
-pub fn not_found_hint(host: &HostSpec, program: &str) -> String {
+pub(crate) fn not_found_hint(host: &HostSpec, program: &str) -> String {
     match &host.shell_init {
         None => format!(
             "install it on `{}`, or if it comes from nvm set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{}]",
