@@ -68,6 +68,10 @@ pub struct ConfigFile {
     /// Retrying rate-limited runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// End a run whose agent shows no progress (no event) for this long: `90s`, `10m`, `1h`;
+    /// `0s` never (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout: Option<String>,
 }
 
 /// `[hosts.NAME]`.
@@ -357,6 +361,9 @@ impl ConfigFile {
         if other.default_host.is_some() {
             self.default_host = other.default_host;
         }
+        if other.stall_timeout.is_some() {
+            self.stall_timeout = other.stall_timeout;
+        }
         for (name, host) in other.hosts {
             let mine = self.hosts.entry(name).or_default();
             macro_rules! take {
@@ -471,6 +478,16 @@ impl Config {
                 .hint("give the remote host another name, such as `[hosts.penguin]`"));
             }
         }
+        if let Some(text) = &self.merged.stall_timeout {
+            humantime::parse_duration(text).map_err(|e| {
+                InputError::new(
+                    self.source_name(),
+                    format!("`{text}` is not a duration like 90s, 10m or 1h: {e}"),
+                )
+                .field("stall_timeout")
+                .hint("write it as a string, such as `stall_timeout = \"10m\"`; `0s` turns it off")
+            })?;
+        }
         if let Some(retry) = &self.merged.retry {
             for (key, value) in [
                 ("retry.initial_delay_secs", retry.initial_delay_secs),
@@ -521,6 +538,17 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
             respect_gitignore: sync.respect_gitignore.unwrap_or(true),
         }
+    }
+
+    /// How long a run's agent may show no progress before the run is ended (`None`: never).
+    pub fn stall_timeout(&self) -> Option<std::time::Duration> {
+        let configured = self
+            .merged
+            .stall_timeout
+            .as_deref()
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(crate::executor::DEFAULT_STALL_TIMEOUT);
+        (!configured.is_zero()).then_some(configured)
     }
 
     /// Retry policy.

@@ -102,6 +102,7 @@ impl Error {
                 | ExecFailure::CodexNotFound { .. }
                 | ExecFailure::WorkspaceMissing { .. } => ErrorKind::Prerequisite,
                 ExecFailure::TurnFailed { .. }
+                | ExecFailure::Stalled { .. }
                 | ExecFailure::Exited { .. }
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
@@ -127,6 +128,11 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
         }
         ExecFailure::TurnFailed { message } => format!("the agent's turn failed on `{host}`: {message}"),
         ExecFailure::AgentVanished { message } => format!("{message} on `{host}`, twice (hint: check the host's memory and logs)"),
+        ExecFailure::Stalled { after_secs, last_notice } => format!(
+            "the agent on `{host}` made no progress for {} and was stopped{} (hint: check that `{host}` reaches the model provider; raise `stall_timeout` or --stall-timeout for steps that stay silent longer)",
+            humantime::format_duration(std::time::Duration::from_secs(*after_secs)),
+            last_notice.as_ref().map(|n| format!("; Codex last said: {n}")).unwrap_or_default()
+        ),
         ExecFailure::Exited { code, stderr } => format!("codex exited with code {code} on `{host}`: {stderr}"),
     }
 }

@@ -120,7 +120,8 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
                     None
                 }
                 CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
-                CodexEvent::Error { message } if verbose > 0 => Some(format!("codex: {message}")),
+                // Codex's own notices ("Reconnecting... 2/5 (...)") say why a run is slow.
+                CodexEvent::Error { message } => Some(format!("codex: {message}")),
                 _ => None,
             },
         };

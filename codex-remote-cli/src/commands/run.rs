@@ -42,6 +42,9 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     options.allow_restricted = args.allow_restricted;
     options.keep = args.keep;
     options.timeout = args.timeout;
+    if let Some(stall) = args.stall_timeout {
+        options.stall_timeout = (!stall.is_zero()).then_some(stall);
+    }
     options.sandbox = args.sandbox.clone();
     options.extra_args = args.codex_args.clone();
     options.checkpoint = match (&args.checkpoint, &args.item) {
