@@ -49,6 +49,11 @@ impl CliError {
         }
     }
 
+    /// Whether the error is stdout closed by its reader (`| head`): the command ends quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| CliError::Io { context, source }

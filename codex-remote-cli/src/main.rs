@@ -19,12 +19,17 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            std::process::exit(if e.use_stderr() {
-                exit::USAGE
+            if !e.use_stderr() {
+                // --help, --version: text for people, whatever else was asked.
+                let _ = output::print_text(&e.render().to_string());
+                std::process::exit(exit::OK);
+            }
+            if json_requested(std::env::args_os()) {
+                let _ = output::print_json(&usage_error_json(&e));
             } else {
-                exit::OK
-            });
+                let _ = e.print();
+            }
+            std::process::exit(exit::USAGE);
         }
     };
     init_tracing(cli.verbose, cli.quiet);
@@ -36,6 +41,8 @@ fn main() {
     let json = cli.json;
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of stdout went away (`| head -1`): what it wanted was printed; end quietly.
+        Err(e) if e.is_broken_pipe() => exit::OK,
         Err(e) => {
             output::report_error(&e, json);
             exit::for_kind(e.kind())
@@ -44,6 +51,37 @@ fn main() {
     // Do not wait for background tasks (stdin forwarding) to notice the end.
     runtime.shutdown_background();
     std::process::exit(code);
+}
+
+/// Whether `--json` is among the arguments (before a `--`), for errors found before parsing ends.
+fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A usage error from the argument parser as the `--json` error object (see docs/cli.md).
+fn usage_error_json(e: &clap::Error) -> serde_json::Value {
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let message = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    let usage = lines
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .map(str::to_string);
+    serde_json::json!({
+        "error": {
+            "kind": codex_remote_core::ErrorKind::BadInput,
+            "exit_code": exit::USAGE,
+            "message": message,
+            "usage": usage,
+            "hint": "see `codex-remote help` or the command's --help",
+        }
+    })
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -88,12 +126,9 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Init(args) => commands::init::run(&ctx, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(
-                args.shell,
-                &mut command,
-                "codex-remote",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut command, "codex-remote", &mut script);
+            output::print_text(&String::from_utf8_lossy(&script))?;
             Ok(exit::OK)
         }
     }

@@ -147,6 +147,11 @@ pub fn apply(
     let patch = store.read_patch(&record.id)?;
     let applier = PatchApplier::new(&project.root, config.restricted()?, allow_restricted);
     let parsed = applier.apply(&patch)?;
+    if record.phase == crate::runs::Phase::Refused {
+        // Taken after all (`pull --apply` once the cause was fixed).
+        record.phase = crate::runs::Phase::Completed;
+        record.error = None;
+    }
     record.applied_at = Some(now());
     record.updated_at = now();
     store.save(record)?;

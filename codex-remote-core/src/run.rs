@@ -345,12 +345,22 @@ pub async fn follow_and_finish(
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
     let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
-    set_phase(&store, record, Phase::Completed, events).await?;
     let mut applied = false;
     if finish.apply && !parsed.files.is_empty() {
-        pipeline::apply(config, project, record, finish.allow_restricted)?;
+        if let Err(e) = pipeline::apply(config, project, record, finish.allow_restricted) {
+            // A refused result is recorded as refused, with its reason; other failures leave a
+            // completed run whose patch `pull --apply` can still take.
+            if e.kind() == crate::error::ErrorKind::NotApplied {
+                record.error = Some(e.to_string());
+                set_phase(&store, record, Phase::Refused, events).await?;
+            } else {
+                set_phase(&store, record, Phase::Completed, events).await?;
+            }
+            return Err(e);
+        }
         applied = true;
     }
+    set_phase(&store, record, Phase::Completed, events).await?;
     let mut checkpoint = None;
     if let (true, Some(spec)) = (applied, &finish.checkpoint) {
         checkpoint = Some(crate::checkpoint::mark_checkpoint(
@@ -705,13 +715,28 @@ pub async fn run(
     .await
 }
 
-/// Cancels a run's agent (its whole process group on the host) and records it.
+/// Cancels a run's agent (every process of it on the host) and records it. A finished run
+/// (completed, failed, cancelled or refused) is refused, its record untouched.
 pub async fn cancel(
     project: &Project,
     record: &mut RunRecord,
     transport: SharedTransport,
     executor: &dyn Executor,
 ) -> Result<(), Error> {
+    if record.phase.is_finished() {
+        return Err(crate::input::InputError::new(
+            format!("run `{}`", record.id),
+            format!(
+                "the run is already {}; there is nothing to cancel",
+                record.phase.name()
+            ),
+        )
+        .hint(format!(
+            "`codex-remote status {}` shows how it ended",
+            record.id
+        ))
+        .into());
+    }
     if record.attempt > 0 {
         let agent_dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
         executor.cancel(transport.as_ref(), &agent_dir).await?;

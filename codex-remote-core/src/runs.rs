@@ -31,6 +31,34 @@ pub enum Phase {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// The result was retrieved but refused (restricted or protected files, a conflict with
+    /// local changes, a result held back): nothing applied; `error` says why. `pull RUN --apply`
+    /// can still take it once the cause is fixed.
+    Refused,
+}
+
+impl Phase {
+    /// Whether the run is over (nothing of it runs on the host any more).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Phase::Completed | Phase::Failed | Phase::Cancelled | Phase::Refused
+        )
+    }
+
+    /// The phase's name as written in records (`running`, `refused`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Syncing => "syncing",
+            Phase::Running => "running",
+            Phase::Retrieving => "retrieving",
+            Phase::Completed => "completed",
+            Phase::Failed => "failed",
+            Phase::Cancelled => "cancelled",
+            Phase::Refused => "refused",
+        }
+    }
 }
 
 /// One run, as recorded locally.
@@ -60,7 +88,7 @@ pub struct RunRecord {
     /// Whether the remote tree has been removed.
     #[serde(default)]
     pub remote_removed: bool,
-    /// Why it failed, when it did.
+    /// Why it failed or was refused, when it was.
     #[serde(default)]
     pub error: Option<String>,
     /// The agent attempt in progress or last made (1-based; 0 before launch).

@@ -56,7 +56,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     if ctx.json {
         let mut value = serde_json::to_value(&summary).expect("serialisable");
         value["event"] = "summary".into();
-        println!("{value}");
+        output::print_json(&value)?;
     } else if !ctx.quiet {
         let mut text = format!("{} completed", summary.completed.len());
         if !summary.failed.is_empty() {
@@ -109,7 +109,7 @@ async fn render(mut rx: mpsc::Receiver<OrchestrateEvent>, mode: progress::Mode) 
                     serde_json::json!({ "event": "finished", "task_id": task_id, "outcome": outcome, "reason": reason })
                 }
             };
-            println!("{value}");
+            let _ = output::print_json(&value);
             continue;
         }
         let (task_id, line) = match &event {

@@ -50,7 +50,8 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
     let mut current = String::new();
     while let Some(event) = rx.recv().await {
         if mode == Mode::Json {
-            println!("{}", event_json(&event));
+            // A closed stdout does not stop the run: the record keeps every event.
+            let _ = crate::output::print_line(&event_json(&event).to_string());
             continue;
         }
         let line: Option<String> = match &event {
@@ -136,7 +137,9 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
                 ));
             }
             (None, Some(line)) if mode == Mode::Plain => eprintln!("{line}"),
-            (None, Some(line)) if mode == Mode::Stdout => println!("{line}"),
+            (None, Some(line)) if mode == Mode::Stdout => {
+                let _ = crate::output::print_line(&line);
+            }
             _ => {}
         }
     }

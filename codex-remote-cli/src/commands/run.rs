@@ -113,10 +113,9 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
                 codex_remote_core::taskplan::set_run_id(path, id, &record.id)?;
             }
             if ctx.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "event": "detached", "run_id": record.id, "host": record.host })
-                );
+                output::print_json(
+                    &serde_json::json!({ "event": "detached", "run_id": record.id, "host": record.host }),
+                )?;
             } else {
                 output::print_text(&format!("{}\n", record.id))?;
                 if !ctx.quiet {
@@ -171,7 +170,7 @@ pub fn print_summary(
     if ctx.json {
         let mut value = serde_json::to_value(summary).expect("summaries serialise");
         value["event"] = "summary".into();
-        println!("{value}");
+        output::print_json(&value)?;
     } else if !ctx.quiet {
         output::print_text(&render_summary(plan, summary))?;
     }

@@ -490,8 +490,28 @@ impl RemoteProcess {
         let handle = tokio::spawn(async move {
             let pump_out = pump(stdout, StreamKind::Stdout, chunking, tx.clone());
             let pump_err = pump(stderr, StreamKind::Stderr, chunking, tx);
-            let (a, b) = tokio::join!(pump_out, pump_err);
-            a.and(b).map_err(TransportError::io(format!(
+            let drained = async {
+                let (a, b) = tokio::join!(pump_out, pump_err);
+                a.and(b)
+            };
+            // The deadline covers the output too: a command that keeps its pipes open (every
+            // command does, until it ends) is cancelled at the deadline, not when it ends.
+            let drained = match self.deadline {
+                None => drained.await,
+                Some((deadline, after)) => {
+                    match tokio::time::timeout_at(deadline.into(), drained).await {
+                        Ok(drained) => drained,
+                        Err(_) => {
+                            self.control.cancel().await?;
+                            return Err(TransportError::TimedOut {
+                                command: self.command.clone(),
+                                after,
+                            });
+                        }
+                    }
+                }
+            };
+            drained.map_err(TransportError::io(format!(
                 "reading the output of `{}`",
                 self.command
             )))?;
