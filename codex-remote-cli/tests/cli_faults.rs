@@ -92,7 +92,6 @@ fn follow_tails(agents: &Path) -> Vec<u32> {
 }
 
 /// The live processes carrying an attempt's marker (the agent and all it started).
-#[allow(dead_code)]
 fn marked(agent_dir: &Path) -> Vec<(u32, Vec<String>)> {
     let Ok(token) = std::fs::read_to_string(agent_dir.join("marker")) else {
         return Vec::new();
@@ -180,4 +179,221 @@ fn a_follow_whose_tail_is_killed_is_followed_again_and_never_relaunches_the_agen
         .unwrap(),
         std::fs::read_to_string(agents.join(&run_id).join("1/events.jsonl")).unwrap()
     );
+}
+
+fn supervisor_pid(agent_dir: &Path) -> u32 {
+    std::fs::read_to_string(agent_dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn cancel_ends_children_that_left_the_process_group_and_a_finished_run_cannot_be_cancelled() {
+    let Some(s) = setup(
+        vec![
+            Reply::exec(
+                "c1",
+                "nohup sleep 3001 >/dev/null 2>&1 & setsid sleep 3002 >/dev/null 2>&1 < /dev/null & sleep 3003",
+            ),
+            Reply::message("never"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run",
+        "--detach",
+        "--sandbox",
+        "danger-full-access",
+        "--prompt",
+        "start background work",
+        "--type",
+        "debug",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let agent_dir = agents_dir(&s).join(&run_id).join("1");
+    let sleeps = |processes: &[(u32, Vec<String>)]| -> Vec<u32> {
+        processes
+            .iter()
+            .filter(|(_, argv)| {
+                argv.first().is_some_and(|a| a.ends_with("sleep"))
+                    && argv
+                        .iter()
+                        .any(|a| ["3001", "3002", "3003"].contains(&a.as_str()))
+            })
+            .map(|(pid, _)| *pid)
+            .collect()
+    };
+    wait_until("the agent runs its three sleeps", || {
+        sleeps(&marked(&agent_dir)).len() == 3
+    });
+    // At least one of them left the agent's process group (`setsid`).
+    let group = supervisor_pid(&agent_dir);
+    let escaped: Vec<u32> = sleeps(&marked(&agent_dir))
+        .into_iter()
+        .filter(|pid| process_group(*pid).is_some_and(|g| g != group))
+        .collect();
+    assert!(!escaped.is_empty(), "no child left the group");
+
+    let out = s.env.run(&["cancel", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all: Vec<(u32, Vec<String>)> = processes()
+        .into_iter()
+        .map(|(pid, argv, _)| (pid, argv))
+        .collect();
+    assert!(sleeps(&all).is_empty(), "survivors: {:?}", sleeps(&all));
+    assert!(marked(&agent_dir).is_empty(), "{:?}", marked(&agent_dir));
+    assert_eq!(record(&s, &run_id)["phase"], "cancelled");
+
+    // Cancelling it again is refused and rewrites nothing.
+    let path = s
+        .env
+        .project
+        .join(format!(".codex-remote/runs/{run_id}/run.json"));
+    let before = std::fs::read(&path).unwrap();
+    let out = s.env.run(&["cancel", &run_id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already cancelled"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn a_refused_result_is_recorded_as_refused_and_cannot_be_cancelled() {
+    let Some(s) = setup(
+        vec![
+            Reply::exec("c1", "printf '{\"name\":\"changed\"}\\n' > package.json"),
+            Reply::message("changed package.json"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let out = s
+        .env
+        .run(&["run", "--prompt", "change deps", "--type", "feature"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let run_id = only_run(&s).unwrap();
+    let rec = record(&s, &run_id);
+    assert_eq!(rec["phase"], "refused", "{rec}");
+    assert!(
+        rec["error"].as_str().unwrap().contains("package.json"),
+        "{rec}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("package.json")).unwrap(),
+        "{}\n"
+    );
+    let status = s.env.run(&["status", &run_id]);
+    assert!(
+        stdout(&status).contains("phase     refused"),
+        "{}",
+        stdout(&status)
+    );
+
+    let path = s
+        .env
+        .project
+        .join(format!(".codex-remote/runs/{run_id}/run.json"));
+    let before = std::fs::read(&path).unwrap();
+    let out = s.env.run(&["cancel", &run_id, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["error"]["exit_code"], 2);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn exec_timeout_ends_the_command_at_the_deadline() {
+    let Some(s) = setup(vec![Reply::message("unused")], true) else {
+        return;
+    };
+    let started = Instant::now();
+    let out = s
+        .env
+        .run(&["exec", "--timeout", "1", "--", "sleep", "3011"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    // Ended by the deadline, long before the command would have.
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let left: Vec<u32> = processes()
+        .into_iter()
+        .filter(|(_, argv, _)| argv.iter().any(|a| a == "3011"))
+        .map(|(pid, _, _)| pid)
+        .collect();
+    assert!(left.is_empty(), "the command survived: {left:?}");
+}
+
+#[test]
+fn json_mode_prints_only_json_lines_even_for_errors() {
+    let Some(s) = setup(vec![Reply::message("unused")], false) else {
+        return;
+    };
+    // A run that fails (codex missing on the host): events, then the error, one object per line.
+    let out = s.env.run(&[
+        "run",
+        "--json",
+        "--prompt",
+        "anything",
+        "--type",
+        "quick-fix",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["error"]["exit_code"], 4, "{last}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("codex"));
+
+    // A usage error, as JSON too.
+    let out = s.env.run(&["run", "--json", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let error: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["error"]["kind"], "bad-input");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--no-such-flag"));
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let env = common::Env::new();
+    for args in [&["schema", "plan"][..], &["schema", "plan", "--json"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .command(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
 }
