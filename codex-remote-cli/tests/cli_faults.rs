@@ -397,3 +397,140 @@ fn a_closed_stdout_ends_quietly() {
         assert_eq!(stderr(&out), "", "{args:?}");
     }
 }
+
+/// Whether this machine can make a PID namespace (root, or user namespaces); under CI it must.
+fn pid_namespaces_work() -> bool {
+    let works = std::process::Command::new("unshare")
+        .args(["--fork", "--pid", "--mount-proc", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        works || std::env::var_os("CI").is_none(),
+        "CI needs `unshare --fork --pid --mount-proc` (run as root)"
+    );
+    works
+}
+
+#[test]
+fn a_run_ends_when_its_agent_does_on_a_host_whose_pid_1_never_reaps() {
+    let Some(codex) = codex_remote_testkit::model_server::codex_binary() else {
+        return;
+    };
+    if !pid_namespaces_work() {
+        return;
+    }
+    let server = codex_remote_testkit::model_server::FakeModelServer::start(vec![
+        Reply::exec("c1", "printf 'reaped or not\\n' > zombie.txt"),
+        Reply::message("done"),
+    ]);
+    let env = common::Env::new();
+    let codex_home = server.write_codex_home(&env.home.path().join("codex-home"));
+    env.write(
+        "codex-remote.toml",
+        &format!(
+            "[hosts.local]\nworkspace = \"{}\"\nshell_init = \"export PATH='{}':$PATH\"\n[hosts.local.env]\nCODEX_HOME = \"{}\"\n",
+            env.home.path().join("ws").display(),
+            codex.parent().unwrap().display(),
+            codex_home.display()
+        ),
+    );
+    // codex-remote is PID 1 of a fresh PID namespace: the agent's supervisor, orphaned by the
+    // launch, is reparented to it, and it never reaps orphans (it waits only for its own
+    // children), so the supervisor stays a zombie after it exits, forever.
+    let inner = env.command(&[
+        "run",
+        "--host",
+        "local",
+        "--prompt",
+        "write zombie.txt",
+        "--type",
+        "quick-fix",
+    ]);
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--fork", "--pid", "--mount-proc", "--kill-child"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(inner.get_current_dir().unwrap())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => command.env(k, v),
+            None => command.env_remove(k),
+        };
+    }
+    let mut child = command.spawn().unwrap();
+    // Not a timing assertion: a bound so that a follow that never ends fails instead of hanging.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the run never ended (its agent's supervisor is a zombie no one reaps)\nstderr: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project.join("zombie.txt")).unwrap(),
+        "reaped or not\n"
+    );
+}
+
+#[test]
+fn a_silent_agent_is_ended_at_the_stall_timeout_and_codex_notices_are_shown() {
+    let Some(s) = setup(vec![Reply::message("unused")], true) else {
+        return;
+    };
+    // The model provider is down: Codex says it is reconnecting, and waits for ever.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        s.sshd.dir().join("codex-home/config.toml"),
+        format!("model_provider = \"fake\"\n\n[model_providers.fake]\nname = \"fake\"\nbase_url = \"http://127.0.0.1:{closed_port}/v1\"\nwire_api = \"responses\"\nrequires_openai_auth = false\n"),
+    )
+    .unwrap();
+    let out = s.env.run(&[
+        "run",
+        "--stall-timeout",
+        "8s",
+        "--prompt",
+        "anything",
+        "--type",
+        "quick-fix",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    // Codex's own notice is in the normal output, and in the error that ends the run.
+    assert!(err.contains("codex: Reconnecting"), "{err}");
+    assert!(err.contains("made no progress for 8s"), "{err}");
+    assert!(err.contains("Codex last said: Reconnecting"), "{err}");
+    let run_id = only_run(&s).unwrap();
+    let rec = record(&s, &run_id);
+    assert_eq!(rec["phase"], "failed");
+    assert!(rec["error"].as_str().unwrap().contains("stalled"), "{rec}");
+    let agent_dir = agents_dir(&s).join(&run_id).join("1");
+    assert!(marked(&agent_dir).is_empty(), "{:?}", marked(&agent_dir));
+}

@@ -316,7 +316,10 @@ pub async fn follow_and_finish(
         let (progress, events) = (progress.clone(), events.clone());
         tokio::spawn(async move {
             while let Some(event) = forward_rx.recv().await {
-                if matches!(event, RunEvent::Codex(_)) {
+                // Codex's notices ("Reconnecting... waiting for network") are not progress: with
+                // the provider unreachable it repeats them for as long as it is left running.
+                if matches!(&event, RunEvent::Codex(e) if !matches!(e.event, CodexEvent::Error { .. }))
+                {
                     progress.send_replace(Instant::now());
                 }
                 let _ = events.send(event).await;
