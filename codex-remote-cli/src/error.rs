@@ -11,6 +11,14 @@ pub enum CliError {
     /// Bad usage the parser could not catch.
     #[error("{0}")]
     Usage(String),
+    /// A failure recorded earlier (a run's `error`), reported again with its kind.
+    #[error("{message}")]
+    Recorded {
+        /// What the record says.
+        message: String,
+        /// Its kind, for the exit code.
+        kind: ErrorKind,
+    },
     /// Local I/O (writing output or files).
     #[error("{context}: {source}")]
     Io {
@@ -45,6 +53,7 @@ impl CliError {
         match self {
             CliError::Core(e) => e.kind(),
             CliError::Usage(_) => ErrorKind::BadInput,
+            CliError::Recorded { kind, .. } => *kind,
             CliError::Io { .. } => ErrorKind::TaskFailed,
         }
     }

@@ -534,3 +534,114 @@ fn a_silent_agent_is_ended_at_the_stall_timeout_and_codex_notices_are_shown() {
     let agent_dir = agents_dir(&s).join(&run_id).join("1");
     assert!(marked(&agent_dir).is_empty(), "{:?}", marked(&agent_dir));
 }
+
+/// A tiny tmpfs mounted over a directory of the host (root only), unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            mounted || std::env::var_os("CI").is_none(),
+            "CI needs to mount a tmpfs (run as root)"
+        );
+        mounted.then(|| SmallDisk(dir.to_path_buf()))
+    }
+
+    /// Fills it to the last byte.
+    fn fill(&self) {
+        let _ = std::process::Command::new("sh")
+            .args(["-c", "cat /dev/zero > \"$1\" 2>/dev/null", "sh"])
+            .arg(self.0.join("filler"))
+            .status();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn assert_disk_full_reported(s: &Setup, out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(
+        stderr(out).contains("No space left on device"),
+        "{}",
+        stderr(out)
+    );
+    let run_id = only_run(s).expect("the run is recorded");
+    let rec = record(s, &run_id);
+    assert_eq!(rec["phase"], "failed", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{rec}"
+    );
+    let status = s.env.run(&["status", &run_id]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stdout(&status).contains("phase     failed")
+            && stdout(&status).contains("No space left on device"),
+        "{}",
+        stdout(&status)
+    );
+    let attach = s.env.run(&["attach", &run_id]);
+    assert_eq!(attach.status.code(), Some(4), "{}", stderr(&attach));
+    assert!(
+        stderr(&attach).contains("No space left on device"),
+        "{}",
+        stderr(&attach)
+    );
+}
+
+#[test]
+fn a_disk_that_fills_during_the_run_ends_it_with_exit_4_and_a_true_record() {
+    let Some(s) = setup(
+        vec![
+            Reply::exec("c1", "cat /dev/zero > filler.bin"),
+            Reply::message("filled the disk"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let Some(_disk) = SmallDisk::mount(&s.sshd.dir().join("ws"), "4m") else {
+        return;
+    };
+    let out = s
+        .env
+        .run(&["run", "--prompt", "fill it", "--type", "quick-fix"]);
+    assert_disk_full_reported(&s, &out);
+}
+
+#[test]
+fn a_full_disk_before_the_run_ends_it_with_exit_4_and_a_true_record() {
+    let Some(s) = setup(vec![Reply::message("unused")], true) else {
+        return;
+    };
+    let Some(disk) = SmallDisk::mount(&s.sshd.dir().join("ws"), "1m") else {
+        return;
+    };
+    disk.fill();
+    let out = s
+        .env
+        .run(&["run", "--prompt", "anything", "--type", "quick-fix"]);
+    assert_disk_full_reported(&s, &out);
+}

@@ -35,6 +35,15 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// The host's disk is full (or the user's quota reached): preparing, launching, running or
+    /// retrieving the run could not write there. `detail` is the host's own words.
+    #[error("the disk is full on host `{host}`: {detail} (hint: free space in the host's workspace (`df -h` there), or set `workspace` under [hosts.{host}] to a larger disk; then start the run again)")]
+    HostDiskFull {
+        /// The host.
+        host: String,
+        /// What the host said (the line naming the full disk).
+        detail: String,
+    },
     /// Local file system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -106,9 +115,38 @@ impl Error {
                 | ExecFailure::Exited { .. }
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
+            Error::HostDiskFull { .. } => ErrorKind::Prerequisite,
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
     }
+
+    /// The same error as [`Error::HostDiskFull`] when what the host said is that its disk is
+    /// full (only errors from the host are looked at: a full local disk is not the host's).
+    pub fn on_host(self, host: &str) -> Error {
+        let from_host = matches!(
+            self,
+            Error::Transport(_) | Error::Sync(_) | Error::Exec { .. }
+        );
+        if !from_host {
+            return self;
+        }
+        match disk_full_words(&self.to_string()) {
+            Some(detail) => Error::HostDiskFull {
+                host: host.to_string(),
+                detail,
+            },
+            None => self,
+        }
+    }
+}
+
+/// The line of a host's message that says its disk is full, if one does.
+pub fn disk_full_words(text: &str) -> Option<String> {
+    const MARKERS: [&str; 2] = ["No space left on device", "Disk quota exceeded"];
+    text.lines()
+        .map(str::trim)
+        .find(|line| MARKERS.iter().any(|m| line.contains(m)))
+        .map(|line| line.chars().take(400).collect())
 }
 
 /// What to tell the user about a failed agent run, with the fix.

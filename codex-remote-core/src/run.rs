@@ -175,12 +175,29 @@ pub async fn start(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
+    let host = transport.host().name.clone();
     if !options.skip_push {
         let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
-        let pushed = pipeline::push(transport.clone(), config, project, None).await?;
+        let pushed = match pipeline::push(transport.clone(), config, project, None).await {
+            Ok(pushed) => pushed,
+            Err(e) => {
+                let e = e.on_host(&host);
+                if matches!(e, Error::HostDiskFull { .. }) {
+                    // Recorded, so `status` and `attach` say why it never ran.
+                    let mut record =
+                        pipeline::new_record(transport.as_ref(), project, &plan.task.id);
+                    record.phase = Phase::Failed;
+                    record.error = Some(e.to_string());
+                    project.runs().save(&record)?;
+                }
+                return Err(e);
+            }
+        };
         let _ = events.send(RunEvent::Pushed(pushed)).await;
     }
-    let mut record = pipeline::start_run(transport.clone(), config, project, &plan.task.id).await?;
+    let mut record = pipeline::start_run(transport.clone(), config, project, &plan.task.id)
+        .await
+        .map_err(|e| e.on_host(&host))?;
     let store = project.runs();
     let dir = store.run_dir(&record.id);
     write_atomic(
@@ -267,8 +284,9 @@ async fn launch(
     let pid = match executor.launch(transport, &agent_dir, request).await {
         Ok(pid) => pid,
         Err(e) => {
+            let e = Error::from(e).on_host(&transport.host().name);
             fail(store, record, &e.to_string())?;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let _ = events
@@ -347,7 +365,17 @@ pub async fn follow_and_finish(
             .map_err(record_io("writing last-message.txt".into()))?;
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
-    let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
+    let parsed: ParsedPatch = match pipeline::retrieve(transport.clone(), project, record).await {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // A full disk fails the run; anything else leaves it `retrieving` for a retry.
+            let e = e.on_host(&transport.host().name);
+            if matches!(e, Error::HostDiskFull { .. }) {
+                fail(&store, record, &e.to_string())?;
+            }
+            return Err(e);
+        }
+    };
     let mut applied = false;
     if finish.apply && !parsed.files.is_empty() {
         if let Err(e) = pipeline::apply(config, project, record, finish.allow_restricted) {
@@ -458,6 +486,13 @@ async fn follow_to_outcome(
                 return Err(error);
             }
         };
+        if outcome.failure.is_some() {
+            // An agent that failed or vanished on a full disk: say so, and relaunch nothing.
+            if let Some(full) = host_disk_full(transport, record).await {
+                fail(store, record, &full.to_string())?;
+                return Err(full);
+            }
+        }
         match &outcome.failure {
             Some(ExecFailure::RateLimited { message }) if record.attempt <= finish.retries => {
                 let delay = backoff(record.attempt - 1, retry.0, retry.1);
@@ -508,6 +543,35 @@ async fn follow_to_outcome(
         }
         launch(store, record, transport, executor, request, events).await?;
     }
+}
+
+/// Writes 64 KiB beside the agent's files and reads what the host says when it cannot (a full
+/// disk, in its own words). Arg: the agent dir.
+const DISK_CHECK_SCRIPT: &str = r#"cd -- "$1" 2>/dev/null || exit 0
+f=.codex-remote-space-check.$$
+dd if=/dev/zero of="$PWD/$f" bs=65536 count=1 2>&1 >/dev/null | grep -v records
+rm -f -- "$f"
+"#;
+
+/// [`Error::HostDiskFull`] when the disk holding the run's agent files is full.
+async fn host_disk_full(
+    transport: &dyn crate::transport::Transport,
+    record: &RunRecord,
+) -> Option<Error> {
+    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+    let spec = crate::transport::CommandSpec::script(
+        DISK_CHECK_SCRIPT,
+        &[crate::layout::home_relative(&agent_dir)],
+    )
+    .cwd("~");
+    let output = crate::transport::TransportExt::run(transport, spec)
+        .await
+        .ok()?;
+    let detail = crate::error::disk_full_words(&output.stdout_text())?;
+    Some(Error::HostDiskFull {
+        host: transport.host().name.clone(),
+        detail,
+    })
 }
 
 /// Resolves when no progress was noted for `after`.

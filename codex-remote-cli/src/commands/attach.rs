@@ -26,6 +26,22 @@ pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
     let (project, mut record) = load(ctx, &args.run)?;
     match record.phase {
         Phase::Running | Phase::Retrieving => {}
+        // A failed run says why; one that failed on the host's full disk exits as that did.
+        Phase::Failed => {
+            let error = record.error.clone().unwrap_or_default();
+            let kind = if codex_remote_core::error::disk_full_words(&error).is_some() {
+                codex_remote_core::ErrorKind::Prerequisite
+            } else {
+                codex_remote_core::ErrorKind::BadInput
+            };
+            return Err(CliError::Recorded {
+                message: format!(
+                    "run `{}` failed, there is nothing to attach to: {error}",
+                    record.id
+                ),
+                kind,
+            });
+        }
         phase => {
             return Err(CliError::Usage(format!(
                 "run `{}` is {}; there is nothing to attach to (see `codex-remote status {}`)",
