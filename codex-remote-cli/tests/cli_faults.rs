@@ -105,11 +105,13 @@ fn marked(agent_dir: &Path) -> Vec<(u32, Vec<String>)> {
 }
 
 #[test]
-fn a_follow_whose_tail_is_killed_is_followed_again_and_never_relaunches_the_agent() {
+fn a_follow_broken_by_a_killed_tail_or_a_lost_connection_is_resumed_and_never_relaunches_the_agent()
+{
     let Some(s) = setup(
         vec![
             Reply::exec("c1", "printf 'edit\\n' >> edits.txt"),
             Reply::exec("c2", "printf 'more\\n' >> more.txt"),
+            Reply::exec("c3", "printf 'last\\n' >> last.txt"),
             Reply::message("edited once"),
         ],
         true,
@@ -147,6 +149,31 @@ fn a_follow_whose_tail_is_killed_is_followed_again_and_never_relaunches_the_agen
         .unwrap();
     assert!(killed.success());
 
+    // Then the connection itself: the local ssh master carrying the follow dies.
+    wait_until("the agent has made its second edit", || {
+        only_run(&s).is_some_and(|id| {
+            std::fs::read_to_string(agents.join(&id).join("1/events.jsonl"))
+                .is_ok_and(|e| e.contains("more.txt") && e.matches("item.completed").count() >= 3)
+        })
+    });
+    let config = s.sshd.ssh_config().display().to_string();
+    let masters: Vec<u32> = processes()
+        .into_iter()
+        .filter(|(_, argv, _)| {
+            argv.first()
+                .is_some_and(|a| a == "ssh" || a.ends_with("/ssh"))
+                && argv.iter().any(|a| a == "-M")
+                && argv.iter().any(|a| *a == config)
+        })
+        .map(|(pid, _, _)| pid)
+        .collect();
+    assert_eq!(masters.len(), 1, "one ssh master: {masters:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &masters[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -168,6 +195,10 @@ fn a_follow_whose_tail_is_killed_is_followed_again_and_never_relaunches_the_agen
     assert_eq!(
         std::fs::read_to_string(s.env.project.join("more.txt")).unwrap(),
         "more\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("last.txt")).unwrap(),
+        "last\n"
     );
     // Every event recorded exactly once, in order, across the two follows.
     assert_eq!(
