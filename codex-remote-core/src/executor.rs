@@ -381,7 +381,7 @@ live() { [ ! -e "$dir/status" ] && agent_alive; }
 const FOLLOW_SCRIPT: &str = r#"
 from=$(($2 + 1))
 if live; then
-  ( while live; do sleep 0.03; done ) & watcher=$!
+  ( while live; do sleep 0.02; done ) & watcher=$!
   tail -c +"$from" -s 0.01 --pid="$watcher" -f "$dir/events.jsonl"
   kill "$watcher" 2>/dev/null
 else
