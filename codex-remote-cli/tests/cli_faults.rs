@@ -99,7 +99,7 @@ fn marked(agent_dir: &Path) -> Vec<(u32, Vec<String>)> {
     let needle = format!("CODEX_REMOTE_AGENT={}", token.trim());
     processes()
         .into_iter()
-        .filter(|(_, _, env)| env.iter().any(|e| *e == needle))
+        .filter(|(_, _, env)| env.contains(&needle))
         .map(|(pid, argv, _)| (pid, argv))
         .collect()
 }
@@ -163,7 +163,7 @@ fn a_follow_broken_by_a_killed_tail_or_a_lost_connection_is_resumed_and_never_re
             argv.first()
                 .is_some_and(|a| a == "ssh" || a.ends_with("/ssh"))
                 && argv.iter().any(|a| a == "-M")
-                && argv.iter().any(|a| *a == config)
+                && argv.contains(&config)
         })
         .map(|(pid, _, _)| pid)
         .collect();
