@@ -133,3 +133,38 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_requested_only_before_a_double_dash() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(json_requested(args(&[
+            "codex-remote",
+            "run",
+            "--json",
+            "--bogus"
+        ])));
+        assert!(!json_requested(args(&[
+            "codex-remote",
+            "exec",
+            "--",
+            "x",
+            "--json"
+        ])));
+        assert!(!json_requested(args(&["--json"])), "argv[0] is not a flag");
+    }
+
+    #[test]
+    fn usage_errors_become_one_json_object() {
+        let e =
+            <Cli as clap::Parser>::try_parse_from(["codex-remote", "run", "--bogus"]).unwrap_err();
+        let v = usage_error_json(&e);
+        assert_eq!(v["error"]["exit_code"], exit::USAGE);
+        assert_eq!(v["error"]["kind"], "bad-input");
+        assert_eq!(v["error"]["message"], "unexpected argument '--bogus' found");
+        assert!(!v.to_string().contains('\n'));
+    }
+}

@@ -200,7 +200,21 @@ fn a_follow_broken_by_a_killed_tail_or_a_lost_connection_is_resumed_and_never_re
         std::fs::read_to_string(s.env.project.join("last.txt")).unwrap(),
         "last\n"
     );
-    // Every event recorded exactly once, in order, across the two follows.
+    // An applied run cannot be cancelled, and its record is not rewritten.
+    let path = s
+        .env
+        .project
+        .join(format!(".codex-remote/runs/{run_id}/run.json"));
+    let before = std::fs::read(&path).unwrap();
+    let out = s.env.run(&["cancel", &run_id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already completed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // Every event recorded exactly once, in order, across the follows.
     assert_eq!(
         std::fs::read_to_string(
             s.env

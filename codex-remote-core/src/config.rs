@@ -765,4 +765,24 @@ mod tests {
         };
         assert!(loader.load().unwrap().sources.is_empty());
     }
+
+    #[test]
+    fn stall_timeout_defaults_to_ten_minutes_and_zero_turns_it_off() {
+        let config = |text: &str| Config::from_files([parse(text).unwrap()]);
+        assert_eq!(
+            Config::builtin().stall_timeout(),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            config("stall_timeout = \"90s\"\n").unwrap().stall_timeout(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            config("stall_timeout = \"0s\"\n").unwrap().stall_timeout(),
+            None
+        );
+        let e = config("stall_timeout = \"soon\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("stall_timeout"));
+        assert!(e.message.contains("`soon` is not a duration"), "{e}");
+    }
 }

@@ -174,3 +174,34 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
         ExecFailure::Exited { code, stderr } => format!("codex exited with code {code} on `{host}`: {stderr}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_read_from_the_hosts_words_and_only_from_the_host() {
+        let stderr = "rsync: [receiver] write failed on \"/w/a\": No space left on device (28)\nrsync error: error in file IO (code 11)";
+        assert_eq!(
+            disk_full_words(stderr).as_deref(),
+            Some("rsync: [receiver] write failed on \"/w/a\": No space left on device (28)")
+        );
+        assert_eq!(disk_full_words("permission denied"), None);
+        let from_host = Error::Transport(TransportError::CommandFailed {
+            host: "h".into(),
+            command: "cat".into(),
+            status: crate::transport::ExitStatus::Code(1),
+            stderr: "cat: write error: Disk quota exceeded".into(),
+        })
+        .on_host("h");
+        assert!(matches!(from_host, Error::HostDiskFull { .. }));
+        assert_eq!(from_host.kind(), ErrorKind::Prerequisite);
+        // A full local disk is not the host's.
+        let local = Error::Io {
+            context: "writing run.json".into(),
+            source: std::io::Error::other("No space left on device"),
+        }
+        .on_host("h");
+        assert!(matches!(local, Error::Io { .. }));
+    }
+}
