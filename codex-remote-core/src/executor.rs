@@ -321,7 +321,9 @@ od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > "$dir/marker"
 shell=${SHELL:-/bin/sh}
 supervise='dir=$1; script=$2; shell=$3; echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"; CODEX_REMOTE_AGENT=$(cat "$dir/marker"); export CODEX_REMOTE_AGENT; "$shell" -c "$script" < "$dir/instruction" >> "$dir/events.jsonl" 2>> "$dir/stderr.log"; echo $? > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"'
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
-  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" sh -c "$supervise" supervise "$dir" "$script" "$shell"
+  unit="codex-remote-$(date +%s)-$$"
+  printf '%s\n' "$unit" > "$dir/unit"
+  systemd-run --user --quiet --collect --unit="$unit" sh -c "$supervise" supervise "$dir" "$script" "$shell"
 else
   setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$shell" >/dev/null 2>&1 < /dev/null &
 fi
@@ -338,6 +340,12 @@ cat "$dir/pid"
 /// that reaps late or never, has not collected it yet).
 const AGENT_FUNCTIONS: &str = r#"pid=$(cat "$dir/pid" 2>/dev/null || true)
 token=$(cat "$dir/marker" 2>/dev/null || true)
+# The agent dir is the agent's to write under danger-full-access: only a pid above 1 is a
+# supervisor (never `kill -- -1`, every process of the user), only hex is a marker (never a
+# pattern that matches other processes).
+case $pid in ''|*[!0-9]*) pid= ;; esac
+if [ -n "$pid" ] && [ "$pid" -le 1 ]; then pid=; fi
+case $token in *[!0-9a-f]*) token= ;; esac
 # alive PID: the process exists and is not a zombie.
 alive() {
   case $1 in ''|*[!0-9]*) return 1 ;; esac
@@ -407,13 +415,16 @@ elif [ -n "$pid" ]; then echo vanished
 else echo not-started; fi
 "#;
 
-/// Ends every process of the attempt: the supervisor's process group and every process that
-/// carries the attempt's marker (children that left the group or the session: `setsid`,
-/// `nohup cmd &`, daemons). TERM, up to 2 s, then KILL until none is left; fails, naming the
-/// survivors, if any remain.
+/// Ends every process of the attempt: the supervisor's process group, its systemd unit (its
+/// cgroup) when it runs under `systemd-run --user`, and every process that carries the attempt's
+/// marker (children that left the group or the session: `setsid`, `nohup cmd &`, daemons).
+/// TERM, up to 2 s, then KILL until none is left; fails, naming the survivors, if any remain.
 const CANCEL_SCRIPT: &str = r#"
+unit=$(cat "$dir/unit" 2>/dev/null || true)
+case $unit in codex-remote-[0-9]*) ;; *) unit= ;; esac
 signal() {
   if [ -n "$pid" ]; then kill -s "$1" -- "-$pid" 2>/dev/null || true; fi
+  if [ -n "$unit" ]; then systemctl --user kill --signal="$1" -- "$unit" >/dev/null 2>&1 || true; fi
   for p in $(marked); do kill -s "$1" "$p" 2>/dev/null || true; done
 }
 remaining() { alive "$pid" || [ -n "$(marked)" ]; }
