@@ -678,7 +678,8 @@ fn vanished(record: &RunRecord) -> ExecOutcome {
 }
 
 /// Follows the current attempt to its end, appending each new complete line to the local
-/// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events).
+/// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events). A
+/// stream that breaks while the agent lives is followed again (see `follow_until_end`).
 pub async fn follow_attempt(
     store: &RunStore,
     record: &mut RunRecord,
@@ -686,10 +687,7 @@ pub async fn follow_attempt(
     executor: &dyn Executor,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<ExecOutcome, Error> {
-    match follow_once(store, record, transport, executor, events).await? {
-        Followed::Ended(outcome) => Ok(outcome),
-        Followed::Broken => Err(broken_stream(transport, record)),
-    }
+    follow_until_end(store, record, transport, executor, events).await
 }
 
 async fn follow_once(
