@@ -312,7 +312,10 @@ impl CodexExecutor {
 const LAUNCH_SCRIPT: &str = r#"set -e
 dir=$1; script=$2
 mkdir -p -- "$dir"
-mkdir -- "$dir/launched" 2>/dev/null || { echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75; }
+if ! err=$(mkdir -- "$dir/launched" 2>&1); then
+  [ -d "$dir/launched" ] || { printf '%s\n' "$err" >&2; exit 1; }
+  echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75
+fi
 cat > "$dir/instruction"
 : > "$dir/events.jsonl"
 od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > "$dir/marker"

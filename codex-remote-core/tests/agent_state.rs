@@ -80,3 +80,54 @@ async fn a_pid_file_naming_pid_1_or_garbage_names_no_process() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_launch_on_a_full_disk_says_so_in_the_hosts_words() {
+    let t = transport();
+    let disk = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(disk.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        mounted || std::env::var_os("CI").is_none(),
+        "CI needs to mount a tmpfs (run as root)"
+    );
+    if !mounted {
+        return;
+    }
+    let _ = std::process::Command::new("sh")
+        .args(["-c", "cat /dev/zero > \"$1\"/filler 2>/dev/null", "sh"])
+        .arg(disk.path())
+        .status();
+    let request = codex_remote_core::executor::ExecRequest {
+        dir: disk.path().display().to_string(),
+        instruction: "x".repeat(100_000),
+        model: codex_remote_core::model::ModelChoice {
+            model: "m".into(),
+            source: codex_remote_core::model::ModelSource::Default,
+            reasoning_effort: None,
+        },
+        sandbox: "workspace-write".into(),
+        extra_args: Vec::new(),
+        timeout: None,
+        stall_timeout: None,
+    };
+    let agent = disk.path().join("agents/r/1").display().to_string();
+    let result = CodexExecutor.launch(&t, &agent, &request).await;
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(disk.path())
+        .status();
+    let error = codex_remote_core::Error::from(result.unwrap_err()).on_host("local");
+    assert!(
+        matches!(error, codex_remote_core::Error::HostDiskFull { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("No space left on device"),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("already launched"), "{error}");
+}
