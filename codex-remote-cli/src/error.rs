@@ -87,6 +87,12 @@ impl CliError {
         {
             error["restricted"] = serde_json::to_value(paths).expect("serialisable");
         }
+        if let CliError::Core(codex_remote_core::Error::Exec { failure, .. }) = self {
+            error["failure"] = serde_json::to_value(failure).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::HostDiskFull { host, detail }) = self {
+            error["disk_full"] = serde_json::json!({ "host": host, "detail": detail });
+        }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({
                 "source": input.source_name,
