@@ -452,22 +452,22 @@ async fn follow_to_outcome(
             };
             tokio::select! {
                 outcome = followed => Ok(outcome?),
-                _ = timed_out => Err(None),
-                _ = stalled => Err(request.stall_timeout),
+                _ = timed_out => Err(Cut::TimedOut(request.timeout.unwrap_or_default())),
+                _ = stalled => Err(Cut::Stalled(request.stall_timeout.unwrap_or_default())),
             }
         };
         let outcome = match ended {
             Ok(outcome) => outcome,
-            Err(stalled_after) => {
+            Err(cut) => {
                 let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
                 executor.cancel(transport, &agent_dir).await?;
-                let error: Error = match stalled_after {
-                    None => TransportError::TimedOut {
+                let error: Error = match cut {
+                    Cut::TimedOut(after) => TransportError::TimedOut {
                         command: "codex exec".into(),
-                        after: request.timeout.unwrap_or_default(),
+                        after,
                     }
                     .into(),
-                    Some(after) => Error::Exec {
+                    Cut::Stalled(after) => Error::Exec {
                         failure: ExecFailure::Stalled {
                             after_secs: after.as_secs(),
                             last_notice: last_notice(store, record),
@@ -543,6 +543,14 @@ async fn follow_to_outcome(
         }
         launch(store, record, transport, executor, request, events).await?;
     }
+}
+
+/// Why an attempt was cut short.
+enum Cut {
+    /// `--timeout` passed.
+    TimedOut(Duration),
+    /// No progress for `stall_timeout`.
+    Stalled(Duration),
 }
 
 /// Writes 64 KiB beside the agent's files and reads what the host says when it cannot (a full
