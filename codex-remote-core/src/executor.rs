@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::events::{CodexEvent, ItemKind, Usage};
 use crate::model::ModelChoice;
-use crate::transport::{CommandSpec, ExitStatus, Transport, TransportError};
+use crate::transport::{script_names, CommandSpec, ExitStatus, Transport, TransportError};
 
 /// What to run. Serialisable (without the instruction, which is kept as its own file) so a run
 /// can record it and relaunch exactly the same agent later.
@@ -58,6 +58,7 @@ pub struct ExecEvent {
 /// Why an agent run failed, classified so the caller can act (retry, or tell the user the fix).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ExecFailure {
     /// The model provider answered 429 Too Many Requests (after Codex's own retries).
     RateLimited {
@@ -443,15 +444,15 @@ fi
 "#;
 
 /// One of the scripts above with the shared functions first; `$1` is the agent dir.
-fn agent_dir_script(body: &str, dir: &str, args: &[&str]) -> CommandSpec {
+fn agent_dir_script(name: &'static str, body: &str, dir: &str, args: &[&str]) -> CommandSpec {
     let script = format!("dir=$1\n{AGENT_FUNCTIONS}{body}");
     let mut all = vec![dir];
     all.extend_from_slice(args);
-    agent_script(&script, &all)
+    agent_script(name, &script, &all)
 }
 
-fn agent_script(body: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec::script(body, args).cwd("~")
+fn agent_script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec::script(body, args).named(name).cwd("~")
 }
 
 #[async_trait]
@@ -482,7 +483,7 @@ impl Executor for CodexExecutor {
             announce_pid: false,
         })?;
         let dir = crate::layout::home_relative(agent_dir);
-        let spec = agent_script(LAUNCH_SCRIPT, &[dir, &script])
+        let spec = agent_script(script_names::LAUNCH_AGENT, LAUNCH_SCRIPT, &[dir, &script])
             .stdin_bytes(request.instruction.clone().into_bytes());
         let output = crate::transport::TransportExt::run_checked(transport, spec).await?;
         output
@@ -509,7 +510,12 @@ impl Executor for CodexExecutor {
     ) -> Result<FollowEnd, TransportError> {
         let dir = crate::layout::home_relative(agent_dir);
         let mut process = transport
-            .spawn(agent_dir_script(FOLLOW_SCRIPT, dir, &[&offset.to_string()]))
+            .spawn(agent_dir_script(
+                script_names::FOLLOW_AGENT,
+                FOLLOW_SCRIPT,
+                dir,
+                &[&offset.to_string()],
+            ))
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
         let mut reader = tokio::io::BufReader::new(stdout);
@@ -595,7 +601,7 @@ impl Executor for CodexExecutor {
         let dir = crate::layout::home_relative(agent_dir);
         let output = crate::transport::TransportExt::run_checked(
             transport,
-            agent_dir_script(PROBE_SCRIPT, dir, &[]),
+            agent_dir_script(script_names::PROBE_AGENT, PROBE_SCRIPT, dir, &[]),
         )
         .await?;
         let text = output.stdout_text();
@@ -621,7 +627,7 @@ impl Executor for CodexExecutor {
         let dir = crate::layout::home_relative(agent_dir);
         crate::transport::TransportExt::run_checked(
             transport,
-            agent_dir_script(CANCEL_SCRIPT, dir, &[]),
+            agent_dir_script(script_names::CANCEL_AGENT, CANCEL_SCRIPT, dir, &[]),
         )
         .await?;
         Ok(())

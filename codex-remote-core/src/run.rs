@@ -180,18 +180,7 @@ pub async fn start(
         let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
         let pushed = match pipeline::push(transport.clone(), config, project, None).await {
             Ok(pushed) => pushed,
-            Err(e) => {
-                let e = e.on_host(&host);
-                if matches!(e, Error::HostDiskFull { .. }) {
-                    // Recorded, so `status` and `attach` say why it never ran.
-                    let mut record =
-                        pipeline::new_record(transport.as_ref(), project, &plan.task.id);
-                    record.phase = Phase::Failed;
-                    record.error = Some(e.to_string());
-                    project.runs().save(&record)?;
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(push_failed(project, transport.as_ref(), &plan.task.id, e)),
         };
         let _ = events.send(RunEvent::Pushed(pushed)).await;
     }
@@ -234,6 +223,27 @@ pub async fn start(
     )
     .await?;
     Ok(record)
+}
+
+/// A push that failed before the run was recorded: on the host's full disk, a failed record
+/// is written all the same, so `status` and `attach` say why the run never ran. Returns the
+/// error to report.
+pub(crate) fn push_failed(
+    project: &Project,
+    transport: &dyn crate::transport::Transport,
+    task_id: &str,
+    error: Error,
+) -> Error {
+    let error = error.on_host(&transport.host().name);
+    if matches!(error, Error::HostDiskFull { .. }) {
+        let mut record = pipeline::new_record(transport, project, task_id);
+        record.phase = Phase::Failed;
+        record.error = Some(error.to_string());
+        if let Err(e) = project.runs().save(&record) {
+            return e.into();
+        }
+    }
+    error
 }
 
 /// The agent's request for a run (recorded in `exec.json`, the instruction beside it).
@@ -376,6 +386,11 @@ pub async fn follow_and_finish(
             return Err(e);
         }
     };
+    // The result is in the local record now: the host's tree goes unless asked to stay,
+    // whether or not the result is applied (a later `apply` works from the record).
+    if !finish.keep {
+        pipeline::remove_remote(transport.clone(), project, record).await?;
+    }
     let mut applied = false;
     if finish.apply && !parsed.files.is_empty() {
         if let Err(e) = pipeline::apply(config, project, record, finish.allow_restricted) {
@@ -399,9 +414,6 @@ pub async fn follow_and_finish(
             &spec.item,
             Some(&record.id),
         )?);
-    }
-    if (applied || parsed.files.is_empty()) && finish.apply && !finish.keep {
-        pipeline::remove_remote(transport.clone(), project, record).await?;
     }
     Ok(RunSummary {
         run_id: record.id.clone(),
@@ -801,7 +813,7 @@ pub async fn cancel(
             format!("run `{}`", record.id),
             format!(
                 "the run is already {}; there is nothing to cancel",
-                record.phase.name()
+                record.phase
             ),
         )
         .hint(format!(

@@ -14,7 +14,7 @@ use crate::workspace::RunTree;
 pub const RUNS_DIR: &str = ".codex-remote/runs";
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Recorded, nothing done yet.
@@ -44,20 +44,6 @@ impl Phase {
             self,
             Phase::Completed | Phase::Failed | Phase::Cancelled | Phase::Refused
         )
-    }
-
-    /// The phase's name as written in records (`running`, `refused`...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Pending => "pending",
-            Phase::Syncing => "syncing",
-            Phase::Running => "running",
-            Phase::Retrieving => "retrieving",
-            Phase::Completed => "completed",
-            Phase::Failed => "failed",
-            Phase::Cancelled => "cancelled",
-            Phase::Refused => "refused",
-        }
     }
 }
 
@@ -146,9 +132,10 @@ pub struct RunStore {
 
 /// Why a record could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunStoreError {
     /// No such run.
-    #[error("no run `{id}` in {dir} (hint: `codex-remote runs` lists them)")]
+    #[error("no run `{id}` in {dir}")]
     NotFound {
         /// The id asked for.
         id: String,
@@ -164,7 +151,7 @@ pub enum RunStoreError {
         message: String,
     },
     /// I/O failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
