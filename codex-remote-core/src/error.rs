@@ -45,6 +45,19 @@ pub enum Error {
         /// What the host said (the line naming the full disk).
         detail: String,
     },
+    /// Something the agent needs on the host is missing: found by the check before a run
+    /// pushes anything (see [`crate::prerequisites`]). The fix is its [`Error::hint`].
+    #[error("{problem} on `{host}`: {detail}")]
+    Prerequisite {
+        /// The host.
+        host: String,
+        /// What is wrong (`codex was not found`, `codex cannot authenticate`).
+        problem: String,
+        /// What the host said.
+        detail: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// The run was cancelled (its agent ended on the host) before it finished.
     #[error("run `{run_id}` was cancelled")]
     Cancelled {
@@ -124,6 +137,7 @@ impl Error {
             Error::HostDiskFull { host, .. } => Some(format!(
                 "free space in the workspace on `{host}` (`df -h` there), or set `workspace` under [hosts.{host}] to a larger disk; then start the run again"
             )),
+            Error::Prerequisite { fix, .. } => Some(fix.clone()),
             _ => None,
         }
     }
@@ -177,6 +191,7 @@ impl Error {
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
             Error::HostDiskFull { .. } => ErrorKind::Prerequisite,
+            Error::Prerequisite { .. } => ErrorKind::Prerequisite,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::NotRunning { .. } => ErrorKind::BadInput,
             Error::Io { .. } => ErrorKind::TaskFailed,
@@ -231,7 +246,7 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
             format!("still rate-limited after {attempts} attempt(s) on `{host}`: {message}")
         }
         ExecFailure::AuthExpired { message } => {
-            format!("codex is not logged in on `{host}` or its login expired: {message}")
+            format!("codex's credentials were refused on `{host}` (not logged in, login expired, or a bad API key): {message}")
         }
         ExecFailure::CodexNotFound { message } => {
             format!("codex was not found on `{host}`: {message}")
@@ -266,7 +281,9 @@ fn exec_hint(failure: &ExecFailure, host: &str) -> Option<String> {
         ExecFailure::RateLimited { .. } => {
             "wait for the quota to reset, or allow more retries ([retry] in the config)".into()
         }
-        ExecFailure::AuthExpired { .. } => format!("run `codex login` on {host}"),
+        ExecFailure::AuthExpired { .. } => {
+            format!("run `codex login` on {host}, or check the CODEX_API_KEY it runs with")
+        }
         ExecFailure::CodexNotFound { .. } => format!(
             "if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `npm install -g @openai/codex`"
         ),

@@ -723,6 +723,9 @@ pub mod script_names {
     /// Writes 64 KiB beside the agent's files and prints what the host says if it cannot (a
     /// full disk): agent dir `$1`.
     pub const DISK_CHECK: &str = "disk-check";
+    /// Reports codex's version and login, the set env names and Codex's config: codex `$1`,
+    /// config size limit `$2` (see `prerequisites`).
+    pub const PREREQUISITE_PROBE: &str = "prerequisite-probe";
 }
 
 /// Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
