@@ -411,10 +411,7 @@ fn json_mode_prints_only_json_lines_even_for_errors() {
         .collect();
     let last = lines.last().unwrap();
     assert_eq!(last["error"]["exit_code"], 4, "{last}");
-    assert_eq!(
-        last["error"]["failure"]["kind"], "codex-not-found",
-        "{last}"
-    );
+    assert_eq!(last["error"]["kind"], "prerequisite", "{last}");
     assert!(last["error"]["message"].as_str().unwrap().contains("codex"));
 
     // A usage error, as JSON too.
