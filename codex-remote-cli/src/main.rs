@@ -116,6 +116,7 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Status(args) => commands::attach::status(&ctx, args).await,
         Command::Logs(args) => commands::attach::logs(&ctx, args).await,
         Command::Cancel(args) => commands::attach::cancel(&ctx, args).await,
+        Command::Watch(args) => commands::watch::run(&ctx, args).await,
         Command::Orchestrate(args) => commands::orchestrate::run(&ctx, args).await,
         Command::Checkpoint(args) => commands::checkpoint::run(&ctx, args),
         Command::Doctor(args) => commands::doctor::doctor(&ctx, args).await,

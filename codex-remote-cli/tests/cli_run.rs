@@ -657,6 +657,10 @@ fn run_from_a_plan_entry_keeps_its_status_true() {
         text.find("zz_custom").unwrap() < text.find("aa_custom").unwrap(),
         "key order kept"
     );
+    assert!(
+        !s.env.project.join("task_plan.json.lock").exists(),
+        "no lock beside the user's files"
+    );
 }
 
 #[test]

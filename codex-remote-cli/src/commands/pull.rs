@@ -9,23 +9,25 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let engine = ctx.engine(ctx.config()?);
+    let run = super::runref::resolve(&ctx.project(None).runs(), &args.run)?;
     let result = if args.apply {
         let options = ApplyOptions {
             allow_restricted: args.allow_restricted,
             keep: args.keep,
         };
         engine
-            .apply(&args.run, &options)
+            .apply(&run, &options)
             .await
             .map(|a| (a.run_id, a.patch_path, a.files, a.remote_removed))
     } else {
         engine
-            .retrieve(&args.run)
+            .retrieve(&run)
             .await
             .map(|d| (d.run_id, d.patch_path, d.files, false))
     };
     engine.close().await;
-    let (run_id, patch_path, files, removed) = result?;
+    let (run_id, patch_path, files, removed) =
+        result.map_err(|e| super::hints::name_run(e.into(), Some(&run)))?;
     if ctx.json {
         output::print_json(&serde_json::json!({
             "run_id": run_id,

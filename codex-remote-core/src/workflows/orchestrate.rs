@@ -188,6 +188,9 @@ pub async fn orchestrate(
     let (done_tx, mut done_rx) =
         mpsc::channel::<(usize, String, Result<RunRecord, Unsettled>)>(work.len().max(1));
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
+    // Dropping this future (Ctrl-C) stops every task at once: none waiting starts, and the
+    // running ones stop following, their agents going on (the next orchestration resumes them).
+    let mut tasks = AbortOnDrop(Vec::new());
     for (index, (task_id, item)) in work.into_iter().enumerate() {
         let transport = hosts[index % hosts.len()].clone();
         let ctx = TaskContext {
@@ -202,7 +205,7 @@ pub async fn orchestrate(
         let done = done_tx.clone();
         let failed_fast = failed_fast.clone();
         let fail_fast = options.fail_fast;
-        tokio::spawn(async move {
+        tasks.0.push(tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = done.send((index, task_id, Err(Unsettled::Skipped))).await;
@@ -213,7 +216,7 @@ pub async fn orchestrate(
                 failed_fast.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let _ = done.send((index, task_id, result)).await;
-        });
+        }));
     }
     drop(done_tx);
 
@@ -251,6 +254,17 @@ pub async fn orchestrate(
         })??;
     }
     Ok(summary)
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
