@@ -136,6 +136,10 @@ pub struct RunArgs {
     /// Cancel the agent after this long (`90s`, `30m`, `2h`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// End the run when the agent shows no progress for this long (default: the config's
+    /// `stall_timeout`, 10m; `0s` never).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stall_timeout: Option<std::time::Duration>,
     /// Codex sandbox mode.
     #[arg(long, value_name = "MODE", default_value = "workspace-write", value_parser = ["read-only", "workspace-write", "danger-full-access"])]
     pub sandbox: String,

@@ -61,6 +61,11 @@ impl CliError {
         }
     }
 
+    /// Whether the error is stdout closed by its reader (`| head`): the command ends quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| CliError::Io { context, source }
@@ -102,6 +107,13 @@ impl CliError {
             } => Some(
                 "wait for the quota to reset, or raise --retries / [retry] in the config".into(),
             ),
+            Error::Exec {
+                failure: ExecFailure::Stalled { .. },
+                host,
+                ..
+            } => Some(format!(
+                "check that `{host}` reaches the model provider; raise --stall-timeout (or `stall_timeout` in the config) for steps that stay silent longer"
+            )),
             Error::NotRunning { run_id, .. } => Some(format!("see `codex-remote status {run_id}`")),
             error => error.hint(),
         }
@@ -141,6 +153,12 @@ impl CliError {
         )) = self
         {
             error["restricted"] = serde_json::to_value(paths).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::Exec { failure, .. }) = self {
+            error["failure"] = serde_json::to_value(failure).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::HostDiskFull { host, detail }) = self {
+            error["disk_full"] = serde_json::json!({ "host": host, "detail": detail });
         }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({

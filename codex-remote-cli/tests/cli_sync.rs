@@ -26,9 +26,19 @@ fn setup() -> Option<Setup> {
             sshd.ssh_config().display().to_string(),
         )
         .var("CODEX_REMOTE_HOST", ALIAS);
+    // The agent here is a shell script (ShellAgent), but a run still checks the host's Codex
+    // before pushing: a stand-in `codex` and an API key answer that check.
+    let bin = sshd.dir().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("codex"), "#!/bin/sh\necho 'codex-cli 0.169.0'\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("codex"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let config_text = format!(
-        "[hosts.{ALIAS}]\nworkspace = \"{}\"\n",
-        sshd.dir().join("ws").display()
+        "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"export PATH={}:$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_API_KEY = \"test-key-not-secret\"\n",
+        sshd.dir().join("ws").display(),
+        bin.display()
     );
     env.write("codex-remote.toml", &config_text);
     env.write("src/app.ts", "export const a = 1;\n");

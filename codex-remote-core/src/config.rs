@@ -68,6 +68,10 @@ pub struct ConfigFile {
     /// Retrying rate-limited runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// End a run whose agent shows no progress (no event) for this long: `90s`, `10m`, `1h`;
+    /// `0s` never (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout: Option<String>,
 }
 
 /// `[hosts.NAME]`.
@@ -438,6 +442,9 @@ impl ConfigFile {
         if other.default_host.is_some() {
             self.default_host = other.default_host;
         }
+        if other.stall_timeout.is_some() {
+            self.stall_timeout = other.stall_timeout;
+        }
         for (name, host) in other.hosts {
             let mine = self.hosts.entry(name).or_default();
             // How a host is reached is one choice: a later file that names another way replaces it.
@@ -597,6 +604,16 @@ impl Config {
                 .hint("give the remote host another name, such as `[hosts.penguin]`"));
             }
         }
+        if let Some(text) = &self.merged.stall_timeout {
+            humantime::parse_duration(text).map_err(|e| {
+                InputError::new(
+                    self.source_name(),
+                    format!("`{text}` is not a duration like 90s, 10m or 1h: {e}"),
+                )
+                .field("stall_timeout")
+                .hint("write it as a string, such as `stall_timeout = \"10m\"`; `0s` turns it off")
+            })?;
+        }
         for (name, host) in &self.merged.hosts {
             let ways = host.ways();
             if ways.len() > 1 {
@@ -662,6 +679,17 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
             respect_gitignore: sync.respect_gitignore.unwrap_or(true),
         }
+    }
+
+    /// How long a run's agent may show no progress before the run is ended (`None`: never).
+    pub fn stall_timeout(&self) -> Option<std::time::Duration> {
+        let configured = self
+            .merged
+            .stall_timeout
+            .as_deref()
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(crate::executor::DEFAULT_STALL_TIMEOUT);
+        (!configured.is_zero()).then_some(configured)
     }
 
     /// Retry policy.
@@ -926,5 +954,25 @@ mod tests {
             env: BTreeMap::new(),
         };
         assert!(loader.load().unwrap().sources.is_empty());
+    }
+
+    #[test]
+    fn stall_timeout_defaults_to_ten_minutes_and_zero_turns_it_off() {
+        let config = |text: &str| Config::from_files([parse(text).unwrap()]);
+        assert_eq!(
+            Config::builtin().stall_timeout(),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            config("stall_timeout = \"90s\"\n").unwrap().stall_timeout(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            config("stall_timeout = \"0s\"\n").unwrap().stall_timeout(),
+            None
+        );
+        let e = config("stall_timeout = \"soon\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("stall_timeout"));
+        assert!(e.message.contains("`soon` is not a duration"), "{e}");
     }
 }

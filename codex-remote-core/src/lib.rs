@@ -61,8 +61,8 @@ pub mod error;
 pub use agent::{events, executor, model_server};
 pub use hosts::{host, shell, transport};
 pub use planning::{input, instruction, model, plan, policy, schema, task};
-pub use records::{checkpoint, patch, runs, taskplan};
 use records::json_edit;
+pub use records::{checkpoint, patch, runs, taskplan};
 pub use remote::{layout, sync, workspace};
 pub use workflows::{doctor, engine, orchestrate, pipeline, prerequisites, progress, run};
 

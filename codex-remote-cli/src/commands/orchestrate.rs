@@ -45,7 +45,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     let summary = result?;
     if ctx.json {
         let event = Event::from(EventKind::OrchestrateSummary(summary.clone()));
-        println!("{}", progress::json_line(&event));
+        output::print_text(&format!("{}\n", progress::json_line(&event)))?;
     } else if !ctx.quiet {
         let mut text = format!("{} completed", summary.completed.len());
         if !summary.failed.is_empty() {
@@ -106,7 +106,7 @@ async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) -> Vec<(Str
             resumed.push((event.task_id.clone().unwrap_or_default(), run_id.clone()));
         }
         if mode == progress::Mode::Json {
-            println!("{}", progress::json_line(&event));
+            let _ = output::print_line(&progress::json_line(&event));
             continue;
         }
         let task_id = event.task_id.clone().unwrap_or_default();

@@ -30,6 +30,9 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     options.allow_restricted = args.allow_restricted;
     options.keep = args.keep;
     options.timeout = args.timeout;
+    if let Some(stall) = args.stall_timeout {
+        options.stall_timeout = (!stall.is_zero()).then_some(stall);
+    }
     options.sandbox = args.sandbox.clone();
     options.extra_args = args.codex_args.clone();
     options.checkpoint = match (&args.checkpoint, &args.item) {
@@ -48,13 +51,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         engine.close().await;
         let record = record?;
         if ctx.json {
-            println!(
-                "{}",
-                progress::json_line(&Event::from(EventKind::Detached {
-                    run_id: record.id.clone(),
-                    host: record.host.clone(),
-                }))
-            );
+            output::print_line(&progress::json_line(&Event::from(EventKind::Detached {
+                run_id: record.id.clone(),
+                host: record.host.clone(),
+            })))?;
         } else {
             output::print_text(&format!("{}\n", record.id))?;
             if !ctx.quiet {
@@ -113,7 +113,7 @@ pub fn print_summary(
 ) -> Result<(), CliError> {
     if ctx.json {
         let event = Event::from(EventKind::RunSummary(summary.clone()));
-        println!("{}", progress::json_line(&event));
+        output::print_text(&format!("{}\n", progress::json_line(&event)))?;
     } else if ctx.quiet {
         // Quiet still says which run it was, for scripts: `id=$(codex-remote run -q ...)`.
         output::print_text(&format!("{}\n", summary.run_id))?;

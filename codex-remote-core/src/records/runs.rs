@@ -31,6 +31,20 @@ pub enum Phase {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// The result was retrieved but refused (restricted or protected files, a conflict with
+    /// local changes, a result held back): nothing applied; `error` says why. `pull RUN --apply`
+    /// can still take it once the cause is fixed.
+    Refused,
+}
+
+impl Phase {
+    /// Whether the run is over (nothing of it runs on the host any more).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Phase::Completed | Phase::Failed | Phase::Cancelled | Phase::Refused
+        )
+    }
 }
 
 /// One run, as recorded locally.
@@ -60,7 +74,7 @@ pub struct RunRecord {
     /// Whether the run gave its remote tree back (returned to the pool, or removed).
     #[serde(default)]
     pub remote_removed: bool,
-    /// Why it failed, when it did.
+    /// Why it failed or was refused, when it was.
     #[serde(default)]
     pub error: Option<String>,
     /// The agent attempt in progress or last made (1-based; 0 before launch).

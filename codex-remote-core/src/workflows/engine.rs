@@ -528,7 +528,17 @@ impl Engine {
                         .into(),
                     )
                     .await;
-                let push = self.push_to(transport.clone(), &project, None).await?;
+                let push = match self.push_to(transport.clone(), &project, None).await {
+                    Ok(push) => push,
+                    Err(e) => {
+                        return Err(crate::run::push_failed(
+                            &project,
+                            transport.as_ref(),
+                            &plan.task.id,
+                            e,
+                        ))
+                    }
+                };
                 let _ = events.send(EventKind::Pushed { push }.into()).await;
                 options.skip_push = true;
             }
@@ -566,6 +576,13 @@ impl Engine {
     pub async fn attach(&self, run_id: &str) -> Result<RunHandle, Error> {
         let project = self.project(None);
         let record = project.runs().load(run_id)?;
+        // A run that failed on the host's full disk says so again, as that failure.
+        if let Some(full) = (record.phase == Phase::Failed)
+            .then(|| Error::recorded_disk_full(&record.host, record.error.as_deref()?))
+            .flatten()
+        {
+            return Err(full);
+        }
         if !matches!(record.phase, Phase::Running | Phase::Retrieving) {
             return Err(Error::NotRunning {
                 run_id: record.id.clone(),

@@ -139,7 +139,10 @@ fn plan_work(path: &Path, project: &Project) -> Result<Vec<(String, Work)>, Erro
                     Some(r) if matches!(r.phase, Phase::Running | Phase::Retrieving) => {
                         work.push((id, Work::Attach(r)))
                     }
-                    Some(r) if r.phase == Phase::Completed && r.applied_at.is_none() => {
+                    Some(r)
+                        if matches!(r.phase, Phase::Completed | Phase::Refused)
+                            && r.applied_at.is_none() =>
+                    {
                         work.push((id, Work::Apply(r)))
                     }
                     _ => work.push((id, Work::Start)),

@@ -77,10 +77,12 @@ pub async fn push_with(
     };
     let host = transport.host().name.clone();
     syncer.push(&request, progress).await.map_err(|e| match &e {
-        crate::sync::SyncError::Failed { stderr, .. } if workspace_unusable(stderr) => {
+        crate::sync::SyncError::Failed { stderr, .. }
+            if crate::error::disk_full_words(stderr).is_none() && workspace_unusable(stderr) =>
+        {
             workspace_missing(&host, stderr)
         }
-        _ => e.into(),
+        _ => Error::from(e).on_host(&host),
     })
 }
 
@@ -92,8 +94,49 @@ pub async fn start_run(
     task_id: &str,
 ) -> Result<RunRecord, Error> {
     let layout = RemoteLayout::new(transport.host(), &project.name);
+    let mut record = new_record(transport.as_ref(), project, task_id);
+    let store = project.runs();
+    store.save(&record)?;
+    let prepared = workspace::prepare_run(
+        transport.as_ref(),
+        &layout,
+        &record.id,
+        &config.sync().exclude,
+    )
+    .await;
+    let prepared = prepared.map_err(|e| match &e {
+        crate::transport::TransportError::CommandFailed { stderr, .. }
+            if crate::error::disk_full_words(stderr).is_none() && workspace_unusable(stderr) =>
+        {
+            workspace_missing(&transport.host().name, stderr)
+        }
+        _ => Error::from(e).on_host(&transport.host().name),
+    });
+    record.tree = match prepared {
+        Ok(tree) => Some(tree),
+        Err(e) => {
+            // Recorded, so `status` and `attach` say why it never ran.
+            record.phase = Phase::Failed;
+            record.error = Some(e.to_string());
+            record.updated_at = now();
+            store.save(&record)?;
+            return Err(e);
+        }
+    };
+    record.updated_at = now();
+    store.save(&record)?;
+    Ok(record)
+}
+
+/// A new run's record (not saved): pending, nothing prepared.
+pub fn new_record(
+    transport: &dyn crate::transport::Transport,
+    project: &Project,
+    task_id: &str,
+) -> RunRecord {
+    let layout = RemoteLayout::new(transport.host(), &project.name);
     let created = now();
-    let mut record = RunRecord {
+    RunRecord {
         id: new_run_id(task_id),
         task_id: task_id.to_string(),
         host: transport.host().name.clone(),
@@ -110,27 +153,7 @@ pub async fn start_run(
         attempt_log_start: 0,
         finish: None,
         warnings: Vec::new(),
-    };
-    let store = project.runs();
-    store.save(&record)?;
-    let prepared = workspace::prepare_run(
-        transport.as_ref(),
-        &layout,
-        &record.id,
-        &config.sync().exclude,
-    )
-    .await;
-    record.tree = Some(prepared.map_err(|e| match &e {
-        crate::transport::TransportError::CommandFailed { stderr, .. }
-            if workspace_unusable(stderr) =>
-        {
-            workspace_missing(&transport.host().name, stderr)
-        }
-        _ => e.into(),
-    })?);
-    record.updated_at = now();
-    store.save(&record)?;
-    Ok(record)
+    }
 }
 
 /// Fetches the run's change (one round trip) and stores it as `result.patch` in the record.
@@ -173,6 +196,11 @@ pub fn apply(
     let patch = store.read_patch(&record.id)?;
     let applier = PatchApplier::new(&project.root, config.restricted()?, allow_restricted);
     let parsed = applier.apply(&patch)?;
+    if record.phase == crate::runs::Phase::Refused {
+        // Taken after all (`pull --apply` once the cause was fixed).
+        record.phase = crate::runs::Phase::Completed;
+        record.error = None;
+    }
     record.applied_at = Some(now());
     record.updated_at = now();
     store.save(record)?;

@@ -541,8 +541,28 @@ impl RemoteProcess {
         let handle = tokio::spawn(async move {
             let pump_out = pump(stdout, StreamKind::Stdout, chunking, tx.clone());
             let pump_err = pump(stderr, StreamKind::Stderr, chunking, tx);
-            let (a, b) = tokio::join!(pump_out, pump_err);
-            a.and(b).map_err(TransportError::io(format!(
+            let drained = async {
+                let (a, b) = tokio::join!(pump_out, pump_err);
+                a.and(b)
+            };
+            // The deadline covers the output too: a command that keeps its pipes open (every
+            // command does, until it ends) is cancelled at the deadline, not when it ends.
+            let drained = match self.deadline {
+                None => drained.await,
+                Some((deadline, after)) => {
+                    match tokio::time::timeout_at(deadline.into(), drained).await {
+                        Ok(drained) => drained,
+                        Err(_) => {
+                            self.control.cancel().await?;
+                            return Err(TransportError::TimedOut {
+                                command: self.command.clone(),
+                                after,
+                            });
+                        }
+                    }
+                }
+            };
+            drained.map_err(TransportError::io(format!(
                 "reading the output of `{}`",
                 self.command
             )))?;
@@ -703,6 +723,12 @@ pub mod script_names {
     pub const PROBE_AGENT: &str = "probe-agent";
     /// Ends a process group: pid `$1`.
     pub const KILL_GROUP: &str = "kill-group";
+    /// Ends every process of an agent (its group, its unit, every process carrying its
+    /// marker): agent dir `$1`.
+    pub const CANCEL_AGENT: &str = "cancel-agent";
+    /// Writes 64 KiB beside the agent's files and prints what the host says if it cannot (a
+    /// full disk): agent dir `$1`.
+    pub const DISK_CHECK: &str = "disk-check";
     /// Reports codex's version and login, the set env names and Codex's config: codex `$1`,
     /// config size limit `$2` (see `prerequisites`).
     pub const PREREQUISITE_PROBE: &str = "prerequisite-probe";
