@@ -33,7 +33,8 @@ fn setup() -> Option<Setup> {
     std::fs::write(bin.join("codex"), "#!/bin/sh\necho 'codex-cli 0.169.0'\n").unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(bin.join("codex"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(bin.join("codex"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
     }
     let config_text = format!(
         "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"export PATH={}:$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_API_KEY = \"test-key-not-secret\"\n",

@@ -66,7 +66,6 @@ pub use records::{checkpoint, patch, runs, taskplan};
 pub use remote::{layout, sync, workspace};
 pub use workflows::{doctor, engine, orchestrate, pipeline, prerequisites, progress, run};
 
-
 pub use atomic::write_atomic;
 pub use checkpoint::{mark_checkpoint, CheckpointError, CheckpointOutcome};
 pub use config::Config;
