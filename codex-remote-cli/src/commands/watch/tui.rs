@@ -99,6 +99,11 @@ pub async fn run(
     let (tx, mut keys) = mpsc::channel(32);
     // Terminal input is blocking: read it on its own thread until the receiver goes away.
     let reader = tokio::task::spawn_blocking(move || loop {
+        // Checked on every turn: a terminal that keeps sending events (resizes, focus, mouse)
+        // must not keep this thread, and so the program, alive after quitting.
+        if tx.is_closed() {
+            return;
+        }
         match event::poll(Duration::from_millis(100)) {
             Ok(true) => match event::read() {
                 Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
@@ -145,7 +150,15 @@ pub async fn run(
     };
     drop(keys);
     ratatui::restore();
-    let _ = reader.await;
+    // The reader ends within one poll; never let it hold the program past that.
+    let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+    if result.is_ok() {
+        // Quitting ends the program here: nothing started for the view (fetches of a run's
+        // events over SSH, their connections) may keep the terminal waiting.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::exit(exit::OK);
+    }
     result.map(|()| exit::OK)
 }
 
