@@ -126,7 +126,7 @@ fn ctrl_c_on_attach_detaches_and_says_how_to_cancel() {
 fn ctrl_c_on_orchestrate_stops_starting_tasks_and_the_next_run_reports_what_it_resumed() {
     let Some(s) = setup(
         vec![
-            Reply::exec("c1", "sleep 4 && printf 'one\\n' > one.txt"),
+            Reply::exec("c1", "sleep 6 && printf 'one\\n' > one.txt"),
             Reply::message("one done"),
             Reply::exec("c2", "printf 'two\\n' > two.txt"),
             Reply::message("two done"),
@@ -161,7 +161,7 @@ fn ctrl_c_on_orchestrate_stops_starting_tasks_and_the_next_run_reports_what_it_r
         }
         for id in ["one", "two"] {
             let run = entry(id)["run_id"].as_str().unwrap_or("").to_string();
-            if !run.is_empty() && local_events(&s, &run).contains("sleep 4") {
+            if !run.is_empty() && local_events(&s, &run).contains("sleep 6") {
                 (first, run_id) = (id.to_string(), run);
                 return true;
             }
@@ -169,6 +169,9 @@ fn ctrl_c_on_orchestrate_stops_starting_tasks_and_the_next_run_reports_what_it_r
         false
     });
     let second = if first == "one" { "two" } else { "one" };
+    // The first run must not finish (and let the scheduler start the second) before the
+    // interrupt lands: its agent waits on the model until released.
+    s.server.hold();
     sigint(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
@@ -186,6 +189,7 @@ fn ctrl_c_on_orchestrate_stops_starting_tasks_and_the_next_run_reports_what_it_r
 
     // The next orchestration resumes the first run (never starting it twice), then does the
     // second task.
+    s.server.release();
     let out = s.env.run(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
