@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// Apply even when the result changes restricted files.
     #[arg(long)]
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
+    #[arg(long)]
+    pub allow_held_back: bool,
     /// Keep the run's tree on the host after applying.
     #[arg(long)]
     pub keep: bool,
@@ -187,6 +190,9 @@ pub struct OrchestrateArgs {
     /// Apply even when a result changes restricted files.
     #[arg(long)]
     pub allow_restricted: bool,
+    /// Apply even results that look destructive and would be held back (see `[apply]` in the config).
+    #[arg(long)]
+    pub allow_held_back: bool,
     /// Keep the runs' trees on the hosts after applying.
     #[arg(long)]
     pub keep: bool,
@@ -274,6 +280,9 @@ pub struct PullArgs {
     /// Apply even when the result changes restricted files.
     #[arg(long, requires = "apply")]
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
+    #[arg(long, requires = "apply")]
+    pub allow_held_back: bool,
     /// Keep the run's tree on the host after a successful apply.
     #[arg(long)]
     pub keep: bool,

@@ -73,6 +73,18 @@ impl CliError {
         {
             error["restricted"] = serde_json::to_value(paths).expect("serialisable");
         }
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::Protected(paths),
+        )) = self
+        {
+            error["protected"] = serde_json::to_value(paths).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::HeldBack(warnings),
+        )) = self
+        {
+            error["warnings"] = serde_json::to_value(warnings).expect("serialisable");
+        }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({
                 "source": input.source_name,

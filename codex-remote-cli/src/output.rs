@@ -69,6 +69,14 @@ pub fn file_summaries(patch: &codex_remote_core::patch::ParsedPatch) -> Vec<serd
         .collect()
 }
 
+/// What would have held a result back, when the user took it anyway (empty when nothing did).
+pub fn render_taken_warnings(warnings: &[codex_remote_core::patch::Warning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("warning: applied despite: {w}\n"))
+        .collect()
+}
+
 /// A `git diff --stat`-like summary.
 pub fn render_stat(patch: &codex_remote_core::patch::ParsedPatch) -> String {
     let mut out = String::new();

@@ -87,6 +87,10 @@ impl Error {
             Error::Apply(
                 crate::patch::ApplyError::Conflicts(_)
                 | crate::patch::ApplyError::Restricted(_)
+                | crate::patch::ApplyError::Protected(_)
+                | crate::patch::ApplyError::Ambiguous(_)
+                | crate::patch::ApplyError::HeldBack(_)
+                | crate::patch::ApplyError::WriteFailed { .. }
                 | crate::patch::ApplyError::Refused(_),
             ) => ErrorKind::NotApplied,
             Error::Apply(_) => ErrorKind::TaskFailed,

@@ -250,7 +250,15 @@ async fn settle_one(
                 .map(|p| !p.is_empty())
                 .unwrap_or(false);
             let applied = if has_changes {
-                pipeline::apply(config, project, &mut record, options.run.allow_restricted)
+                pipeline::apply(
+                    config,
+                    project,
+                    &mut record,
+                    pipeline::ApplyOptions {
+                        allow_restricted: options.run.allow_restricted,
+                        allow_held_back: options.run.allow_held_back,
+                    },
+                )
             } else {
                 Ok(Default::default())
             };

@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::RemoteLayout;
-use crate::patch::{ParsedPatch, PatchApplier};
+use crate::patch::{Applied, ParsedPatch, PatchApplier};
+use crate::policy::ProtectedPaths;
 use crate::runs::{new_run_id, now, Phase, RunRecord, RunStore};
 use crate::sync::{syncer_for, PushProgress, PushReport, PushRequest};
 use crate::transport::SharedTransport;
@@ -118,6 +119,9 @@ pub async fn start_run(
 }
 
 /// Fetches the run's change (one round trip) and stores it as `result.patch` in the record.
+///
+/// The patch is stored before it is read, so a patch that cannot be read (or that git reads
+/// differently from its headers) is kept for review.
 pub async fn retrieve(
     transport: SharedTransport,
     project: &Project,
@@ -128,12 +132,40 @@ pub async fn retrieve(
         source: std::io::Error::other("it was never started, or its tree was removed"),
     })?;
     let patch = workspace::retrieve_patch(transport.as_ref(), &tree).await?;
-    let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
     let store = project.runs();
     store.write_patch(&record.id, &patch)?;
     record.updated_at = now();
     store.save(record)?;
-    Ok(parsed)
+    Ok(ParsedPatch::read(&store.patch_path(&record.id))?)
+}
+
+/// How to apply a stored result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Apply even when restricted files change.
+    pub allow_restricted: bool,
+    /// Apply even what looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
+}
+
+/// The applier for this project: its restricted files, protected paths (including the config
+/// files loaded from inside it) and hold-back policy.
+pub fn applier(
+    config: &Config,
+    project: &Project,
+    options: ApplyOptions,
+) -> Result<PatchApplier, Error> {
+    let files = crate::sync::select_files(&project.root, &config.sync())
+        .map(|files| files.len())
+        .unwrap_or(0);
+    Ok(PatchApplier::new(
+        &project.root,
+        config.restricted()?,
+        options.allow_restricted,
+    )
+    .protected(ProtectedPaths::for_project(&project.root, &config.sources))
+    .hold_back(config.hold_back(), options.allow_held_back)
+    .project_files(files))
 }
 
 /// Applies the stored patch to the project, all or nothing.
@@ -141,16 +173,19 @@ pub fn apply(
     config: &Config,
     project: &Project,
     record: &mut RunRecord,
-    allow_restricted: bool,
-) -> Result<ParsedPatch, Error> {
+    options: ApplyOptions,
+) -> Result<Applied, Error> {
     let store = project.runs();
-    let patch = store.read_patch(&record.id)?;
-    let applier = PatchApplier::new(&project.root, config.restricted()?, allow_restricted);
-    let parsed = applier.apply(&patch)?;
+    let path = store.patch_path(&record.id);
+    if !path.exists() {
+        // The store's own error says what is missing and why.
+        store.read_patch(&record.id)?;
+    }
+    let applied = applier(config, project, options)?.apply_file(&path)?;
     record.applied_at = Some(now());
     record.updated_at = now();
     store.save(record)?;
-    Ok(parsed)
+    Ok(applied)
 }
 
 /// Removes the run's tree from the host.

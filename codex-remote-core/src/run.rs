@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub apply: bool,
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
     /// Keep the run's tree on the host after applying.
     pub keep: bool,
     /// Retries of a rate-limited run.
@@ -69,6 +71,7 @@ impl RunOptions {
         Self {
             apply: true,
             allow_restricted: false,
+            allow_held_back: false,
             keep: false,
             retries: retry.retries,
             initial_delay: retry.initial_delay,
@@ -86,6 +89,7 @@ impl RunOptions {
         FinishOptions {
             apply: self.apply,
             allow_restricted: self.allow_restricted,
+            allow_held_back: self.allow_held_back,
             keep: self.keep,
             retries: self.retries,
             checkpoint: self.checkpoint.clone(),
@@ -149,6 +153,8 @@ pub struct RunSummary {
     pub files: Vec<crate::patch::FileChange>,
     /// Whether the result was applied locally.
     pub applied: bool,
+    /// What would have held the result back, taken because the run allowed it.
+    pub warnings: Vec<crate::patch::Warning>,
     /// The stored patch.
     pub patch: std::path::PathBuf,
     /// How many attempts it took.
@@ -298,6 +304,7 @@ pub async fn follow_and_finish(
     let finish = record.finish.clone().unwrap_or(FinishOptions {
         apply: true,
         allow_restricted: false,
+        allow_held_back: false,
         keep: false,
         retries: 0,
         checkpoint: None,
@@ -378,8 +385,13 @@ pub async fn follow_and_finish(
     let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
     set_phase(&store, record, Phase::Completed, events).await?;
     let mut applied = false;
+    let mut warnings = Vec::new();
     if finish.apply && !parsed.files.is_empty() {
-        pipeline::apply(config, project, record, finish.allow_restricted)?;
+        let options = pipeline::ApplyOptions {
+            allow_restricted: finish.allow_restricted,
+            allow_held_back: finish.allow_held_back,
+        };
+        warnings = pipeline::apply(config, project, record, options)?.warnings;
         applied = true;
     }
     let mut checkpoint = None;
@@ -402,6 +414,7 @@ pub async fn follow_and_finish(
         last_message: outcome.last_message,
         files: parsed.files,
         applied,
+        warnings,
         patch: store.patch_path(&record.id),
         attempts: record.attempt,
         checkpoint,

@@ -82,6 +82,9 @@ pub struct FinishOptions {
     pub apply: bool,
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive.
+    #[serde(default)]
+    pub allow_held_back: bool,
     /// Keep the host tree after applying.
     pub keep: bool,
     /// Retries of a rate-limited agent.

@@ -28,6 +28,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     }
     let mut run = RunOptions::from_config(&config);
     run.allow_restricted = args.allow_restricted;
+    run.allow_held_back = args.allow_held_back;
     run.keep = args.keep;
     if let Some(retries) = args.retries {
         run.retries = retries;

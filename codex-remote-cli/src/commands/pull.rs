@@ -1,4 +1,4 @@
-//! `codex-remote pull RUN [--apply] [--allow-restricted] [--keep]`.
+//! `codex-remote pull RUN [--apply] [--allow-restricted] [--allow-held-back] [--keep]`.
 
 use codex_remote_core::pipeline;
 
@@ -20,12 +20,16 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let parsed = match &transport {
         Some(transport) => pipeline::retrieve(transport.clone(), &project, &mut record).await?,
         None => {
-            let patch = store.read_patch(&record.id)?;
-            codex_remote_core::patch::ParsedPatch::parse(&patch)
-                .map_err(|e| CliError::Core(codex_remote_core::patch::ApplyError::from(e).into()))?
+            let path = store.patch_path(&record.id);
+            if !path.exists() {
+                store.read_patch(&record.id)?;
+            }
+            codex_remote_core::patch::ParsedPatch::read(&path)
+                .map_err(|e| CliError::Core(e.into()))?
         }
     };
     let mut removed = false;
+    let mut warnings = Vec::new();
     if args.apply {
         if record.applied_at.is_some() {
             return Err(CliError::Usage(format!(
@@ -34,7 +38,11 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
                 record.applied_at.clone().unwrap_or_default()
             )));
         }
-        pipeline::apply(&config, &project, &mut record, args.allow_restricted)?;
+        let options = pipeline::ApplyOptions {
+            allow_restricted: args.allow_restricted,
+            allow_held_back: args.allow_held_back,
+        };
+        warnings = pipeline::apply(&config, &project, &mut record, options)?.warnings;
         if !args.keep {
             if let Some(transport) = &transport {
                 pipeline::remove_remote(transport.clone(), &project, &mut record).await?;
@@ -49,9 +57,11 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
             "applied": args.apply,
             "remote_removed": removed,
             "files": output::file_summaries(&parsed),
+            "warnings": warnings,
         }))?;
     } else if !ctx.quiet {
         let mut text = output::render_stat(&parsed);
+        text.push_str(&output::render_taken_warnings(&warnings));
         if args.apply {
             text.push_str(&format!(
                 "applied run {} to {}\n",

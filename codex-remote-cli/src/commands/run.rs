@@ -40,6 +40,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     let mut options = RunOptions::from_config(&config);
     options.apply = !args.no_apply;
     options.allow_restricted = args.allow_restricted;
+    options.allow_held_back = args.allow_held_back;
     options.keep = args.keep;
     options.timeout = args.timeout;
     options.sandbox = args.sandbox.clone();
@@ -201,6 +202,7 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
     if !summary.files.is_empty() {
         out.push_str(&output::render_stat(&patch));
     }
+    out.push_str(&output::render_taken_warnings(&summary.warnings));
     if let Some(message) = &summary.last_message {
         out.push_str(&format!("message  {}\n", message.trim()));
     }
