@@ -609,23 +609,34 @@ pub struct Conflict {
 }
 
 /// Something about a result that looks destructive; such results are held back (not applied)
-/// unless the user takes them.
+/// unless the user takes them. Same JSON shape as the run's other warnings
+/// (`{"kind", "message", "paths"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
     /// `deletes-most-files`, `patch-too-large`, `symlink-outside` or `ignore-file`.
-    pub kind: &'static str,
-    /// The file concerned, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// Why it was held back.
-    pub reason: String,
+    pub kind: String,
+    /// Why it was held back, in words.
+    pub message: String,
+    /// The files concerned (empty for a rule about the whole patch).
+    pub paths: Vec<String>,
+}
+
+impl Warning {
+    fn new(kind: &str, message: String, path: Option<&str>) -> Self {
+        Self {
+            kind: kind.to_string(),
+            message,
+            paths: path.map(str::to_string).into_iter().collect(),
+        }
+    }
 }
 
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.path {
-            Some(path) => write!(f, "{path}: {}", self.reason),
-            None => f.write_str(&self.reason),
+        if self.paths.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.paths.join(", "), self.message)
         }
     }
 }
@@ -1018,14 +1029,14 @@ impl PatchApplier {
         let policy = &self.hold_back;
         let mut warnings = Vec::new();
         if size > policy.max_patch_bytes {
-            warnings.push(Warning {
-                kind: "patch-too-large",
-                path: None,
-                reason: format!(
+            warnings.push(Warning::new(
+                "patch-too-large",
+                format!(
                     "the patch is {size} bytes, above apply.max_patch_bytes ({})",
                     policy.max_patch_bytes
                 ),
-            });
+                None,
+            ));
         }
         let deleted = patch
             .files
@@ -1038,35 +1049,32 @@ impl PatchApplier {
             .project_files
             .unwrap_or_else(|| count_files(&self.root));
         if deleted > 1 && (deleted as f64) > policy.max_deleted_share * (total.max(1) as f64) {
-            warnings.push(Warning {
-                kind: "deletes-most-files",
-                path: None,
-                reason: format!(
+            warnings.push(Warning::new(
+                "deletes-most-files",
+                format!(
                     "it deletes {deleted} of the project's {total} files, more than apply.max_deleted_share ({})",
                     policy.max_deleted_share
                 ),
-            });
+                None,
+            ));
         }
         for path in patch.paths() {
             let name = path.rsplit('/').next().unwrap_or(path);
             if policy.ignore_files && IGNORE_FILES.contains(&name) {
-                warnings.push(Warning {
-                    kind: "ignore-file",
-                    path: Some(path.to_string()),
-                    reason: "it changes what the next push leaves out (secrets listed there would be sent to the host)".into(),
-                });
+                warnings.push(Warning::new(
+                    "ignore-file",
+                    "it changes what the next push leaves out (secrets listed there would be sent to the host)".into(),
+                    Some(path),
+                ));
             }
             if policy.outside_symlinks && post.contains(path) {
                 if let Ok(target) = std::fs::read_link(tree.join(path)) {
                     if !link_stays_inside(path, &target) {
-                        warnings.push(Warning {
-                            kind: "symlink-outside",
-                            path: Some(path.to_string()),
-                            reason: format!(
-                                "a symlink to `{}`, outside the project",
-                                target.display()
-                            ),
-                        });
+                        warnings.push(Warning::new(
+                            "symlink-outside",
+                            format!("a symlink to `{}`, outside the project", target.display()),
+                            Some(path),
+                        ));
                     }
                 }
             }

@@ -549,7 +549,7 @@ fn destructive_looking_results_are_held_back_until_taken() {
     };
     let kinds: Vec<(&str, Option<&str>)> = warnings
         .iter()
-        .map(|w| (w.kind, w.path.as_deref()))
+        .map(|w| (w.kind.as_str(), w.paths.first().map(String::as_str)))
         .collect();
     assert_eq!(
         kinds,
