@@ -283,6 +283,9 @@ pub struct PullArgs {
     /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
     #[arg(long, requires = "apply")]
     pub allow_held_back: bool,
+    /// Apply everything but the changes to restricted files, and list what was skipped.
+    #[arg(long, requires = "apply", conflicts_with = "allow_restricted")]
+    pub skip_restricted: bool,
     /// Keep the run's tree on the host after a successful apply.
     #[arg(long)]
     pub keep: bool,

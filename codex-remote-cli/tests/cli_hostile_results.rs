@@ -142,3 +142,100 @@ fn a_rewritten_project_config_is_refused_exit_6_and_nothing_is_applied() {
     assert!(stored_patch(&s).contains("pwned-by-config"));
     assert_eq!(project_files(&s), before, "nothing was applied");
 }
+
+/// The id of the project's single run.
+fn run_id(s: &Setup) -> String {
+    let runs = s.env.project.join(".codex-remote/runs");
+    let mut ids: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids.pop().unwrap()
+}
+
+/// A `.gitignore` change (it changes what the next push sends) is held back with its reason in
+/// the JSON error's `warnings`; `pull --apply --allow-held-back` takes it and still lists it.
+#[test]
+fn a_gitignore_change_is_held_back_then_taken_with_the_flag() {
+    let edit =
+        "printf 'node_modules/\\n' > .gitignore && printf 'export const a = 4;\\n' > src/app.ts";
+    let Some(s) = setup(
+        vec![Reply::exec("call_1", edit), Reply::message("Done.")],
+        true,
+    ) else {
+        return;
+    };
+    let before = project_files(&s);
+    let out = s
+        .env
+        .run(&["run", "--prompt", "bump a", "--type", "quick-fix", "--json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
+    let error = &last_json(&out)["error"];
+    assert_eq!(error["warnings"][0]["kind"], "ignore-file", "{error}");
+    assert_eq!(error["warnings"][0]["paths"][0], ".gitignore", "{error}");
+    assert_eq!(project_files(&s), before, "nothing was applied");
+
+    let id = run_id(&s);
+    let out = s
+        .env
+        .run(&["pull", &id, "--apply", "--allow-held-back", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = last_json(&out);
+    assert_eq!(v["applied"], true);
+    assert_eq!(v["warnings"][0]["kind"], "ignore-file", "{v}");
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join(".gitignore")).unwrap(),
+        "node_modules/\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(),
+        "export const a = 4;\n"
+    );
+}
+
+/// A result refused only for restricted files: `pull --apply --skip-restricted` applies the
+/// rest, lists what it skipped, and ticks the run's checklist item.
+#[test]
+fn skip_restricted_applies_the_rest_and_lists_what_it_skipped() {
+    let edit = "printf '{\"dependencies\":{\"left-pad\":\"1\"}}\\n' > package.json && printf 'export const a = 5;\\n' > src/app.ts && printf 'odd\\n' > 'src/we?rd[1]*.ts'";
+    let Some(s) = setup(
+        vec![Reply::exec("call_1", edit), Reply::message("Done.")],
+        true,
+    ) else {
+        return;
+    };
+    s.env.write("SPEC.md", "- [ ] Bump a\n");
+    let task = s.env.write(
+        "task.yaml",
+        "id: bump\ntitle: Bump a\ntype: quick-fix\nrequirements:\n  - bump a\ncheckpoint:\n  file: SPEC.md\n  item: Bump a\n",
+    );
+    let out = s.env.run(&["run", task.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("restricted"), "{}", stderr(&out));
+
+    let id = run_id(&s);
+    let out = s
+        .env
+        .run(&["pull", &id, "--apply", "--skip-restricted", "--json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let v = last_json(&out);
+    assert_eq!(v["skipped"], serde_json::json!(["package.json"]), "{v}");
+    assert_eq!(v["checkpoint"]["marked"]["line"], 1, "{v}");
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("package.json")).unwrap(),
+        "{}\n",
+        "the restricted file is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/app.ts")).unwrap(),
+        "export const a = 5;\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("src/we?rd[1]*.ts")).unwrap(),
+        "odd\n"
+    );
+    assert!(std::fs::read_to_string(s.env.project.join("SPEC.md"))
+        .unwrap()
+        .starts_with("- [x] Bump a"));
+}

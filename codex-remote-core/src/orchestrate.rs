@@ -257,6 +257,7 @@ async fn settle_one(
                     pipeline::ApplyOptions {
                         allow_restricted: options.run.allow_restricted,
                         allow_held_back: options.run.allow_held_back,
+                        skip_restricted: false,
                     },
                 )
             } else {

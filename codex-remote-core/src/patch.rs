@@ -751,6 +751,8 @@ pub struct Applied {
     pub patch: ParsedPatch,
     /// What would have held it back, taken because the user said so.
     pub warnings: Vec<Warning>,
+    /// Restricted paths left out (`skip_restricted`): their changes stay in the stored patch.
+    pub skipped: Vec<String>,
 }
 
 /// Applies result patches to a local tree, all or nothing.
@@ -762,6 +764,7 @@ pub struct PatchApplier {
     protected: ProtectedPaths,
     hold_back: HoldBackPolicy,
     allow_held_back: bool,
+    skip_restricted: bool,
     project_files: Option<usize>,
 }
 
@@ -780,8 +783,16 @@ impl PatchApplier {
             protected: ProtectedPaths::default(),
             hold_back: HoldBackPolicy::default(),
             allow_held_back: false,
+            skip_restricted: false,
             project_files: None,
         }
+    }
+
+    /// Leaves out every change that touches a restricted file and applies the rest (protected
+    /// paths still refuse the whole result).
+    pub fn skip_restricted(mut self, skip: bool) -> Self {
+        self.skip_restricted = skip;
+        self
     }
 
     /// Protects these paths too (config files loaded from the project).
@@ -807,15 +818,8 @@ impl PatchApplier {
     /// Checks the patch against the local tree without writing anything: protected paths,
     /// restricted files, then conflicts.
     pub fn check(&self, patch: &ParsedPatch) -> Result<(), ApplyError> {
+        self.check_protected(patch)?;
         let paths = patch.paths();
-        let protected: Vec<String> = paths
-            .iter()
-            .filter(|p| self.protected.is_protected(p))
-            .map(|p| p.to_string())
-            .collect();
-        if !protected.is_empty() {
-            return Err(ApplyError::Protected(protected));
-        }
         if !self.allow_restricted {
             let restricted: Vec<String> = paths
                 .iter()
@@ -880,6 +884,20 @@ impl PatchApplier {
         }
     }
 
+    fn check_protected(&self, patch: &ParsedPatch) -> Result<(), ApplyError> {
+        let protected: Vec<String> = patch
+            .paths()
+            .into_iter()
+            .filter(|p| self.protected.is_protected(p))
+            .map(str::to_string)
+            .collect();
+        if protected.is_empty() {
+            Ok(())
+        } else {
+            Err(ApplyError::Protected(protected))
+        }
+    }
+
     /// The first ancestor of `path` (inside the root) that is a symlink locally.
     fn symlinked_parent(&self, path: &str) -> Option<String> {
         let mut prefix = PathBuf::new();
@@ -913,11 +931,25 @@ impl PatchApplier {
     /// Checks, then applies the patch stored at `patch_path`. On any error the tree is
     /// untouched (unless undoing a failed write failed too: [`ApplyError::RollbackFailed`]).
     pub fn apply_file(&self, patch_path: &Path) -> Result<Applied, ApplyError> {
-        let patch = ParsedPatch::read(patch_path)?;
+        let full = ParsedPatch::read(patch_path)?;
+        self.check_protected(&full)?;
+        let (kept, left_out): (Vec<FileChange>, Vec<FileChange>) =
+            full.files.iter().cloned().partition(|f| {
+                !self.skip_restricted || !f.touched().any(|p| self.restricted.is_restricted(p))
+            });
+        let skipped: Vec<String> = ParsedPatch {
+            files: left_out.clone(),
+        }
+        .paths()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+        let patch = ParsedPatch { files: kept };
         if patch.files.is_empty() {
             return Ok(Applied {
-                patch,
+                patch: full,
                 warnings: Vec::new(),
+                skipped,
             });
         }
         self.check(&patch)?;
@@ -935,9 +967,14 @@ impl PatchApplier {
                 .map_err(io(format!("copying {old} to a scratch directory")))?;
         }
         let mut command = bare_git(&tree);
-        command
-            .args(["apply", "--binary", "--whitespace=nowarn"])
-            .arg(patch_path);
+        command.args(["apply", "--binary", "--whitespace=nowarn"]);
+        // git filters by the name it reads (the new one, else the old one), as a wildmatch
+        // pattern: escaped, so it matches that name only. What git then writes is checked
+        // against the kept files below.
+        for change in &left_out {
+            command.arg(format!("--exclude={}", wildmatch_literal(change.path())));
+        }
+        command.arg(patch_path);
         let output = command
             .output()
             .map_err(io("running git apply (is git installed?)".into()))?;
@@ -998,7 +1035,11 @@ impl PatchApplier {
                 dir = d.parent();
             }
         }
-        Ok(Applied { patch, warnings })
+        Ok(Applied {
+            patch: full,
+            warnings,
+            skipped,
+        })
     }
 
     /// A scratch directory on the project's file system when possible (so results are moved,
@@ -1081,6 +1122,18 @@ impl PatchApplier {
         }
         warnings
     }
+}
+
+/// A wildmatch pattern matching exactly `path`.
+fn wildmatch_literal(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Whether a symlink at project-relative `path` pointing at `target` stays inside the project.

@@ -146,6 +146,8 @@ pub struct ApplyOptions {
     pub allow_restricted: bool,
     /// Apply even what looks destructive (see [`crate::patch::HoldBackPolicy`]).
     pub allow_held_back: bool,
+    /// Leave out the changes to restricted files and apply the rest.
+    pub skip_restricted: bool,
 }
 
 /// The applier for this project: its restricted files, protected paths (including the config
@@ -165,6 +167,7 @@ pub fn applier(
     )
     .protected(ProtectedPaths::for_project(&project.root, &config.sources))
     .hold_back(config.hold_back(), options.allow_held_back)
+    .skip_restricted(options.skip_restricted)
     .project_files(files))
 }
 

@@ -390,6 +390,7 @@ pub async fn follow_and_finish(
         let options = pipeline::ApplyOptions {
             allow_restricted: finish.allow_restricted,
             allow_held_back: finish.allow_held_back,
+            skip_restricted: false,
         };
         warnings = pipeline::apply(config, project, record, options)?.warnings;
         applied = true;

@@ -571,3 +571,29 @@ fn destructive_looking_results_are_held_back_until_taken() {
     let applied = f.applier().apply(&f.patch()).unwrap();
     assert!(applied.warnings.is_empty());
 }
+
+/// `skip_restricted` applies everything but the restricted files' changes and lists those; a
+/// kept name full of wildmatch characters is not taken for a pattern.
+#[test]
+fn skip_restricted_applies_the_rest_and_lists_what_it_left_out() {
+    let f = Fixture::new(&[
+        ("package.json", b"{}\n"),
+        ("web/package.json", b"{}\n"),
+        ("src/a.js", b"a\n"),
+    ]);
+    std::fs::write(f.work.join("package.json"), b"{\"x\":1}\n").unwrap();
+    std::fs::rename(f.work.join("web/package.json"), f.work.join("web/pkg.json")).unwrap();
+    std::fs::write(f.work.join("src/a.js"), b"b\n").unwrap();
+    write(&f.work, "src/we?rd[1]*.js", b"odd\n");
+    let patch = f.patch();
+    let applied = f.applier().skip_restricted(true).apply(&patch).unwrap();
+    assert_eq!(
+        applied.skipped,
+        vec!["package.json", "web/package.json", "web/pkg.json"]
+    );
+    let mut expected = file_entries(&f.work);
+    expected.insert("package.json".into(), (b"{}\n".to_vec(), false, false));
+    expected.insert("web/package.json".into(), (b"{}\n".to_vec(), false, false));
+    expected.remove("web/pkg.json");
+    assert_eq!(file_entries(&f.local), expected);
+}

@@ -1,4 +1,4 @@
-//! `codex-remote pull RUN [--apply] [--allow-restricted] [--allow-held-back] [--keep]`.
+//! `codex-remote pull RUN [--apply] [--allow-restricted | --skip-restricted] [--allow-held-back] [--keep]`.
 
 use codex_remote_core::pipeline;
 
@@ -30,6 +30,8 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     };
     let mut removed = false;
     let mut warnings = Vec::new();
+    let mut skipped = Vec::new();
+    let mut checkpoint = None;
     if args.apply {
         if record.applied_at.is_some() {
             return Err(CliError::Usage(format!(
@@ -41,8 +43,22 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
         let options = pipeline::ApplyOptions {
             allow_restricted: args.allow_restricted,
             allow_held_back: args.allow_held_back,
+            skip_restricted: args.skip_restricted,
         };
-        warnings = pipeline::apply(&config, &project, &mut record, options)?.warnings;
+        let applied = pipeline::apply(&config, &project, &mut record, options)?;
+        warnings = applied.warnings;
+        skipped = applied.skipped;
+        // Finish what the run asked for: its checklist item.
+        if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
+            checkpoint = Some(
+                codex_remote_core::checkpoint::mark_checkpoint(
+                    &project.root.join(&spec.file),
+                    &spec.item,
+                    Some(&record.id),
+                )
+                .map_err(|e| CliError::Core(e.into()))?,
+            );
+        }
         if !args.keep {
             if let Some(transport) = &transport {
                 pipeline::remove_remote(transport.clone(), &project, &mut record).await?;
@@ -58,10 +74,23 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
             "remote_removed": removed,
             "files": output::file_summaries(&parsed),
             "warnings": warnings,
+            "skipped": skipped,
+            "checkpoint": checkpoint,
         }))?;
     } else if !ctx.quiet {
         let mut text = output::render_stat(&parsed);
         text.push_str(&output::render_taken_warnings(&warnings));
+        if !skipped.is_empty() {
+            text.push_str(&format!(
+                "skipped restricted file(s): {} (their changes stay in {})\n",
+                skipped.join(", "),
+                store.patch_path(&record.id).display()
+            ));
+        }
+        if let Some(codex_remote_core::checkpoint::CheckpointOutcome::Marked { line }) = &checkpoint
+        {
+            text.push_str(&format!("ticked the checklist item (line {line})\n"));
+        }
         if args.apply {
             text.push_str(&format!(
                 "applied run {} to {}\n",
