@@ -244,10 +244,8 @@ async fn settle_one(
             ("failed", Some(reason))
         }
         Ok(mut record) => {
-            let has_changes = project
-                .runs()
-                .read_patch(&record.id)
-                .map(|p| !p.is_empty())
+            let has_changes = std::fs::metadata(project.runs().patch_path(&record.id))
+                .map(|m| m.len() > 0)
                 .unwrap_or(false);
             let applied = if has_changes {
                 pipeline::apply(

@@ -179,8 +179,7 @@ fn read_sections(reader: impl BufRead) -> Result<Vec<Section>, PatchParseError> 
     let mut number = 0usize;
     loop {
         buf.clear();
-        let read = reader
-            .read_until(b'\n', &mut buf)
+        let read = read_line_capped(&mut reader, &mut buf)
             .map_err(|e| PatchParseError::new(number, format!("cannot read the patch: {e}")))?;
         if read == 0 {
             break;
@@ -243,6 +242,33 @@ fn read_sections(reader: impl BufRead) -> Result<Vec<Section>, PatchParseError> 
         }
     }
     Ok(sections)
+}
+
+/// The longest line prefix kept: header lines are far shorter; hunk lines (which can be as long as
+/// a file) only need their first bytes.
+const LINE_CAP: usize = 64 * 1024;
+
+/// Reads one line (with its `\n`) into `buf`, keeping at most [`LINE_CAP`] bytes of it, so memory
+/// stays bounded however long the line. Returns the bytes consumed (0 at the end).
+fn read_line_capped(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = LINE_CAP.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok(consumed);
+        }
+    }
 }
 
 /// A `---`/`+++` name: None for `/dev/null`, else the path without its first component.
@@ -953,6 +979,14 @@ impl PatchApplier {
             });
         }
         self.check(&patch)?;
+        let size = std::fs::metadata(patch_path).map(|m| m.len()).unwrap_or(0);
+        if size > self.hold_back.max_patch_bytes && !self.allow_held_back {
+            // Held back at once: no point writing it all out in a scratch directory first.
+            return Err(ApplyError::HeldBack(vec![too_large(
+                size,
+                self.hold_back.max_patch_bytes,
+            )]));
+        }
         let scratch = self.scratch_dir()?;
         let tree = scratch.path().join("tree");
         let io = |context: String| move |source| ApplyError::Io { context, source };
@@ -996,7 +1030,6 @@ impl PatchApplier {
             .iter()
             .filter_map(|w| paths.get(w.as_str()).copied())
             .collect();
-        let size = std::fs::metadata(patch_path).map(|m| m.len()).unwrap_or(0);
         let warnings = self.warnings(&patch, &post, &tree, size);
         if !warnings.is_empty() && !self.allow_held_back {
             return Err(ApplyError::HeldBack(warnings));
@@ -1070,14 +1103,7 @@ impl PatchApplier {
         let policy = &self.hold_back;
         let mut warnings = Vec::new();
         if size > policy.max_patch_bytes {
-            warnings.push(Warning::new(
-                "patch-too-large",
-                format!(
-                    "the patch is {size} bytes, above apply.max_patch_bytes ({})",
-                    policy.max_patch_bytes
-                ),
-                None,
-            ));
+            warnings.push(too_large(size, policy.max_patch_bytes));
         }
         let deleted = patch
             .files
@@ -1122,6 +1148,14 @@ impl PatchApplier {
         }
         warnings
     }
+}
+
+fn too_large(size: u64, limit: u64) -> Warning {
+    Warning::new(
+        "patch-too-large",
+        format!("the patch is {size} bytes, above apply.max_patch_bytes ({limit})"),
+        None,
+    )
 }
 
 /// A wildmatch pattern matching exactly `path`.

@@ -131,12 +131,23 @@ pub async fn retrieve(
         context: format!("run `{}` has no remote tree", record.id),
         source: std::io::Error::other("it was never started, or its tree was removed"),
     })?;
-    let patch = workspace::retrieve_patch(transport.as_ref(), &tree).await?;
     let store = project.runs();
-    store.write_patch(&record.id, &patch)?;
+    let path = store.patch_path(&record.id);
+    // Streamed to disk, then renamed into place: memory does not grow with the patch, and the
+    // record's patch is whole or absent.
+    let partial = path.with_extension("patch.part");
+    let fetched = workspace::retrieve_patch_to_file(transport.as_ref(), &tree, &partial).await;
+    if let Err(e) = fetched {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e.into());
+    }
+    std::fs::rename(&partial, &path).map_err(|source| Error::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })?;
     record.updated_at = now();
     store.save(record)?;
-    Ok(ParsedPatch::read(&store.patch_path(&record.id))?)
+    Ok(ParsedPatch::read(&path)?)
 }
 
 /// How to apply a stored result.

@@ -121,6 +121,22 @@ pub async fn retrieve_patch(
     Ok(output.stdout)
 }
 
+/// Fetches a run's change like [`retrieve_patch`], streaming it into the local file `file`
+/// (memory stays bounded whatever the patch's size).
+pub async fn retrieve_patch_to_file(
+    transport: &dyn Transport,
+    tree: &RunTree,
+    file: &std::path::Path,
+) -> Result<(), TransportError> {
+    transport
+        .run_checked_to_file(
+            script(RETRIEVE_SCRIPT, &[home_relative(&tree.dir), &tree.baseline]),
+            file,
+        )
+        .await?;
+    Ok(())
+}
+
 /// Removes a run's tree and its baseline ref from the host.
 pub async fn remove_run(
     transport: &dyn Transport,

@@ -539,30 +539,49 @@ fn destructive_looking_results_are_held_back_until_taken() {
     std::os::unix::fs::symlink("f5.rs", f.work.join("src/inside")).unwrap();
     let patch = f.patch();
     let before = snapshot(&f.local);
-    let policy = HoldBackPolicy {
-        max_patch_bytes: 100,
-        ..HoldBackPolicy::default()
+    let kinds = |warnings: &[codex_remote_core::patch::Warning]| -> Vec<(String, Option<String>)> {
+        warnings
+            .iter()
+            .map(|w| (w.kind.clone(), w.paths.first().cloned()))
+            .collect()
     };
-    let warnings = match f.applier().hold_back(policy.clone(), false).apply(&patch) {
+    let warnings = match f.applier().apply(&patch) {
         Err(ApplyError::HeldBack(warnings)) => warnings,
         other => panic!("expected the result held back, got {other:?}"),
     };
-    let kinds: Vec<(&str, Option<&str>)> = warnings
-        .iter()
-        .map(|w| (w.kind.as_str(), w.paths.first().map(String::as_str)))
-        .collect();
+    let own = |k: &str, p: Option<&str>| (k.to_string(), p.map(str::to_string));
     assert_eq!(
-        kinds,
+        kinds(&warnings),
         vec![
-            ("patch-too-large", None),
-            ("deletes-most-files", None),
-            ("ignore-file", Some(".gitignore")),
-            ("symlink-outside", Some("src/passwd")),
+            own("deletes-most-files", None),
+            own("ignore-file", Some(".gitignore")),
+            own("symlink-outside", Some("src/passwd")),
         ]
     );
     assert_eq!(snapshot(&f.local), before, "nothing applied");
-    let applied = f.applier().hold_back(policy, true).apply(&patch).unwrap();
-    assert_eq!(applied.warnings, warnings, "taken, and still reported");
+    // Above the size limit it is held back at once.
+    let small = HoldBackPolicy {
+        max_patch_bytes: 100,
+        ..HoldBackPolicy::default()
+    };
+    match f.applier().hold_back(small.clone(), false).apply(&patch) {
+        Err(ApplyError::HeldBack(w)) => {
+            assert_eq!(kinds(&w), vec![own("patch-too-large", None)])
+        }
+        other => panic!("expected the result held back, got {other:?}"),
+    }
+    assert_eq!(snapshot(&f.local), before, "nothing applied");
+    let applied = f.applier().hold_back(small, true).apply(&patch).unwrap();
+    assert_eq!(
+        kinds(&applied.warnings),
+        vec![
+            own("patch-too-large", None),
+            own("deletes-most-files", None),
+            own("ignore-file", Some(".gitignore")),
+            own("symlink-outside", Some("src/passwd")),
+        ],
+        "taken, and still reported"
+    );
     assert_eq!(file_entries(&f.local), file_entries(&f.work));
 
     // An ordinary result is not held back.
