@@ -91,6 +91,7 @@ impl Error {
                 | crate::patch::ApplyError::Ambiguous(_)
                 | crate::patch::ApplyError::HeldBack(_)
                 | crate::patch::ApplyError::WriteFailed { .. }
+                | crate::patch::ApplyError::Parse(_)
                 | crate::patch::ApplyError::Refused(_),
             ) => ErrorKind::NotApplied,
             Error::Apply(_) => ErrorKind::TaskFailed,

@@ -305,7 +305,7 @@ fn split_diff_git(rest: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         let b = take_quoted(&rest[start + 1..])?.0;
         return Some((strip(rest[..start].to_vec(), b"a/")?, strip(b, b"b/")?));
     }
-    if rest.len() % 2 == 0 {
+    if rest.len().is_multiple_of(2) {
         return None;
     }
     let half = rest.len() / 2;
@@ -1068,6 +1068,9 @@ impl PatchApplier {
                 dir = d.parent();
             }
         }
+        drop(scratch);
+        // The scratch area goes when it is empty (another apply may be using it).
+        let _ = std::fs::remove_dir(self.root.join(".codex-remote").join("tmp"));
         Ok(Applied {
             patch: full,
             warnings,

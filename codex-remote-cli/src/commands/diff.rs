@@ -24,8 +24,7 @@ pub async fn run(ctx: &Context, args: DiffArgs) -> Result<i32, CliError> {
             store.read_patch(&record.id)?
         }
     };
-    let parsed = ParsedPatch::parse(&patch)
-        .map_err(|e| CliError::Core(codex_remote_core::patch::ApplyError::from(e).into()))?;
+    let parsed = ParsedPatch::parse(&patch).map_err(|e| CliError::Core(e.into()))?;
     if ctx.json {
         output::print_json(&serde_json::json!({
             "run_id": record.id,
