@@ -753,7 +753,7 @@ pub enum ApplyError {
         backup: PathBuf,
     },
     /// Local I/O failed before anything was written.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}; nothing was applied")]
     Io {
         /// What we were doing.
         context: String,
@@ -1358,6 +1358,25 @@ mod tests {
         );
         // Different unquoted names are ambiguous; renames carry their own lines.
         assert_eq!(split_diff_git(b"a/src/tax.js b/src/taxes.js"), None);
+    }
+
+    #[test]
+    fn long_lines_are_read_whole_but_kept_short() {
+        let long = vec![b'+'; LINE_CAP * 3];
+        let mut text = long.clone();
+        text.extend_from_slice(b"\ndiff --git a/x b/x\n");
+        let mut reader = std::io::BufReader::with_capacity(1000, text.as_slice());
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut buf).unwrap(),
+            long.len() + 1
+        );
+        assert_eq!(buf.len(), LINE_CAP);
+        buf.clear();
+        read_line_capped(&mut reader, &mut buf).unwrap();
+        assert_eq!(buf, b"diff --git a/x b/x\n");
+        buf.clear();
+        assert_eq!(read_line_capped(&mut reader, &mut buf).unwrap(), 0);
     }
 
     #[test]
