@@ -1000,6 +1000,27 @@ impl PatchApplier {
             copy_entry(&self.root.join(old), &tree.join(old))
                 .map_err(io(format!("copying {old} to a scratch directory")))?;
         }
+        // What git works on must still be what was pushed (the user may have saved a file since
+        // the check), and what is later moved aside must be exactly what git worked on.
+        let mut preimages = std::collections::BTreeMap::new();
+        for old in &olds {
+            let blob =
+                local_blob_id(&tree.join(old)).map_err(io(format!("reading the copy of {old}")))?;
+            preimages.insert(old.to_string(), blob);
+        }
+        let changed: Vec<Conflict> = patch
+            .files
+            .iter()
+            .filter_map(|f| Some((f.old_path.as_deref()?, f.old_blob.as_deref()?)))
+            .filter(|(old, blob)| preimages.get(*old).cloned().flatten().as_deref() != Some(*blob))
+            .map(|(old, _)| Conflict {
+                path: old.to_string(),
+                reason: "changed locally while applying".into(),
+            })
+            .collect();
+        if !changed.is_empty() {
+            return Err(ApplyError::Conflicts(changed));
+        }
         let mut command = bare_git(&tree);
         command.args(["apply", "--binary", "--whitespace=nowarn"]);
         // git filters by the name it reads (the new one, else the old one), as a wildmatch
@@ -1038,14 +1059,28 @@ impl PatchApplier {
             root: &self.root,
             tree: &tree,
             backup: scratch.path().join("backup"),
+            preimages: &preimages,
             moved_aside: Vec::new(),
             placed: Vec::new(),
             created_dirs: Vec::new(),
         };
         let displaced: Vec<&str> = olds.iter().copied().collect();
         let placed: Vec<&str> = post.iter().copied().collect();
-        if let Err((path, source)) = transaction.run(&displaced, &placed) {
+        if let Err(failure) = transaction.run(&displaced, &placed) {
             let left = transaction.undo();
+            let (path, source) = match failure {
+                StepFailure::Changed(path) if left.is_empty() => {
+                    return Err(ApplyError::Conflicts(vec![Conflict {
+                        path,
+                        reason: "changed locally while applying".into(),
+                    }]))
+                }
+                StepFailure::Changed(path) => {
+                    let e = std::io::Error::other("it changed locally while applying");
+                    (path, e)
+                }
+                StepFailure::Io(path, e) => (path, e),
+            };
             if left.is_empty() {
                 return Err(ApplyError::WriteFailed { path, source });
             }
@@ -1263,11 +1298,21 @@ fn move_entry(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Why a step of the transaction failed.
+enum StepFailure {
+    /// Writing this path failed.
+    Io(String, std::io::Error),
+    /// This path changed locally after git worked on its copy.
+    Changed(String),
+}
+
 /// The steps of moving post-images into the tree, remembered so they can be undone.
 struct Transaction<'a> {
     root: &'a Path,
     tree: &'a Path,
     backup: PathBuf,
+    /// The blob id of each displaced path as git worked on it.
+    preimages: &'a std::collections::BTreeMap<String, Option<String>>,
     /// Paths moved from the tree to the backup.
     moved_aside: Vec<String>,
     /// Paths moved from the scratch result into the tree.
@@ -1278,14 +1323,21 @@ struct Transaction<'a> {
 
 impl Transaction<'_> {
     /// Moves every displaced path aside, then every post-image into place.
-    fn run(&mut self, displaced: &[&str], placed: &[&str]) -> Result<(), (String, std::io::Error)> {
+    fn run(&mut self, displaced: &[&str], placed: &[&str]) -> Result<(), StepFailure> {
         for path in displaced {
             let aside = self.backup.join(path);
             if let Some(parent) = aside.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| (path.to_string(), e))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StepFailure::Io(path.to_string(), e))?;
             }
-            move_entry(&self.root.join(path), &aside).map_err(|e| (path.to_string(), e))?;
+            move_entry(&self.root.join(path), &aside)
+                .map_err(|e| StepFailure::Io(path.to_string(), e))?;
             self.moved_aside.push(path.to_string());
+            // Saved over since the copy was taken: not ours to replace.
+            let now = local_blob_id(&aside).map_err(|e| StepFailure::Io(path.to_string(), e))?;
+            if self.preimages.get(*path) != Some(&now) {
+                return Err(StepFailure::Changed(path.to_string()));
+            }
         }
         for path in placed {
             let target = self.root.join(path);
@@ -1299,10 +1351,11 @@ impl Transaction<'_> {
                 dir = d.parent();
             }
             for d in missing.into_iter().rev() {
-                std::fs::create_dir(&d).map_err(|e| (path.to_string(), e))?;
+                std::fs::create_dir(&d).map_err(|e| StepFailure::Io(path.to_string(), e))?;
                 self.created_dirs.push(d);
             }
-            move_entry(&self.tree.join(path), &target).map_err(|e| (path.to_string(), e))?;
+            move_entry(&self.tree.join(path), &target)
+                .map_err(|e| StepFailure::Io(path.to_string(), e))?;
             self.placed.push(path.to_string());
         }
         Ok(())
