@@ -1298,6 +1298,14 @@ fn move_entry(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The first of `dir` and its ancestors below `root` that is a symlink.
+fn symlink_ancestor(root: &Path, dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| *d != root && d.starts_with(root))
+        .find(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()))
+        .map(Path::to_path_buf)
+}
+
 /// Why a step of the transaction failed.
 enum StepFailure {
     /// Writing this path failed.
@@ -1349,6 +1357,14 @@ impl Transaction<'_> {
                 }
                 missing.push(d.to_path_buf());
                 dir = d.parent();
+            }
+            // Never through a symlink, whoever made it (git refuses too; this holds whatever git
+            // did).
+            if let Some(link) = dir.and_then(|d| symlink_ancestor(self.root, d)) {
+                return Err(StepFailure::Io(
+                    path.to_string(),
+                    std::io::Error::other(format!("`{}` is a symlink", link.display())),
+                ));
             }
             for d in missing.into_iter().rev() {
                 std::fs::create_dir(&d).map_err(|e| StepFailure::Io(path.to_string(), e))?;

@@ -616,3 +616,29 @@ fn skip_restricted_applies_the_rest_and_lists_what_it_left_out() {
     expected.remove("web/pkg.json");
     assert_eq!(file_entries(&f.local), expected);
 }
+
+/// A result that makes a symlink to a directory outside the project and then a file "inside" it
+/// writes nothing outside (or inside) the project, even when symlinks outside are allowed.
+#[test]
+fn a_file_behind_a_symlink_the_result_creates_is_refused() {
+    let victim = tempfile::tempdir().unwrap();
+    let f = Fixture::new(&[("a.txt", b"a\n")]);
+    let target = victim.path().display().to_string();
+    let patch = format!(
+        "diff --git a/lnk b/lnk\nnew file mode 120000\nindex 0000000000000000000000000000000000000000..1111111111111111111111111111111111111111\n--- /dev/null\n+++ b/lnk\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\ndiff --git a/lnk/passwd b/lnk/passwd\nnew file mode 100644\nindex 0000000000000000000000000000000000000000..aa93b250f50a207187045e1842fdc674d84b76c7\n--- /dev/null\n+++ b/lnk/passwd\n@@ -0,0 +1 @@\n+pwned\n"
+    );
+    let before = snapshot(&f.local);
+    let result = f
+        .applier()
+        .hold_back(
+            HoldBackPolicy {
+                outside_symlinks: false,
+                ..HoldBackPolicy::default()
+            },
+            true,
+        )
+        .apply(patch.as_bytes());
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(snapshot(&f.local), before);
+    assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0);
+}
