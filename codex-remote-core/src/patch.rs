@@ -28,18 +28,16 @@ use crate::policy::{ProtectedPaths, RestrictedFiles};
 
 const NULL_BLOB: &str = "0000000000000000000000000000000000000000";
 
-/// One file's change in a patch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// One file's change in a patch. Serialised in one shape everywhere (see `progress.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileChange {
     /// The path before (None for a new file).
     pub old_path: Option<String>,
     /// The path after (None for a deleted file).
     pub new_path: Option<String>,
     /// The preimage blob id (None for a new file).
-    #[serde(skip)]
     pub old_blob: Option<String>,
     /// The postimage blob id (None for a deleted file).
-    #[serde(skip)]
     pub new_blob: Option<String>,
     /// Mode before, when known.
     pub old_mode: Option<String>,
@@ -52,7 +50,6 @@ pub struct FileChange {
     /// Whether the change is binary.
     pub binary: bool,
     /// Whether the new path is a copy of the old one (which stays).
-    #[serde(skip)]
     pub copied: bool,
 }
 
@@ -710,21 +707,22 @@ fn describe_warnings(warnings: &[Warning]) -> String {
 /// Why a patch was not applied. The local tree is untouched in every case but
 /// [`ApplyError::RollbackFailed`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// Files changed locally since the push (or exist where the patch creates them).
     #[error("{} conflicting file(s); nothing was applied: {}", .0.len(), describe(.0))]
     Conflicts(Vec<Conflict>),
     /// The patch touches restricted files.
-    #[error("the result changes restricted file(s) {}; nothing was applied (hint: review it with `codex-remote diff`, then pass --allow-restricted to apply anyway)", .0.join(", "))]
+    #[error("the result changes restricted file(s) {}; nothing was applied", .0.join(", "))]
     Restricted(Vec<String>),
     /// The patch touches codex-remote's own state or config: never applied.
-    #[error("the result changes codex-remote's own state or config ({}); nothing was applied, and such a result is never applied (hint: review it with `codex-remote diff` and make the changes you want yourself)", .0.join(", "))]
+    #[error("the result changes codex-remote's own state or config ({}); nothing was applied, and such a result is never applied", .0.join(", "))]
     Protected(Vec<String>),
     /// Git reads the patch differently from its headers: crafted, or corrupt.
     #[error("the result patch says one thing and git reads another; nothing was applied: {0}")]
     Ambiguous(String),
     /// The result looks destructive and was held back.
-    #[error("the result was held back; nothing was applied: {} (hint: review it with `codex-remote diff`, then pass --allow-held-back to apply it anyway)", describe_warnings(.0))]
+    #[error("the result was held back; nothing was applied: {}", describe_warnings(.0))]
     HeldBack(Vec<Warning>),
     /// `git apply` refused it.
     #[error("git apply refused the patch; nothing was applied: {0}")]
@@ -733,7 +731,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Parse(#[from] PatchParseError),
     /// Writing the result failed part-way; every change was undone.
-    #[error("writing `{path}` failed: {source}; every change was undone, nothing was applied")]
+    #[error("writing `{path}` failed; every change was undone, nothing was applied")]
     WriteFailed {
         /// The file being written.
         path: String,
@@ -741,7 +739,7 @@ pub enum ApplyError {
         source: std::io::Error,
     },
     /// Writing failed part-way and undoing it failed too: the tree is not as it was.
-    #[error("writing `{path}` failed: {source}; undoing it failed too, so these paths may be left changed: {} (their previous versions are in {})", .left.join(", "), .backup.display())]
+    #[error("writing `{path}` failed and undoing it failed too, so these paths may be left changed: {} (their previous versions are in {})", .left.join(", "), .backup.display())]
     RollbackFailed {
         /// The file being written.
         path: String,
@@ -753,7 +751,7 @@ pub enum ApplyError {
         backup: PathBuf,
     },
     /// Local I/O failed before anything was written.
-    #[error("{context}: {source}; nothing was applied")]
+    #[error("{context}; nothing was applied")]
     Io {
         /// What we were doing.
         context: String,
