@@ -576,7 +576,7 @@ fn short(event: &Event) -> String {
     let name = json["event"].as_str().unwrap_or("event").to_string();
     match &event.kind {
         EventKind::Phase { phase } => {
-            format!("phase {}", codex_remote_core::engine::phase_name(*phase))
+            format!("phase {phase}")
         }
         _ => name,
     }
