@@ -80,6 +80,14 @@ impl CliError {
             Error::Apply(ApplyError::Conflicts(_)) => Some(
                 "keep or stash the local edits, then `codex-remote pull RUN --apply` again".into(),
             ),
+            Error::Apply(ApplyError::HeldBack(_)) => Some(
+                "review it with `codex-remote diff RUN`, then `codex-remote pull RUN --apply --allow-held-back` to apply it anyway"
+                    .into(),
+            ),
+            Error::Apply(ApplyError::Protected(_)) => Some(
+                "review it with `codex-remote diff RUN` and make the changes you want yourself; no flag applies it"
+                    .into(),
+            ),
             Error::Runs(RunStoreError::NotFound { .. }) => {
                 Some("`codex-remote runs` lists them".into())
             }

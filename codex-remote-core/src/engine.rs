@@ -892,7 +892,7 @@ fn forward(mut rx: mpsc::Receiver<RunEvent>, events: mpsc::Sender<Event>) -> Joi
 }
 
 fn diff_of(project: &Project, run_id: &str, patch: Vec<u8>) -> Result<Diff, Error> {
-    let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
+    let parsed = ParsedPatch::parse(&patch)?;
     Ok(Diff {
         run_id: run_id.to_string(),
         files: parsed.files,
