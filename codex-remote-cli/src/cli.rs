@@ -31,6 +31,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a task end to end: push, run Codex on the host, retrieve the change, apply it.
     Run(RunArgs),
+    /// See the whole workflow work: a throwaway project on this machine, the real Codex CLI
+    /// (fetched from npm once), a scripted model server standing in for OpenAI.
+    Demo(DemoArgs),
     /// Run one command on a host (after its shell init) and exit with its status.
     Exec(ExecArgs),
     /// Follow a run from where the local record stopped, then retrieve (and apply) as `run` would.
@@ -41,6 +44,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run's agent and everything it started on the host.
     Cancel(RunRefArgs),
+    /// A live full-screen view of the project's runs (and of a plan): follow, diff, apply, cancel.
+    Watch(WatchArgs),
     /// Run every pending codex-remote entry of a task_plan.json, in parallel over hosts.
     Orchestrate(OrchestrateArgs),
     /// Tick a markdown checklist item: `- [ ] ITEM` becomes `- [x] ITEM ← Completed via Codex`.
@@ -223,23 +228,33 @@ pub struct HostArgs {
 
 #[derive(Debug, Args)]
 pub struct RunRefArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The run id; all runs when omitted.
+    /// The run id, `last` or `last~N`; all runs when omitted.
     pub run: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The run id.
+    /// The run id, `last` or `last~N`.
     pub run: String,
     /// Keep streaming new events until the agent ends.
     #[arg(short, long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Also show this orchestration plan's entries (task_plan.json).
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// How often to re-read the run records (`500ms`, `2s`).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -264,7 +279,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
     /// Only the stat summary.
     #[arg(long)]
@@ -276,7 +291,7 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
     /// Apply the result to the local tree (all or nothing; local edits are never overwritten).
     #[arg(long)]
@@ -341,6 +356,13 @@ pub struct InitArgs {
     /// Write to this path instead.
     #[arg(long, value_name = "FILE", conflicts_with = "user")]
     pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the throwaway project (and print where it is) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,14 @@ pub enum CliError {
     /// Bad usage the parser could not catch.
     #[error("{0}")]
     Usage(String),
+    /// An error with a next step that names what it happened to (the run), shown after it.
+    #[error("{source}")]
+    Hinted {
+        /// The error.
+        source: Box<CliError>,
+        /// The next step.
+        hint: String,
+    },
     /// Local I/O (writing output or files).
     #[error("{context}")]
     Io {
@@ -48,6 +56,7 @@ impl CliError {
         match self {
             CliError::Core(e) => e.kind(),
             CliError::Usage(_) => ErrorKind::BadInput,
+            CliError::Hinted { source, .. } => source.kind(),
             CliError::Io { .. } => ErrorKind::TaskFailed,
         }
     }
@@ -63,12 +72,16 @@ impl CliError {
         match self {
             CliError::Core(error) => error.full_message(),
             CliError::Usage(message) => message.clone(),
+            CliError::Hinted { source, .. } => source.message(),
             CliError::Io { context, source } => format!("{context}: {source}"),
         }
     }
 
     /// How to fix it, in this command line's words where core's advice names a library option.
     pub fn hint(&self) -> Option<String> {
+        if let CliError::Hinted { hint, .. } = self {
+            return Some(hint.clone());
+        }
         let CliError::Core(error) = self else {
             return None;
         };
@@ -112,6 +125,11 @@ impl CliError {
 
     /// The `--json` error object (see docs/cli.md).
     pub fn to_json(&self) -> serde_json::Value {
+        if let CliError::Hinted { source, hint } = self {
+            let mut value = source.to_json();
+            value["error"]["hint"] = hint.as_str().into();
+            return value;
+        }
         let mut error = serde_json::json!({
             "kind": self.kind(),
             "exit_code": crate::exit::for_kind(self.kind()),
@@ -245,6 +263,18 @@ mod tests {
             ]
             .join("\n\n")
         );
+    }
+
+    #[test]
+    fn prerequisite_errors_render_with_their_fix_as_the_hint() {
+        let error = CliError::Core(Error::Prerequisite {
+            host: "gpu".into(),
+            problem: "codex cannot authenticate".into(),
+            detail: "Not logged in".into(),
+            fix: "run `codex login` on gpu, or set CODEX_API_KEY under [hosts.gpu.env] or in its shell_init".into(),
+        });
+        insta::assert_snapshot!("prerequisite_error", error.render());
+        assert_eq!(error.kind(), codex_remote_core::ErrorKind::Prerequisite);
     }
 
     #[test]

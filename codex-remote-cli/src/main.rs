@@ -72,11 +72,13 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Plan(args) => commands::plan::run(&ctx, args),
         Command::Run(args) => commands::run::run(&ctx, args).await,
+        Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
         Command::Attach(args) => commands::attach::attach(&ctx, args).await,
         Command::Status(args) => commands::attach::status(&ctx, args).await,
         Command::Logs(args) => commands::attach::logs(&ctx, args).await,
         Command::Cancel(args) => commands::attach::cancel(&ctx, args).await,
+        Command::Watch(args) => commands::watch::run(&ctx, args).await,
         Command::Orchestrate(args) => commands::orchestrate::run(&ctx, args).await,
         Command::Checkpoint(args) => commands::checkpoint::run(&ctx, args),
         Command::Doctor(args) => commands::doctor::doctor(&ctx, args).await,

@@ -540,9 +540,44 @@ fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        e = e.hint("remove it or check its spelling; the config schema lists every key");
+        e = e.hint(match input::nearest_expected_field(&message) {
+            Some(near) => format!("did you mean `{near}`? the config schema lists every key"),
+            None => {
+                "remove it or check its spelling; the config schema lists every key".to_string()
+            }
+        });
     }
     e
+}
+
+/// The configured host a bare name (no `user@`, domain or port) is a misspelling of: one within
+/// two edits (one for short names) of it, when the name is not a `Host` of the user's ssh config.
+fn misspelt_host<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    if name.contains(['@', '.', ':', '/']) {
+        return None;
+    }
+    let allowed = if name.chars().count() < 5 { 1 } else { 2 };
+    let near = known
+        .map(|k| (strsim::osa_distance(name, k), k))
+        .filter(|(d, _)| *d > 0 && *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)?;
+    (!ssh_config_names(name)).then_some(near)
+}
+
+/// Whether the user's ssh config (`$CODEX_REMOTE_SSH_CONFIG`, else `~/.ssh/config`) names this
+/// host on a `Host` line.
+fn ssh_config_names(name: &str) -> bool {
+    let path = std::env::var_os("CODEX_REMOTE_SSH_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/config")));
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return false;
+    };
+    text.lines().any(|line| {
+        let mut words = line.split_whitespace();
+        words.next().is_some_and(|k| k.eq_ignore_ascii_case("host")) && words.any(|w| w == name)
+    })
 }
 
 impl Config {
@@ -722,6 +757,20 @@ impl Config {
         if name.is_empty() {
             return Err(InputError::new(origin, "the host name is empty"));
         }
+        if !self.merged.hosts.contains_key(name) && name != LOCAL_HOST {
+            let known = self
+                .merged
+                .hosts
+                .keys()
+                .map(String::as_str)
+                .chain([LOCAL_HOST]);
+            if let Some(near) = misspelt_host(name, known) {
+                return Err(InputError::new(origin, format!("unknown host `{name}`"))
+                    .hint(format!(
+                        "did you mean `{near}`? A name close to a configured host, and neither in the config nor a `Host` of your ssh config, is taken for a misspelling; to reach an ssh host called `{name}`, add [hosts.{name}] to the config or write `user@{name}`"
+                    )));
+            }
+        }
         let configured = self.merged.hosts.get(name).cloned().unwrap_or_default();
         let container = match configured.ways().into_iter().find_map(|(_, c)| c) {
             Some(found) => Some(found),
@@ -848,6 +897,18 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("hosts.penguin.workspac"));
         assert_eq!(e.line, Some(3), "{e}");
         assert!(e.message.contains("workspac"), "{e}");
+    }
+
+    #[test]
+    fn misspelt_host_names_are_caught_and_real_destinations_are_not() {
+        let known = ["penguin", "gpu-box", "local"];
+        assert_eq!(misspelt_host("pengiun", known.into_iter()), Some("penguin"));
+        assert_eq!(misspelt_host("gpubox", known.into_iter()), Some("gpu-box"));
+        assert_eq!(misspelt_host("locl", known.into_iter()), Some("local"));
+        // Far from every name, or not a bare name: an ssh destination as written.
+        assert_eq!(misspelt_host("buildfarm", known.into_iter()), None);
+        assert_eq!(misspelt_host("me@pengiun", known.into_iter()), None);
+        assert_eq!(misspelt_host("pengiun.lan", known.into_iter()), None);
     }
 
     #[test]

@@ -37,10 +37,10 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
         result = engine.orchestrate(&args.plan, &hosts, options, Some(tx)) => Some(result),
         _ = tokio::signal::ctrl_c() => None,
     };
-    let _ = display.await;
+    let resumed = display.await.unwrap_or_default();
     engine.close().await;
     let Some(result) = result else {
-        eprintln!("interrupted: runs in progress keep going on their hosts; run the same command again to pick up where this stopped");
+        eprintln!("{}", super::interrupt::orchestrate_detached(&args.plan));
         return Ok(exit::INTERRUPTED);
     };
     let summary = result?;
@@ -60,8 +60,29 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
             text.push_str(&format!(", {} skipped", summary.skipped.len()));
         }
         text.push('\n');
-        for (task, reason) in summary.failed.iter().chain(&summary.not_applied) {
+        for (task, run) in &resumed {
+            text.push_str(&format!(
+                "  {task}: resumed run {run} from an interrupted orchestration\n"
+            ));
+        }
+        for (task, reason) in &summary.failed {
             text.push_str(&format!("  {task}: {reason}\n"));
+        }
+        let plan = codex_remote_core::taskplan::TaskPlan::load(&args.plan).ok();
+        for (task, reason) in &summary.not_applied {
+            text.push_str(&format!("  {task}: {reason}\n"));
+            let run = plan.as_ref().and_then(|p| {
+                p.task(task)
+                    .ok()?
+                    .get("run_id")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+            if let Some(run) = run {
+                text.push_str(&format!(
+                    "    review it with `codex-remote diff {run}`, apply it with `codex-remote pull {run} --apply`\n"
+                ));
+            }
         }
         output::print_text(&text)?;
     }
@@ -76,12 +97,16 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
 
 /// One line per task on a terminal (kept up to date), plain lines otherwise, JSON Lines with
 /// --json (our run events, each with its `task_id`).
-async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) {
+async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) -> Vec<(String, String)> {
+    let mut resumed = Vec::new();
     let multi = (mode == progress::Mode::Tty).then(indicatif::MultiProgress::new);
     let mut bars: std::collections::BTreeMap<String, indicatif::ProgressBar> = Default::default();
     let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:20} {elapsed:>4} {msg}")
         .expect("valid template");
     while let Some(event) = rx.recv().await {
+        if let EventKind::Resumed { run_id } = &event.kind {
+            resumed.push((event.task_id.clone().unwrap_or_default(), run_id.clone()));
+        }
         if mode == progress::Mode::Json {
             println!("{}", progress::json_line(&event));
             continue;
@@ -110,6 +135,7 @@ async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) {
             None => {}
         }
     }
+    resumed
 }
 
 /// The one-line view of a task's event.

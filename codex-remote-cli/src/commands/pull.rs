@@ -9,6 +9,7 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let engine = ctx.engine(ctx.config()?);
+    let run = super::runref::resolve(&ctx.project(None).runs(), &args.run)?;
     let result = if args.apply {
         let options = ApplyOptions {
             allow_restricted: args.allow_restricted,
@@ -16,10 +17,10 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
             skip_restricted: args.skip_restricted,
             keep: args.keep,
         };
-        engine.apply(&args.run, &options).await
+        engine.apply(&run, &options).await
     } else {
         engine
-            .retrieve(&args.run)
+            .retrieve(&run)
             .await
             .map(|d| codex_remote_core::engine::Applied {
                 run_id: d.run_id,
@@ -29,7 +30,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
             })
     };
     engine.close().await;
-    let pulled = result?;
+    let pulled = result.map_err(|e| super::hints::name_run(e.into(), Some(&run)))?;
     if ctx.json {
         output::print_json(&serde_json::json!({
             "run_id": pulled.run_id,

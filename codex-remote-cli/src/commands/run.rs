@@ -76,22 +76,33 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     let result = match handle {
         Ok(handle) => {
             // Ctrl-C ends the agent too: nothing keeps running unobserved.
+            let run_id = handle.id().to_string();
             let canceller = handle.canceller();
             let wait = handle.wait();
             tokio::pin!(wait);
             tokio::select! {
-                result = &mut wait => result,
+                result = &mut wait => result.map_err(|e| (e, Some(run_id))),
                 _ = tokio::signal::ctrl_c() => {
+                    eprintln!("{}", super::interrupt::cancelling(&run_id));
                     canceller.cancel();
-                    wait.await
+                    let result = wait.await;
+                    if let Err(codex_remote_core::Error::Cancelled { .. }) = &result {
+                        let _ = display.await;
+                        engine.close().await;
+                        eprintln!("cancelled run {run_id}");
+                        return Ok(exit::INTERRUPTED);
+                    }
+                    result.map_err(|e| (e, Some(run_id)))
                 }
             }
         }
-        Err(e) => Err(e),
+        Err(e) => Err((e, None)),
     };
     let _ = display.await;
     engine.close().await;
-    print_summary(ctx, &result?.summary, Some(&plan))?;
+    let result =
+        result.map_err(|(e, run_id)| super::hints::name_run(e.into(), run_id.as_deref()))?;
+    print_summary(ctx, &result.summary, Some(&plan))?;
     Ok(exit::OK)
 }
 
@@ -105,19 +116,36 @@ pub fn print_summary(
         let mut value = serde_json::to_value(summary).expect("summaries serialise");
         value["event"] = "summary".into();
         println!("{value}");
-    } else if !ctx.quiet {
-        output::print_text(&render_summary(plan, summary))?;
+    } else if ctx.quiet {
+        // Quiet still says which run it was, for scripts: `id=$(codex-remote run -q ...)`.
+        output::print_text(&format!("{}\n", summary.run_id))?;
+    } else {
+        let checkpoint = ctx
+            .project(None)
+            .runs()
+            .load(&summary.run_id)
+            .ok()
+            .and_then(|r| r.finish)
+            .and_then(|f| f.checkpoint);
+        output::print_text(&render_summary(plan, summary, checkpoint.as_ref()))?;
     }
     Ok(())
 }
 
-fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &RunSummary) -> String {
+fn render_summary(
+    plan: Option<&codex_remote_core::plan::RunPlan>,
+    summary: &RunSummary,
+    checkpoint: Option<&codex_remote_core::task::Checkpoint>,
+) -> String {
     let state = if summary.applied {
-        "applied"
+        "applied".to_string()
     } else if summary.files.is_empty() {
-        "no changes"
+        "no changes".to_string()
     } else {
-        "not applied; apply with `codex-remote pull RUN --apply`"
+        format!(
+            "not applied; review with `codex-remote diff {0}`, apply with `codex-remote pull {0} --apply`",
+            summary.run_id
+        )
     };
     let mut out = format!("run      {} ({state})\n", summary.run_id);
     out.push_str(&format!(
@@ -135,6 +163,20 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
         out.push_str(&output::render_stat(&summary.files));
     }
     out.push_str(&output::render_taken_warnings(&summary.warnings));
+    if let Some(outcome) = &summary.checkpoint {
+        use codex_remote_core::checkpoint::CheckpointOutcome;
+        let (file, item) = checkpoint
+            .map(|c| (c.file.as_str(), c.item.trim()))
+            .unwrap_or(("the spec", ""));
+        out.push_str(&match outcome {
+            CheckpointOutcome::Marked { line } => {
+                format!("spec     ticked `{item}` in {file}:{line}\n")
+            }
+            CheckpointOutcome::AlreadyDone { line } => {
+                format!("spec     `{item}` was already ticked in {file}:{line}\n")
+            }
+        });
+    }
     if let Some(message) = &summary.last_message {
         out.push_str(&format!("message  {}\n", message.trim()));
     }

@@ -172,8 +172,11 @@ pub async fn orchestrate(
     let work = plan_work(plan_path, project)?;
     // One push per host serves every run: runs of one project share the host's mirror, and
     // each still gets its own tree and baseline. (`skip_push`: the caller pushed already.)
+    // The agent's prerequisites are checked on every host before the first push.
     if !options.run.skip_push && work.iter().any(|(_, w)| matches!(w, Work::Start)) {
+        let cache = crate::prerequisites::PrerequisiteCache::new(&project.root);
         for transport in &hosts {
+            crate::prerequisites::ensure(transport.as_ref(), &cache).await?;
             pipeline::push(transport.clone(), config, project, None).await?;
         }
     }
@@ -182,6 +185,9 @@ pub async fn orchestrate(
     let (done_tx, mut done_rx) =
         mpsc::channel::<(usize, String, Result<RunRecord, Unsettled>)>(work.len().max(1));
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
+    // Dropping this future (Ctrl-C) stops every task at once: none waiting starts, and the
+    // running ones stop following, their agents going on (the next orchestration resumes them).
+    let mut tasks = AbortOnDrop(Vec::new());
     for (index, (task_id, item)) in work.into_iter().enumerate() {
         let transport = hosts[index % hosts.len()].clone();
         let ctx = TaskContext {
@@ -196,7 +202,7 @@ pub async fn orchestrate(
         let done = done_tx.clone();
         let failed_fast = failed_fast.clone();
         let fail_fast = options.fail_fast;
-        tokio::spawn(async move {
+        tasks.0.push(tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = done.send((index, task_id, Err(Unsettled::Skipped))).await;
@@ -207,7 +213,7 @@ pub async fn orchestrate(
                 failed_fast.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let _ = done.send((index, task_id, result)).await;
-        });
+        }));
     }
     drop(done_tx);
 
@@ -245,6 +251,17 @@ pub async fn orchestrate(
         })??;
     }
     Ok(summary)
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -137,6 +137,8 @@ pub struct PlanReport<'a> {
     pub restricted: &'a [String],
     /// The exact instruction text.
     pub instruction: &'a str,
+    /// The checklist item ticked once the result is applied (`{file, item}`), or null.
+    pub checkpoint: Option<&'a crate::task::Checkpoint>,
 }
 
 impl RunPlan {
@@ -164,6 +166,7 @@ impl RunPlan {
             excluded: &self.instruction.excluded,
             restricted: &self.restricted,
             instruction: &self.instruction.text,
+            checkpoint: self.task.checkpoint.as_ref(),
         }
     }
 
