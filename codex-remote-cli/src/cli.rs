@@ -127,6 +127,9 @@ pub struct RunArgs {
     /// Apply even when the result changes restricted files.
     #[arg(long)]
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
+    #[arg(long)]
+    pub allow_held_back: bool,
     /// Keep the run's tree on the host after applying.
     #[arg(long)]
     pub keep: bool,
@@ -200,6 +203,9 @@ pub struct OrchestrateArgs {
     /// Apply even when a result changes restricted files.
     #[arg(long)]
     pub allow_restricted: bool,
+    /// Apply even results that look destructive and would be held back (see `[apply]` in the config).
+    #[arg(long)]
+    pub allow_held_back: bool,
     /// Keep the runs' trees on the hosts after applying.
     #[arg(long)]
     pub keep: bool,
@@ -297,6 +303,12 @@ pub struct PullArgs {
     /// Apply even when the result changes restricted files.
     #[arg(long, requires = "apply")]
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
+    #[arg(long, requires = "apply")]
+    pub allow_held_back: bool,
+    /// Apply everything but the changes to restricted files, and list what was skipped.
+    #[arg(long, requires = "apply", conflicts_with = "allow_restricted")]
+    pub skip_restricted: bool,
     /// Keep the run's tree on the host after a successful apply.
     #[arg(long)]
     pub keep: bool,

@@ -98,6 +98,14 @@ impl CliError {
             Error::Apply(ApplyError::Conflicts(_)) => Some(
                 "keep or stash the local edits, then `codex-remote pull RUN --apply` again".into(),
             ),
+            Error::Apply(ApplyError::HeldBack(_)) => Some(
+                "review it with `codex-remote diff RUN`, then `codex-remote pull RUN --apply --allow-held-back` to apply it anyway"
+                    .into(),
+            ),
+            Error::Apply(ApplyError::Protected(_)) => Some(
+                "review it with `codex-remote diff RUN` and make the changes you want yourself; no flag applies it"
+                    .into(),
+            ),
             Error::Runs(RunStoreError::NotFound { .. }) => {
                 Some("`codex-remote runs` lists them".into())
             }
@@ -159,6 +167,18 @@ impl CliError {
         }
         if let CliError::Core(codex_remote_core::Error::HostDiskFull { host, detail }) = self {
             error["disk_full"] = serde_json::json!({ "host": host, "detail": detail });
+        }
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::Protected(paths),
+        )) = self
+        {
+            error["protected"] = serde_json::to_value(paths).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::HeldBack(warnings),
+        )) = self
+        {
+            error["warnings"] = serde_json::to_value(warnings).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({

@@ -76,6 +76,14 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// What would have held a result back, when the user took it anyway (empty when nothing did).
+pub fn render_taken_warnings(warnings: &[codex_remote_core::patch::Warning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("warning: applied despite: {w}\n"))
+        .collect()
+}
+
 /// A `git diff --stat`-like summary.
 pub fn render_stat(files: &[codex_remote_core::FileChange]) -> String {
     let mut out = String::new();

@@ -72,6 +72,9 @@ pub struct ConfigFile {
     /// `0s` never (default `10m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_timeout: Option<String>,
+    /// Which results are held back instead of applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<ApplyConfig>,
 }
 
 /// `[hosts.NAME]`.
@@ -185,6 +188,27 @@ pub struct RetryConfig {
     /// Upper bound of one delay, in seconds (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay_secs: Option<f64>,
+}
+
+/// `[apply]`: results that look destructive are held back (not applied) unless the user passes
+/// `--allow-held-back`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Hold back a patch larger than this many bytes (default 104857600, 100 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_patch_bytes: Option<u64>,
+    /// Hold back a result that deletes more than this share of the project's files (default
+    /// 0.5; 1.0 turns the rule off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deleted_share: Option<f64>,
+    /// Hold back changes to `.gitignore` files, which change what the next push sends (default
+    /// true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_back_ignore_files: Option<bool>,
+    /// Hold back symlinks that point outside the project (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_back_outside_symlinks: Option<bool>,
 }
 
 /// An SSH destination checked so that it can never be taken for an `ssh` option.
@@ -499,6 +523,18 @@ impl ConfigFile {
                 mine.max_delay_secs = retry.max_delay_secs;
             }
         }
+        if let Some(apply) = other.apply {
+            let mine = self.apply.get_or_insert_with(Default::default);
+            macro_rules! take {
+                ($($field:ident),*) => { $( if apply.$field.is_some() { mine.$field = apply.$field; } )* };
+            }
+            take!(
+                max_patch_bytes,
+                max_deleted_share,
+                hold_back_ignore_files,
+                hold_back_outside_symlinks
+            );
+        }
     }
 }
 
@@ -643,7 +679,34 @@ impl Config {
                 }
             }
         }
+        if let Some(share) = self.merged.apply.as_ref().and_then(|a| a.max_deleted_share) {
+            if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
+                return Err(InputError::new(
+                    self.source_name(),
+                    "must be a share between 0.0 and 1.0, such as 0.5",
+                )
+                .field("apply.max_deleted_share"));
+            }
+        }
         Ok(())
+    }
+
+    /// What makes a result held back instead of applied.
+    pub fn hold_back(&self) -> crate::patch::HoldBackPolicy {
+        let apply = self.merged.apply.clone().unwrap_or_default();
+        let defaults = crate::patch::HoldBackPolicy::default();
+        crate::patch::HoldBackPolicy {
+            max_patch_bytes: apply.max_patch_bytes.unwrap_or(defaults.max_patch_bytes),
+            max_deleted_share: apply
+                .max_deleted_share
+                .unwrap_or(defaults.max_deleted_share),
+            ignore_files: apply
+                .hold_back_ignore_files
+                .unwrap_or(defaults.ignore_files),
+            outside_symlinks: apply
+                .hold_back_outside_symlinks
+                .unwrap_or(defaults.outside_symlinks),
+        }
     }
 
     /// The restricted-file policy.
@@ -835,6 +898,24 @@ mod tests {
         assert_eq!(config.sync(), Config::builtin().sync());
         assert_eq!(config.retry(), Config::builtin().retry());
         assert_eq!(config.restricted().unwrap(), RestrictedFiles::default());
+        assert_eq!(config.hold_back(), Config::builtin().hold_back());
+        // The commented `[apply]` values are the real defaults.
+        let apply: String = STARTER_CONFIG
+            .lines()
+            .skip_while(|l| *l != "# [apply]")
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let file = parse(&apply).unwrap();
+        assert!(file.apply.as_ref().unwrap().max_patch_bytes.is_some());
+        let config = Config::from_files([file]).unwrap();
+        assert_eq!(config.hold_back(), crate::patch::HoldBackPolicy::default());
+    }
+
+    #[test]
+    fn a_deleted_share_above_one_is_refused() {
+        let file = parse("[apply]\nmax_deleted_share = 1.5\n").unwrap();
+        let e = Config::from_files([file]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("apply.max_deleted_share"));
     }
 
     #[test]

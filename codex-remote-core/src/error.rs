@@ -123,6 +123,17 @@ impl Error {
             Error::Apply(crate::patch::ApplyError::Restricted(_)) => {
                 Some("review the change, then allow restricted files to apply it anyway".into())
             }
+            Error::Apply(crate::patch::ApplyError::HeldBack(_)) => Some(
+                "review the change, then allow held-back results to apply it anyway".into(),
+            ),
+            Error::Apply(crate::patch::ApplyError::Protected(_)) => Some(
+                "review the change and make the changes you want yourself; no option applies it"
+                    .into(),
+            ),
+            Error::Apply(crate::patch::ApplyError::WriteFailed { .. }) => Some(
+                "fix what stopped the write (permissions, immutable files, free space), then apply again"
+                    .into(),
+            ),
             Error::Apply(crate::patch::ApplyError::Conflicts(_)) => Some(
                 "keep or stash the local edits, then apply again; the result stays in the run's record"
                     .into(),
@@ -171,6 +182,11 @@ impl Error {
             Error::Apply(
                 crate::patch::ApplyError::Conflicts(_)
                 | crate::patch::ApplyError::Restricted(_)
+                | crate::patch::ApplyError::Protected(_)
+                | crate::patch::ApplyError::Ambiguous(_)
+                | crate::patch::ApplyError::HeldBack(_)
+                | crate::patch::ApplyError::WriteFailed { .. }
+                | crate::patch::ApplyError::Parse(_)
                 | crate::patch::ApplyError::Refused(_),
             ) => ErrorKind::NotApplied,
             Error::Apply(_) => ErrorKind::TaskFailed,

@@ -20,6 +20,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     let engine = ctx.engine(config);
     let mut run = engine.run_options();
     run.allow_restricted = args.allow_restricted;
+    run.allow_held_back = args.allow_held_back;
     run.keep = args.keep;
     if let Some(retries) = args.retries {
         run.retries = retries;

@@ -28,6 +28,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     let mut options = engine.run_options();
     options.apply = !args.no_apply;
     options.allow_restricted = args.allow_restricted;
+    options.allow_held_back = args.allow_held_back;
     options.keep = args.keep;
     options.timeout = args.timeout;
     if let Some(stall) = args.stall_timeout {

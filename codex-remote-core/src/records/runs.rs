@@ -106,6 +106,16 @@ pub struct RunWarning {
     pub paths: Vec<String>,
 }
 
+impl From<crate::patch::Warning> for RunWarning {
+    fn from(w: crate::patch::Warning) -> Self {
+        RunWarning {
+            kind: w.kind,
+            message: w.message,
+            paths: w.paths,
+        }
+    }
+}
+
 impl RunWarning {
     /// Files changed in the mirror, from `git status --porcelain` lines.
     pub fn changed_outside_tree(mirror: &str, status_lines: &[String]) -> Self {
@@ -146,6 +156,9 @@ pub struct FinishOptions {
     pub apply: bool,
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive.
+    #[serde(default)]
+    pub allow_held_back: bool,
     /// Keep the host tree after applying.
     pub keep: bool,
     /// Retries of a rate-limited agent.

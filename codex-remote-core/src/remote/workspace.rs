@@ -303,47 +303,61 @@ pub async fn retrieve(
     transport: &dyn Transport,
     tree: &RunTree,
 ) -> Result<Retrieved, TransportError> {
+    let output = transport.run_checked(retrieve_spec(tree)).await?;
+    Ok(Retrieved {
+        outside: outside_lines(&output),
+        patch: output.stdout,
+    })
+}
+
+/// Fetches a run's change like [`retrieve`], streaming the patch into the local file `file`
+/// (memory stays bounded whatever the patch's size). Returns what changed outside the tree.
+pub async fn retrieve_patch_to_file(
+    transport: &dyn Transport,
+    tree: &RunTree,
+    file: &std::path::Path,
+) -> Result<Vec<String>, TransportError> {
+    let output = transport
+        .run_checked_to_file(retrieve_spec(tree), file)
+        .await?;
+    Ok(outside_lines(&output))
+}
+
+/// The one retrieval command: the pooled tree's script, or the plain one for a tree prepared
+/// before pooling.
+fn retrieve_spec(tree: &RunTree) -> CommandSpec {
     let (Some(_), Some(mirror), Some(run_id)) = (tree.slot, &tree.mirror, &tree.run_id) else {
-        let output = transport
-            .run_checked(script(
-                script_names::RETRIEVE_PATCH,
-                LEGACY_RETRIEVE_SCRIPT,
-                &[home_relative(&tree.dir), &tree.baseline],
-            ))
-            .await?;
-        return Ok(Retrieved {
-            patch: output.stdout,
-            outside: Vec::new(),
-        });
+        return script(
+            script_names::RETRIEVE_PATCH,
+            LEGACY_RETRIEVE_SCRIPT,
+            &[home_relative(&tree.dir), &tree.baseline],
+        );
     };
     let slot = tree
         .dir
         .rsplit_once('/')
         .map(|(slot, _)| slot)
         .unwrap_or(&tree.dir);
-    let output = transport
-        .run_checked(script(
-            script_names::RETRIEVE_PATCH,
-            RETRIEVE_SCRIPT,
-            &[
-                home_relative(&tree.dir),
-                &tree.baseline,
-                home_relative(mirror),
-                home_relative(slot),
-                run_id,
-            ],
-        ))
-        .await?;
-    let outside = output
+    script(
+        script_names::RETRIEVE_PATCH,
+        RETRIEVE_SCRIPT,
+        &[
+            home_relative(&tree.dir),
+            &tree.baseline,
+            home_relative(mirror),
+            home_relative(slot),
+            run_id,
+        ],
+    )
+}
+
+fn outside_lines(output: &crate::transport::Output) -> Vec<String> {
+    output
         .stderr_text()
         .lines()
         .filter_map(|l| l.strip_prefix("codex-remote-outside: "))
         .map(str::to_string)
-        .collect();
-    Ok(Retrieved {
-        patch: output.stdout,
-        outside,
-    })
+        .collect()
 }
 
 /// The run's change against its baseline, as a binary git patch. One round trip.

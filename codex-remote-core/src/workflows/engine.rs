@@ -138,6 +138,10 @@ impl std::fmt::Debug for Engine {
 pub struct ApplyOptions {
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
+    /// Leave out the changes to restricted files and apply the rest.
+    pub skip_restricted: bool,
     /// Keep the run's tree on the host afterwards.
     pub keep: bool,
 }
@@ -165,7 +169,7 @@ pub struct Diff {
 }
 
 /// What applying did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Applied {
     /// The run.
     pub run_id: String,
@@ -175,6 +179,12 @@ pub struct Applied {
     pub files: Vec<FileChange>,
     /// Whether the host's tree was given back (returned to the pool).
     pub remote_removed: bool,
+    /// What would have held the result back, taken because the options allowed it.
+    pub warnings: Vec<crate::patch::Warning>,
+    /// Restricted paths left out (`skip_restricted`).
+    pub skipped: Vec<String>,
+    /// What ticking the run's checklist item did, when it has one.
+    pub checkpoint: Option<crate::checkpoint::CheckpointOutcome>,
 }
 
 /// What is known about a run: its record, its agent (probed only when it may be alive) and
@@ -780,7 +790,6 @@ impl Engine {
     pub async fn apply(&self, run_id: &str, options: &ApplyOptions) -> Result<Applied, Error> {
         let project = self.project(None);
         let store = project.runs();
-        let diff = self.retrieve(run_id).await?;
         let mut record = store.load(run_id)?;
         if let Some(at) = &record.applied_at {
             return Err(InputError::new(
@@ -789,12 +798,30 @@ impl Engine {
             )
             .into());
         }
-        pipeline::apply(
+        // Retrieved to disk and applied from there: memory does not grow with the patch.
+        if !record.remote_removed {
+            let transport = self.transport_named(&record.host)?;
+            pipeline::retrieve(transport, &project, &mut record).await?;
+        }
+        let applied = pipeline::apply(
             &self.config,
             &project,
             &mut record,
-            options.allow_restricted,
+            pipeline::ApplyOptions {
+                allow_restricted: options.allow_restricted,
+                allow_held_back: options.allow_held_back,
+                skip_restricted: options.skip_restricted,
+            },
         )?;
+        // Finish what the run asked for: its checklist item.
+        let mut checkpoint = None;
+        if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
+            checkpoint = Some(crate::checkpoint::mark_checkpoint(
+                &project.root.join(&spec.file),
+                &spec.item,
+                Some(&record.id),
+            )?);
+        }
         let mut remote_removed = false;
         if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
@@ -804,10 +831,13 @@ impl Engine {
             remote_removed = true;
         }
         Ok(Applied {
+            patch_path: store.patch_path(&record.id),
             run_id: record.id,
-            patch_path: diff.patch_path,
-            files: diff.files,
+            files: applied.patch.files,
             remote_removed,
+            warnings: applied.warnings,
+            skipped: applied.skipped,
+            checkpoint,
         })
     }
 
@@ -928,7 +958,7 @@ fn forward(mut rx: mpsc::Receiver<RunEvent>, events: mpsc::Sender<Event>) -> Joi
 }
 
 fn diff_of(project: &Project, run_id: &str, patch: Vec<u8>) -> Result<Diff, Error> {
-    let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
+    let parsed = ParsedPatch::parse(&patch)?;
     Ok(Diff {
         run_id: run_id.to_string(),
         files: parsed.files,

@@ -305,13 +305,20 @@ async fn settle_one(
             (TaskOutcome::Failed, Some(reason))
         }
         Ok(mut record) => {
-            let has_changes = project
-                .runs()
-                .read_patch(&record.id)
-                .map(|p| !p.is_empty())
+            let has_changes = std::fs::metadata(project.runs().patch_path(&record.id))
+                .map(|m| m.len() > 0)
                 .unwrap_or(false);
             let applied = if has_changes {
-                pipeline::apply(config, project, &mut record, options.run.allow_restricted)
+                pipeline::apply(
+                    config,
+                    project,
+                    &mut record,
+                    pipeline::ApplyOptions {
+                        allow_restricted: options.run.allow_restricted,
+                        allow_held_back: options.run.allow_held_back,
+                        skip_restricted: false,
+                    },
+                )
             } else {
                 Ok(Default::default())
             };

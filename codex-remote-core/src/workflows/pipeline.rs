@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::RemoteLayout;
-use crate::patch::{ParsedPatch, PatchApplier};
+use crate::patch::{Applied, ParsedPatch, PatchApplier};
+use crate::policy::ProtectedPaths;
 use crate::runs::{new_run_id, now, Phase, RunRecord, RunStore};
 use crate::sync::{syncer_for, PushProgress, PushReport, PushRequest};
 use crate::transport::SharedTransport;
@@ -157,6 +158,9 @@ pub fn new_record(
 }
 
 /// Fetches the run's change (one round trip) and stores it as `result.patch` in the record.
+///
+/// The patch is stored before it is read, so a patch that cannot be read (or that git reads
+/// differently from its headers) is kept for review.
 pub async fn retrieve(
     transport: SharedTransport,
     project: &Project,
@@ -166,23 +170,67 @@ pub async fn retrieve(
         context: format!("run `{}` has no remote tree", record.id),
         source: std::io::Error::other("it was never started, or its tree was removed"),
     })?;
-    let retrieved = workspace::retrieve(transport.as_ref(), &tree).await?;
-    let patch = retrieved.patch;
-    let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
     let store = project.runs();
-    store.write_patch(&record.id, &patch)?;
+    let path = store.patch_path(&record.id);
+    // Streamed to disk, then renamed into place: memory does not grow with the patch, and the
+    // record's patch is whole or absent.
+    let partial = path.with_extension("patch.part");
+    let outside = match workspace::retrieve_patch_to_file(transport.as_ref(), &tree, &partial).await
+    {
+        Ok(outside) => outside,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.into());
+        }
+    };
+    std::fs::rename(&partial, &path).map_err(|source| Error::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })?;
     record.warnings.retain(|w| w.kind != "changed-outside-tree");
-    if !retrieved.outside.is_empty() {
+    if !outside.is_empty() {
         record
             .warnings
             .push(crate::runs::RunWarning::changed_outside_tree(
                 tree.mirror.as_deref().unwrap_or(&record.remote_mirror),
-                &retrieved.outside,
+                &outside,
             ));
     }
     record.updated_at = now();
     store.save(record)?;
-    Ok(parsed)
+    Ok(ParsedPatch::read(&path)?)
+}
+
+/// How to apply a stored result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Apply even when restricted files change.
+    pub allow_restricted: bool,
+    /// Apply even what looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
+    /// Leave out the changes to restricted files and apply the rest.
+    pub skip_restricted: bool,
+}
+
+/// The applier for this project: its restricted files, protected paths (including the config
+/// files loaded from inside it) and hold-back policy.
+pub fn applier(
+    config: &Config,
+    project: &Project,
+    options: ApplyOptions,
+) -> Result<PatchApplier, Error> {
+    let files = crate::sync::select_files(&project.root, &config.sync())
+        .map(|files| files.len())
+        .unwrap_or(0);
+    Ok(PatchApplier::new(
+        &project.root,
+        config.restricted()?,
+        options.allow_restricted,
+    )
+    .protected(ProtectedPaths::for_project(&project.root, &config.sources))
+    .hold_back(config.hold_back(), options.allow_held_back)
+    .skip_restricted(options.skip_restricted)
+    .project_files(files))
 }
 
 /// Applies the stored patch to the project, all or nothing.
@@ -190,12 +238,15 @@ pub fn apply(
     config: &Config,
     project: &Project,
     record: &mut RunRecord,
-    allow_restricted: bool,
-) -> Result<ParsedPatch, Error> {
+    options: ApplyOptions,
+) -> Result<Applied, Error> {
     let store = project.runs();
-    let patch = store.read_patch(&record.id)?;
-    let applier = PatchApplier::new(&project.root, config.restricted()?, allow_restricted);
-    let parsed = applier.apply(&patch)?;
+    let path = store.patch_path(&record.id);
+    if !path.exists() {
+        // The store's own error says what is missing and why.
+        store.read_patch(&record.id)?;
+    }
+    let applied = applier(config, project, options)?.apply_file(&path)?;
     if record.phase == crate::runs::Phase::Refused {
         // Taken after all (`pull --apply` once the cause was fixed).
         record.phase = crate::runs::Phase::Completed;
@@ -204,7 +255,7 @@ pub fn apply(
     record.applied_at = Some(now());
     record.updated_at = now();
     store.save(record)?;
-    Ok(parsed)
+    Ok(applied)
 }
 
 /// Returns the run's tree to the host's pool of run trees (it no longer holds it; the next run

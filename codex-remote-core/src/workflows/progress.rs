@@ -190,7 +190,7 @@ struct FileChangeJson<'a> {
     path: &'a str,
     /// The path before a rename or deletion.
     old_path: Option<&'a str>,
-    /// `added`, `deleted`, `renamed`, `mode` or `modified`.
+    /// `added`, `deleted`, `renamed`, `copied`, `mode` or `modified`.
     kind: &'static str,
     /// Lines added (text changes).
     added: u64,

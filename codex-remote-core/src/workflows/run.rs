@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub apply: bool,
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
     /// Keep the run's tree on the host after applying.
     pub keep: bool,
     /// Retries of a rate-limited run.
@@ -71,6 +73,7 @@ impl RunOptions {
         Self {
             apply: true,
             allow_restricted: false,
+            allow_held_back: false,
             keep: false,
             retries: retry.retries,
             initial_delay: retry.initial_delay,
@@ -89,6 +92,7 @@ impl RunOptions {
         FinishOptions {
             apply: self.apply,
             allow_restricted: self.allow_restricted,
+            allow_held_back: self.allow_held_back,
             keep: self.keep,
             retries: self.retries,
             checkpoint: self.checkpoint.clone(),
@@ -336,6 +340,7 @@ pub async fn follow_and_finish(
     let finish = record.finish.clone().unwrap_or(FinishOptions {
         apply: true,
         allow_restricted: false,
+        allow_held_back: false,
         keep: false,
         retries: 0,
         checkpoint: None,
@@ -410,7 +415,19 @@ pub async fn follow_and_finish(
     }
     let mut applied = false;
     if finish.apply && !parsed.files.is_empty() {
-        if let Err(e) = pipeline::apply(config, project, record, finish.allow_restricted) {
+        let options = pipeline::ApplyOptions {
+            allow_restricted: finish.allow_restricted,
+            allow_held_back: finish.allow_held_back,
+            skip_restricted: false,
+        };
+        let taken = pipeline::apply(config, project, record, options);
+        if let Ok(taken) = &taken {
+            // What would have held the result back, taken because the run allowed it.
+            record
+                .warnings
+                .extend(taken.warnings.iter().cloned().map(crate::runs::RunWarning::from));
+        }
+        if let Err(e) = taken {
             // A refused result is recorded as refused, with its reason; other failures leave a
             // completed run whose patch `pull --apply` can still take.
             if e.kind() == crate::error::ErrorKind::NotApplied {

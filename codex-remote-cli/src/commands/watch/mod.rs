@@ -169,7 +169,12 @@ async fn apply(ctx: &Context, project: &Project, id: &str) -> Result<String, Cli
         pipeline::retrieve(transport.clone(), project, &mut record).await?;
         let _ = transport.close().await;
     }
-    pipeline::apply(&config, project, &mut record, false)?;
+    pipeline::apply(
+        &config,
+        project,
+        &mut record,
+        pipeline::ApplyOptions::default(),
+    )?;
     let mut said = format!("applied run {id} to {}", project.root.display());
     if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
         let path = project.root.join(&spec.file);

@@ -665,6 +665,61 @@ pub trait TransportExt: Transport {
         check_status(self.host(), &program, &command, output)
     }
 
+    /// Runs a command and fails unless it exits 0 (as [`TransportExt::run_checked`]), writing
+    /// its stdout to the local file `file` as it arrives, so memory stays bounded whatever its
+    /// size. The returned output's `stdout` is empty; its `stderr` keeps the first 1 MiB.
+    async fn run_checked_to_file(
+        &self,
+        spec: CommandSpec,
+        file: &std::path::Path,
+    ) -> Result<Output, TransportError> {
+        use tokio::io::AsyncWriteExt;
+        const STDERR_KEPT: usize = 1024 * 1024;
+        let program = spec.program.clone();
+        let command = spec.display();
+        let mut out = tokio::fs::File::create(file)
+            .await
+            .map_err(TransportError::io(format!("creating {}", file.display())))?;
+        let (mut chunks, status) = self.spawn(spec).await?.stream(Chunking::Bytes);
+        let mut stderr = Vec::new();
+        let mut write_error = None;
+        while let Some(chunk) = chunks.recv().await {
+            match chunk.stream {
+                StreamKind::Stdout if write_error.is_none() => {
+                    if let Err(e) = out.write_all(&chunk.data).await {
+                        // Keep draining: the command must not block on a full pipe.
+                        write_error = Some(e);
+                    }
+                }
+                StreamKind::Stdout => {}
+                StreamKind::Stderr => {
+                    let room = STDERR_KEPT.saturating_sub(stderr.len());
+                    stderr.extend_from_slice(&chunk.data[..chunk.data.len().min(room)]);
+                }
+            }
+        }
+        let status = status.await.map_err(|e| {
+            TransportError::io(format!("running `{command}`"))(std::io::Error::other(e))
+        })??;
+        if let Some(e) = write_error {
+            return Err(TransportError::io(format!("writing {}", file.display()))(e));
+        }
+        out.flush()
+            .await
+            .and(out.sync_all().await)
+            .map_err(TransportError::io(format!("writing {}", file.display())))?;
+        check_status(
+            self.host(),
+            &program,
+            &command,
+            Output {
+                status,
+                stdout: Vec::new(),
+                stderr,
+            },
+        )
+    }
+
     /// Reads a file on the host. `~/` at the start means the host user's home.
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         let (cwd, relative) = split_home(path);
