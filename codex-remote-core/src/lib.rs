@@ -59,7 +59,7 @@ pub mod error;
 // The public families: the four traits with their implementations, and the formats an
 // embedder reads or writes.
 pub use agent::{events, executor, model_server};
-pub use hosts::{host, shell, transport};
+pub use hosts::{host, ondemand, shell, transport};
 pub use planning::{input, instruction, model, plan, policy, schema, task};
 use records::json_edit;
 pub use records::{checkpoint, patch, runs, taskplan};
