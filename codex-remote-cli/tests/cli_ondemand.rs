@@ -420,3 +420,20 @@ fn doctor_checks_the_engine_the_image_and_the_host_inside_a_container() {
     assert_eq!(last["ok"], false);
     assert!(last["fix"].as_str().unwrap().contains("podman pull"), "{v}");
 }
+
+#[test]
+fn a_run_whose_agent_fails_leaves_nothing() {
+    let Some(s) = setup(vec![Reply::Status(
+        401,
+        "{\"error\":{\"message\":\"bad key\"}}".into(),
+    )]) else {
+        return;
+    };
+    let out = bump(&s, &[]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let run_id = the_run_id(&s.env);
+    let record = record(&s.env, &run_id);
+    assert_eq!(record["phase"], "failed", "{record}");
+    assert_eq!(record["container"]["removed"], true, "{record}");
+    assert_eq!(containers(LABEL_HOST, &s.host), Vec::<String>::new());
+}

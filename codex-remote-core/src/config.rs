@@ -726,7 +726,7 @@ impl Config {
                     ),
                 )
                 .field(format!("hosts.{name}"))
-                .hint("keep exactly one of `ssh`, `podman`, `docker` and `kubernetes`"));
+                .hint("keep exactly one of `ssh`, `podman`, `docker`, `kubernetes` and `engine` (a host made on demand)"));
             }
         }
         for (name, host) in &self.merged.hosts {
@@ -1161,6 +1161,79 @@ mod tests {
         assert_eq!(host.host_key_policy, HostKeyPolicy::Strict);
         let e = config.host(Some("-oProxyCommand=x")).unwrap_err();
         assert_eq!(e.source_name, "--host");
+    }
+
+    #[test]
+    fn hosts_made_on_demand_are_checked_and_resolved() {
+        let config = |text: &str| Config::from_files([parse(text)?]);
+        let host = config(
+            "[hosts.box]\nengine = \"podman\"\nimage = \"node:20\"\nrun_args = [\"--network\", \"host\"]\n",
+        )
+        .unwrap()
+        .host(Some("box"))
+        .unwrap();
+        let HostKind::OnDemand(made) = &host.kind else {
+            panic!("{host:?}")
+        };
+        assert_eq!(made.engine, ContainerEngine::Podman);
+        assert_eq!(made.image, "node:20");
+        assert_eq!(made.run_args, ["--network", "host"]);
+        assert_eq!(host.workspace, DEFAULT_WORKSPACE);
+        // A YAML overlay for Kubernetes becomes JSON for `--overrides`.
+        let host = config("[hosts.k]\nengine = \"kubernetes\"\nimage = \"node:20\"\nnamespace = \"team\"\nrun_args = \"\"\"\nspec:\n  nodeSelector:\n    gpu: \"yes\"\n\"\"\"\n")
+            .unwrap()
+            .host(Some("k"))
+            .unwrap();
+        let HostKind::OnDemand(made) = &host.kind else {
+            panic!("{host:?}")
+        };
+        assert_eq!(made.namespace, "team");
+        assert_eq!(
+            made.pod_overlay.as_deref(),
+            Some(r#"{"spec":{"nodeSelector":{"gpu":"yes"}}}"#)
+        );
+        for (text, field, words) in [
+            (
+                "[hosts.b]\nengine = \"docker\"\n",
+                "hosts.b.image",
+                "no `image`",
+            ),
+            ("[hosts.b]\nimage = \"x\"\n", "hosts.b.image", "no `engine`"),
+            (
+                "[hosts.b]\nengine = \"docker\"\nimage = \"x\"\nrun_args = \"{}\"\n",
+                "hosts.b.run_args",
+                "list of `docker run`",
+            ),
+            (
+                "[hosts.b]\nengine = \"kubernetes\"\nimage = \"x\"\nrun_args = [\"-v\"]\n",
+                "hosts.b.run_args",
+                "pod spec overlay",
+            ),
+            (
+                "[hosts.b]\nengine = \"kubernetes\"\nimage = \"x\"\nrun_args = \"[1, 2]\"\n",
+                "hosts.b.run_args",
+                "mapping",
+            ),
+            (
+                "[hosts.b]\nengine = \"podman\"\nimage = \"x\"\nnamespace = \"n\"\n",
+                "hosts.b.namespace",
+                "for kubernetes",
+            ),
+            (
+                "[hosts.b]\nengine = \"podman\"\nssh = \"b\"\nimage = \"x\"\n",
+                "hosts.b",
+                "more than one way",
+            ),
+        ] {
+            let e = config(text).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+            assert!(e.message.contains(words), "{text}: {e}");
+        }
+        // Nothing that `podman run` could read as an option passes as the image.
+        let e = parse("[hosts.b]\nengine = \"podman\"\nimage = \"--privileged\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("hosts.b.image"), "{e}");
+        let e = parse("[hosts.b]\nengine = \"lxc\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("hosts.b.engine"), "{e}");
     }
 
     #[test]
