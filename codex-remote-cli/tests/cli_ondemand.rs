@@ -194,6 +194,10 @@ fn a_run_that_fails_in_its_container_leaves_nothing() {
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(stderr(&out).contains("codex"), "{}", stderr(&out));
     assert_eq!(containers(LABEL_HOST, &s.host), Vec::<String>::new());
+    // Recorded, with why it never ran.
+    let record = record(&s.env, &the_run_id(&s.env));
+    assert_eq!(record["phase"], "failed", "{record}");
+    assert_eq!(record["container"]["removed"], true, "{record}");
 }
 
 #[test]

@@ -320,8 +320,18 @@ pub async fn start(host: &HostSpec, run_id: &str, project: &str) -> Result<RunCo
     Ok(container)
 }
 
-/// Removes a run's container (a container already gone counts as removed).
+/// Removes a run's container (a container already gone counts as removed). A target that is
+/// not a plain name (a record edited to name `--all`, say) is refused, not run.
 pub async fn remove(container: &RunContainer) -> Result<(), Error> {
+    if let Err(detail) = container.engine.check_target(&container.target) {
+        return Err(TransportError::ContainerUnavailable {
+            host: container.target.escape_debug().to_string(),
+            detail: format!("the run record names no container of ours: {detail}"),
+            hint: "leave the run records under .codex-remote/runs as codex-remote writes them"
+                .into(),
+        }
+        .into());
+    }
     match engine_command(&remove_argv(container.engine, &container.target)).await {
         Ok(_) => Ok(()),
         Err(detail)
@@ -508,6 +518,24 @@ mod tests {
             remove_argv(ContainerEngine::Docker, "cr-x"),
             ["docker", "rm", "-f", "cr-x"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_record_naming_an_option_removes_nothing() {
+        // `podman rm -f -t 0 --all` would remove every container: refused before running.
+        for target in ["--all", "-a", "x y", "team/--all"] {
+            let container = RunContainer {
+                engine: if target.contains('/') {
+                    ContainerEngine::Kubernetes
+                } else {
+                    ContainerEngine::Podman
+                },
+                target: target.into(),
+                removed: false,
+            };
+            let e = remove(&container).await.unwrap_err();
+            assert!(e.to_string().contains("names no container of ours"), "{e}");
+        }
     }
 
     #[test]

@@ -206,6 +206,12 @@ async fn start_on_demand(
     let mut record = pipeline::new_record(transport.as_ref(), project, &plan.task.id);
     let container = crate::ondemand::start(transport.host(), &record.id, &project.name).await?;
     record.container = Some(container.clone());
+    // Recorded at once: whatever happens next, `runs --prune` finds the container.
+    let store = project.runs();
+    if let Err(e) = store.save(&record) {
+        crate::ondemand::remove(&container).await?;
+        return Err(e.into());
+    }
     let inside = crate::ondemand::for_run(&record, transport)?;
     let options = RunOptions {
         skip_push: false,
@@ -223,10 +229,17 @@ async fn start_on_demand(
         Some(record),
     )
     .await;
-    if started.is_err() {
-        let store = project.runs();
+    if let Err(e) = &started {
         match store.load(&id) {
-            Ok(mut saved) => crate::ondemand::release(&store, &mut saved).await?,
+            Ok(mut saved) => {
+                // Recorded, so `status` says why it never ran.
+                if !saved.phase.is_finished() {
+                    saved.phase = Phase::Failed;
+                    saved.error = Some(e.to_string());
+                    saved.updated_at = now();
+                }
+                crate::ondemand::release(&store, &mut saved).await?;
+            }
             Err(_) => crate::ondemand::remove(&container).await?,
         }
     }
