@@ -582,6 +582,22 @@ fn short(event: &Event) -> String {
     }
 }
 
+/// The `plan` tool's result: `plan --json`'s object. The report borrows its plan, so the value is
+/// carried serialised and its schema is the report's own.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct PlanOutput(serde_json::Value);
+
+impl JsonSchema for PlanOutput {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        codex_remote_core::PlanReport::<'static>::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        codex_remote_core::PlanReport::<'static>::json_schema(generator)
+    }
+}
+
 #[tool_router]
 impl McpServer {
     /// What a run of this task would do, without contacting the host.
@@ -592,11 +608,11 @@ impl McpServer {
     async fn plan(
         &self,
         Parameters(input): Parameters<TaskInput>,
-    ) -> Result<Json<serde_json::Value>, CallToolResult> {
+    ) -> Result<Json<PlanOutput>, CallToolResult> {
         let plan = self.plan_of(&input)?;
-        Ok(Json(
+        Ok(Json(PlanOutput(
             serde_json::to_value(plan.report()).expect("plan reports serialise"),
-        ))
+        )))
     }
 
     /// Starts a run detached and returns its id at once.
