@@ -507,12 +507,12 @@ async fn follow(engine: &Engine, run_id: &str) -> Result<WaitOutput, ToolFailure
     let status = engine
         .status(run_id)
         .await
-        .map_err(|e| ToolFailure::from(e))?;
+        .map_err(ToolFailure::from)?;
     if matches!(status.run.phase, Phase::Running | Phase::Retrieving) {
         let handle = engine
             .attach(run_id)
             .await
-            .map_err(|e| ToolFailure::from(e))?;
+            .map_err(ToolFailure::from)?;
         return match handle.wait().await {
             Ok(done) => Ok(WaitOutput {
                 run_id: run_id.to_string(),
@@ -905,7 +905,7 @@ impl McpServer {
         options.run.apply = true;
         tokio::spawn(async move {
             let result = engine.orchestrate(&plan, &hosts, options, None).await;
-            let _ = tx.send_modify(|view| {
+            tx.send_modify(|view| {
                 view.finished = true;
                 match result {
                     Ok(summary) => {
