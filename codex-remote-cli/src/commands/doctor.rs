@@ -11,8 +11,8 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     let transport = ctx.transport(host.clone())?;
     // What doctor learns about the agent's prerequisites spares the next run its own check.
     let root = codex_remote_core::find_project_root(&ctx.cwd);
-    let cache = codex_remote_core::prerequisites::PrerequisiteCache::new(&root);
-    let checks = if codex_remote_core::ondemand::spec_of(&host).is_some() {
+    let cache = codex_remote_core::PrerequisiteCache::new(&root);
+    let checks = if matches!(host.kind, codex_remote_core::host::HostKind::OnDemand(_)) {
         // A host made on demand: its engine and image, then the usual checks in a container
         // started for them.
         codex_remote_core::doctor::diagnose_on_demand(&host, &cache).await

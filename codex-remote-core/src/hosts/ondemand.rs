@@ -212,38 +212,6 @@ pub fn remove_argv(engine: ContainerEngine, target: &str) -> Vec<String> {
     }
 }
 
-/// The command that lists the containers (or pods) carrying `label=value`, one name a line.
-pub fn list_argv(
-    engine: ContainerEngine,
-    namespace: &str,
-    label: &str,
-    value: &str,
-) -> Vec<String> {
-    let program = engine.program().to_string();
-    match engine {
-        ContainerEngine::Podman | ContainerEngine::Docker => vec![
-            program,
-            "ps".into(),
-            "-a".into(),
-            "--filter".into(),
-            format!("label={label}={value}"),
-            "--format".into(),
-            "{{.Names}}".into(),
-        ],
-        ContainerEngine::Kubernetes => vec![
-            program,
-            "get".into(),
-            "pods".into(),
-            "-n".into(),
-            namespace.into(),
-            "-l".into(),
-            format!("{label}={value}"),
-            "-o".into(),
-            "name".into(),
-        ],
-    }
-}
-
 /// Runs an engine command here; its stdout on success, else what it said.
 pub(crate) async fn engine_command(argv: &[String]) -> Result<String, String> {
     let output = tokio::process::Command::new(&argv[0])
@@ -485,20 +453,6 @@ mod tests {
         assert_eq!(
             remove_argv(ContainerEngine::Kubernetes, "team/cr-t-1")[..6],
             ["kubectl", "delete", "pod", "-n", "team", "cr-t-1"]
-        );
-        assert_eq!(
-            list_argv(ContainerEngine::Kubernetes, "team", LABEL_RUN, "t-1"),
-            [
-                "kubectl",
-                "get",
-                "pods",
-                "-n",
-                "team",
-                "-l",
-                "codex-remote.run=t-1",
-                "-o",
-                "name"
-            ]
         );
     }
 

@@ -88,6 +88,7 @@ pub async fn push_with(
 }
 
 /// Records a new run and prepares its isolated tree on the host (after a push).
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))]
 pub async fn start_run(
     transport: SharedTransport,
     config: &Config,
