@@ -441,3 +441,29 @@ fn a_run_whose_agent_fails_leaves_nothing() {
     assert_eq!(record["container"]["removed"], true, "{record}");
     assert_eq!(containers(LABEL_HOST, &s.host), Vec::<String>::new());
 }
+
+#[test]
+fn pull_leaves_the_container_of_an_agent_still_working() {
+    let Some(s) = setup(vec![
+        Reply::exec("c1", "sleep 300"),
+        Reply::message("never"),
+    ]) else {
+        return;
+    };
+    let out = s
+        .env
+        .run(&["run", "--detach", "--prompt", "sleep", "--type", "debug"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let container = containers(LABEL_RUN, &run_id).pop().expect("its container");
+    let events = format!("/workspace/.codex-remote/myapp/agents/{run_id}/1/events.jsonl");
+    wait_until("codex runs the sleep", || {
+        sh_in(&container, &format!("cat {events} 2>/dev/null")).contains("sleep 300")
+    });
+    // Whatever it takes now, the agent's container stays while the agent works.
+    let _ = s.env.run(&["pull", &run_id, "--apply"]);
+    assert_eq!(containers(LABEL_RUN, &run_id), vec![container]);
+    let out = s.env.run(&["cancel", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(containers(LABEL_RUN, &run_id), Vec::<String>::new());
+}

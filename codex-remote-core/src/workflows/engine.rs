@@ -846,10 +846,13 @@ impl Engine {
             )?);
         }
         let mut remote_removed = false;
-        if !options.keep && record.container.as_ref().is_some_and(|c| !c.removed) {
-            // A run made on demand: its container goes, its tree with it.
-            crate::ondemand::release(&store, &mut record).await?;
-            remote_removed = true;
+        if record.container.as_ref().is_some_and(|c| !c.removed) {
+            // A run made on demand: its container goes, its tree with it (never under an agent
+            // still working there: `attach` finishes that run).
+            if !options.keep && !self.agent_may_be_working(&record).await {
+                crate::ondemand::release(&store, &mut record).await?;
+                remote_removed = true;
+            }
         } else if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
             // The host layout is named after the run's own project.
@@ -866,6 +869,23 @@ impl Engine {
             skipped: applied.skipped,
             checkpoint,
         })
+    }
+
+    /// Whether the run's agent may still be working on its host (asked of the host while the
+    /// record says it runs; an unanswered question counts as yes).
+    async fn agent_may_be_working(&self, record: &RunRecord) -> bool {
+        if record.phase != Phase::Running || record.attempt == 0 {
+            return false;
+        }
+        let Ok(transport) = self.transport_of(record) else {
+            return true;
+        };
+        let dir = RemoteLayout::new(transport.host(), &record.project)
+            .agent_dir(&record.id, record.attempt);
+        !matches!(
+            self.executor.probe(transport.as_ref(), &dir).await,
+            Ok(AgentState::Finished { .. } | AgentState::Vanished | AgentState::NotStarted)
+        )
     }
 
     /// Every run recorded in the project, oldest first.
