@@ -467,3 +467,88 @@ fn pull_leaves_the_container_of_an_agent_still_working() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(containers(LABEL_RUN, &run_id), Vec::<String>::new());
 }
+
+/// Kubernetes cannot run here: a stand-in `kubectl` records its argv and refuses to start the
+/// pod, so the real start-then-clean-up path runs and its commands are checked word for word.
+#[test]
+fn kubernetes_pods_are_started_with_the_overlay_and_deleted_when_the_start_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bin = env.home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.home.path().join("kubectl.log");
+    let kubectl = bin.join("kubectl");
+    std::fs::write(
+        &kubectl,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> '{}'\necho --- >> '{}'\n[ \"$1\" = run ] && {{ echo 'error: pods is forbidden' >&2; exit 1; }}\nexit 0\n",
+            log.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = env.var(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    env.write(
+        "codex-remote.toml",
+        "[hosts.cluster]\nengine = \"kubernetes\"\nimage = \"ghcr.io/acme/agent:1\"\nnamespace = \"team\"\nrun_args = \"\"\"\nspec:\n  nodeSelector:\n    pool: agents\n\"\"\"\n",
+    );
+    let out = env.run(&[
+        "run",
+        "--prompt",
+        "x",
+        "--type",
+        "quick-fix",
+        "--host",
+        "cluster",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pods is forbidden"),
+        "{}",
+        stderr(&out)
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<Vec<&str>> = log
+        .split("---\n")
+        .filter(|c| !c.is_empty())
+        .map(|c| c.lines().collect())
+        .collect();
+    assert_eq!(calls.len(), 2, "{log}");
+    let pod = calls[0][1];
+    assert!(pod.starts_with("cr-x-"), "{log}");
+    let run_id = &pod["cr-".len()..];
+    assert_eq!(
+        calls[0],
+        [
+            "run",
+            pod,
+            "-n",
+            "team",
+            "--image=ghcr.io/acme/agent:1",
+            "--restart=Never",
+            &format!("--labels=codex-remote.run={run_id},codex-remote.host=cluster,codex-remote.project=myapp"),
+            r#"--overrides={"spec":{"nodeSelector":{"pool":"agents"}},"apiVersion":"v1"}"#,
+            "--command",
+            "--",
+            "sleep",
+            "infinity"
+        ]
+    );
+    assert_eq!(
+        calls[1],
+        [
+            "delete",
+            "pod",
+            "-n",
+            "team",
+            pod,
+            "--ignore-not-found",
+            "--grace-period=0",
+            "--force"
+        ]
+    );
+}
