@@ -89,7 +89,8 @@ async fn main() {
             let _ = std::io::stdout().flush();
         }
     });
-    let project = Project::new(&root, None);
+    let project =
+        Project::new(&root, None).expect("a directory name is always a valid project name");
     let summary = run(
         &plan,
         &config,

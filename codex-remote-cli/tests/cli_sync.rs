@@ -48,7 +48,7 @@ fn setup() -> Option<Setup> {
 
 impl Setup {
     fn project(&self) -> Project {
-        Project::new(&self.env.project, None)
+        Project::new(&self.env.project, None).unwrap()
     }
 
     /// A run whose remote tree the "agent" changed with `script`.

@@ -82,7 +82,11 @@ impl Error {
             Error::Transport(e) => Error::transport_kind(e),
             Error::Sync(crate::sync::SyncError::Transport(e)) => Error::transport_kind(e),
             Error::Sync(crate::sync::SyncError::MissingProgram { .. }) => ErrorKind::Prerequisite,
-            Error::Sync(crate::sync::SyncError::NotADirectory(_)) => ErrorKind::BadInput,
+            Error::Sync(
+                crate::sync::SyncError::NotADirectory(_)
+                | crate::sync::SyncError::RootRefused { .. }
+                | crate::sync::SyncError::TooLarge { .. },
+            ) => ErrorKind::BadInput,
             Error::Sync(_) => ErrorKind::TaskFailed,
             Error::Apply(
                 crate::patch::ApplyError::Conflicts(_)
@@ -94,7 +98,10 @@ impl Error {
                 ErrorKind::TaskFailed
             }
             Error::Checkpoint(_) => ErrorKind::BadInput,
-            Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => ErrorKind::BadInput,
+            Error::Runs(
+                crate::runs::RunStoreError::NotFound { .. }
+                | crate::runs::RunStoreError::InvalidId { .. },
+            ) => ErrorKind::BadInput,
             Error::Runs(_) => ErrorKind::TaskFailed,
             Error::Exec { failure, .. } => match failure {
                 ExecFailure::RateLimited { .. } => ErrorKind::RateLimited,

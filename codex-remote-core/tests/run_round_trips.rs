@@ -56,7 +56,7 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
     let counting = CountingTransport::new(ssh);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let project = Project::new(local.path(), Some("app"));
+    let project = Project::new(local.path(), Some("app")).unwrap();
     let summary = run(
         &plan,
         &config,

@@ -16,7 +16,7 @@ fn load(
     ctx: &Context,
     run: &str,
 ) -> Result<(codex_remote_core::pipeline::Project, RunRecord), CliError> {
-    let project = ctx.project(None);
+    let project = ctx.project(None)?;
     let record = project.runs().load(run)?;
     Ok((project, record))
 }

@@ -11,7 +11,7 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: DiffArgs) -> Result<i32, CliError> {
-    let project = ctx.project(None);
+    let project = ctx.project(None)?;
     let store = project.runs();
     let mut record = store.load(&args.run)?;
     let patch = match store.read_patch(&record.id) {

@@ -43,7 +43,7 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
 pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     let config = ctx.config()?;
     let host = config.host(args.host.as_deref())?;
-    let project = ctx.project(None);
+    let project = ctx.project(None)?;
     let dir = host.project_dir(&project.name);
     let spec = codex_remote_core::transport::CommandSpec::new(host.codex.clone())
         .cwd(dir)

@@ -71,10 +71,33 @@ impl Context {
         Ok(self.loader.load()?)
     }
 
-    /// The project at the working directory (see `find_project_root`).
-    pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
-        let root = codex_remote_core::plan::find_project_root(&self.cwd);
-        codex_remote_core::pipeline::Project::new(&root, name)
+    /// The project at the working directory (see `find_project_root`), named `name` (from
+    /// `--project` or the task file) when given.
+    pub fn project(
+        &self,
+        name: Option<&str>,
+    ) -> Result<codex_remote_core::pipeline::Project, CliError> {
+        codex_remote_core::pipeline::Project::find(&self.cwd, name)
+            .map_err(|e| e.input("<command line>", "--project").into())
+    }
+
+    /// Checks what a push of `project` would send (refusing a root or size the user did not
+    /// confirm) and shows it on stderr before anything is sent.
+    pub fn check_push(
+        &self,
+        config: &Config,
+        project: &codex_remote_core::pipeline::Project,
+    ) -> Result<(), CliError> {
+        let scope = codex_remote_core::pipeline::push_scope(config, project)?;
+        if !self.quiet && !self.json {
+            eprintln!(
+                "pushing {} ({} files, {})",
+                scope.root.display(),
+                scope.files,
+                crate::output::human_bytes(scope.bytes)
+            );
+        }
+        Ok(())
     }
 
     /// The transport for a host.

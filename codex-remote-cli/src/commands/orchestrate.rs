@@ -16,7 +16,9 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> {
     let config = ctx.config()?;
-    let project = ctx.project(None);
+    let mut project = ctx.project(None)?;
+    project.push_confirmed = args.confirm_push;
+    ctx.check_push(&config, &project)?;
     let names: Vec<Option<String>> = if args.hosts.is_empty() {
         vec![None]
     } else {

@@ -9,7 +9,7 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let config = ctx.config()?;
-    let project = ctx.project(None);
+    let project = ctx.project(None)?;
     let store = project.runs();
     let mut record = store.load(&args.run)?;
     let transport = if record.remote_removed {

@@ -14,7 +14,9 @@ use crate::{exit, output};
 pub async fn run(ctx: &Context, args: PushArgs) -> Result<i32, CliError> {
     let config = ctx.config()?;
     let host = config.host(args.host.as_deref())?;
-    let project = ctx.project(args.project.as_deref());
+    let mut project = ctx.project(args.project.as_deref())?;
+    project.push_confirmed = args.confirm_push;
+    ctx.check_push(&config, &project)?;
     let transport = ctx.transport(host)?;
     let (tx, rx) = mpsc::channel(16);
     let show = !ctx.quiet && !ctx.json && std::io::stderr().is_terminal();

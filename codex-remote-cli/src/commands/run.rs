@@ -20,7 +20,9 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         None => (load_task(&args.task)?, None),
     };
     let config = ctx.config()?;
-    let project = ctx.project(task.project.as_deref());
+    let mut project = ctx.project(task.project.as_deref())?;
+    project.push_confirmed = args.confirm_push;
+    ctx.check_push(&config, &project)?;
     let overrides = PlanOverrides {
         host: args.host.as_deref(),
         model: args.model.as_deref(),

@@ -10,7 +10,7 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
-    let project = ctx.project(None);
+    let project = ctx.project(None)?;
     let store = project.runs();
     let mut records = store.list()?;
     let mut pruned = Vec::new();
