@@ -154,11 +154,17 @@ pub fn command_script(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
     Ok(script)
 }
 
-/// The short command that reads a script of `len` bytes from stdin and runs it, leaving the rest
-/// of stdin to the script's program. Used when a script is too long for one exec argument (Linux
-/// refuses a single argument over 128 KiB).
+/// The short command that reads a script of `len` bytes from stdin and runs it in the login
+/// shell itself (as an inline script would run), leaving the rest of stdin to the script's
+/// program. Used when a script is too long for one exec argument (Linux refuses a single
+/// argument over 128 KiB), and whenever it carries environment values: a command line is
+/// visible to every user of the host in `ps`, stdin is not.
+///
+/// ```
+/// assert_eq!(codex_remote_core::shell::stdin_bootstrap(42), r#"eval "$(head -c 42)""#);
+/// ```
 pub fn stdin_bootstrap(len: usize) -> String {
-    format!("exec sh -c 'eval \"$(head -c {len})\"'")
+    format!("eval \"$(head -c {len})\"")
 }
 
 /// One word of an `rsync -e` command. rsync splits that option on spaces and honours single and

@@ -667,9 +667,9 @@ pub fn check_status(
         }),
         status => Err(TransportError::CommandFailed {
             host: host.name.clone(),
-            command: command.to_string(),
+            command: host.redact(command),
             status,
-            stderr: output.stderr_text().trim().to_string(),
+            stderr: host.redact(output.stderr_text().trim()),
         }),
     }
 }
