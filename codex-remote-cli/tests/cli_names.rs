@@ -304,3 +304,50 @@ fn pushes_above_the_limits_need_confirm_push() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(local_workspace(&env).join("myapp/src/f4.txt").is_file());
 }
+
+#[test]
+fn a_checkpoint_outside_the_project_is_refused_before_anything_is_sent() {
+    let env = Env::new();
+    let outside = env.home.path().join("x.md");
+    std::fs::write(&outside, "- [ ] Auth\n").unwrap();
+    env.write("docs/escape.md", "");
+    std::fs::remove_file(env.project.join("docs/escape.md")).unwrap();
+    std::os::unix::fs::symlink(&outside, env.project.join("docs/escape.md")).unwrap();
+    for file in [
+        "../x.md".to_string(),
+        outside.display().to_string(),
+        "docs/escape.md".to_string(),
+    ] {
+        task(
+            &env,
+            &format!("checkpoint:\n  file: {file:?}\n  item: Auth\n"),
+        );
+        let out = env.run(&["run", "task.yaml", "--host", "local"]);
+        assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is outside the project"),
+            "{file}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !local_workspace(&env).exists(),
+            "{file}: something was sent"
+        );
+        assert!(!env.project.join(".codex-remote/runs").exists());
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "- [ ] Auth\n");
+}
+
+#[test]
+fn ticking_a_symlinked_spec_keeps_the_link() {
+    let env = Env::new();
+    env.write("specs/real.md", "# Spec\n- [ ] Auth\n");
+    std::os::unix::fs::symlink("specs/real.md", env.project.join("SPEC.md")).unwrap();
+    let out = env.run(&["checkpoint", "SPEC.md", "--item", "Auth"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(env.project.join("SPEC.md").is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(env.project.join("specs/real.md")).unwrap(),
+        "# Spec\n- [x] Auth ← Completed via Codex\n"
+    );
+}

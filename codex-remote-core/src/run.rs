@@ -172,6 +172,10 @@ pub async fn start(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
+    // Refused before anything is sent: the spec a run ticks is inside the project.
+    if let Some(spec) = &options.checkpoint {
+        crate::checkpoint::spec_in_project(&project.root, &spec.file)?;
+    }
     if !options.skip_push {
         let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
         let pushed = pipeline::push(transport.clone(), config, project, None).await?;
@@ -384,8 +388,9 @@ pub async fn follow_and_finish(
     }
     let mut checkpoint = None;
     if let (true, Some(spec)) = (applied, &finish.checkpoint) {
-        checkpoint = Some(crate::checkpoint::mark_checkpoint(
-            &project.root.join(&spec.file),
+        checkpoint = Some(crate::checkpoint::mark_checkpoint_in(
+            &project.root,
+            &spec.file,
             &spec.item,
             Some(&record.id),
         )?);
