@@ -351,3 +351,20 @@ fn ticking_a_symlinked_spec_keeps_the_link() {
         "# Spec\n- [x] Auth ← Completed via Codex\n"
     );
 }
+
+#[test]
+fn a_checkpoint_run_id_is_a_name() {
+    let env = Env::new();
+    let spec = env.write("SPEC.md", "- [ ] Auth\n");
+    let out = env.run(&[
+        "checkpoint",
+        "SPEC.md",
+        "--item",
+        "Auth",
+        "--run",
+        "r1)\n- [ ] injected (",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--run"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), "- [ ] Auth\n");
+}

@@ -8,6 +8,11 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub fn run(ctx: &Context, args: CheckpointArgs) -> Result<i32, CliError> {
+    if let Some(run) = &args.run {
+        // A run id is a name like any other: it goes into the spec, so never a line break.
+        codex_remote_core::names::Name::parse(run)
+            .map_err(|e| CliError::from(e.input("<command line>", "--run")))?;
+    }
     let outcome = mark_checkpoint(&args.spec, &args.item, args.run.as_deref())
         .map_err(|e| CliError::Core(e.into()))?;
     if ctx.json {
