@@ -198,3 +198,50 @@ fn a_failed_launch_records_no_secret() {
     );
     assert!(!std::fs::read_to_string(&plan).unwrap().contains(SECRET));
 }
+
+#[test]
+fn an_interactive_session_gets_the_env_from_a_file_never_the_command_line() {
+    let Some(s) = setup(vec![Reply::message("unused")], true) else {
+        return;
+    };
+    with_secret(&s);
+    // Codex stands in as a script that records what every user could see, and what it got.
+    let seen = s.sshd.dir().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    let fake = s.sshd.write_file(
+        "fake-codex",
+        &format!(
+            "#!/bin/sh\nps -eo args > '{0}/ps.txt'\nprintf '%s' \"$OPENAI_API_KEY\" > '{0}/key.txt'\n",
+            seen.display()
+        ),
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = s.env.project.join("codex-remote.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("[hosts.{ALIAS}]\n"),
+        &format!("[hosts.{ALIAS}]\ncodex = \"{}\"\n", fake.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = s.env.run(&["push"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.env.run(&["interactive"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(seen.join("key.txt")).unwrap(),
+        SECRET,
+        "the session has the host's env"
+    );
+    let ps = std::fs::read_to_string(seen.join("ps.txt")).unwrap();
+    assert!(ps.contains("fake-codex"), "{ps}");
+    assert!(
+        !ps.contains(SECRET),
+        "the secret is on a command line:\n{ps}"
+    );
+    let state = s.sshd.dir().join("ws/.codex-remote");
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("env."))
+        .collect();
+    assert!(left.is_empty(), "the env file was not removed: {left:?}");
+}
