@@ -129,6 +129,10 @@ pub struct TaskSpec {
     #[schemars(skip)]
     pub schema: Option<String>,
     /// Stable identifier: 1 to 128 letters, digits, `.`, `_` and `-`, starting with a letter, a digit or `_`.
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    )]
     pub id: String,
     /// One-line summary; becomes the TASK line of the instruction.
     pub title: String,
@@ -140,6 +144,10 @@ pub struct TaskSpec {
     pub model: Option<String>,
     /// Remote workspace name (a name: letters, digits, `.`, `_`, `-`; no leading `.` or `-`); default: the local project directory's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    )]
     pub project: Option<String>,
     /// The files the task is about.
     #[serde(default)]
