@@ -184,8 +184,8 @@ pub struct RootOrigin {
     pub home: Option<PathBuf>,
 }
 
-/// Decides whether `root` may be pushed, and how much it is: refuses `/`, the home directory,
-/// and a repository above the directory it was found from that has no commit and no
+/// Decides whether `root` may be pushed, and how much it is: refuses `/`, the home directory
+/// and any directory holding it, and a repository above the directory it was found from that has no commit and no
 /// `codex-remote.toml` (an empty `/tmp/.git` left by a sandbox), then a selection above
 /// `limits`. `confirmed` (the user's `--confirm-push`) lifts every refusal.
 pub fn check_push(
@@ -227,8 +227,13 @@ fn refused_root(root: &Path, origin: &RootOrigin) -> Option<String> {
     if real.parent().is_none() {
         return Some("it is the file system's root `/`".into());
     }
-    if origin.home.as_deref().map(canonical).as_ref() == Some(&real) {
-        return Some("it is your home directory".into());
+    if let Some(home) = origin.home.as_deref().map(canonical) {
+        if home == real {
+            return Some("it is your home directory".into());
+        }
+        if home.starts_with(&real) {
+            return Some(format!("it holds your home directory {}", home.display()));
+        }
     }
     let found_from = origin.found_from.as_deref().map(canonical)?;
     if found_from != real
@@ -384,6 +389,41 @@ mod tests {
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             respect_gitignore: gitignore,
         }
+    }
+
+    #[test]
+    fn roots_holding_home_are_refused_and_confirmation_lifts_every_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home/me");
+        let project = home.join("src/app");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join("a.txt"), "a").unwrap();
+        let origin = RootOrigin {
+            found_from: Some(project.clone()),
+            home: Some(home.clone()),
+        };
+        let limits = crate::config::PushLimits {
+            max_files: 10,
+            max_bytes: 10,
+        };
+        let check = |root: &Path, confirmed| {
+            check_push(root, &origin, &settings(&[], false), limits, confirmed)
+        };
+        for (root, reason) in [
+            (home.as_path(), "your home directory"),
+            (
+                dir.path().join("home").as_path(),
+                "holds your home directory",
+            ),
+        ] {
+            match check(root, false) {
+                Err(SyncError::RootRefused { reason: r, .. }) => assert!(r.contains(reason), "{r}"),
+                other => panic!("{}: {other:?}", root.display()),
+            }
+        }
+        let scope = check(&project, false).unwrap();
+        assert_eq!((scope.files, scope.bytes), (1, 1));
+        assert_eq!(check(&home, true).unwrap().files, 1);
     }
 
     #[test]
