@@ -10,6 +10,7 @@
 //! files a stat, not a read).
 
 use crate::layout::{home_relative, RemoteLayout};
+use crate::names::Name;
 use crate::transport::{CommandSpec, Transport, TransportError, TransportExt};
 
 /// Git options every script uses: no user config, hooks, signing or pager get involved, and
@@ -121,11 +122,12 @@ pub async fn retrieve_patch(
     Ok(output.stdout)
 }
 
-/// Removes a run's tree and its baseline ref from the host.
+/// Removes a run's tree and its baseline ref from the host. `run_id` is a validated [`Name`], so
+/// what is removed stays under the layout's state directory.
 pub async fn remove_run(
     transport: &dyn Transport,
     layout: &RemoteLayout,
-    run_id: &str,
+    run_id: &Name,
 ) -> Result<(), TransportError> {
     let run_dir = layout.run_dir(run_id);
     let agents = format!("{}/agents/{run_id}", layout.state_dir);

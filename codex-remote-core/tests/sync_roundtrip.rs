@@ -221,7 +221,7 @@ async fn round_trip_with(syncer: &dyn Syncer, f: &Fixture) {
         "local equals the remote run tree byte for byte",
     );
 
-    remove_run(f.transport.as_ref(), &f.layout, "run-1")
+    remove_run(f.transport.as_ref(), &f.layout, &"run-1".parse().unwrap())
         .await
         .unwrap();
     assert!(!remote_tree.exists());
