@@ -309,6 +309,8 @@ pub enum SchemaKind {
     Config,
     /// Orchestration plans (task_plan.json).
     Plan,
+    /// The events of `--json` output (one per line) and of the library's event stream.
+    Events,
 }
 
 #[derive(Debug, Args)]

@@ -33,9 +33,10 @@ pub enum CheckpointOutcome {
 
 /// Why an item could not be ticked. The file is untouched.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// No checklist item has that text.
-    #[error("{file}: no checklist item reads `{item}`{} (hint: the match is exact, apart from surrounding whitespace)", candidates_text(.candidates))]
+    #[error("{file}: no checklist item reads `{item}`{}", candidates_text(.candidates))]
     NoMatch {
         /// The spec file.
         file: String,
@@ -55,7 +56,7 @@ pub enum CheckpointError {
         lines: Vec<usize>,
     },
     /// The spec is not inside the project.
-    #[error("the checkpoint file `{file}` is outside the project {}{how} (hint: name a spec file inside the project, relative to its root)", .root.display())]
+    #[error("the checkpoint file `{file}` is outside the project {}{how}", .root.display())]
     OutsideProject {
         /// The spec file as given.
         file: String,
@@ -65,7 +66,7 @@ pub enum CheckpointError {
         how: &'static str,
     },
     /// The file could not be read or written.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Io {
         /// The spec file.
         file: String,

@@ -441,7 +441,7 @@ fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        e = e.hint("remove it or check its spelling; `codex-remote schema config` lists every key");
+        e = e.hint("remove it or check its spelling; the config schema lists every key");
     }
     e
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Token usage of a turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Usage {
     /// Input tokens.
     pub input_tokens: u64,
@@ -33,7 +33,7 @@ impl Usage {
 }
 
 /// One file touched by a `file_change` item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FileChangeEntry {
     /// The path.
     pub path: String,
@@ -42,7 +42,7 @@ pub struct FileChangeEntry {
 }
 
 /// What a thread item is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ItemKind {
     /// The agent's reply.
@@ -107,7 +107,7 @@ pub enum ItemKind {
 }
 
 /// A thread item with its id.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Item {
     /// The item id (`item_3`).
     pub id: String,
@@ -117,7 +117,7 @@ pub struct Item {
 }
 
 /// One event of a Codex run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum CodexEvent {
     /// The thread started.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::events::{CodexEvent, ItemKind, Usage};
 use crate::model::ModelChoice;
-use crate::transport::{CommandSpec, ExitStatus, Transport, TransportError};
+use crate::transport::{script_names, CommandSpec, ExitStatus, Transport, TransportError};
 
 /// What to run. Serialisable (without the instruction, which is kept as its own file) so a run
 /// can record it and relaunch exactly the same agent later.
@@ -47,6 +47,7 @@ pub struct ExecEvent {
 /// Why an agent run failed, classified so the caller can act (retry, or tell the user the fix).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ExecFailure {
     /// The model provider answered 429 Too Many Requests (after Codex's own retries).
     RateLimited {
@@ -341,8 +342,8 @@ elif [ -s "$dir/pid" ]; then echo vanished
 else echo not-started; fi
 "#;
 
-fn agent_script(body: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec::script(body, args).cwd("~")
+fn agent_script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec::script(body, args).named(name).cwd("~")
 }
 
 #[async_trait]
@@ -383,7 +384,7 @@ impl Executor for CodexExecutor {
             .collect();
         let mut args = vec![dir, script.as_str()];
         args.extend(names);
-        let mut spec = agent_script(LAUNCH_SCRIPT, &args)
+        let mut spec = agent_script(script_names::LAUNCH_AGENT, LAUNCH_SCRIPT, &args)
             .stdin_bytes(request.instruction.clone().into_bytes());
         spec.env = codex.env.clone();
         let output = crate::transport::TransportExt::run_checked(transport, spec).await?;
@@ -411,7 +412,11 @@ impl Executor for CodexExecutor {
     ) -> Result<FollowEnd, TransportError> {
         let dir = crate::layout::home_relative(agent_dir);
         let mut process = transport
-            .spawn(agent_script(FOLLOW_SCRIPT, &[dir, &offset.to_string()]))
+            .spawn(agent_script(
+                script_names::FOLLOW_AGENT,
+                FOLLOW_SCRIPT,
+                &[dir, &offset.to_string()],
+            ))
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
         let mut reader = tokio::io::BufReader::new(stdout);
@@ -501,7 +506,7 @@ impl Executor for CodexExecutor {
         let dir = crate::layout::home_relative(agent_dir);
         let output = crate::transport::TransportExt::run_checked(
             transport,
-            agent_script(PROBE_SCRIPT, &[dir]),
+            agent_script(script_names::PROBE_AGENT, PROBE_SCRIPT, &[dir]),
         )
         .await?;
         let text = output.stdout_text();
@@ -526,7 +531,8 @@ impl Executor for CodexExecutor {
     ) -> Result<(), TransportError> {
         if let AgentState::Running { pid } = self.probe(transport, agent_dir).await? {
             let spec =
-                CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()]);
+                CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()])
+                    .named(script_names::KILL_GROUP);
             crate::transport::TransportExt::run_checked(transport, spec).await?;
         }
         Ok(())

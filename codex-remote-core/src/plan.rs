@@ -42,6 +42,16 @@ pub struct PlanOverrides<'a> {
     pub model: Option<&'a str>,
 }
 
+impl<'a> PlanOverrides<'a> {
+    /// Run on this host (a name from the config).
+    pub fn on_host(host: &'a str) -> Self {
+        Self {
+            host: Some(host),
+            model: None,
+        }
+    }
+}
+
 /// Plans a run.
 pub fn plan(
     task: TaskSpec,

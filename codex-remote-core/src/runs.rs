@@ -15,7 +15,7 @@ use crate::workspace::RunTree;
 pub const RUNS_DIR: &str = ".codex-remote/runs";
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Recorded, nothing done yet.
@@ -121,9 +121,10 @@ pub struct RunStore {
 
 /// Why a record could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunStoreError {
     /// No such run.
-    #[error("no run `{id}` in {dir} (hint: `codex-remote runs` lists them)")]
+    #[error("no run `{id}` in {dir}")]
     NotFound {
         /// The id asked for.
         id: String,
@@ -131,7 +132,7 @@ pub enum RunStoreError {
         dir: String,
     },
     /// A run id that is not a valid name (see [`crate::names`]).
-    #[error("`{}` is not a run id: {reason} (hint: `codex-remote runs` lists them)", .id.escape_debug())]
+    #[error("`{}` is not a run id: {reason}", .id.escape_debug())]
     InvalidId {
         /// The id given.
         id: String,
@@ -147,7 +148,7 @@ pub enum RunStoreError {
         message: String,
     },
     /// I/O failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -222,7 +223,7 @@ impl RunStore {
             serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))?;
         if record.id != *id {
             return Err(damaged(format!(
-                "its id `{}` does not match its folder `{id}` (hint: remove the folder; codex-remote never uses such a record)",
+                "its id `{}` does not match its folder `{id}`, so it is never used",
                 record.id.escape_debug()
             )));
         }

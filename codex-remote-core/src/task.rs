@@ -433,12 +433,12 @@ fn located(
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        error = error
-            .hint("remove it or check its spelling; `codex-remote schema task` lists every field");
+        error =
+            error.hint("remove it or check its spelling; the task file schema lists every field");
     } else if message.starts_with("missing field") {
         error = error.hint("add it; see docs/task-file.md");
     } else if message.starts_with("invalid type") {
-        error = error.hint("see `codex-remote schema task` for each field's type");
+        error = error.hint("the task file schema gives each field's type");
     }
     error
 }

@@ -1,7 +1,5 @@
 //! `doctor` and `interactive`.
 
-use codex_remote_core::host::HostKind;
-
 use super::Context;
 use crate::cli::HostArgs;
 use crate::error::CliError;
@@ -41,53 +39,13 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
 }
 
 pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
-    let config = ctx.config()?;
-    let host = config.host(args.host.as_deref())?;
-    let project = ctx.project(None)?;
-    let dir = host.project_dir(&project.name);
-    let spec = codex_remote_core::transport::CommandSpec::new(host.codex.clone())
-        .cwd(dir)
-        .with_shell_init();
-    // The command line comes from the one quoting function; the TTY needs a real `ssh -t`.
-    // The host's env values (secrets) never go on that command line: locally they are the
-    // shell's environment; over ssh they go first, through stdin, into a 0600 file in the
-    // host's state directory that the session reads and removes.
-    let no_env = Default::default();
-    let parts = codex_remote_core::shell::ScriptParts {
-        program: &spec.program,
-        args: &spec.args,
-        env: &no_env,
-        cwd: spec.cwd.as_deref(),
-        shell_init: host.shell_init.as_deref(),
-        announce_pid: false,
-    };
-    let mut command = match &host.kind {
-        HostKind::Local => {
-            let script = codex_remote_core::shell::command_script(&parts)
-                .map_err(codex_remote_core::transport::TransportError::from)?;
-            let mut c = std::process::Command::new(
-                std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
-            );
-            c.arg("-c").arg(&script).envs(&host.env);
-            c
-        }
-        HostKind::Ssh { destination } => {
-            let transport = ctx.transport(host.clone())?;
-            let staged = codex_remote_core::transport::stage_env_file(transport.as_ref()).await;
-            let _ = transport.close().await;
-            let script = match staged? {
-                None => codex_remote_core::shell::command_script(&parts),
-                Some(file) => codex_remote_core::shell::command_script_with_env_file(&parts, &file),
-            }
-            .map_err(codex_remote_core::transport::TransportError::from)?;
-            let mut c = std::process::Command::new("ssh");
-            if let Some(file) = ctx.ssh_options().config_file {
-                c.arg("-F").arg(file);
-            }
-            c.arg("-t").arg("--").arg(destination).arg(&script);
-            c
-        }
-    };
+    let engine = ctx.engine(ctx.config()?);
+    let mut command = engine
+        .interactive_command(
+            args.host.as_deref(),
+            ctx.ssh_options().config_file.as_deref(),
+        )
+        .await?;
     let status = command.status().map_err(CliError::io("starting ssh"))?;
     Ok(status.code().unwrap_or(exit::INTERRUPTED))
 }

@@ -25,8 +25,7 @@ use codex_remote_core::transport::ssh::SshOptions;
 use crate::cli::{Cli, TaskArgs};
 use crate::error::CliError;
 
-/// Environment variable naming an ssh config file to use instead of `~/.ssh/config`.
-pub const ENV_SSH_CONFIG: &str = "CODEX_REMOTE_SSH_CONFIG";
+pub use codex_remote_core::engine::ENV_SSH_CONFIG;
 
 /// What every command may need, resolved lazily so that `schema` works with a broken config.
 pub struct Context {
@@ -71,24 +70,17 @@ impl Context {
         Ok(self.loader.load()?)
     }
 
-    /// The project at the working directory (see `find_project_root`), named `name` (from
-    /// `--project` or the task file) when given.
-    pub fn project(
-        &self,
-        name: Option<&str>,
-    ) -> Result<codex_remote_core::pipeline::Project, CliError> {
-        codex_remote_core::pipeline::Project::find(&self.cwd, name)
-            .map_err(|e| e.input("<command line>", "--project").into())
+    /// The engine for the project at the working directory (see `find_project_root`),
+    /// reaching hosts with this command's ssh options.
+    pub fn engine(&self, config: Config) -> codex_remote_core::Engine {
+        codex_remote_core::Engine::found_from(config, &self.cwd)
+            .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
     }
 
-    /// Checks what a push of `project` would send (refusing a root or size the user did not
-    /// confirm) and shows it on stderr before anything is sent.
-    pub fn check_push(
-        &self,
-        config: &Config,
-        project: &codex_remote_core::pipeline::Project,
-    ) -> Result<(), CliError> {
-        let scope = codex_remote_core::pipeline::push_scope(config, project)?;
+    /// Checks what a push would send (refusing a root or size the user did not confirm) and
+    /// shows it on stderr before anything is sent.
+    pub fn check_push(&self, engine: &codex_remote_core::Engine) -> Result<(), CliError> {
+        let scope = engine.push_scope()?;
         if !self.quiet && !self.json {
             eprintln!(
                 "pushing {} ({} files, {})",

@@ -61,6 +61,9 @@ pub struct CommandSpec {
     pub stdin: Stdin,
     /// Cancel the command when it runs longer than this.
     pub timeout: Option<Duration>,
+    /// The name of the fixed script this command runs (`write-atomic`, `prepare-run`, ...; see
+    /// [`CommandSpec::named`]), so fakes and logs recognise it without reading the script text.
+    pub name: Option<&'static str>,
 }
 
 impl CommandSpec {
@@ -86,6 +89,19 @@ impl CommandSpec {
             .arg(body)
             .arg("sh")
             .args(args.iter().map(|a| a.to_string()))
+    }
+
+    /// Names the fixed script this command runs. Every fixed script of the crate carries its
+    /// name; a fake transport answers by name, never by comparing script text.
+    ///
+    /// ```
+    /// use codex_remote_core::transport::CommandSpec;
+    /// let spec = CommandSpec::script("true", &[]).named("noop");
+    /// assert_eq!(spec.name, Some("noop"));
+    /// ```
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
     }
 
     /// Adds an argument.
@@ -222,11 +238,13 @@ impl Output {
     }
 }
 
-/// Something that went wrong reaching a host or running a command on it.
+/// Something that went wrong reaching a host or running a command on it. Hints (how to fix
+/// it) are kept apart from the message: [`TransportError::hint`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// The host did not answer.
-    #[error("cannot reach host `{host}`: {detail} (hint: is the host up and the VPN / tailscale connected? try `ssh {host} true`)")]
+    #[error("cannot reach host `{host}`: {detail}")]
     HostUnreachable {
         /// The host's name.
         host: String,
@@ -234,7 +252,7 @@ pub enum TransportError {
         detail: String,
     },
     /// Connecting took longer than the connect timeout.
-    #[error("connecting to host `{host}` timed out after {after:?} (hint: is the VPN / tailscale up? `tailscale status` tells)")]
+    #[error("connecting to host `{host}` timed out after {after:?}")]
     ConnectTimeout {
         /// The host's name.
         host: String,
@@ -242,7 +260,7 @@ pub enum TransportError {
         after: Duration,
     },
     /// The host refused our credentials.
-    #[error("host `{host}` refused authentication: {detail} (hint: check the key in ~/.ssh/config and that it is in the host's authorized_keys)")]
+    #[error("host `{host}` refused authentication: {detail}")]
     AuthenticationFailed {
         /// The host's name.
         host: String,
@@ -250,7 +268,7 @@ pub enum TransportError {
         detail: String,
     },
     /// The host key differs from the known one, or is unknown under strict checking.
-    #[error("host key for `{host}` {detail} (hint: {hint})")]
+    #[error("host key for `{host}` {detail}")]
     HostKey {
         /// The host's name.
         host: String,
@@ -276,7 +294,7 @@ pub enum TransportError {
         detail: String,
     },
     /// The command does not exist on the host.
-    #[error("`{program}` was not found on host `{host}` (hint: {hint})")]
+    #[error("`{program}` was not found on host `{host}`")]
     CommandNotFound {
         /// The host's name.
         host: String,
@@ -309,7 +327,7 @@ pub enum TransportError {
         stderr: String,
     },
     /// Local I/O with the process failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -322,6 +340,26 @@ impl TransportError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| TransportError::Io { context, source }
+    }
+
+    /// How to fix it, when there is advice to give.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            TransportError::HostUnreachable { host, .. } => Some(format!(
+                "is the host up and the VPN / tailscale connected? try `ssh {host} true`"
+            )),
+            TransportError::ConnectTimeout { .. } => {
+                Some("is the VPN / tailscale up? `tailscale status` tells".into())
+            }
+            TransportError::AuthenticationFailed { .. } => Some(
+                "check the key in ~/.ssh/config and that it is in the host's authorized_keys"
+                    .into(),
+            ),
+            TransportError::HostKey { hint, .. } | TransportError::CommandNotFound { hint, .. } => {
+                Some(hint.clone())
+            }
+            _ => None,
+        }
     }
 
     /// Whether the failure is about reaching the host (exit code 3) rather than the command.
@@ -597,8 +635,9 @@ pub trait TransportExt: Transport {
     /// Missing parent directories are created.
     async fn write_file_atomic(&self, path: &str, contents: &[u8]) -> Result<(), TransportError> {
         let (cwd, relative) = split_home(path);
-        let mut spec =
-            CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative]).stdin_bytes(contents.to_vec());
+        let mut spec = CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative])
+            .named(script_names::WRITE_ATOMIC)
+            .stdin_bytes(contents.to_vec());
         spec.cwd = cwd;
         self.run_checked(spec).await.map(|_| ())
     }
@@ -613,10 +652,33 @@ pub trait TransportExt: Transport {
 
 impl<T: Transport + ?Sized> TransportExt for T {}
 
-/// (Public so fakes can recognise it.) Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
+/// The names of the crate's fixed scripts ([`CommandSpec::name`]), with what each one's
+/// positional arguments (after `sh -c BODY sh`) and stdin are, so a fake host can play them.
+pub mod script_names {
+    /// Writes stdin to `$1` atomically.
+    pub const WRITE_ATOMIC: &str = "write-atomic";
+    /// Replaces the mirror `$1` with the tar archive on stdin (lock `$2`).
+    pub const TAR_PUSH: &str = "tar-push";
+    /// Prepares a run tree: mirror `$1`, lock `$2`, run dir `$3`, run id `$4`, excludes after.
+    /// Prints the baseline commit.
+    pub const PREPARE_RUN: &str = "prepare-run";
+    /// Prints the run's change: run dir `$1`, baseline `$2`.
+    pub const RETRIEVE_PATCH: &str = "retrieve-patch";
+    /// Removes a run's tree: mirror `$1`, run dir `$2`, run id `$3`, agent dir `$4`.
+    pub const REMOVE_RUN: &str = "remove-run";
+    /// Launches the agent detached: agent dir `$1`, agent command `$2`; prints its pid.
+    pub const LAUNCH_AGENT: &str = "launch-agent";
+    /// Follows the agent's events: agent dir `$1`, byte offset `$2`.
+    pub const FOLLOW_AGENT: &str = "follow-agent";
+    /// Reports the agent's state: agent dir `$1`.
+    pub const PROBE_AGENT: &str = "probe-agent";
+    /// Ends a process group: pid `$1`.
+    pub const KILL_GROUP: &str = "kill-group";
+}
+
+/// Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
 /// in as a positional argument, never spliced into the script.
-#[doc(hidden)]
-pub const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
+pub(crate) const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
 target=$1
 case $target in */*) dir=${target%/*}; [ -n "$dir" ] || dir=/ ;; *) dir=. ;; esac
 mkdir -p -- "$dir"
