@@ -415,8 +415,7 @@ impl Engine {
         let host = self.config.host(host)?;
         let dir = host.project_dir(&self.project_name()?);
         // The host's env values (secrets) never go on the command line: locally they are the
-        // shell's environment; over ssh they go first, through stdin, into a 0600 file in the
-        // host's state directory that the session reads and removes.
+        // shell's environment; elsewhere they go through a file (below).
         let no_env = Default::default();
         let parts = crate::shell::ScriptParts {
             program: &host.codex,
@@ -426,30 +425,32 @@ impl Engine {
             shell_init: host.shell_init.as_deref(),
             announce_pid: false,
         };
-        Ok(match &host.kind {
-            crate::host::HostKind::Local => {
-                let script = crate::shell::command_script(&parts).map_err(TransportError::from)?;
-                let mut command = std::process::Command::new(
-                    std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
-                );
-                command.arg("-c").arg(&script).envs(&host.env);
-                command
+        if let crate::host::HostKind::Local = &host.kind {
+            let script = crate::shell::command_script(&parts).map_err(TransportError::from)?;
+            let mut command = std::process::Command::new(
+                std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
+            );
+            command.arg("-c").arg(&script).envs(&host.env);
+            return Ok(command);
+        }
+        // A TTY session's stdin is the terminal: the values go first, through stdin, into a
+        // 0600 file on the host that the session reads and removes.
+        let staged = match host.env.is_empty() {
+            true => None,
+            false => {
+                let transport = self.transport(&host)?;
+                let staged = crate::transport::stage_env_file(transport.as_ref()).await;
+                self.close().await;
+                staged?
             }
+        };
+        let script = match staged {
+            None => crate::shell::command_script(&parts),
+            Some(file) => crate::shell::command_script_with_env_file(&parts, &file),
+        }
+        .map_err(TransportError::from)?;
+        Ok(match &host.kind {
             crate::host::HostKind::Ssh { destination } => {
-                let staged = match host.env.is_empty() {
-                    true => None,
-                    false => {
-                        let transport = self.transport(&host)?;
-                        let staged = crate::transport::stage_env_file(transport.as_ref()).await;
-                        self.close().await;
-                        staged?
-                    }
-                };
-                let script = match staged {
-                    None => crate::shell::command_script(&parts),
-                    Some(file) => crate::shell::command_script_with_env_file(&parts, &file),
-                }
-                .map_err(TransportError::from)?;
                 let mut command = std::process::Command::new("ssh");
                 if let Some(file) = ssh_config {
                     command.arg("-F").arg(file);
@@ -457,6 +458,13 @@ impl Engine {
                 command.arg("-t").arg("--").arg(destination).arg(&script);
                 command
             }
+            crate::host::HostKind::Container { engine, target } => {
+                let argv = crate::transport::container::exec_argv(*engine, target, true);
+                let mut command = std::process::Command::new(&argv[0]);
+                command.args(&argv[1..]).arg("sh").arg("-c").arg(&script);
+                command
+            }
+            crate::host::HostKind::Local => unreachable!("handled above"),
         })
     }
 

@@ -12,6 +12,7 @@ pub mod counting;
 pub mod executor;
 pub mod fake;
 pub mod model_server;
+pub mod podman;
 pub mod sshd;
 pub mod suite;
 

@@ -15,6 +15,7 @@ pub mod push;
 pub mod run;
 pub mod runs;
 pub mod schema;
+pub mod skill;
 
 use std::path::PathBuf;
 
@@ -115,6 +116,18 @@ impl Context {
 pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
     let source = match (&args.task, &args.prompt, args.task_type) {
         (Some(path), None, _) => TaskSource::File(path.clone()),
+        (Some(path), Some(prompt), None) => {
+            // The workflow document's sketch, completed by the prompt.
+            let format = codex_remote_core::task::TaskFormat::from_path(path)?;
+            let text = std::fs::read_to_string(path)
+                .map_err(CliError::io(format!("reading {}", path.display())))?;
+            return Ok(TaskSpec::parse_with_prompt(
+                &text,
+                &path.display().to_string(),
+                format,
+                Some(prompt),
+            )?);
+        }
         (None, Some(prompt), Some(task_type)) => TaskSource::Prompt {
             prompt: prompt.clone(),
             task_type,

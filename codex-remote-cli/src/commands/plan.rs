@@ -50,6 +50,9 @@ pub fn render(plan: &RunPlan) -> String {
             format!("{} (ssh)", plan.host.name)
         }
         HostKind::Ssh { destination } => format!("{} (ssh {destination})", plan.host.name),
+        HostKind::Container { engine, target } => {
+            format!("{} ({engine} exec {target})", plan.host.name)
+        }
     };
     let _ = writeln!(out, "host        {host}");
     let _ = writeln!(out, "remote dir  {}", plan.remote_dir);

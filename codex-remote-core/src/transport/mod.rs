@@ -6,6 +6,7 @@
 //! Helpers for reading and writing files and checking the host are built on `spawn`, so every
 //! backend gets them for free.
 
+pub mod container;
 pub mod local;
 pub mod ssh;
 
@@ -285,6 +286,17 @@ pub enum TransportError {
         /// What happened.
         detail: String,
     },
+    /// The container engine could not run a command in the container (no such container, not
+    /// running, no `sh` in it, the engine's program missing here).
+    #[error("cannot run commands in container host `{host}`: {detail}")]
+    ContainerUnavailable {
+        /// The host's name.
+        host: String,
+        /// What the engine said.
+        detail: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// Any other ssh failure.
     #[error("ssh to host `{host}` failed: {detail}")]
     Ssh {
@@ -355,9 +367,9 @@ impl TransportError {
                 "check the key in ~/.ssh/config and that it is in the host's authorized_keys"
                     .into(),
             ),
-            TransportError::HostKey { hint, .. } | TransportError::CommandNotFound { hint, .. } => {
-                Some(hint.clone())
-            }
+            TransportError::HostKey { hint, .. }
+            | TransportError::CommandNotFound { hint, .. }
+            | TransportError::ContainerUnavailable { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
@@ -367,6 +379,7 @@ impl TransportError {
         matches!(
             self,
             TransportError::HostUnreachable { .. }
+                | TransportError::ContainerUnavailable { .. }
                 | TransportError::ConnectTimeout { .. }
                 | TransportError::AuthenticationFailed { .. }
                 | TransportError::HostKey { .. }
@@ -574,14 +587,24 @@ async fn pump(
     }
 }
 
-/// What `rsync` needs to ride an existing SSH connection.
+/// What `rsync` needs to ride an existing connection to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsyncRemote {
     /// The remote shell command for `rsync -e`, as argv (joined with rsync's own quoting).
     pub ssh_command: Vec<String>,
     /// The ssh destination, used as `DEST:path`.
     pub destination: String,
+    /// Whether the far side hands rsync's command line to a shell (ssh does), so that
+    /// `--rsync-path` may be shell code. A container engine's `exec` runs it as argv instead: then
+    /// the command already names the container, `destination` is [`EXEC_RSYNC_MACHINE`], and the
+    /// syncer puts the lock into the remote command itself.
+    pub via_shell: bool,
 }
+
+/// The placeholder "machine" in `rsync -e 'ENGINE exec -i CONTAINER …' MACHINE:path`: rsync
+/// insists on a `MACHINE:` part and passes it to the remote command, whose locking script drops
+/// it (see [`crate::shell::exec_rsync_lock_words`]).
+pub const EXEC_RSYNC_MACHINE: &str = "codex-remote";
 
 /// A way to run commands on one host. Object-safe: hold it as `Arc<dyn Transport>`.
 #[async_trait]
@@ -771,7 +794,8 @@ pub fn not_found_hint(host: &HostSpec, program: &str) -> String {
 /// A shared transport.
 pub type SharedTransport = Arc<dyn Transport>;
 
-/// The transport for a resolved host: local processes for `local`, OpenSSH otherwise.
+/// The transport for a resolved host: local processes for `local`, the container engine's `exec`
+/// for containers, OpenSSH otherwise.
 ///
 /// ```
 /// use codex_remote_core::{config::Config, transport::{for_host, ssh::SshOptions}};
@@ -785,6 +809,9 @@ pub fn for_host(
     Ok(match host.kind {
         crate::host::HostKind::Local => Arc::new(local::LocalTransport::new(host)),
         crate::host::HostKind::Ssh { .. } => Arc::new(ssh::SshTransport::new(host, ssh_options)?),
+        crate::host::HostKind::Container { .. } => {
+            Arc::new(container::ContainerTransport::new(host)?)
+        }
     })
 }
 
