@@ -697,6 +697,9 @@ pub mod script_names {
     pub const PROBE_AGENT: &str = "probe-agent";
     /// Ends a process group: pid `$1`.
     pub const KILL_GROUP: &str = "kill-group";
+    /// Reports codex's version and login, the set env names and Codex's config: codex `$1`,
+    /// config size limit `$2` (see `prerequisites`).
+    pub const PREREQUISITE_PROBE: &str = "prerequisite-probe";
 }
 
 /// Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
