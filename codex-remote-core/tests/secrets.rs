@@ -27,6 +27,7 @@ fn request() -> ExecRequest {
         sandbox: "workspace-write".into(),
         extra_args: Vec::new(),
         timeout: None,
+        stall_timeout: None,
     }
 }
 
@@ -48,10 +49,16 @@ async fn the_agents_launch_carries_env_names_never_values() {
         !words.iter().any(|w| w.contains(SECRET)),
         "the secret is on the command line: {words:?}"
     );
-    assert!(
-        !words.iter().any(|w| w.contains("export ")),
-        "the agent's script exports nothing: {words:?}"
-    );
+    // The host's variables are never exported by a script (the fixed launch script exports
+    // only the attempt's own marker, `CODEX_REMOTE_AGENT`).
+    for name in ["OPENAI_API_KEY", "SHORT"] {
+        assert!(
+            !words
+                .iter()
+                .any(|w| w.contains(&format!("{name}=")) || w.contains(&format!("export {name}"))),
+            "a script sets {name}: {words:?}"
+        );
+    }
     // Names only, for systemd-run's --setenv=NAME.
     assert!(words.iter().any(|w| *w == "OPENAI_API_KEY"), "{words:?}");
     assert!(launch.env.values().all(|v| !v.contains(SECRET)));

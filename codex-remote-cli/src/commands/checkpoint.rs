@@ -1,6 +1,6 @@
 //! `codex-remote checkpoint SPEC.md --item TEXT [--run RUN]`.
 
-use codex_remote_core::checkpoint::{mark_checkpoint, CheckpointOutcome};
+use codex_remote_core::{mark_checkpoint, CheckpointOutcome};
 
 use super::Context;
 use crate::cli::CheckpointArgs;
@@ -8,12 +8,17 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub fn run(ctx: &Context, args: CheckpointArgs) -> Result<i32, CliError> {
-    if let Some(run) = &args.run {
-        // A run id is a name like any other: it goes into the spec, so never a line break.
-        codex_remote_core::names::Name::parse(run)
-            .map_err(|e| CliError::from(e.input("<command line>", "--run")))?;
-    }
-    let outcome = mark_checkpoint(&args.spec, &args.item, args.run.as_deref())
+    let run = match &args.run {
+        Some(run) => {
+            let run = super::runref::resolve(&ctx.project(None)?.runs(), run)?;
+            // A run id is a name like any other: it goes into the spec, so never a line break.
+            codex_remote_core::names::Name::parse(&run)
+                .map_err(|e| CliError::from(e.input("<command line>", "--run")))?;
+            Some(run)
+        }
+        None => None,
+    };
+    let outcome = mark_checkpoint(&args.spec, &args.item, run.as_deref())
         .map_err(|e| CliError::Core(e.into()))?;
     if ctx.json {
         output::print_json(

@@ -33,6 +33,17 @@ pub struct ExecRequest {
     pub extra_args: Vec<String>,
     /// Cancel the agent after this long.
     pub timeout: Option<Duration>,
+    /// End the run when the agent shows no progress (no event) for this long; `None` never.
+    /// Records made before this setting existed get the default.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: Option<Duration>,
+}
+
+/// The default `stall_timeout`: 10 minutes.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn default_stall_timeout() -> Option<Duration> {
+    Some(DEFAULT_STALL_TIMEOUT)
 }
 
 /// One line of the agent's output: verbatim and parsed.
@@ -79,6 +90,13 @@ pub enum ExecFailure {
         /// What is known.
         message: String,
     },
+    /// The agent showed no progress (no event) for `stall_timeout` and was ended.
+    Stalled {
+        /// How long it was silent.
+        after_secs: u64,
+        /// Codex's last notice (such as "Reconnecting... 2/5 (...)"), when it gave one.
+        last_notice: Option<String>,
+    },
     /// Codex exited unsuccessfully without saying why.
     Exited {
         /// Its exit status.
@@ -119,7 +137,7 @@ impl ExecFailure {
 
 /// How an agent run ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ExecOutcome {
+pub(crate) struct ExecOutcome {
     /// Codex's exit status.
     pub status: ExitStatus,
     /// The thread id (to resume).
@@ -136,7 +154,7 @@ pub struct ExecOutcome {
 
 /// Accumulates what a run's events say: thread, usage, last message, reported files, failure.
 #[derive(Debug, Clone, Default)]
-pub struct OutcomeBuilder {
+pub(crate) struct OutcomeBuilder {
     outcome: Option<ExecOutcome>,
 }
 
@@ -271,7 +289,9 @@ impl CodexExecutor {
                 "--cd",
                 ".",
             ])
-            .args(["--sandbox", &request.sandbox]);
+            .args(["--sandbox", &request.sandbox])
+            // The run tree's own git directory: writable, so the agent's git commands work.
+            .args(["-c", crate::workspace::TREE_GIT_WRITABLE]);
         if let Some(effort) = &request.model.reasoning_effort {
             spec = spec
                 .arg("-c")
@@ -287,25 +307,34 @@ impl CodexExecutor {
 
 /// Starts the supervisor detached (systemd-run --user where the user manager runs, so that
 /// logind's KillUserProcesses does not end it at logout; else setsid nohup). The supervisor
-/// records its pid, runs the agent script with the instruction on stdin and its events appended
-/// to events.jsonl, then records the exit status. Args: agent dir, agent script, then the names
-/// of the environment variables the agent inherits from this command (their values are in its
-/// environment, never in an argument); stdin: the instruction. Prints the supervisor's pid.
+/// records its pid, marks its environment with the attempt's random marker (inherited by the
+/// agent and everything it starts, whatever process group or session they move to, so `cancel`
+/// can find them all), runs the agent script with the instruction on stdin and its events
+/// appended to events.jsonl, then records the exit status. Args: agent dir, agent script, then
+/// the names of the environment variables the agent inherits from this command (their values
+/// are in its environment, never in an argument); stdin: the instruction. Prints the
+/// supervisor's pid.
 const LAUNCH_SCRIPT: &str = r#"set -e
 dir=$1; script=$2; shift 2
 mkdir -p -- "$dir"
-mkdir -- "$dir/launched" 2>/dev/null || { echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75; }
+if ! err=$(mkdir -- "$dir/launched" 2>&1); then
+  [ -d "$dir/launched" ] || { printf '%s\n' "$err" >&2; exit 1; }
+  echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75
+fi
 cat > "$dir/instruction"
 : > "$dir/events.jsonl"
+od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > "$dir/marker"
 # The agent script runs in the login shell, like every ssh command: the user's shell_init is
 # written for it (`source` is not POSIX).
 shell=${SHELL:-/bin/sh}
-supervise='dir=$1; script=$2; shell=$3; echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"; "$shell" -c "$script" < "$dir/instruction" >> "$dir/events.jsonl" 2>> "$dir/stderr.log"; echo $? > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"'
+supervise='dir=$1; script=$2; shell=$3; echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"; CODEX_REMOTE_AGENT=$(cat "$dir/marker"); export CODEX_REMOTE_AGENT; "$shell" -c "$script" < "$dir/instruction" >> "$dir/events.jsonl" 2>> "$dir/stderr.log"; echo $? > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"'
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
+  unit="codex-remote-$(date +%s)-$$"
+  printf '%s\n' "$unit" > "$dir/unit"
   # The user manager does not inherit this environment: hand over each variable by name
   # (systemd-run takes the value from its own environment, so no value is on its command line).
   n=$#; for name do set -- "$@" "--setenv=$name"; done; shift "$n"
-  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" "$@" sh -c "$supervise" supervise "$dir" "$script" "$shell"
+  systemd-run --user --quiet --collect --unit="$unit" "$@" sh -c "$supervise" supervise "$dir" "$script" "$shell"
 else
   setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$shell" >/dev/null 2>&1 < /dev/null &
 fi
@@ -314,20 +343,74 @@ while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 cat "$dir/pid"
 "#;
 
-/// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then a marker
-/// line, the exit status and the end of the agent's stderr, all on stdout so one ordered stream
-/// says where the events end.
-const FOLLOW_SCRIPT: &str = r#"dir=$1; from=$(($2 + 1))
-i=0
-while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-pid=$(cat "$dir/pid" 2>/dev/null || echo 0)
-if [ -e "$dir/status" ] || ! kill -s 0 "$pid" 2>/dev/null; then
-  tail -c +"$from" "$dir/events.jsonl"
+/// Shell functions shared by the follow, probe and cancel scripts. They expect `dir` (the agent
+/// dir) to be set, and set `pid` (the supervisor's) and `token` (the attempt's marker).
+///
+/// The agent has ended when its supervisor recorded a status: that is read first. Liveness is
+/// only the fallback, and a zombie counts as dead (it has exited; only its parent, often a PID 1
+/// that reaps late or never, has not collected it yet).
+const AGENT_FUNCTIONS: &str = r#"pid=$(cat "$dir/pid" 2>/dev/null || true)
+token=$(cat "$dir/marker" 2>/dev/null || true)
+# The agent dir is the agent's to write under danger-full-access: only a pid above 1 is a
+# supervisor (never `kill -- -1`, every process of the user), only hex is a marker (never a
+# pattern that matches other processes).
+case $pid in ''|*[!0-9]*) pid= ;; esac
+if [ -n "$pid" ] && [ "$pid" -le 1 ]; then pid=; fi
+case $token in *[!0-9a-f]*) token= ;; esac
+# alive PID: the process exists and is not a zombie.
+alive() {
+  case $1 in ''|*[!0-9]*) return 1 ;; esac
+  [ "$1" -gt 0 ] || return 1
+  if [ -r /proc/self/stat ]; then
+    s=
+    { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+    s=${s##*) }
+    case $s in Z*|X*|x*) return 1 ;; esac
+    return 0
+  fi
+  kill -s 0 "$1" 2>/dev/null || return 1
+  case $(ps -o stat= -p "$1" 2>/dev/null) in Z*) return 1 ;; esac
+  return 0
+}
+# marked: the pids of the live processes carrying this attempt's marker, wherever they moved.
+marked() {
+  [ -n "$token" ] && [ -r /proc/self/environ ] || return 0
+  grep -lzxF -e "CODEX_REMOTE_AGENT=$token" /proc/[0-9]*/environ 2>/dev/null | sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p'
+}
+# agent_alive: the supervisor, or a process of its group (Codex itself), still runs.
+agent_alive() {
+  alive "$pid" && return 0
+  for p in $(marked); do
+    s=
+    { read -r s < "/proc/$p/stat"; } 2>/dev/null || continue
+    set -- ${s##*) }
+    [ "$3" = "$pid" ] && [ "$1" != Z ] && return 0
+  done
+  return 1
+}
+# live: no status recorded and the agent still runs.
+live() { [ ! -e "$dir/status" ] && agent_alive; }
+"#;
+
+/// Prints events.jsonl from byte $2 on, following it while the agent lives; then a marker line,
+/// how the agent stands (its exit status, `running` when only the stream stopped, or
+/// `vanished`) and the end of its stderr, all on stdout so one ordered stream says where the
+/// events end. The follow ends as soon as the status is recorded (a watcher polls it; `tail`
+/// stops when the watcher does, after reading the file to its end).
+const FOLLOW_SCRIPT: &str = r#"
+from=$(($2 + 1))
+if live; then
+  ( while live; do sleep 0.02; done ) & watcher=$!
+  tail -c +"$from" -s 0.01 --pid="$watcher" -f "$dir/events.jsonl"
+  kill "$watcher" 2>/dev/null
 else
-  tail -c +"$from" -s 0.01 --pid="$pid" -f "$dir/events.jsonl"
+  tail -c +"$from" "$dir/events.jsonl"
 fi
 printf '\n\036codex-remote-follow-end\n'
-cat "$dir/status" 2>/dev/null || echo vanished
+if [ -e "$dir/status" ]; then cat "$dir/status"
+elif agent_alive; then echo running
+elif [ -e "$dir/status" ]; then cat "$dir/status"
+else echo vanished; fi
 tail -c 4000 "$dir/stderr.log" 2>/dev/null || true
 "#;
 
@@ -335,12 +418,45 @@ tail -c 4000 "$dir/stderr.log" 2>/dev/null || true
 const FOLLOW_END: &str = "\u{1e}codex-remote-follow-end";
 
 /// Prints `running PID`, `finished CODE`, `vanished` or `not-started`.
-const PROBE_SCRIPT: &str = r#"dir=$1
+const PROBE_SCRIPT: &str = r#"
 if [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
-elif [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null; then echo "running $(cat "$dir/pid")"
-elif [ -s "$dir/pid" ]; then echo vanished
+elif agent_alive; then echo "running $pid"
+elif [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
+elif [ -n "$pid" ]; then echo vanished
 else echo not-started; fi
 "#;
+
+/// Ends every process of the attempt: the supervisor's process group, its systemd unit (its
+/// cgroup) when it runs under `systemd-run --user`, and every process that carries the attempt's
+/// marker (children that left the group or the session: `setsid`, `nohup cmd &`, daemons).
+/// TERM, up to 2 s, then KILL until none is left; fails, naming the survivors, if any remain.
+const CANCEL_SCRIPT: &str = r#"
+unit=$(cat "$dir/unit" 2>/dev/null || true)
+case $unit in codex-remote-[0-9]*) ;; *) unit= ;; esac
+signal() {
+  if [ -n "$pid" ]; then kill -s "$1" -- "-$pid" 2>/dev/null || true; fi
+  if [ -n "$unit" ]; then systemctl --user kill --signal="$1" -- "$unit" >/dev/null 2>&1 || true; fi
+  for p in $(marked); do kill -s "$1" "$p" 2>/dev/null || true; done
+}
+remaining() { alive "$pid" || [ -n "$(marked)" ]; }
+signal TERM
+i=0
+while remaining && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+i=0
+while remaining && [ "$i" -lt 40 ]; do signal KILL; sleep 0.05; i=$((i + 1)); done
+if remaining; then
+  echo "processes of the agent survived SIGKILL: $pid $(marked)" >&2
+  exit 1
+fi
+"#;
+
+/// One of the scripts above with the shared functions first; `$1` is the agent dir.
+fn agent_dir_script(name: &'static str, body: &str, dir: &str, args: &[&str]) -> CommandSpec {
+    let script = format!("dir=$1\n{AGENT_FUNCTIONS}{body}");
+    let mut all = vec![dir];
+    all.extend_from_slice(args);
+    agent_script(name, &script, &all)
+}
 
 fn agent_script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
     CommandSpec::script(body, args).named(name).cwd("~")
@@ -412,10 +528,11 @@ impl Executor for CodexExecutor {
     ) -> Result<FollowEnd, TransportError> {
         let dir = crate::layout::home_relative(agent_dir);
         let mut process = transport
-            .spawn(agent_script(
+            .spawn(agent_dir_script(
                 script_names::FOLLOW_AGENT,
                 FOLLOW_SCRIPT,
-                &[dir, &offset.to_string()],
+                dir,
+                &[&offset.to_string()],
             ))
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
@@ -506,7 +623,7 @@ impl Executor for CodexExecutor {
         let dir = crate::layout::home_relative(agent_dir);
         let output = crate::transport::TransportExt::run_checked(
             transport,
-            agent_script(script_names::PROBE_AGENT, PROBE_SCRIPT, &[dir]),
+            agent_dir_script(script_names::PROBE_AGENT, PROBE_SCRIPT, dir, &[]),
         )
         .await?;
         let text = output.stdout_text();
@@ -529,12 +646,12 @@ impl Executor for CodexExecutor {
         transport: &dyn Transport,
         agent_dir: &str,
     ) -> Result<(), TransportError> {
-        if let AgentState::Running { pid } = self.probe(transport, agent_dir).await? {
-            let spec =
-                CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()])
-                    .named(script_names::KILL_GROUP);
-            crate::transport::TransportExt::run_checked(transport, spec).await?;
-        }
+        let dir = crate::layout::home_relative(agent_dir);
+        crate::transport::TransportExt::run_checked(
+            transport,
+            agent_dir_script(script_names::CANCEL_AGENT, CANCEL_SCRIPT, dir, &[]),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -571,7 +688,7 @@ fn classify_exit(status: ExitStatus, stderr: &str) -> ExecFailure {
 
 /// The delay before retry number `attempt` (0-based): exponential from `initial`, capped at
 /// `max`, with jitter in [50%, 100%] so that parallel runs do not retry in lockstep.
-pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
     let exponential = initial
         .saturating_mul(2u32.saturating_pow(attempt.min(16)))
         .min(max);
@@ -627,6 +744,7 @@ mod tests {
             sandbox: "workspace-write".into(),
             extra_args: vec!["--skip-git-repo-check".into()],
             timeout: None,
+            stall_timeout: None,
         };
         let spec = CodexExecutor::command("codex", &request);
         assert_eq!(
@@ -640,6 +758,8 @@ mod tests {
                 ".",
                 "--sandbox",
                 "workspace-write",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[\".git\"]",
                 "-c",
                 "model_reasoning_effort=\"high\"",
                 "--skip-git-repo-check",
