@@ -828,17 +828,23 @@ impl McpServer {
         Parameters(input): Parameters<CheckpointInput>,
     ) -> Result<Json<CheckpointOutput>, CallToolResult> {
         self.path_in_project(&input.file, "the spec file")?;
-        if let Some(run_id) = &input.run_id {
-            // The run id goes into the spec: a name like any other, never a line break.
-            codex_remote_core::names::Name::parse(run_id)
-                .map_err(|e| ToolFailure::bad_input(format!("`run_id`: {e}"), None).into_error())?;
-        }
+        let run_id = match &input.run_id {
+            Some(run_id) => {
+                let run_id = self.resolve(run_id)?;
+                // The run id goes into the spec: a name like any other, never a line break.
+                codex_remote_core::names::Name::parse(&run_id).map_err(|e| {
+                    ToolFailure::bad_input(format!("`run_id`: {e}"), None).into_error()
+                })?;
+                Some(run_id)
+            }
+            None => None,
+        };
         // Only a spec inside the project, symlinks resolved.
         let outcome = codex_remote_core::checkpoint::mark_checkpoint_in(
             &self.root,
             &input.file,
             &input.item,
-            input.run_id.as_deref(),
+            run_id.as_deref(),
         )
         .map_err(|e| fail(e.into()))?;
         let outcome = match outcome {
