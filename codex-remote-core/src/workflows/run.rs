@@ -182,6 +182,10 @@ pub async fn start(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
+    // Refused before anything is sent: the spec a run ticks is inside the project.
+    if let Some(spec) = &options.checkpoint {
+        crate::checkpoint::spec_in_project(&project.root, &spec.file)?;
+    }
     if crate::ondemand::spec_of(transport.host()).is_some() {
         return start_on_demand(plan, config, project, transport, executor, options, events).await;
     }
@@ -203,6 +207,8 @@ async fn start_on_demand(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
+    // A push that would be refused is refused before any container starts.
+    pipeline::push_scope(config, project)?;
     let mut record = pipeline::new_record(transport.as_ref(), project, &plan.task.id);
     let container = crate::ondemand::start(transport.host(), &record.id, &project.name).await?;
     record.container = Some(container.clone());
@@ -549,8 +555,9 @@ async fn follow_and_finish_in(
     set_phase(&store, record, Phase::Completed, events).await?;
     let mut checkpoint = None;
     if let (true, Some(spec)) = (applied, &finish.checkpoint) {
-        checkpoint = Some(crate::checkpoint::mark_checkpoint(
-            &project.root.join(&spec.file),
+        checkpoint = Some(crate::checkpoint::mark_checkpoint_in(
+            &project.root,
+            &spec.file,
             &spec.item,
             Some(&record.id),
         )?);
