@@ -552,3 +552,44 @@ fn kubernetes_pods_are_started_with_the_overlay_and_deleted_when_the_start_fails
         ]
     );
 }
+
+#[test]
+fn a_host_made_on_demand_plans_as_one_and_cannot_be_pushed_to_outside_a_run() {
+    let env = Env::new();
+    env.write(
+        "codex-remote.toml",
+        "[hosts.fresh]\nengine = \"docker\"\nimage = \"node:20\"\nrun_args = [\"--cpus\", \"2\"]\n",
+    );
+    let out = env.run(&[
+        "plan",
+        "--json",
+        "--prompt",
+        "x",
+        "--type",
+        "quick-fix",
+        "--host",
+        "fresh",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["host_kind"], "on-demand");
+    assert_eq!(plan["remote_dir"], "~/workspace/myapp");
+    let out = env.run(&[
+        "plan",
+        "--prompt",
+        "x",
+        "--type",
+        "quick-fix",
+        "--host",
+        "fresh",
+    ]);
+    assert!(
+        stdout(&out).contains("fresh (a fresh docker container of node:20 per run)"),
+        "{}",
+        stdout(&out)
+    );
+    // No container outside a run: a push is refused with what to do instead.
+    let out = env.run(&["push", "--host", "fresh"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("made on demand"), "{}", stderr(&out));
+}
