@@ -145,6 +145,34 @@ pub struct RunArgs {
     /// Extra argument for `codex exec`, e.g. `--codex-arg=-c --codex-arg=model_verbosity="low"` (repeatable).
     #[arg(long = "codex-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub codex_args: Vec<String>,
+    #[command(flatten)]
+    pub long_run: LongRunArgs,
+}
+
+/// Usage-limit parking and notifications, shared by `run` and `orchestrate`.
+#[derive(Debug, Args)]
+pub struct LongRunArgs {
+    /// How long a run may stay parked at usage limits, in all (`90m`, `6h`, `0s`; default: the
+    /// config's `max_wait`, else 6h). A reset further away fails the run with exit 5.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_wait: Option<std::time::Duration>,
+    /// Run this local command when a run ends, parks or fails, with its summary JSON on stdin
+    /// (split on whitespace, no shell; default: the config's `notify`).
+    #[arg(long, value_name = "CMD")]
+    pub notify: Option<String>,
+}
+
+impl LongRunArgs {
+    /// Lays the flags over the config's defaults in `options`.
+    pub fn apply(&self, options: &mut codex_remote_core::run::RunOptions) {
+        if let Some(max_wait) = self.max_wait {
+            options.max_wait = max_wait;
+        }
+        if let Some(notify) = &self.notify {
+            let argv: Vec<String> = notify.split_whitespace().map(str::to_string).collect();
+            options.notify = (!argv.is_empty()).then_some(argv);
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -190,6 +218,8 @@ pub struct OrchestrateArgs {
     /// Keep the runs' trees on the hosts after applying.
     #[arg(long)]
     pub keep: bool,
+    #[command(flatten)]
+    pub long_run: LongRunArgs,
 }
 
 #[derive(Debug, Args)]

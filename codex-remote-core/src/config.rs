@@ -68,6 +68,14 @@ pub struct ConfigFile {
     /// Retrying rate-limited runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// How long a run parked at a usage limit may wait for the limit to reset, in all (a
+    /// duration such as `90m` or `6h`; default `6h`). A reset further away fails the run (exit 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
+    /// A local command run when a run ends, parks or fails, with the run's summary JSON on
+    /// stdin: program and arguments, no shell (e.g. `["notify-send", "codex-remote"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
 }
 
 /// `[hosts.NAME]`.
@@ -125,6 +133,15 @@ pub struct SyncConfig {
     /// Also leave out what `.gitignore` ignores (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub respect_gitignore: Option<bool>,
+}
+
+/// The default `max_wait`: long enough for a 5-hour usage window to reset.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
+
+/// Parses a `max_wait` / `--max-wait` duration (`90m`, `6h`, `0s`).
+pub fn parse_max_wait(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like 90m or 6h: {e}"))
 }
 
 /// `[retry]`.
@@ -357,6 +374,12 @@ impl ConfigFile {
         if other.default_host.is_some() {
             self.default_host = other.default_host;
         }
+        if other.max_wait.is_some() {
+            self.max_wait = other.max_wait;
+        }
+        if other.notify.is_some() {
+            self.notify = other.notify;
+        }
         for (name, host) in other.hosts {
             let mine = self.hosts.entry(name).or_default();
             macro_rules! take {
@@ -471,6 +494,23 @@ impl Config {
                 .hint("give the remote host another name, such as `[hosts.penguin]`"));
             }
         }
+        if let Some(max_wait) = &self.merged.max_wait {
+            parse_max_wait(max_wait).map_err(|message| {
+                InputError::new(self.source_name(), message)
+                    .field("max_wait")
+                    .hint("write a duration such as `90m`, `6h` or `0s` (never wait)")
+            })?;
+        }
+        if self
+            .merged
+            .notify
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n[0].is_empty())
+        {
+            return Err(InputError::new(self.source_name(), "names no program")
+                .field("notify")
+                .hint("write the program and its arguments, such as `[\"notify-send\", \"codex-remote\"]`"));
+        }
         if let Some(retry) = &self.merged.retry {
             for (key, value) in [
                 ("retry.initial_delay_secs", retry.initial_delay_secs),
@@ -521,6 +561,20 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
             respect_gitignore: sync.respect_gitignore.unwrap_or(true),
         }
+    }
+
+    /// How long a run may stay parked at a usage limit, in all (`max_wait`, default 6 h).
+    pub fn max_wait(&self) -> Duration {
+        self.merged
+            .max_wait
+            .as_deref()
+            .and_then(|s| parse_max_wait(s).ok())
+            .unwrap_or(DEFAULT_MAX_WAIT)
+    }
+
+    /// The `notify` command (program and arguments), if any.
+    pub fn notify(&self) -> Option<Vec<String>> {
+        self.merged.notify.clone().filter(|n| !n.is_empty())
     }
 
     /// Retry policy.

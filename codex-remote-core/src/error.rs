@@ -97,7 +97,9 @@ impl Error {
             Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => ErrorKind::BadInput,
             Error::Runs(_) => ErrorKind::TaskFailed,
             Error::Exec { failure, .. } => match failure {
-                ExecFailure::RateLimited { .. } => ErrorKind::RateLimited,
+                ExecFailure::RateLimited { .. } | ExecFailure::UsageLimited { .. } => {
+                    ErrorKind::RateLimited
+                }
                 ExecFailure::AuthExpired { .. }
                 | ExecFailure::CodexNotFound { .. }
                 | ExecFailure::WorkspaceMissing { .. } => ErrorKind::Prerequisite,
@@ -115,6 +117,15 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
     match failure {
         ExecFailure::RateLimited { message } => format!(
             "still rate-limited after {attempts} attempt(s) on `{host}`: {message} (hint: wait for the quota to reset, or raise --retries / [retry] in the config)"
+        ),
+        ExecFailure::UsageLimited { message, resume_at } => format!(
+            "the Codex usage limit is reached on `{host}`{}: {message} (hint: the run waits for a reset only up to `max_wait`; raise it (`--max-wait`, config `max_wait`) or run the task again after the reset)",
+            resume_at
+                .map(|at| format!(
+                    " and resets only at {}, past the run's max_wait",
+                    crate::runs::rfc3339_of(at)
+                ))
+                .unwrap_or_default()
         ),
         ExecFailure::AuthExpired { message } => {
             format!("codex is not logged in on `{host}` or its login expired: {message} (hint: run `codex login` on {host})")

@@ -9,8 +9,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// Token usage of a turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Token usage (of a turn, or in all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Usage {
     /// Input tokens.
     pub input_tokens: u64,
@@ -20,6 +21,48 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Reasoning output tokens (newer Codex versions).
     pub reasoning_output_tokens: u64,
+}
+
+/// Totals Codex's usage over a run's events. `turn.completed.usage` is cumulative per thread
+/// (a resumed thread reports its whole history), so each thread counts once, with its last
+/// figures; threads started afresh (a relaunch, a retry) add up.
+#[derive(Debug, Clone, Default)]
+pub struct UsageTally {
+    thread: String,
+    per_thread: std::collections::BTreeMap<String, Usage>,
+}
+
+impl UsageTally {
+    /// Takes one event into account.
+    pub fn observe(&mut self, event: &CodexEvent) {
+        match event {
+            CodexEvent::ThreadStarted { thread_id } => self.thread = thread_id.clone(),
+            CodexEvent::TurnCompleted { usage } => {
+                let entry = self.per_thread.entry(self.thread.clone()).or_default();
+                // Cumulative: the later figure includes the earlier one (max guards against a
+                // Codex that reports per turn after all).
+                *entry = if usage.input_tokens + usage.output_tokens
+                    >= entry.input_tokens + entry.output_tokens
+                {
+                    *usage
+                } else {
+                    let mut sum = *entry;
+                    sum.add(usage);
+                    sum
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// The total so far.
+    pub fn total(&self) -> Usage {
+        let mut total = Usage::default();
+        for usage in self.per_thread.values() {
+            total.add(usage);
+        }
+        total
+    }
 }
 
 impl Usage {
@@ -157,6 +200,31 @@ pub enum CodexEvent {
         /// The message.
         message: String,
     },
+    /// codex-remote's host-side supervisor parked the run at a usage limit (a
+    /// `codex-remote.parked` line it appends to the agent's log).
+    Parked {
+        /// The thread it will resume.
+        thread_id: String,
+        /// When it resumes (Unix seconds).
+        resume_at: u64,
+        /// Where `resume_at` came from: `session` (Codex's rate-limit snapshot), `message`
+        /// (the "try again at" time of Codex's message) or `fallback`.
+        source: String,
+    },
+    /// The supervisor resumed the thread (`codex exec resume`) after a park or an interruption.
+    Resumed {
+        /// The thread resumed.
+        thread_id: String,
+        /// `usage-limit` or `interrupted`.
+        reason: String,
+    },
+    /// The supervisor gave up waiting: the limit resets after the run's `max_wait`.
+    GaveUp {
+        /// When the limit resets (Unix seconds).
+        resume_at: u64,
+        /// The run's `max_wait`, in seconds.
+        max_wait_secs: u64,
+    },
     /// An event type we do not know, kept whole.
     Other {
         /// Its `type`, if it had one.
@@ -288,6 +356,19 @@ impl CodexEvent {
             Some("item.completed") => item().map(|item| CodexEvent::ItemCompleted { item }),
             Some("error") => Some(CodexEvent::Error {
                 message: text(&value, "message"),
+            }),
+            Some("codex-remote.parked") => Some(CodexEvent::Parked {
+                thread_id: text(&value, "thread_id"),
+                resume_at: number(&value, "resume_at"),
+                source: text(&value, "source"),
+            }),
+            Some("codex-remote.resumed") => Some(CodexEvent::Resumed {
+                thread_id: text(&value, "thread_id"),
+                reason: text(&value, "reason"),
+            }),
+            Some("codex-remote.gave_up") => Some(CodexEvent::GaveUp {
+                resume_at: number(&value, "resume_at"),
+                max_wait_secs: number(&value, "max_wait_secs"),
             }),
             _ => None,
         };

@@ -33,6 +33,14 @@ pub struct ExecRequest {
     pub extra_args: Vec<String>,
     /// Cancel the agent after this long.
     pub timeout: Option<Duration>,
+    /// How long the host-side supervisor may keep the run parked at usage limits, in all
+    /// (seconds; `None`: the built-in default).
+    #[serde(default)]
+    pub max_wait_secs: Option<u64>,
+    /// Resume this Codex thread instead of starting afresh (a relaunch after the agent was
+    /// interrupted); not recorded: it belongs to one attempt.
+    #[serde(skip)]
+    pub resume_thread: Option<String>,
 }
 
 /// One line of the agent's output: verbatim and parsed.
@@ -52,6 +60,14 @@ pub enum ExecFailure {
     RateLimited {
         /// Codex's message.
         message: String,
+    },
+    /// The account's usage limit was reached, and it does not reset within the run's
+    /// `max_wait` (or the thread could not be resumed).
+    UsageLimited {
+        /// Codex's message.
+        message: String,
+        /// When the limit resets (Unix seconds), when known.
+        resume_at: Option<u64>,
     },
     /// Authentication was refused (401/403): not logged in, or the login expired.
     AuthExpired {
@@ -91,7 +107,12 @@ impl ExecFailure {
     /// Classifies a failed turn's message.
     pub fn from_message(message: &str) -> ExecFailure {
         let lower = message.to_ascii_lowercase();
-        if lower.contains("429")
+        if is_usage_limit(message) {
+            ExecFailure::UsageLimited {
+                message: message.to_string(),
+                resume_at: None,
+            }
+        } else if lower.contains("429")
             || lower.contains("too many requests")
             || lower.contains("rate limit")
             || lower.contains("usage limit")
@@ -116,6 +137,82 @@ impl ExecFailure {
     }
 }
 
+/// Whether `text` looks like a Codex thread id (letters, digits and `-`, at most 64): what
+/// the host reports as one is untrusted.
+pub fn is_thread_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Whether Codex's message says the account's usage limit (not a rate limit) was reached.
+pub fn is_usage_limit(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    lower.contains("usage limit") || lower.contains("usage_limit")
+}
+
+/// The delay a failure message states (`Please try again in 1.5s`, `try again in 20ms`,
+/// `retry after 3 seconds`, `Retry-After: 2`), if any.
+pub fn stated_delay(message: &str) -> Option<Duration> {
+    let lower = message.to_ascii_lowercase();
+    for marker in [
+        "try again in ",
+        "retry after ",
+        "retry-after: ",
+        "retry-after:",
+    ] {
+        let Some(at) = lower.find(marker) else {
+            continue;
+        };
+        let rest = &lower[at + marker.len()..];
+        // A Go-style duration (`1m30s`, `1.5s`, `250ms`) or a number of seconds.
+        let token: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect();
+        let token = token.trim_end_matches('.');
+        if let Ok(secs) = token.parse::<f64>() {
+            if secs.is_finite() && secs >= 0.0 {
+                return Some(Duration::from_secs_f64(secs));
+            }
+        }
+        let mut total = 0f64;
+        let mut number = String::new();
+        let mut chars = token.chars().peekable();
+        let mut any = false;
+        while let Some(c) = chars.next() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let mut unit = c.to_string();
+            while let Some(&n) = chars.peek() {
+                if n.is_ascii_alphabetic() {
+                    unit.push(n);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let value: f64 = number.parse().ok()?;
+            number.clear();
+            total += value
+                * match unit.as_str() {
+                    "ms" => 0.001,
+                    "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+                    "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+                    "h" | "hour" | "hours" => 3600.0,
+                    _ => return None,
+                };
+            any = true;
+        }
+        if any && number.is_empty() && total.is_finite() {
+            return Some(Duration::from_secs_f64(total));
+        }
+    }
+    None
+}
+
 /// How an agent run ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExecOutcome {
@@ -137,6 +234,7 @@ pub struct ExecOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct OutcomeBuilder {
     outcome: Option<ExecOutcome>,
+    usage: crate::events::UsageTally,
 }
 
 impl OutcomeBuilder {
@@ -150,11 +248,20 @@ impl OutcomeBuilder {
             files_reported: Vec::new(),
             failure: None,
         });
+        self.usage.observe(event);
+        outcome.usage = self.usage.total();
         match event {
             CodexEvent::ThreadStarted { thread_id } => outcome.thread_id = Some(thread_id.clone()),
-            CodexEvent::TurnCompleted { usage } => outcome.usage.add(usage),
             CodexEvent::TurnFailed { message } => {
                 outcome.failure = Some(ExecFailure::from_message(message))
+            }
+            // The thread goes on: what failed before the park is behind it.
+            CodexEvent::Resumed { .. } => outcome.failure = None,
+            CodexEvent::GaveUp { resume_at, .. } => {
+                if let Some(ExecFailure::UsageLimited { resume_at: at, .. }) = &mut outcome.failure
+                {
+                    *at = Some(*resume_at);
+                }
             }
             CodexEvent::ItemCompleted { item } => match &item.kind {
                 ItemKind::AgentMessage { text } => outcome.last_message = Some(text.clone()),
@@ -195,6 +302,16 @@ pub enum AgentState {
     Running {
         /// The supervisor's pid (leader of the agent's process group).
         pid: u32,
+    },
+    /// Parked at a usage limit: the supervisor waits on the host and resumes the thread at
+    /// `resume_at`.
+    Waiting {
+        /// The supervisor's pid.
+        pid: u32,
+        /// When it resumes (Unix seconds).
+        resume_at: u64,
+        /// The thread it resumes (checked to be a plain id).
+        thread_id: Option<String>,
     },
     /// It finished with this status.
     Finished {
@@ -282,15 +399,74 @@ impl CodexExecutor {
         spec.stdin = crate::transport::Stdin::Bytes(request.instruction.clone().into_bytes());
         spec
     }
+
+    /// The command that resumes a thread of `request`'s agent: `codex exec resume --json`
+    /// with the model and sandbox pinned by `-c` (`exec resume` has no `-s` and no `-C`: it
+    /// runs from the run's directory), then the request's extra arguments, translated where
+    /// `exec resume` lacks the option (`--sandbox M` becomes `-c sandbox_mode="M"`; `--cd`
+    /// and `--profile` are dropped). The thread id and `-` (prompt on stdin) come after, on
+    /// the host.
+    pub fn resume_command(codex: &str, request: &ExecRequest) -> CommandSpec {
+        let mut spec = CommandSpec::new(codex)
+            .args(["exec", "resume", "--json", "-m", &request.model.model])
+            .arg("-c")
+            .arg(format!("sandbox_mode={}", toml_string(&request.sandbox)));
+        if let Some(effort) = &request.model.reasoning_effort {
+            spec = spec
+                .arg("-c")
+                .arg(format!("model_reasoning_effort={}", toml_string(effort)));
+        }
+        let mut extra = request.extra_args.iter();
+        while let Some(arg) = extra.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            match name {
+                "-s" | "--sandbox" => {
+                    if let Some(mode) = inline.or_else(|| extra.next().cloned()) {
+                        spec = spec
+                            .arg("-c")
+                            .arg(format!("sandbox_mode={}", toml_string(&mode)));
+                    }
+                }
+                "-C" | "--cd" | "-p" | "--profile" => {
+                    if inline.is_none() {
+                        extra.next();
+                    }
+                }
+                _ => spec = spec.arg(arg.clone()),
+            }
+        }
+        spec.cwd = Some(request.dir.clone());
+        spec.shell_init = true;
+        spec
+    }
 }
 
+/// A TOML basic string (for `-c key=value`, whose value Codex parses as TOML).
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).expect("strings serialise")
+}
+
+/// The prompt a resumed thread gets after a usage-limit park.
+pub const CONTINUE_AFTER_LIMIT: &str = "Your previous turn stopped because the account's usage limit was reached; the limit has reset. Continue the task from where you stopped: the work you did so far is in the working directory.";
+
+/// The prompt a resumed thread gets after its agent was interrupted (host reboot, OOM kill,
+/// crash).
+pub const CONTINUE_AFTER_INTERRUPTION: &str = "Your previous turn was interrupted (the agent's process ended unexpectedly). Continue the task from where you stopped: check the state of the working directory first, then finish the task.";
+
+/// The default `max_wait` in seconds, when the request does not say.
+const DEFAULT_MAX_WAIT_SECS: u64 = 6 * 3600;
+
 /// Starts the supervisor detached (systemd-run --user where the user manager runs, so that
-/// logind's KillUserProcesses does not end it at logout; else setsid nohup). The supervisor
-/// records its pid, runs the agent script with the instruction on stdin and its events appended
-/// to events.jsonl, then records the exit status. Args: agent dir, agent script; stdin: the
-/// instruction. Prints the supervisor's pid.
+/// logind's KillUserProcesses does not end it at logout; else setsid nohup). Args: agent dir,
+/// agent script, resume script, resume-at script, max wait (s), thread to resume first (or
+/// empty), its prompt, the prompt after a usage limit, the supervisor's own script; stdin: the
+/// instruction. Prints the
+/// supervisor's pid.
 const LAUNCH_SCRIPT: &str = r#"set -e
-dir=$1; script=$2
+dir=$1; script=$2; resume=$3; at_script=$4; max_wait=$5; first=$6; prompt=$7; limit_prompt=$8; supervise=$9
 mkdir -p -- "$dir"
 mkdir -- "$dir/launched" 2>/dev/null || { echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75; }
 cat > "$dir/instruction"
@@ -298,15 +474,102 @@ cat > "$dir/instruction"
 # The agent script runs in the login shell, like every ssh command: the user's shell_init is
 # written for it (`source` is not POSIX).
 shell=${SHELL:-/bin/sh}
-supervise='dir=$1; script=$2; shell=$3; echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"; "$shell" -c "$script" < "$dir/instruction" >> "$dir/events.jsonl" 2>> "$dir/stderr.log"; echo $? > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"'
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
-  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" sh -c "$supervise" supervise "$dir" "$script" "$shell"
+  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt"
 else
-  setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$shell" >/dev/null 2>&1 < /dev/null &
+  setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" >/dev/null 2>&1 < /dev/null &
 fi
 i=0
 while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 cat "$dir/pid"
+"#;
+
+/// The host-side supervisor: records its pid, runs the agent (or resumes the thread `$7`), and
+/// while the agent ends at a usage limit, parks: works out when the limit resets (the resume-at
+/// script), appends a `codex-remote.parked` line to the event log, sleeps until then and
+/// resumes the same thread with `codex exec resume` (a `codex-remote.resumed` line) — all on
+/// the host, with no client connected. A reset past `max_wait` (counted from the first park)
+/// appends `codex-remote.gave_up` instead. Finally records Codex's exit status.
+const SUPERVISE_SCRIPT: &str = r#"dir=$1; script=$2; resume=$3; at_script=$4; shell=$5; max_wait=$6; thread=$7; prompt=$8; limit_prompt=$9
+echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"
+log=$dir/events.jsonl
+valid_thread() { case $1 in ''|*[!A-Za-z0-9-]*) return 1 ;; esac; }
+start=$(wc -c < "$log")
+if valid_thread "$thread"; then
+  printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"interrupted"}\n' "$thread" >> "$log"
+  start=$(wc -c < "$log")
+  printf '%s\n' "$prompt" | "$shell" -c "$resume" sh "$thread" - >> "$log" 2>> "$dir/stderr.log"
+else
+  "$shell" -c "$script" < "$dir/instruction" >> "$log" 2>> "$dir/stderr.log"
+fi
+rc=$?
+parked=
+while [ "$rc" -ne 0 ]; do
+  # Only a usage limit parks: the last turn.failed of this attempt says so.
+  tail -c +"$((start + 1))" "$log" | grep '^{"type":"turn.failed"' | tail -n 1 | grep -qi 'usage.limit' || break
+  thread=$(sed -n 's/^{"type":"thread.started","thread_id":"\([A-Za-z0-9-]*\)"}$/\1/p' "$log" | head -n 1)
+  valid_thread "$thread" || break
+  now=$(date +%s)
+  [ -n "$parked" ] || parked=$now
+  out=$(CODEX_REMOTE_LOG=$log CODEX_REMOTE_FROM=$start CODEX_REMOTE_THREAD=$thread "$shell" -c "$at_script" 2>> "$dir/stderr.log" | tail -n 1)
+  at=${out%% *}; source=${out#* }
+  case $at in ''|*[!0-9]*) at=$((now + 600)); source=fallback ;; esac
+  case $source in session|message|fallback) ;; *) source=fallback ;; esac
+  if [ "$at" -gt $((parked + max_wait)) ]; then
+    printf '{"type":"codex-remote.gave_up","resume_at":%s,"max_wait_secs":%s}\n' "$at" "$max_wait" >> "$log"
+    break
+  fi
+  printf '%s %s\n' "$at" "$thread" > "$dir/waiting.tmp"; mv -f "$dir/waiting.tmp" "$dir/waiting"
+  printf '{"type":"codex-remote.parked","thread_id":"%s","resume_at":%s,"source":"%s"}\n' "$thread" "$at" "$source" >> "$log"
+  while now=$(date +%s); [ "$now" -lt "$at" ]; do
+    left=$((at - now)); [ "$left" -gt 60 ] && left=60
+    sleep "$left"
+  done
+  rm -f "$dir/waiting"
+  printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"usage-limit"}\n' "$thread" >> "$log"
+  start=$(wc -c < "$log")
+  printf '%s\n' "$limit_prompt" | "$shell" -c "$resume" sh "$thread" - >> "$log" 2>> "$dir/stderr.log"
+  rc=$?
+done
+echo "$rc" > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"
+"#;
+
+/// Works out when a usage limit resets; prints `EPOCH SOURCE`. Runs in the user's shell after
+/// the shell init and the host's environment (for `CODEX_HOME`), with the event log, the byte
+/// where the failed attempt began and the thread in `CODEX_REMOTE_LOG`, `CODEX_REMOTE_FROM`
+/// and `CODEX_REMOTE_THREAD`. The rule (docs/cli.md, "Usage limits"): (1) the rate-limit
+/// snapshot Codex recorded in the thread's session file (`token_count.rate_limits`): the latest
+/// `resets_at` of a window at 100 %, if still ahead; (2) the time in Codex's message ("try again
+/// at 9:01 AM" / "at Sep 15th, 2026 7:59 PM", host's time zone, GNU or busybox `date -d`), plus
+/// one minute as Codex shows only the minute, a bare time already past meaning tomorrow;
+/// (3) ten minutes from now.
+const RESUME_AT_SCRIPT: &str = r#"now=$(date +%s)
+home=${CODEX_HOME:-$HOME/.codex}
+file=$(find "$home/sessions" -type f -name "rollout-*-$CODEX_REMOTE_THREAD.jsonl" 2>/dev/null | head -n 1)
+if [ -n "$file" ]; then
+  at=$(grep '"type":"token_count"' "$file" | grep '"rate_limits"' | tail -n 1 | awk '{
+    n = split($0, parts, "{"); best = 0
+    for (i = 1; i <= n; i++) {
+      p = parts[i]
+      if (!match(p, /"used_percent":[0-9.]+/)) continue
+      u = substr(p, RSTART + 15, RLENGTH - 15) + 0
+      if (!match(p, /"resets_at":[0-9]+/)) continue
+      r = substr(p, RSTART + 12, RLENGTH - 12) + 0
+      if (u >= 100 && r > best) best = r
+    }
+    if (best > 0) printf "%d\n", best
+  }')
+  case $at in ''|*[!0-9]*) ;; *) if [ "$at" -gt "$now" ]; then echo "$at session"; exit 0; fi ;; esac
+fi
+when=$(tail -c +"$((CODEX_REMOTE_FROM + 1))" "$CODEX_REMOTE_LOG" | grep '^{"type":"turn.failed"' | tail -n 1 \
+  | sed -n 's/.*try again at \([A-Za-z0-9:, ]*[AP]M\)\..*/\1/p' \
+  | sed -e 's/\([0-9]\)st,/\1,/' -e 's/\([0-9]\)nd,/\1,/' -e 's/\([0-9]\)rd,/\1,/' -e 's/\([0-9]\)th,/\1,/')
+if [ -n "$when" ] && t=$(date -d "$when" +%s 2>/dev/null); then
+  t=$((t + 60))
+  case $when in *,*) ;; *) if [ "$t" -le "$now" ]; then t=$((t + 86400)); fi ;; esac
+  echo "$t message"; exit 0
+fi
+echo "$((now + 600)) fallback"
 "#;
 
 /// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then a marker
@@ -329,9 +592,10 @@ tail -c 4000 "$dir/stderr.log" 2>/dev/null || true
 /// The line that ends the event stream of a follow.
 const FOLLOW_END: &str = "\u{1e}codex-remote-follow-end";
 
-/// Prints `running PID`, `finished CODE`, `vanished` or `not-started`.
+/// Prints `running PID`, `waiting PID RESUME_AT THREAD`, `finished CODE`, `vanished` or `not-started`.
 const PROBE_SCRIPT: &str = r#"dir=$1
 if [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
+elif [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null && [ -s "$dir/waiting" ]; then echo "waiting $(cat "$dir/pid") $(cat "$dir/waiting")"
 elif [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null; then echo "running $(cat "$dir/pid")"
 elif [ -s "$dir/pid" ]; then echo vanished
 else echo not-started; fi
@@ -355,22 +619,52 @@ impl Executor for CodexExecutor {
         let mut extra = transport.host().codex_args.clone();
         extra.append(&mut request.extra_args);
         request.extra_args = extra;
-        let codex = Self::command(&transport.host().codex, &request);
         let host = transport.host();
-        let mut env = host.env.clone();
-        env.extend(codex.env.clone());
-        // The agent's own command line, built by the one quoting function; shell init first.
-        let script = crate::shell::command_script(&crate::shell::ScriptParts {
-            program: &codex.program,
-            args: &codex.args,
-            env: &env,
-            cwd: codex.cwd.as_deref(),
-            shell_init: host.shell_init.as_deref(),
-            announce_pid: false,
-        })?;
+        // The agent's own command lines, built by the one quoting function; shell init first.
+        let script_for = |spec: &CommandSpec, passing_args: bool| {
+            let mut env = host.env.clone();
+            env.extend(spec.env.clone());
+            let parts = crate::shell::ScriptParts {
+                program: &spec.program,
+                args: &spec.args,
+                env: &env,
+                cwd: spec.cwd.as_deref(),
+                shell_init: host.shell_init.as_deref(),
+                announce_pid: false,
+            };
+            if passing_args {
+                crate::shell::command_script_passing_args(&parts)
+            } else {
+                crate::shell::command_script(&parts)
+            }
+        };
+        let script = script_for(&Self::command(&host.codex, &request), false)?;
+        let resume = script_for(&Self::resume_command(&host.codex, &request), true)?;
+        let at_script = script_for(
+            &CommandSpec::new("sh").args(["-c", RESUME_AT_SCRIPT]),
+            false,
+        )?;
+        let max_wait = request
+            .max_wait_secs
+            .unwrap_or(DEFAULT_MAX_WAIT_SECS)
+            .to_string();
+        let first = request.resume_thread.clone().unwrap_or_default();
         let dir = crate::layout::home_relative(agent_dir);
-        let spec = agent_script(LAUNCH_SCRIPT, &[dir, &script])
-            .stdin_bytes(request.instruction.clone().into_bytes());
+        let spec = agent_script(
+            LAUNCH_SCRIPT,
+            &[
+                dir,
+                &script,
+                &resume,
+                &at_script,
+                &max_wait,
+                &first,
+                CONTINUE_AFTER_INTERRUPTION,
+                CONTINUE_AFTER_LIMIT,
+                SUPERVISE_SCRIPT,
+            ],
+        )
+        .stdin_bytes(request.instruction.clone().into_bytes());
         let output = crate::transport::TransportExt::run_checked(transport, spec).await?;
         output
             .stdout_text()
@@ -494,6 +788,14 @@ impl Executor for CodexExecutor {
             ) {
                 (Some("finished"), Some(code)) => AgentState::Finished { code: code as i32 },
                 (Some("running"), Some(pid)) => AgentState::Running { pid: pid as u32 },
+                (Some("waiting"), Some(pid)) => match words.next().and_then(|w| w.parse().ok()) {
+                    Some(resume_at) => AgentState::Waiting {
+                        pid: pid as u32,
+                        resume_at,
+                        thread_id: words.next().filter(|t| is_thread_id(t)).map(str::to_string),
+                    },
+                    None => AgentState::Running { pid: pid as u32 },
+                },
                 (Some("vanished"), _) => AgentState::Vanished,
                 _ => AgentState::NotStarted,
             },
@@ -505,7 +807,9 @@ impl Executor for CodexExecutor {
         transport: &dyn Transport,
         agent_dir: &str,
     ) -> Result<(), TransportError> {
-        if let AgentState::Running { pid } = self.probe(transport, agent_dir).await? {
+        if let AgentState::Running { pid } | AgentState::Waiting { pid, .. } =
+            self.probe(transport, agent_dir).await?
+        {
             let spec =
                 CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()]);
             crate::transport::TransportExt::run_checked(transport, spec).await?;

@@ -35,6 +35,7 @@ pub mod input;
 pub mod instruction;
 pub mod layout;
 pub mod model;
+pub mod notify;
 pub mod orchestrate;
 pub mod patch;
 pub mod pipeline;

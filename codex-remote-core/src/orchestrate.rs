@@ -103,7 +103,12 @@ fn plan_work(path: &Path, project: &Project) -> Result<Vec<(String, Work)>, Erro
                     })
                     .cloned();
                 match record {
-                    Some(r) if matches!(r.phase, Phase::Running | Phase::Retrieving) => {
+                    Some(r)
+                        if matches!(
+                            r.phase,
+                            Phase::Running | Phase::Waiting | Phase::Retrieving
+                        ) =>
+                    {
                         work.push((id, Work::Attach(r)))
                     }
                     Some(r) if r.phase == Phase::Completed && r.applied_at.is_none() => {

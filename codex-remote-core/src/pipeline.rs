@@ -94,6 +94,9 @@ pub async fn start_run(
         attempt: 0,
         attempt_log_start: 0,
         finish: None,
+        resume_at: None,
+        thread_id: None,
+        usage: Default::default(),
     };
     let store = project.runs();
     store.save(&record)?;

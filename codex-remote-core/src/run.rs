@@ -60,6 +60,12 @@ pub struct RunOptions {
     /// Skip the push (the caller pushed this project to the host already, as `orchestrate`
     /// does once per host for all its runs).
     pub skip_push: bool,
+    /// How long the run may stay parked at usage limits, in all (config `max_wait`,
+    /// `--max-wait`); past it the run fails with exit 5.
+    pub max_wait: Duration,
+    /// A local command (program and arguments) run with the run's summary JSON on stdin when
+    /// it ends, parks or fails (config `notify`, `--notify`).
+    pub notify: Option<Vec<String>>,
 }
 
 impl RunOptions {
@@ -79,6 +85,8 @@ impl RunOptions {
             checkpoint: None,
             task_plan: None,
             skip_push: false,
+            max_wait: config.max_wait(),
+            notify: config.notify(),
         }
     }
 
@@ -90,6 +98,7 @@ impl RunOptions {
             retries: self.retries,
             checkpoint: self.checkpoint.clone(),
             task_plan: self.task_plan.clone(),
+            notify: self.notify.clone(),
         }
     }
 }
@@ -117,6 +126,22 @@ pub enum RunEvent {
     },
     /// An event from Codex.
     Codex(ExecEvent),
+    /// The run parked at a usage limit; the host resumes the same thread at `resume_at`.
+    Waiting {
+        /// When it resumes (RFC 3339).
+        resume_at: String,
+        /// Where that time came from (`session`, `message`, `fallback`).
+        source: String,
+        /// The thread it resumes.
+        thread_id: String,
+    },
+    /// The run's thread was resumed (after a park, or an interrupted agent).
+    Resumed {
+        /// The thread.
+        thread_id: String,
+        /// `usage-limit` or `interrupted`.
+        reason: String,
+    },
     /// A rate-limited attempt will be retried.
     Retrying {
         /// The retry about to happen (1-based).
@@ -141,8 +166,12 @@ pub struct RunSummary {
     pub host: String,
     /// The model.
     pub model: String,
-    /// Tokens used by the last attempt.
+    /// Tokens used by the whole run (every attempt and resume; each thread counted once).
     pub usage: Usage,
+    /// The Codex thread of the run's agent.
+    pub thread_id: Option<String>,
+    /// How many times the thread was resumed (usage-limit parks and interruptions).
+    pub resumes: u32,
     /// The agent's last message.
     pub last_message: Option<String>,
     /// The files changed by the run (from the patch).
@@ -225,6 +254,8 @@ fn request_for(plan: &RunPlan, record: &RunRecord, options: &RunOptions) -> Exec
         sandbox: options.sandbox.clone(),
         extra_args: options.extra_args.clone(),
         timeout: options.timeout,
+        max_wait_secs: Some(options.max_wait.as_secs()),
+        resume_thread: None,
     }
 }
 
@@ -284,8 +315,34 @@ fn local_log_len(store: &RunStore, run_id: &str) -> u64 {
 }
 
 /// Follows the run's agent from where the local record stopped until it finishes, retrying a
-/// rate-limited agent, then retrieves and (as the run asked) applies the result.
+/// rate-limited agent, then retrieves and (as the run asked) applies the result. A usage limit
+/// parks the run on the host (phase `waiting`) and the follow goes on through the resume; the
+/// `notify` command, if any, hears of parks, the end and failures.
 pub async fn follow_and_finish(
+    project: &Project,
+    config: &Config,
+    record: &mut RunRecord,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+    retry: (Duration, Duration),
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<RunSummary, Error> {
+    let notify = record.finish.as_ref().and_then(|f| f.notify.clone());
+    let result =
+        follow_and_finish_inner(project, config, record, transport, executor, retry, events).await;
+    if let Some(command) = &notify {
+        let payload = match &result {
+            Ok(summary) => crate::notify::ended(summary),
+            // A broken stream is not the run's end: the agent goes on.
+            Err(Error::Transport(e)) if e.is_connection() => return result,
+            Err(e) => crate::notify::failed(record, e),
+        };
+        crate::notify::run(command, &payload).await;
+    }
+    result
+}
+
+async fn follow_and_finish_inner(
     project: &Project,
     config: &Config,
     record: &mut RunRecord,
@@ -302,8 +359,9 @@ pub async fn follow_and_finish(
         retries: 0,
         checkpoint: None,
         task_plan: None,
+        notify: None,
     });
-    let request = read_request(&store, &record.id)?;
+    let mut request = read_request(&store, &record.id)?;
     let timeout = request.timeout;
     let mut relaunched_vanished = false;
     let outcome = loop {
@@ -325,9 +383,13 @@ pub async fn follow_and_finish(
                 }
             },
         };
+        request.resume_thread = None;
         match &outcome.failure {
             Some(ExecFailure::RateLimited { message }) if record.attempt <= finish.retries => {
-                let delay = backoff(record.attempt - 1, retry.0, retry.1);
+                // A delay the provider stated (through Codex's message) is honoured as is;
+                // otherwise the bounded exponential backoff.
+                let delay = crate::executor::stated_delay(message)
+                    .unwrap_or_else(|| backoff(record.attempt - 1, retry.0, retry.1));
                 let _ = events
                     .send(RunEvent::Retrying {
                         attempt: record.attempt,
@@ -338,10 +400,12 @@ pub async fn follow_and_finish(
                     .await;
                 tokio::time::sleep(delay).await;
             }
-            // The agent died with its host (reboot) or was killed from outside: start it again,
-            // once; the run's tree still holds whatever it had done.
+            // The agent died with its host (reboot), was OOM-killed or crashed: start it
+            // again, once, resuming its thread when it has one (the conversation so far is
+            // kept, and the run's tree still holds whatever it had done).
             Some(ExecFailure::AgentVanished { .. }) if !relaunched_vanished => {
-                relaunched_vanished = true
+                relaunched_vanished = true;
+                request.resume_thread = record.thread_id.clone();
             }
             Some(failure) => {
                 let failure = failure.clone();
@@ -393,12 +457,15 @@ pub async fn follow_and_finish(
     if (applied || parsed.files.is_empty()) && finish.apply && !finish.keep {
         pipeline::remove_remote(transport.clone(), project, record).await?;
     }
+    let history = run_history(&dir.join("events.jsonl"));
     Ok(RunSummary {
         run_id: record.id.clone(),
         task_id: record.task_id.clone(),
         host: record.host.clone(),
         model: request.model.model.clone(),
-        usage: outcome.usage,
+        usage: history.usage,
+        thread_id: record.thread_id.clone(),
+        resumes: history.resumes,
         last_message: outcome.last_message,
         files: parsed.files,
         applied,
@@ -408,8 +475,38 @@ pub async fn follow_and_finish(
     })
 }
 
+/// What a run's whole local event log says: its token usage (each thread once) and how many
+/// times its thread was resumed.
+#[derive(Debug, Clone, Default)]
+pub struct RunHistory {
+    /// Tokens used, over every attempt and resume.
+    pub usage: Usage,
+    /// Resumes of the thread.
+    pub resumes: u32,
+}
+
+/// Reads [`RunHistory`] from a run's `events.jsonl`.
+pub fn run_history(path: &Path) -> RunHistory {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut tally = crate::events::UsageTally::default();
+    let mut resumes = 0;
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        let event = CodexEvent::parse(line);
+        if matches!(event, CodexEvent::Resumed { .. }) {
+            resumes += 1;
+        }
+        tally.observe(&event);
+    }
+    RunHistory {
+        usage: tally.total(),
+        resumes,
+    }
+}
+
 /// Follows the current attempt to its end, appending each new complete line to the local
 /// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events).
+/// The supervisor's park and resume lines move the record to `waiting` (with `resume_at`) and
+/// back to `running` as they arrive.
 pub async fn follow_attempt(
     store: &RunStore,
     record: &mut RunRecord,
@@ -426,18 +523,74 @@ pub async fn follow_attempt(
         .open(&path)
         .map_err(record_io(format!("opening {}", path.display())))?;
     let (tx, mut rx) = mpsc::channel::<ExecEvent>(256);
-    let forward = events.clone();
-    let writer = tokio::spawn(async move {
+    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+    let notify = record.finish.as_ref().and_then(|f| f.notify.clone());
+    let mut tally = {
+        let mut tally = crate::events::UsageTally::default();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            tally.observe(&CodexEvent::parse(line));
+        }
+        tally
+    };
+    let consume = async {
         while let Some(event) = rx.recv().await {
             // Written before it is shown: what was displayed is always in the record.
             let _ = writeln!(log, "{}", event.raw);
             let _ = log.flush();
-            let _ = forward.send(RunEvent::Codex(event)).await;
+            tally.observe(&event.event);
+            let update = match &event.event {
+                CodexEvent::ThreadStarted { thread_id }
+                    if record.thread_id.as_deref() != Some(thread_id)
+                        && crate::executor::is_thread_id(thread_id) =>
+                {
+                    record.thread_id = Some(thread_id.clone());
+                    None
+                }
+                CodexEvent::TurnCompleted { .. } => {
+                    record.usage = tally.total();
+                    None
+                }
+                CodexEvent::Parked {
+                    thread_id,
+                    resume_at,
+                    source,
+                } => {
+                    let at = crate::runs::rfc3339_of(*resume_at);
+                    record.phase = Phase::Waiting;
+                    record.resume_at = Some(at.clone());
+                    Some(RunEvent::Waiting {
+                        resume_at: at,
+                        source: source.clone(),
+                        thread_id: thread_id.clone(),
+                    })
+                }
+                CodexEvent::Resumed { thread_id, reason } => {
+                    record.phase = Phase::Running;
+                    record.resume_at = None;
+                    Some(RunEvent::Resumed {
+                        thread_id: thread_id.clone(),
+                        reason: reason.clone(),
+                    })
+                }
+                _ => None,
+            };
+            let _ = events.send(RunEvent::Codex(event)).await;
+            if let Some(update) = update {
+                record.updated_at = now();
+                let _ = store.save(record);
+                if let (Some(command), RunEvent::Waiting { .. }) = (&notify, &update) {
+                    crate::notify::run(command, &crate::notify::parked(record)).await;
+                }
+                let _ = events.send(update).await;
+            }
         }
-    });
-    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
-    let end = executor.follow(transport, &agent_dir, offset, tx).await;
-    let _ = writer.await;
+    };
+    let (end, ()) = tokio::join!(executor.follow(transport, &agent_dir, offset, tx), consume);
+    if record.usage != tally.total() {
+        record.usage = tally.total();
+        let _ = store.save(record);
+    }
     let end = end?;
     if end.vanished {
         return Ok(ExecOutcome {

@@ -23,6 +23,9 @@ pub enum Phase {
     Syncing,
     /// The agent is working.
     Running,
+    /// Parked at a usage limit: the host-side supervisor resumes the same Codex thread at
+    /// `resume_at`.
+    Waiting,
     /// Fetching the result.
     Retrieving,
     /// Finished; the result patch is in the record.
@@ -73,6 +76,15 @@ pub struct RunRecord {
     /// How the run was asked to finish, so `attach` can finish it the same way.
     #[serde(default)]
     pub finish: Option<FinishOptions>,
+    /// While `waiting`: when the run resumes (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<String>,
+    /// The Codex thread the run's agent works in (what a resume continues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// Tokens used so far, over every attempt and resume.
+    #[serde(default)]
+    pub usage: crate::events::Usage,
 }
 
 /// How a run finishes once its agent is done.
@@ -92,11 +104,22 @@ pub struct FinishOptions {
     /// The orchestration plan entry to keep true: (task_plan.json path, task id).
     #[serde(default)]
     pub task_plan: Option<(PathBuf, String)>,
+    /// The local command told when the run ends, parks or fails (program and arguments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
 }
 
 /// The current time as RFC 3339 (UTC, seconds).
 pub fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339_of(epoch_secs: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(epoch_secs),
+    )
+    .to_string()
 }
 
 /// A fresh run id: `<task-id>-<utc timestamp>-<random>`, sortable by time.

@@ -1,10 +1,10 @@
 //! `attach`, `status`, `logs` and `cancel`: working with runs whose agent lives on the host.
 
 use codex_remote_core::events::CodexEvent;
-use codex_remote_core::executor::{CodexExecutor, Executor};
+use codex_remote_core::executor::{AgentState, CodexExecutor, Executor};
 use codex_remote_core::layout::RemoteLayout;
 use codex_remote_core::run::{cancel as cancel_run, follow_and_finish, follow_attempt, RunEvent};
-use codex_remote_core::runs::{Phase, RunRecord};
+use codex_remote_core::runs::{rfc3339_of, Phase, RunRecord};
 use tokio::sync::mpsc;
 
 use super::{progress, Context};
@@ -25,7 +25,7 @@ pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
     let config = ctx.config()?;
     let (project, mut record) = load(ctx, &args.run)?;
     match record.phase {
-        Phase::Running | Phase::Retrieving => {}
+        Phase::Running | Phase::Waiting | Phase::Retrieving => {}
         phase => {
             return Err(CliError::Usage(format!(
                 "run `{}` is {}; there is nothing to attach to (see `codex-remote status {}`)",
@@ -94,12 +94,33 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         .map(CodexEvent::parse)
         .find(|e| !matches!(e, CodexEvent::Other { .. }));
     // Only a run whose agent may be alive is worth a round trip to the host.
-    let agent = if matches!(record.phase, Phase::Running) && record.attempt > 0 {
+    let mut record = record;
+    let agent = if matches!(record.phase, Phase::Running | Phase::Waiting) && record.attempt > 0 {
         let transport = ctx.transport(config.host(Some(&record.host))?)?;
         let dir = RemoteLayout::new(transport.host(), &record.project)
             .agent_dir(&record.id, record.attempt);
         let state = CodexExecutor.probe(transport.as_ref(), &dir).await?;
         let _ = transport.close().await;
+        // The host knows best whether the run is parked (it parks with no client connected).
+        let (phase, resume_at) = match &state {
+            AgentState::Waiting {
+                resume_at,
+                thread_id,
+                ..
+            } => {
+                if record.thread_id.is_none() {
+                    record.thread_id = thread_id.clone();
+                }
+                (Phase::Waiting, Some(rfc3339_of(*resume_at)))
+            }
+            _ => (Phase::Running, None),
+        };
+        if (phase, &resume_at) != (record.phase, &record.resume_at) {
+            record.phase = phase;
+            record.resume_at = resume_at;
+            record.updated_at = codex_remote_core::runs::now();
+            project.runs().save(&record)?;
+        }
         Some(state)
     } else {
         None
@@ -125,9 +146,22 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         "created   {}\nupdated   {}\n",
         record.created_at, record.updated_at
     ));
+    if let (Phase::Waiting, Some(at)) = (record.phase, &record.resume_at) {
+        text.push_str(&format!(
+            "resumes   {at} (parked at a usage limit; the host resumes thread {} then)\n",
+            record.thread_id.as_deref().unwrap_or("?")
+        ));
+    }
     if record.attempt > 0 {
         text.push_str(&format!("attempt   {}\n", record.attempt));
     }
+    if let Some(thread) = &record.thread_id {
+        text.push_str(&format!("thread    {thread}\n"));
+    }
+    text.push_str(&format!(
+        "tokens    {}\n",
+        super::run::render_usage(&record.usage)
+    ));
     if let Some(agent) = &agent {
         text.push_str(&format!(
             "agent     {}\n",

@@ -32,6 +32,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     if let Some(retries) = args.retries {
         run.retries = retries;
     }
+    args.long_run.apply(&mut run);
     let options = OrchestrateOptions {
         parallel: args.parallel,
         fail_fast: args.fail_fast,

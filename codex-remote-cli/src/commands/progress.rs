@@ -74,6 +74,18 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
                 "rate limited ({reason}); retry {attempt}/{of} in {:.1}s",
                 delay.as_secs_f64()
             )),
+            RunEvent::Waiting {
+                resume_at, source, ..
+            } => {
+                current = format!("waiting until {resume_at}");
+                Some(format!(
+                    "usage limit reached: parked until {resume_at} ({source}); the host resumes the same thread then, with or without this client"
+                ))
+            }
+            RunEvent::Resumed { thread_id, reason } => {
+                current = "running".into();
+                Some(format!("resumed thread {thread_id} ({reason})"))
+            }
             RunEvent::Codex(exec) => match &exec.event {
                 CodexEvent::ItemStarted { item } => match &item.kind {
                     ItemKind::CommandExecution { command, .. } => {
@@ -116,7 +128,8 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
                     _ => None,
                 },
                 CodexEvent::TurnCompleted { usage } => {
-                    tokens += usage.input_tokens + usage.output_tokens;
+                    // Cumulative per thread: the latest figure is the thread's total.
+                    tokens = usage.input_tokens + usage.output_tokens;
                     None
                 }
                 CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
@@ -164,5 +177,15 @@ pub fn event_json(event: &RunEvent) -> serde_json::Value {
             serde_json::json!({ "event": "launched", "attempt": attempt, "pid": pid })
         }
         RunEvent::Codex(exec) => serde_json::json!({ "event": "codex", "codex": exec.event }),
+        RunEvent::Waiting {
+            resume_at,
+            source,
+            thread_id,
+        } => {
+            serde_json::json!({ "event": "waiting", "resume_at": resume_at, "source": source, "thread_id": thread_id })
+        }
+        RunEvent::Resumed { thread_id, reason } => {
+            serde_json::json!({ "event": "resumed", "thread_id": thread_id, "reason": reason })
+        }
     }
 }

@@ -58,6 +58,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     if let Some(retries) = args.retries {
         options.retries = retries;
     }
+    args.long_run.apply(&mut options);
     let (tx, rx) = mpsc::channel(256);
     let display = tokio::spawn(progress::render(
         rx,
@@ -193,10 +194,14 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
         plan.map(|p| format!(" ({})", p.model_reason()))
             .unwrap_or_default()
     ));
-    out.push_str(&format!(
-        "tokens   {} in, {} out\n",
-        summary.usage.input_tokens, summary.usage.output_tokens
-    ));
+    out.push_str(&format!("tokens   {}\n", render_usage(&summary.usage)));
+    if summary.resumes > 0 {
+        out.push_str(&format!(
+            "resumed  {} time(s), thread {}\n",
+            summary.resumes,
+            summary.thread_id.as_deref().unwrap_or("?")
+        ));
+    }
     out.push_str(&format!("files    {} changed\n", summary.files.len()));
     if !summary.files.is_empty() {
         out.push_str(&output::render_stat(&patch));
@@ -205,6 +210,17 @@ fn render_summary(plan: Option<&codex_remote_core::plan::RunPlan>, summary: &Run
         out.push_str(&format!("message  {}\n", message.trim()));
     }
     out
+}
+
+/// `1200 in (800 cached), 300 out (120 reasoning)`.
+pub fn render_usage(usage: &codex_remote_core::events::Usage) -> String {
+    format!(
+        "{} in ({} cached), {} out ({} reasoning)",
+        usage.input_tokens,
+        usage.cached_input_tokens,
+        usage.output_tokens,
+        usage.reasoning_output_tokens
+    )
 }
 
 /// Moves the plan entry to `completed` or `failed`, with the run id, time and reason.

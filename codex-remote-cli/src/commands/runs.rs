@@ -56,6 +56,15 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        let mut applied = applied.to_string();
+        if let (codex_remote_core::runs::Phase::Waiting, Some(at)) = (r.phase, &r.resume_at) {
+            applied = format!("until {at}");
+        }
+        if r.usage.input_tokens + r.usage.output_tokens > 0 {
+            applied = format!("{applied} {}", super::run::render_usage(&r.usage))
+                .trim()
+                .to_string();
+        }
         let line = format!(
             "{}  {:<10}  {:<10}  {}  {} {}",
             r.id, phase, r.host, r.created_at, applied, remote

@@ -1,0 +1,288 @@
+//! Long runs end to end (issue 12): a usage limit parks the run on the host and the same Codex
+//! thread resumes at the reset with no client connected; `max_wait` bounds the wait; stated
+//! retry delays are honoured; token usage is counted across resumes; `notify` hears of it all.
+//! Real sshd on loopback, the real Codex CLI, the scripted model server.
+
+mod common;
+
+use codex_remote_testkit::model_server::{request_user_texts, Reply};
+use common::{setup, stderr, stdout, Setup};
+use serde_json::Value;
+
+/// Polls an observable condition (not a timer) until it holds; fails after 90 s.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn agent_dir(s: &Setup, run_id: &str, attempt: u32) -> std::path::PathBuf {
+    s.sshd
+        .dir()
+        .join(format!("ws/.codex-remote/myapp/agents/{run_id}/{attempt}"))
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Every `turn_context` Codex recorded for the run's thread: (sandbox type, model, cwd).
+fn turn_contexts(s: &Setup) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![s.sshd.dir().join("codex-home/sessions")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                if v["type"] == "turn_context" {
+                    let p = &v["payload"];
+                    found.push((
+                        p["sandbox_policy"]["type"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        p["model"].as_str().unwrap_or("").to_string(),
+                        p["cwd"].as_str().unwrap_or("").to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_usage_limit_parks_the_detached_run_and_the_host_resumes_the_same_thread() {
+    let script = vec![
+        Reply::exec("c1", "printf 'before\\n' > before.txt"),
+        Reply::UsageLimit {
+            resets_in_seconds: 4,
+        },
+        Reply::exec("c2", "printf 'after\\n' > after.txt"),
+        Reply::message("both files written"),
+    ];
+    let Some(s) = setup(script, true) else { return };
+    let notified = s.env.home.path().join("notified.jsonl");
+    let notify = s.env.write(
+        "notify.sh",
+        &format!("#!/bin/sh\ncat >> '{}'\n", notified.display()),
+    );
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = s.env.run(&[
+        "run",
+        "--detach",
+        "--keep",
+        "--notify",
+        &notify.display().to_string(),
+        "--prompt",
+        "write before.txt, then after.txt",
+        "--type",
+        "feature",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let agent = agent_dir(&s, &run_id, 1);
+
+    // No client is connected: the host parks the run...
+    wait_until("the host parks the run", || agent.join("waiting").exists());
+    let status = s.env.run(&["status", &run_id, "--json"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    if agent.join("waiting").exists() || status["agent"]["state"] == "waiting" {
+        assert_eq!(status["agent"]["state"], "waiting", "{status}");
+        assert_eq!(status["run"]["phase"], "waiting", "{status}");
+        assert!(status["run"]["resume_at"].is_string(), "{status}");
+        let runs = s.env.run(&["runs", "--json"]);
+        let runs: Value = serde_json::from_str(&stdout(&runs)).unwrap();
+        assert_eq!(runs["runs"][0]["phase"], "waiting", "{runs}");
+        let text = stdout(&s.env.run(&["status", &run_id]));
+        assert!(text.contains("resumes"), "{text}");
+    }
+    // ...and resumes it, still with no client, to the end.
+    wait_until("the host finishes the run", || {
+        agent.join("status").exists()
+    });
+    assert_eq!(
+        std::fs::read_to_string(agent.join("status"))
+            .unwrap()
+            .trim(),
+        "0",
+        "{}",
+        std::fs::read_to_string(agent.join("stderr.log")).unwrap_or_default()
+    );
+
+    let out = s.env.run(&["attach", &run_id, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let waiting = events
+        .iter()
+        .find(|e| e["event"] == "waiting")
+        .expect("a waiting event");
+    assert_eq!(waiting["source"], "session", "{waiting}");
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "resumed" && e["reason"] == "usage-limit"));
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["resumes"], 1, "{summary}");
+    assert_eq!(
+        summary["attempts"], 1,
+        "one agent, never restarted: {summary}"
+    );
+    // Three completed model requests, 100 in / 20 out each (the server's figures); Codex's
+    // cumulative per-thread usage must not be counted twice.
+    assert_eq!(summary["usage"]["input_tokens"], 300, "{summary}");
+    assert_eq!(summary["usage"]["output_tokens"], 60, "{summary}");
+    for (name, text) in [("before.txt", "before\n"), ("after.txt", "after\n")] {
+        assert_eq!(
+            std::fs::read_to_string(s.env.project.join(name)).unwrap(),
+            text
+        );
+    }
+
+    // The same thread throughout: one thread id, and the resumed request carries the earlier
+    // conversation (the instruction and the first command's output).
+    let remote = std::fs::read_to_string(agent.join("events.jsonl")).unwrap();
+    let threads: std::collections::BTreeSet<String> = json_lines(&remote)
+        .iter()
+        .filter(|e| e["type"] == "thread.started")
+        .map(|e| e["thread_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(threads.len(), 1, "{remote}");
+    assert_eq!(
+        summary["thread_id"].as_str(),
+        threads.iter().next().map(String::as_str)
+    );
+    let requests = s.server.requests();
+    let resumed = requests
+        .iter()
+        .find(|r| {
+            request_user_texts(r)
+                .iter()
+                .any(|t| t.contains("usage limit was reached"))
+        })
+        .expect("a request after the resume");
+    let texts = request_user_texts(resumed).join("\n");
+    assert!(
+        texts.contains("write before.txt, then after.txt"),
+        "{texts}"
+    );
+    assert!(
+        resumed["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["type"] == "function_call_output" && i["call_id"] == "c1"),
+        "the first command's output is in the resumed conversation"
+    );
+    // The effective policy is unchanged by the resume: same sandbox, model and directory.
+    let contexts = turn_contexts(&s);
+    assert!(contexts.len() >= 2, "{contexts:?}");
+    assert!(
+        contexts
+            .iter()
+            .all(|c| c == &contexts[0] && c.0 == "workspace-write"),
+        "{contexts:?}"
+    );
+
+    // notify heard the end (the park happened with no client to hear it).
+    let told = json_lines(&std::fs::read_to_string(&notified).unwrap());
+    assert!(
+        told.iter()
+            .any(|t| t["event"] == "ended" && t["run_id"] == run_id.as_str()),
+        "{told:?}"
+    );
+}
+
+#[test]
+fn a_limit_resetting_after_max_wait_fails_the_run_with_exit_5() {
+    let Some(s) = setup(
+        vec![Reply::UsageLimit {
+            resets_in_seconds: 3600,
+        }],
+        true,
+    ) else {
+        return;
+    };
+    let notified = s.env.home.path().join("notified.jsonl");
+    // Top-level keys first, before the file's tables.
+    let config = format!(
+        "max_wait = \"10m\"\nnotify = [\"sh\", \"-c\", \"cat >> '{}'\"]\n{}",
+        notified.display(),
+        std::fs::read_to_string(s.env.project.join("codex-remote.toml")).unwrap()
+    );
+    s.env.write("codex-remote.toml", &config);
+    let out = s
+        .env
+        .run(&["run", "--prompt", "anything", "--type", "quick-fix"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("usage limit"), "{err}");
+    assert!(err.contains("max_wait"), "{err}");
+    let told = json_lines(&std::fs::read_to_string(&notified).unwrap());
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["event"], "failed");
+    assert_eq!(told[0]["error_kind"], "rate-limited");
+}
+
+#[test]
+fn a_stated_retry_delay_replaces_the_backoff() {
+    let Some(s) = setup(
+        vec![
+            Reply::RateLimitFailed(
+                "Rate limit reached for gpt-5 on tokens per min. Please try again in 1s.".into(),
+            ),
+            Reply::message("done"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    // Codex gives up on the first failed stream (no retries of its own), so the one failure
+    // reaches codex-remote.
+    let codex_config = s.sshd.dir().join("codex-home/config.toml");
+    let mut text = std::fs::read_to_string(&codex_config).unwrap();
+    text.push_str("stream_max_retries = 0\n");
+    std::fs::write(&codex_config, text).unwrap();
+    // A backoff of 60 s would stand out; Codex's stated delay is 1 s.
+    let config = std::fs::read_to_string(s.env.project.join("codex-remote.toml"))
+        .unwrap()
+        .replace("initial_delay_secs = 0.05", "initial_delay_secs = 60")
+        .replace("max_delay_secs = 0.2", "max_delay_secs = 120");
+    s.env.write("codex-remote.toml", &config);
+    let out = s.env.run(&[
+        "run",
+        "--json",
+        "--retries",
+        "1",
+        "--prompt",
+        "anything",
+        "--type",
+        "quick-fix",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let retrying = events
+        .iter()
+        .find(|e| e["event"] == "retrying")
+        .expect("a retry");
+    assert_eq!(retrying["delay_secs"], 1.0, "{retrying}");
+}
