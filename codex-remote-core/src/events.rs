@@ -468,6 +468,43 @@ mod tests {
     }
 
     #[test]
+    fn usage_counts_each_thread_once_across_resumes() {
+        let log = [
+            r#"{"type":"thread.started","thread_id":"t1"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":10,"output_tokens":20,"reasoning_output_tokens":5}}"#,
+            r#"{"type":"codex-remote.parked","thread_id":"t1","resume_at":1795600436,"source":"session"}"#,
+            r#"{"type":"codex-remote.resumed","thread_id":"t1","reason":"usage-limit"}"#,
+            r#"{"type":"thread.started","thread_id":"t1"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":250,"cached_input_tokens":90,"output_tokens":50,"reasoning_output_tokens":7}}"#,
+            // A fresh thread (a retry) adds up.
+            r#"{"type":"thread.started","thread_id":"t2"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":2,"reasoning_output_tokens":0}}"#,
+        ];
+        let mut tally = UsageTally::default();
+        let events: Vec<CodexEvent> = log.iter().map(|l| CodexEvent::parse(l)).collect();
+        for event in &events {
+            tally.observe(event);
+        }
+        assert_eq!(
+            tally.total(),
+            Usage {
+                input_tokens: 251,
+                cached_input_tokens: 90,
+                output_tokens: 52,
+                reasoning_output_tokens: 7
+            }
+        );
+        assert_eq!(
+            events[2],
+            CodexEvent::Parked {
+                thread_id: "t1".into(),
+                resume_at: 1795600436,
+                source: "session".into()
+            }
+        );
+    }
+
+    #[test]
     fn failures_carry_their_message() {
         let e = CodexEvent::parse(
             r#"{"type":"turn.failed","error":{"message":"exceeded retry limit, last status: 429 Too Many Requests"}}"#,

@@ -172,9 +172,7 @@ pub fn stated_delay(message: &str) -> Option<Duration> {
             .collect();
         let token = token.trim_end_matches('.');
         if let Ok(secs) = token.parse::<f64>() {
-            if secs.is_finite() && secs >= 0.0 {
-                return Some(Duration::from_secs_f64(secs));
-            }
+            return capped(secs);
         }
         let mut total = 0f64;
         let mut number = String::new();
@@ -206,11 +204,21 @@ pub fn stated_delay(message: &str) -> Option<Duration> {
                 };
             any = true;
         }
-        if any && number.is_empty() && total.is_finite() {
-            return Some(Duration::from_secs_f64(total));
+        if any && number.is_empty() {
+            return capped(total);
         }
     }
     None
+}
+
+/// The longest stated delay honoured as is (the text comes from the host).
+const MAX_STATED_DELAY: Duration = Duration::from_secs(3600);
+
+fn capped(secs: f64) -> Option<Duration> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_STATED_DELAY, |d| d.min(MAX_STATED_DELAY)))
 }
 
 /// How an agent run ended.
@@ -884,6 +892,141 @@ mod tests {
     }
 
     #[test]
+    fn usage_limits_are_told_from_rate_limits() {
+        let limit = "You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 9:42 AM.";
+        assert!(matches!(
+            ExecFailure::from_message(limit),
+            ExecFailure::UsageLimited {
+                resume_at: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ExecFailure::from_message("rate limit exceeded: Please try again in 1.5s."),
+            ExecFailure::RateLimited { .. }
+        ));
+    }
+
+    #[test]
+    fn stated_delays_are_read_and_bounded() {
+        let secs = |m: &str| stated_delay(m).map(|d| d.as_secs_f64());
+        assert_eq!(
+            secs("Rate limit reached. Please try again in 1.5s. Visit ..."),
+            Some(1.5)
+        );
+        assert_eq!(secs("try again in 250ms"), Some(0.25));
+        assert_eq!(secs("Please try again in 1m30s."), Some(90.0));
+        assert_eq!(secs("retry after 3 seconds"), Some(3.0));
+        assert_eq!(secs("Retry-After: 2"), Some(2.0));
+        assert_eq!(
+            secs("exceeded retry limit, last status: 429 Too Many Requests"),
+            None
+        );
+        assert_eq!(secs("try again at 9:42 AM."), None);
+        assert_eq!(secs("try again in soon"), None);
+        // Hostile figures: never a panic, never more than an hour.
+        assert_eq!(secs("try again in 1e300s"), None);
+        assert_eq!(secs("try again in 1e300"), Some(3600.0));
+        assert_eq!(secs("try again in 99999999999h"), Some(3600.0));
+        assert_eq!(secs("try again in NaN"), None);
+    }
+
+    /// Runs the resume-at rule with a session dir and an event log; returns (epoch, source).
+    fn resume_at(session: Option<&str>, failed: &str) -> (i64, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let thread = "01a21215-4f74-7383-9b55-d58d986f9953";
+        if let Some(line) = session {
+            let sessions = dir.path().join("home/sessions/2026/11/25");
+            std::fs::create_dir_all(&sessions).unwrap();
+            std::fs::write(
+                sessions.join(format!("rollout-2026-11-25T09-41-56-{thread}.jsonl")),
+                format!("{{\"type\":\"session_meta\"}}\n{line}\n"),
+            )
+            .unwrap();
+        }
+        let log = dir.path().join("events.jsonl");
+        std::fs::write(
+            &log,
+            format!("{{\"type\":\"thread.started\",\"thread_id\":\"{thread}\"}}\n{{\"type\":\"turn.failed\",\"error\":{{\"message\":\"{failed}\"}}}}\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", RESUME_AT_SCRIPT])
+            .env("CODEX_HOME", dir.path().join("home"))
+            .env("CODEX_REMOTE_LOG", &log)
+            .env("CODEX_REMOTE_FROM", "0")
+            .env("CODEX_REMOTE_THREAD", thread)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (at, source) = text.trim().split_once(' ').unwrap();
+        (at.parse().unwrap(), source.to_string())
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn date(text: &str) -> i64 {
+        let out = std::process::Command::new("date")
+            .args(["-d", text, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn resume_at_prefers_the_session_snapshot_of_an_exhausted_window() {
+        let reset = now() + 120;
+        let weekly = now() + 7 * 86400;
+        let snapshot = format!(
+            r#"{{"type":"event_msg","payload":{{"type":"token_count","info":null,"rate_limits":{{"limit_id":"codex","primary":{{"used_percent":100.0,"window_minutes":300,"resets_at":{reset}}},"secondary":{{"used_percent":40.0,"window_minutes":10080,"resets_at":{weekly}}}}}}}}}"#
+        );
+        let message = "You hit your usage limit. try again at 9:42 AM.";
+        assert_eq!(
+            resume_at(Some(&snapshot), message),
+            (reset, "session".into())
+        );
+        // A window not at 100 % says nothing about this limit; a reset in the past neither.
+        let half = snapshot.replace("100.0", "50.0");
+        assert_eq!(resume_at(Some(&half), "no time here").1, "fallback");
+        let past = snapshot.replace(&reset.to_string(), "1000");
+        assert_eq!(resume_at(Some(&past), "no time here").1, "fallback");
+    }
+
+    #[test]
+    fn resume_at_reads_the_message_time_in_the_host_zone() {
+        let (at, source) = resume_at(
+            None,
+            "You hit your usage limit. Visit x or try again at 9:42 AM.",
+        );
+        assert_eq!(source, "message");
+        let mut expected = date("9:42 AM") + 60;
+        if expected <= now() {
+            expected += 86400;
+        }
+        assert_eq!(at, expected);
+        let (at, source) = resume_at(
+            None,
+            "You hit your usage limit. Visit x or try again at Sep 15th, 2030 7:59 PM.",
+        );
+        assert_eq!(
+            (at, source.as_str()),
+            (date("Sep 15, 2030 7:59 PM") + 60, "message")
+        );
+        let (at, source) = resume_at(None, "You hit your usage limit. Try again later.");
+        assert_eq!(source, "fallback");
+        assert!((at - now() - 600).abs() <= 2, "{at}");
+    }
+
+    #[test]
     fn backoff_grows_and_is_bounded() {
         let (initial, max) = (Duration::from_secs(1), Duration::from_secs(10));
         for attempt in 0..8 {
@@ -906,6 +1049,8 @@ mod tests {
             sandbox: "workspace-write".into(),
             extra_args: vec!["--skip-git-repo-check".into()],
             timeout: None,
+            max_wait_secs: None,
+            resume_thread: None,
         };
         let spec = CodexExecutor::command("codex", &request);
         assert_eq!(
@@ -928,9 +1073,41 @@ mod tests {
         assert!(!spec.args.iter().any(|a| a.contains("rm -rf")));
         assert_eq!(
             spec.stdin,
-            crate::transport::Stdin::Bytes(request.instruction.into_bytes())
+            crate::transport::Stdin::Bytes(request.instruction.clone().into_bytes())
         );
         assert!(spec.shell_init);
+        assert_eq!(spec.cwd.as_deref(), Some("~/w/runs/r1"));
+
+        // The resume pins what `exec resume` cannot take as flags, and runs from the same dir.
+        let mut request = request;
+        request.extra_args = [
+            "--sandbox",
+            "read-only",
+            "--cd",
+            "x",
+            "--profile=p",
+            "--skip-git-repo-check",
+        ]
+        .map(String::from)
+        .to_vec();
+        let spec = CodexExecutor::resume_command("codex", &request);
+        assert_eq!(
+            spec.args,
+            [
+                "exec",
+                "resume",
+                "--json",
+                "-m",
+                "gpt-5.3-codex",
+                "-c",
+                "sandbox_mode=\"workspace-write\"",
+                "-c",
+                "model_reasoning_effort=\"high\"",
+                "-c",
+                "sandbox_mode=\"read-only\"",
+                "--skip-git-repo-check",
+            ]
+        );
         assert_eq!(spec.cwd.as_deref(), Some("~/w/runs/r1"));
     }
 }
