@@ -286,3 +286,97 @@ fn a_stated_retry_delay_replaces_the_backoff() {
         .expect("a retry");
     assert_eq!(retrying["delay_secs"], 1.0, "{retrying}");
 }
+
+#[test]
+fn an_interrupted_agent_is_resumed_on_its_thread_not_restarted() {
+    use codex_remote_testkit::model_server::{has_tool_output, FakeModelServer};
+    let server = FakeModelServer::start_routed(|request| {
+        let texts = request_user_texts(request).join("\n");
+        let outputs: Vec<String> = request["input"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["type"] == "function_call_output")
+            .filter_map(|i| i["call_id"].as_str().map(str::to_string))
+            .collect();
+        if texts.contains("was interrupted") {
+            Reply::message("finished after the interruption")
+        } else if outputs.iter().any(|c| c == "c1") {
+            Reply::exec("c2", "sleep 300")
+        } else if has_tool_output(request) {
+            Reply::message("unexpected")
+        } else {
+            Reply::exec("c1", "printf 'first\\n' > first.txt")
+        }
+    });
+    let Some(s) = common::setup_with(server, true) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run",
+        "--detach",
+        "--keep",
+        "--prompt",
+        "write first.txt, then wait",
+        "--type",
+        "feature",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let first = agent_dir(&s, &run_id, 1);
+    wait_until("the agent runs its second command", || {
+        std::fs::read_to_string(first.join("events.jsonl")).is_ok_and(|e| e.contains("sleep 300"))
+    });
+    // What an OOM kill or a reboot does to it: the whole group gone, no exit status recorded.
+    let pid = std::fs::read_to_string(first.join("pid")).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", "--", &format!("-{}", pid.trim())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let out = s.env.run(&["attach", &run_id, "--json"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let events = json_lines(&stdout(&out));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "resumed" && e["reason"] == "interrupted"),
+        "{}",
+        stdout(&out)
+    );
+    let summary = events.last().unwrap();
+    assert_eq!(summary["attempts"], 2, "{summary}");
+    assert_eq!(summary["resumes"], 1, "{summary}");
+    assert_eq!(
+        summary["last_message"], "finished after the interruption",
+        "{summary}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("first.txt")).unwrap(),
+        "first\n"
+    );
+    // One thread across both attempts, and the resumed request carries the conversation.
+    let threads: std::collections::BTreeSet<String> = [1, 2]
+        .iter()
+        .flat_map(|a| {
+            json_lines(
+                &std::fs::read_to_string(agent_dir(&s, &run_id, *a).join("events.jsonl")).unwrap(),
+            )
+        })
+        .filter(|e| e["type"] == "thread.started")
+        .map(|e| e["thread_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(threads.len(), 1, "{threads:?}");
+    let resumed = s
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| request_user_texts(r).join("\n").contains("was interrupted"))
+        .expect("a resumed request");
+    assert!(request_user_texts(&resumed)
+        .join("\n")
+        .contains("write first.txt, then wait"));
+    // Never two live agents: the first attempt's agent stays gone.
+    assert!(!first.join("status").exists());
+}
