@@ -380,3 +380,159 @@ fn an_interrupted_agent_is_resumed_on_its_thread_not_restarted() {
     // Never two live agents: the first attempt's agent stays gone.
     assert!(!first.join("status").exists());
 }
+
+fn write_plan(s: &Setup, tasks: &[(&str, &str)]) -> std::path::PathBuf {
+    let entries: Vec<Value> = tasks
+        .iter()
+        .map(|(id, instruction)| serde_json::json!({ "task_id": id, "executor": "codex-remote", "instruction": instruction, "status": "pending" }))
+        .collect();
+    s.env.write(
+        "task_plan.json",
+        &serde_json::to_string_pretty(&serde_json::json!({ "tasks": entries })).unwrap(),
+    )
+}
+
+fn run_record(s: &Setup, run_id: &str) -> Value {
+    serde_json::from_slice(
+        &std::fs::read(
+            s.env
+                .project
+                .join(format!(".codex-remote/runs/{run_id}/run.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn orchestrate_over_two_hosts_with_one_parked_finishes_every_task_on_the_other() {
+    use codex_remote_testkit::model_server::{write_file_server, FakeModelServer};
+    let Some(s) = common::setup_with(write_file_server(), true) else {
+        return;
+    };
+    // A second host on the same sshd, whose account is at its usage limit for an hour.
+    let limited = FakeModelServer::start(vec![Reply::UsageLimit {
+        resets_in_seconds: 3600,
+    }]);
+    let limited_home = limited.write_codex_home(&s.sshd.dir().join("codex-home-limited"));
+    let config = std::fs::read_to_string(s.env.project.join("codex-remote.toml")).unwrap();
+    let shell_init = config
+        .lines()
+        .find(|l| l.starts_with("shell_init"))
+        .unwrap()
+        .to_string();
+    s.env.write(
+        "codex-remote.toml",
+        &format!(
+            "{config}[hosts.parked]\nssh = \"{}\"\nworkspace = \"{}\"\n{shell_init}\n[hosts.parked.env]\nCODEX_HOME = \"{}\"\n",
+            codex_remote_testkit::sshd::ALIAS,
+            s.sshd.dir().join("ws-parked").display(),
+            limited_home.display()
+        ),
+    );
+    let plan = write_plan(
+        &s,
+        &[
+            ("t1", "TASK: WRITE one.txt"),
+            ("t2", "TASK: WRITE two.txt"),
+            ("t3", "TASK: WRITE three.txt"),
+        ],
+    );
+    let hosts = format!("parked,{}", codex_remote_testkit::sshd::ALIAS);
+    let out = s.env.run(&[
+        "orchestrate",
+        plan.to_str().unwrap(),
+        "--hosts",
+        &hosts,
+        "--parallel",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let events = json_lines(&stdout(&out));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "host_parked" && e["host"] == "parked"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "moved" && e["from"] == "parked"));
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    for (i, name) in ["one.txt", "two.txt", "three.txt"].iter().enumerate() {
+        assert_eq!(plan["tasks"][i]["status"], "completed", "{plan}");
+        let record = run_record(&s, plan["tasks"][i]["run_id"].as_str().unwrap());
+        assert_eq!(
+            record["host"],
+            codex_remote_testkit::sshd::ALIAS,
+            "{record}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.env.project.join(name)).unwrap(),
+            format!("{name}\n")
+        );
+    }
+    // Each task's tokens are counted in the plan's total.
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert!(
+        summary["usage"]["input_tokens"].as_u64().unwrap() >= 3 * 200,
+        "{summary}"
+    );
+    // The runs that parked were cancelled on the parked host, not left waiting there.
+    for record in std::fs::read_dir(s.env.project.join(".codex-remote/runs")).unwrap() {
+        let id = record.unwrap().file_name().to_string_lossy().to_string();
+        let record = run_record(&s, &id);
+        if record["host"] == "parked" {
+            assert_eq!(record["phase"], "cancelled", "{record}");
+        }
+    }
+}
+
+#[test]
+fn when_every_host_is_parked_orchestrate_says_when_and_waits() {
+    let script = vec![
+        Reply::UsageLimit {
+            resets_in_seconds: 5,
+        },
+        Reply::message("the parked run is done"),
+    ];
+    let Some(s) = setup(script, true) else { return };
+    let out = s.env.run(&[
+        "run",
+        "--detach",
+        "--prompt",
+        "park me",
+        "--type",
+        "quick-fix",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let agent = agent_dir(&s, &run_id, 1);
+    wait_until("the host parks the run", || agent.join("waiting").exists());
+    // `status` records the park, as an interrupted orchestration's records would.
+    let status = s.env.run(&["status", &run_id, "--json"]);
+    let status: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    let resume_at = status["run"]["resume_at"].as_str().unwrap().to_string();
+
+    let plan = write_plan(&s, &[("later", "TASK: write nothing")]);
+    let out = s
+        .env
+        .run(&["orchestrate", plan.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let events = json_lines(&stdout(&out));
+    let all_parked = events
+        .iter()
+        .find(|e| e["event"] == "all_parked")
+        .unwrap_or_else(|| panic!("{}", stdout(&out)));
+    assert_eq!(all_parked["until"], resume_at.as_str());
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(plan["tasks"][0]["status"], "completed", "{plan}");
+    let record = run_record(&s, plan["tasks"][0]["run_id"].as_str().unwrap());
+    assert!(
+        record["created_at"].as_str().unwrap() >= resume_at.as_str(),
+        "started only after the reset: {record}"
+    );
+}

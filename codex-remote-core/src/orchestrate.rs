@@ -5,10 +5,17 @@
 //! Resuming relies on the records: an entry marked `running` whose run is still going on a host
 //! is re-attached (never started twice); one whose result was retrieved is applied; one with no
 //! live run is started afresh.
+//!
+//! Usage limits: hosts are picked when a task starts, never in advance. A host whose run parked
+//! at a usage limit (or whose run of this project is recorded `waiting`) gets no new task until
+//! its reset; a task that parks while another host has quota is cancelled there and started
+//! afresh on that host (its thread belongs to the parked account); when every host is parked,
+//! the orchestrator says when it continues and waits.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
@@ -51,6 +58,30 @@ pub enum OrchestrateEvent {
         /// Its run.
         run_id: String,
     },
+    /// A host reached its usage limit: no new task goes there until `until` (RFC 3339).
+    HostParked {
+        /// The host.
+        host: String,
+        /// When its limit resets.
+        until: String,
+    },
+    /// Every host is parked: the orchestrator waits until `until` (RFC 3339) to start `task_id`.
+    AllParked {
+        /// The task waiting for a host.
+        task_id: String,
+        /// When the first host's limit resets.
+        until: String,
+    },
+    /// A task that parked on `from` was cancelled there and starts afresh on `to`, which has
+    /// quota.
+    Moved {
+        /// The task.
+        task_id: String,
+        /// The parked host.
+        from: String,
+        /// The host it moves to.
+        to: String,
+    },
     /// A task reached its end.
     Finished {
         /// The task.
@@ -73,6 +104,92 @@ pub struct OrchestrateSummary {
     pub not_applied: Vec<(String, String)>,
     /// Tasks not started because of --fail-fast.
     pub skipped: Vec<String>,
+    /// Tokens used by the plan's runs (every settled task's run, each thread once).
+    pub usage: crate::events::Usage,
+}
+
+/// Which hosts have quota: each host's usage-limit reset, when it is parked.
+struct Board {
+    hosts: Vec<SharedTransport>,
+    parked: Mutex<Vec<Option<SystemTime>>>,
+    next: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl Board {
+    fn new(hosts: Vec<SharedTransport>) -> Self {
+        let parked = Mutex::new(vec![None; hosts.len()]);
+        Self {
+            hosts,
+            parked,
+            next: Default::default(),
+            changed: Default::default(),
+        }
+    }
+
+    fn index_of(&self, host: &str) -> Option<usize> {
+        self.hosts.iter().position(|t| t.host().name == host)
+    }
+
+    /// Marks `host` parked until `until`.
+    fn park(&self, host: &str, until: SystemTime) {
+        if let Some(i) = self.index_of(host) {
+            let mut parked = self.parked.lock().expect("board lock");
+            parked[i] = Some(parked[i].map_or(until, |t| t.max(until)));
+        }
+    }
+
+    /// Marks `host` as having quota again (a run of it resumed).
+    fn unpark(&self, host: &str) {
+        if let Some(i) = self.index_of(host) {
+            self.parked.lock().expect("board lock")[i] = None;
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// A host with quota (round-robin), or the earliest reset when there is none.
+    fn try_pick(&self, except: Option<&str>) -> Result<SharedTransport, Option<SystemTime>> {
+        let now = SystemTime::now();
+        let parked = self.parked.lock().expect("board lock");
+        let n = self.hosts.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if parked[i].is_none_or(|t| t <= now)
+                && Some(self.hosts[i].host().name.as_str()) != except
+            {
+                return Ok(self.hosts[i].clone());
+            }
+        }
+        Err(parked.iter().flatten().min().copied())
+    }
+
+    /// A host with quota; when every host is parked, says so and waits for the first reset.
+    async fn pick(
+        &self,
+        task_id: &str,
+        events: &mpsc::Sender<OrchestrateEvent>,
+    ) -> SharedTransport {
+        loop {
+            let earliest = match self.try_pick(None) {
+                Ok(host) => return host,
+                Err(earliest) => earliest.unwrap_or_else(SystemTime::now),
+            };
+            let _ = events
+                .send(OrchestrateEvent::AllParked {
+                    task_id: task_id.to_string(),
+                    until: humantime::format_rfc3339_seconds(earliest).to_string(),
+                })
+                .await;
+            let wait = earliest
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.changed.notified() => {}
+            }
+        }
+    }
 }
 
 enum Work {
@@ -135,6 +252,16 @@ pub async fn orchestrate(
 ) -> Result<OrchestrateSummary, Error> {
     assert!(!hosts.is_empty(), "at least one host");
     let work = plan_work(plan_path, project)?;
+    let board = Arc::new(Board::new(hosts.clone()));
+    // A run of this project parked on a host (this plan's, resumed, or another) says the host
+    // has no quota until its reset.
+    for record in project.runs().list()? {
+        if let (Phase::Waiting, Some(at)) = (record.phase, &record.resume_at) {
+            if let Ok(at) = humantime::parse_rfc3339(at) {
+                board.park(&record.host, at);
+            }
+        }
+    }
     // One push per host serves every run: runs of one project share the host's mirror, and
     // each still gets its own tree and baseline.
     if work.iter().any(|(_, w)| matches!(w, Work::Start)) {
@@ -148,8 +275,8 @@ pub async fn orchestrate(
         mpsc::channel::<(usize, String, Result<RunRecord, String>)>(work.len().max(1));
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
     for (index, (task_id, item)) in work.into_iter().enumerate() {
-        let transport = hosts[index % hosts.len()].clone();
         let ctx = TaskContext {
+            board: board.clone(),
             plan_path: plan_path.to_path_buf(),
             config: config.clone(),
             project: project.clone(),
@@ -173,7 +300,7 @@ pub async fn orchestrate(
                     .await;
                 return;
             }
-            let result = ctx.run_task(&task_id, item, transport).await;
+            let result = ctx.run_task(&task_id, item).await;
             if result.is_err() {
                 failed_fast.store(true, std::sync::atomic::Ordering::SeqCst);
             }
@@ -231,6 +358,13 @@ async fn settle_one(
     summary: &mut OrchestrateSummary,
     cleanups: &mut Vec<tokio::task::JoinHandle<Result<(), Error>>>,
 ) -> Result<(), Error> {
+    let usage_of = |run_id: &str| {
+        project
+            .runs()
+            .load(run_id)
+            .map(|r| r.usage)
+            .unwrap_or_default()
+    };
     let (outcome, reason) = match result {
         Err(reason) if reason.starts_with("skipped:") => {
             summary.skipped.push(task_id.to_string());
@@ -244,11 +378,15 @@ async fn settle_one(
                 .rev()
                 .find(|r| r.task_id == task_id)
                 .map(|r| r.id);
+            if let Some(id) = &run_id {
+                summary.usage.add(&usage_of(id));
+            }
             taskplan::settle(plan_path, task_id, run_id.as_deref(), Err(&reason))?;
             summary.failed.push((task_id.to_string(), reason.clone()));
             ("failed", Some(reason))
         }
         Ok(mut record) => {
+            summary.usage.add(&usage_of(&record.id));
             let has_changes = project
                 .runs()
                 .read_patch(&record.id)
@@ -310,6 +448,7 @@ async fn settle_one(
 }
 
 struct TaskContext {
+    board: Arc<Board>,
     plan_path: PathBuf,
     config: Config,
     project: Project,
@@ -320,29 +459,97 @@ struct TaskContext {
 
 impl TaskContext {
     /// Runs (or resumes) one task up to a retrieved result; applying is the orchestrator's.
-    async fn run_task(
-        &self,
-        task_id: &str,
-        work: Work,
-        transport: SharedTransport,
-    ) -> Result<RunRecord, String> {
-        let (tx, mut rx) = mpsc::channel::<RunEvent>(256);
-        let forward = self.events.clone();
-        let id = task_id.to_string();
-        let forwarder = tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                let _ = forward
-                    .send(OrchestrateEvent::Task {
-                        task_id: id.clone(),
-                        event,
-                    })
-                    .await;
+    async fn run_task(&self, task_id: &str, mut work: Work) -> Result<RunRecord, String> {
+        let mut prefer: Option<SharedTransport> = None;
+        loop {
+            let transport = match &work {
+                Work::Start => match prefer.take() {
+                    Some(host) => host,
+                    None => self.board.pick(task_id, &self.events).await,
+                },
+                Work::Attach(record) | Work::Apply(record) => {
+                    match self.board.index_of(&record.host) {
+                        Some(i) => self.board.hosts[i].clone(),
+                        None => {
+                            return Err(format!(
+                                "its run `{}` is on host `{}`, which is not among --hosts (hint: add it to --hosts to pick the run up)",
+                                record.id, record.host
+                            ))
+                        }
+                    }
+                }
+            };
+            let host = transport.host().name.clone();
+            let (tx, mut rx) = mpsc::channel::<RunEvent>(256);
+            let (move_tx, move_rx) = tokio::sync::oneshot::channel::<SharedTransport>();
+            let forward = self.events.clone();
+            let board = self.board.clone();
+            let id = task_id.to_string();
+            let parked_host = host.clone();
+            let forwarder = tokio::spawn(async move {
+                let mut move_tx = Some(move_tx);
+                while let Some(event) = rx.recv().await {
+                    match &event {
+                        RunEvent::Waiting { resume_at, .. } => {
+                            if let Ok(at) = humantime::parse_rfc3339(resume_at) {
+                                board.park(&parked_host, at);
+                            }
+                            let _ = forward
+                                .send(OrchestrateEvent::HostParked {
+                                    host: parked_host.clone(),
+                                    until: resume_at.clone(),
+                                })
+                                .await;
+                            // Another host has quota: the task moves there.
+                            if let Ok(to) = board.try_pick(Some(&parked_host)) {
+                                if let Some(move_tx) = move_tx.take() {
+                                    let _ = move_tx.send(to);
+                                }
+                            }
+                        }
+                        RunEvent::Resumed { reason, .. } if reason == "usage-limit" => {
+                            board.unpark(&parked_host)
+                        }
+                        _ => {}
+                    }
+                    let _ = forward
+                        .send(OrchestrateEvent::Task {
+                            task_id: id.clone(),
+                            event,
+                        })
+                        .await;
+                }
+            });
+            let result = self
+                .drive(task_id, work, transport.clone(), &tx, move_rx)
+                .await;
+            drop(tx);
+            let _ = forwarder.await;
+            match result {
+                Ok(Driven::Done(record)) => return Ok(record),
+                Ok(Driven::Moved(mut record, to)) => {
+                    crate::run::cancel(
+                        &self.project,
+                        &mut record,
+                        transport,
+                        self.executor.as_ref(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    let _ = self
+                        .events
+                        .send(OrchestrateEvent::Moved {
+                            task_id: task_id.to_string(),
+                            from: host,
+                            to: to.host().name.clone(),
+                        })
+                        .await;
+                    prefer = Some(to);
+                    work = Work::Start;
+                }
+                Err(e) => return Err(e.to_string()),
             }
-        });
-        let result = self.drive(task_id, work, transport, &tx).await;
-        drop(tx);
-        let _ = forwarder.await;
-        result.map_err(|e| e.to_string())
+        }
     }
 
     async fn drive(
@@ -351,10 +558,11 @@ impl TaskContext {
         work: Work,
         transport: SharedTransport,
         tx: &mpsc::Sender<RunEvent>,
-    ) -> Result<RunRecord, Error> {
+        moved: tokio::sync::oneshot::Receiver<SharedTransport>,
+    ) -> Result<Driven, Error> {
         let retry = (self.options.initial_delay, self.options.max_delay);
         let mut record = match work {
-            Work::Apply(record) => return Ok(record),
+            Work::Apply(record) => return Ok(Driven::Done(record)),
             Work::Attach(record) => {
                 let _ = self
                     .events
@@ -405,7 +613,7 @@ impl TaskContext {
                 record
             }
         };
-        follow_and_finish(
+        let finished = follow_and_finish(
             &self.project,
             &self.config,
             &mut record,
@@ -413,8 +621,25 @@ impl TaskContext {
             self.executor.as_ref(),
             retry,
             tx,
-        )
-        .await?;
-        Ok(record)
+        );
+        tokio::select! {
+            result = finished => {
+                result?;
+                Ok(Driven::Done(record))
+            }
+            Ok(to) = moved => {
+                // The record on disk is the truth (the follow saved its park there).
+                let record = self.project.runs().load(&record.id)?;
+                Ok(Driven::Moved(record, to))
+            }
+        }
     }
+}
+
+/// How driving a task ended.
+enum Driven {
+    /// Its run finished (its result retrieved).
+    Done(RunRecord),
+    /// Its run parked while another host had quota: cancel it, start afresh there.
+    Moved(RunRecord, SharedTransport),
 }

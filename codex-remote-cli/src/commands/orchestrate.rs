@@ -70,6 +70,10 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
             text.push_str(&format!(", {} skipped", summary.skipped.len()));
         }
         text.push('\n');
+        text.push_str(&format!(
+            "tokens {}\n",
+            super::run::render_usage(&summary.usage)
+        ));
         for (task, reason) in summary.failed.iter().chain(&summary.not_applied) {
             text.push_str(&format!("  {task}: {reason}\n"));
         }
@@ -109,6 +113,15 @@ async fn render(mut rx: mpsc::Receiver<OrchestrateEvent>, mode: progress::Mode) 
                 } => {
                     serde_json::json!({ "event": "finished", "task_id": task_id, "outcome": outcome, "reason": reason })
                 }
+                OrchestrateEvent::HostParked { host, until } => {
+                    serde_json::json!({ "event": "host_parked", "host": host, "until": until })
+                }
+                OrchestrateEvent::AllParked { task_id, until } => {
+                    serde_json::json!({ "event": "all_parked", "task_id": task_id, "until": until })
+                }
+                OrchestrateEvent::Moved { task_id, from, to } => {
+                    serde_json::json!({ "event": "moved", "task_id": task_id, "from": from, "to": to })
+                }
             };
             println!("{value}");
             continue;
@@ -128,6 +141,30 @@ async fn render(mut rx: mpsc::Receiver<OrchestrateEvent>, mode: progress::Mode) 
                     Some(r) => format!("{outcome}: {r}"),
                     None => outcome.to_string(),
                 }),
+            ),
+            OrchestrateEvent::HostParked { host, until } => {
+                if mode == progress::Mode::Plain || multi.is_some() {
+                    let line = format!(
+                        "host {host} reached its usage limit: no new task goes there until {until}"
+                    );
+                    match &multi {
+                        Some(multi) => {
+                            let _ = multi.println(line);
+                        }
+                        None => eprintln!("{line}"),
+                    }
+                }
+                continue;
+            }
+            OrchestrateEvent::AllParked { task_id, until } => (
+                task_id,
+                Some(format!(
+                    "every host is at its usage limit; waiting, continues at {until}"
+                )),
+            ),
+            OrchestrateEvent::Moved { task_id, from, to } => (
+                task_id,
+                Some(format!("{from} is parked; moved to {to}, starting afresh")),
             ),
         };
         let Some(line) = line else { continue };
@@ -156,6 +193,10 @@ async fn render(mut rx: mpsc::Receiver<OrchestrateEvent>, mode: progress::Mode) 
 fn describe(event: &RunEvent) -> Option<String> {
     match event {
         RunEvent::Started { run_id, .. } => Some(format!("run {run_id} started")),
+        RunEvent::Waiting { resume_at, .. } => {
+            Some(format!("usage limit: parked until {resume_at}"))
+        }
+        RunEvent::Resumed { reason, .. } => Some(format!("resumed ({reason})")),
         RunEvent::Retrying {
             attempt, of, delay, ..
         } => Some(format!(
