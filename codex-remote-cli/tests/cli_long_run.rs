@@ -536,3 +536,45 @@ fn when_every_host_is_parked_orchestrate_says_when_and_waits() {
         "started only after the reset: {record}"
     );
 }
+
+#[test]
+fn notify_hears_a_followed_run_park_and_end_with_its_summary_on_stdin() {
+    let script = vec![
+        Reply::UsageLimit {
+            resets_in_seconds: 3,
+        },
+        Reply::message("done after the reset"),
+    ];
+    let Some(s) = setup(script, true) else { return };
+    let told = s.env.home.path().join("told.jsonl");
+    // The command is argv: an argument with spaces and quotes stays one word, never shell code.
+    let hostile = "x'; touch pwned; echo '";
+    s.env.write(
+        "notify.sh",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = \"$2\" ] || exit 1\n{{ cat; echo; }} | head -n 1 >> '{}'\n",
+            told.display()
+        ),
+    );
+    let notify = s.env.project.join("notify.sh");
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = format!(
+        "notify = [{:?}, {hostile:?}, {hostile:?}]\n{}",
+        notify.display().to_string(),
+        std::fs::read_to_string(s.env.project.join("codex-remote.toml")).unwrap()
+    );
+    s.env.write("codex-remote.toml", &config);
+    let out = s
+        .env
+        .run(&["run", "--prompt", "anything", "--type", "quick-fix"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("parked until"), "{}", stderr(&out));
+    assert!(!s.env.project.join("pwned").exists());
+    let told = json_lines(&std::fs::read_to_string(&told).unwrap());
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert_eq!(told[0]["event"], "parked");
+    assert!(told[0]["resume_at"].is_string(), "{}", told[0]);
+    assert_eq!(told[1]["event"], "ended");
+    assert_eq!(told[1]["last_message"], "done after the reset");
+    assert_eq!(told[1]["resumes"], 1);
+}

@@ -677,6 +677,28 @@ mod tests {
     }
 
     #[test]
+    fn max_wait_and_notify_are_checked() {
+        let config = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(PROJECT_FILE), text).unwrap();
+            ConfigLoader {
+                user_file: None,
+                start_dir: dir.path().to_path_buf(),
+                env: BTreeMap::new(),
+            }
+            .load()
+        };
+        let e = config("max_wait = \"soon\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("max_wait"), "{e}");
+        let e = config("notify = []\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("notify"), "{e}");
+        let ok = config("max_wait = \"90m\"\nnotify = [\"notify-send\", \"x y\"]\n").unwrap();
+        assert_eq!(ok.max_wait(), Duration::from_secs(5400));
+        assert_eq!(ok.notify().unwrap(), ["notify-send", "x y"]);
+        assert_eq!(Config::builtin().max_wait(), DEFAULT_MAX_WAIT);
+    }
+
+    #[test]
     fn starter_file_parses_to_the_defaults() {
         let file = parse(STARTER_CONFIG).unwrap();
         let config = Config::from_files([file]).unwrap();

@@ -575,11 +575,14 @@ pub async fn follow_attempt(
                 }
                 _ => None,
             };
+            // A park replayed after it ended (an `attach` afterwards) is not news.
+            let ahead = matches!(&event.event, CodexEvent::Parked { resume_at, .. }
+                if crate::runs::rfc3339_of(*resume_at) > now());
             let _ = events.send(RunEvent::Codex(event)).await;
             if let Some(update) = update {
                 record.updated_at = now();
                 let _ = store.save(record);
-                if let (Some(command), RunEvent::Waiting { .. }) = (&notify, &update) {
+                if let (Some(command), RunEvent::Waiting { .. }, true) = (&notify, &update, ahead) {
                     crate::notify::run(command, &crate::notify::parked(record)).await;
                 }
                 let _ = events.send(update).await;

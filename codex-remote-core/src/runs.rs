@@ -115,9 +115,13 @@ pub fn now() -> String {
 }
 
 /// Unix seconds as RFC 3339 (UTC).
+///
+/// The figure may come from the host: one past the year 9999 is shown as 9999-12-31T23:59:59Z,
+/// never a panic.
 pub fn rfc3339_of(epoch_secs: u64) -> String {
+    const LAST: u64 = 253_402_300_799;
     humantime::format_rfc3339_seconds(
-        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(epoch_secs),
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(epoch_secs.min(LAST)),
     )
     .to_string()
 }
@@ -263,5 +267,17 @@ impl RunStore {
             .collect();
         records.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_given_times_never_panic() {
+        assert_eq!(rfc3339_of(1_795_600_436), "2026-11-25T09:53:56Z");
+        assert_eq!(rfc3339_of(u64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_of(0), "1970-01-01T00:00:00Z");
     }
 }

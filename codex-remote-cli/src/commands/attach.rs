@@ -203,7 +203,7 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
             .await;
     }
     let mut result = Ok(());
-    if args.follow && record.phase == Phase::Running {
+    if args.follow && matches!(record.phase, Phase::Running | Phase::Waiting) {
         let config = ctx.config()?;
         let transport = ctx.transport(config.host(Some(&record.host))?)?;
         result = follow_attempt(&store, &mut record, transport.as_ref(), &CodexExecutor, &tx)
