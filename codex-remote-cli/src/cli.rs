@@ -30,7 +30,7 @@ pub enum Command {
     /// Show what a run would do: task, model and why, host, remote directory, excluded files, instruction.
     Plan(PlanArgs),
     /// Run a task end to end: push, run Codex on the host, retrieve the change, apply it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run one command on a host (after its shell init) and exit with its status.
     Exec(ExecArgs),
     /// Follow a run from where the local record stopped, then retrieve (and apply) as `run` would.

@@ -77,11 +77,11 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
             &tx,
         )
         .await
-        .map(Outcome::Detached)
+        .map(|record| Outcome::Detached(Box::new(record)))
     } else {
         let interrupted = tokio::signal::ctrl_c();
         tokio::select! {
-            result = run_pipeline(&plan, &config, &project, transport.clone(), &executor, &options, tx.clone()) => result.map(Outcome::Finished),
+            result = run_pipeline(&plan, &config, &project, transport.clone(), &executor, &options, tx.clone()) => result.map(|s| Outcome::Finished(Box::new(s))),
             _ = interrupted => Ok(Outcome::Interrupted),
         }
     };
@@ -155,8 +155,8 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
 }
 
 enum Outcome {
-    Detached(codex_remote_core::runs::RunRecord),
-    Finished(RunSummary),
+    Detached(Box<codex_remote_core::runs::RunRecord>),
+    Finished(Box<RunSummary>),
     Interrupted,
 }
 
