@@ -327,13 +327,20 @@ fn an_interrupted_agent_is_resumed_on_its_thread_not_restarted() {
     wait_until("the agent runs its second command", || {
         std::fs::read_to_string(first.join("events.jsonl")).is_ok_and(|e| e.contains("sleep 300"))
     });
-    // What an OOM kill or a reboot does to it: the whole group gone, no exit status recorded.
+    // What a reboot does to it: the whole group gone, no exit status recorded, and after the
+    // reboot its pid names an unrelated live process.
     let pid = std::fs::read_to_string(first.join("pid")).unwrap();
     let killed = std::process::Command::new("kill")
         .args(["-9", "--", &format!("-{}", pid.trim())])
         .status()
         .unwrap();
     assert!(killed.success());
+    let mut unrelated = std::process::Command::new("setsid")
+        .args(["sleep", "120"])
+        .spawn()
+        .unwrap();
+    std::fs::write(first.join("pid"), format!("{}\n", unrelated.id())).unwrap();
+    std::fs::write(first.join("boot_id"), "another-boot\n").unwrap();
 
     let out = s.env.run(&["attach", &run_id, "--json"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
@@ -377,8 +384,66 @@ fn an_interrupted_agent_is_resumed_on_its_thread_not_restarted() {
     assert!(request_user_texts(&resumed)
         .join("\n")
         .contains("write first.txt, then wait"));
-    // Never two live agents: the first attempt's agent stays gone.
+    // Never two live agents: the first attempt's agent stays gone; and the process that took
+    // its pid after the "reboot" was neither followed nor killed.
     assert!(!first.join("status").exists());
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "an unrelated process was killed"
+    );
+    unrelated.kill().unwrap();
+    unrelated.wait().unwrap();
+}
+
+#[test]
+fn a_supervisor_killed_alone_leaves_no_second_agent_behind() {
+    use codex_remote_testkit::model_server::FakeModelServer;
+    let server = FakeModelServer::start_routed(|request| {
+        let texts = request_user_texts(request).join("\n");
+        if texts.contains("was interrupted") {
+            Reply::message("resumed")
+        } else {
+            Reply::exec("c1", "sleep 307")
+        }
+    });
+    let Some(s) = common::setup_with(server, true) else {
+        return;
+    };
+    let out = s
+        .env
+        .run(&["run", "--detach", "--prompt", "wait", "--type", "feature"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let first = agent_dir(&s, &run_id, 1);
+    wait_until("the agent runs its command", || {
+        std::fs::read_to_string(first.join("events.jsonl")).is_ok_and(|e| e.contains("sleep 307"))
+    });
+    let sleeping = || {
+        let ps = std::process::Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l.trim() == "sleep 307")
+    };
+    wait_until("the command runs", sleeping);
+    // Only the supervisor dies (an OOM kill picks one process): Codex and its command live on.
+    let pid = std::fs::read_to_string(first.join("pid")).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = s.env.run(&["attach", &run_id, "--json"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        !sleeping(),
+        "the first agent's command outlived the relaunch"
+    );
+    let summary = json_lines(&stdout(&out)).pop().unwrap();
+    assert_eq!(summary["attempts"], 2, "{summary}");
+    assert_eq!(summary["last_message"], "resumed", "{summary}");
 }
 
 fn write_plan(s: &Setup, tasks: &[(&str, &str)]) -> std::path::PathBuf {

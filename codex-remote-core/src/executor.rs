@@ -499,6 +499,7 @@ cat "$dir/pid"
 /// the host, with no client connected. A reset past `max_wait` (counted from the first park)
 /// appends `codex-remote.gave_up` instead. Finally records Codex's exit status.
 const SUPERVISE_SCRIPT: &str = r#"dir=$1; script=$2; resume=$3; at_script=$4; shell=$5; max_wait=$6; thread=$7; prompt=$8; limit_prompt=$9
+cat /proc/sys/kernel/random/boot_id > "$dir/boot_id" 2>/dev/null || rm -f "$dir/boot_id"
 echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"
 log=$dir/events.jsonl
 valid_thread() { case $1 in ''|*[!A-Za-z0-9-]*) return 1 ;; esac; }
@@ -583,11 +584,13 @@ echo "$((now + 600)) fallback"
 /// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then a marker
 /// line, the exit status and the end of the agent's stderr, all on stdout so one ordered stream
 /// says where the events end.
-const FOLLOW_SCRIPT: &str = r#"dir=$1; from=$(($2 + 1))
+const FOLLOW_SCRIPT: &str = concat!(
+    alive_fn!(),
+    r#"dir=$1; from=$(($2 + 1))
 i=0
 while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 pid=$(cat "$dir/pid" 2>/dev/null || echo 0)
-if [ -e "$dir/status" ] || ! kill -s 0 "$pid" 2>/dev/null; then
+if [ -e "$dir/status" ] || ! alive; then
   tail -c +"$from" "$dir/events.jsonl"
 else
   tail -c +"$from" -s 0.01 --pid="$pid" -f "$dir/events.jsonl"
@@ -595,19 +598,48 @@ fi
 printf '\n\036codex-remote-follow-end\n'
 cat "$dir/status" 2>/dev/null || echo vanished
 tail -c 4000 "$dir/stderr.log" 2>/dev/null || true
-"#;
+"#
+);
 
 /// The line that ends the event stream of a follow.
 const FOLLOW_END: &str = "\u{1e}codex-remote-follow-end";
 
 /// Prints `running PID`, `waiting PID RESUME_AT THREAD`, `finished CODE`, `vanished` or `not-started`.
-const PROBE_SCRIPT: &str = r#"dir=$1
+const PROBE_SCRIPT: &str = concat!(
+    alive_fn!(),
+    r#"dir=$1
 if [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
-elif [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null && [ -s "$dir/waiting" ]; then echo "waiting $(cat "$dir/pid") $(cat "$dir/waiting")"
-elif [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null; then echo "running $(cat "$dir/pid")"
+elif alive && [ -s "$dir/waiting" ]; then echo "waiting $(cat "$dir/pid") $(cat "$dir/waiting")"
+elif alive; then echo "running $(cat "$dir/pid")"
 elif [ -s "$dir/pid" ]; then echo vanished
 else echo not-started; fi
-"#;
+"#
+);
+
+/// Ends what is left of a vanished agent's process group (children that outlived the
+/// supervisor), so a relaunch never makes two live agents. Only within the boot that launched
+/// it: after a reboot the recorded pid may name an unrelated group, and nothing survived anyway.
+const KILL_VANISHED_SCRIPT: &str = concat!(
+    alive_fn!(),
+    r#"dir=$1
+same_boot || exit 0
+pg=$(cat "$dir/pid" 2>/dev/null)
+case $pg in ''|*[!0-9]*) exit 0 ;; esac
+set -- "$pg"
+"#
+);
+
+/// Whether the recorded supervisor lives: its pid answers, and (where the host has a boot id)
+/// the host has not rebooted since the launch, when a pid may name another process. Defines
+/// `same_boot` and `alive` for a script whose `$dir` is the agent directory.
+macro_rules! alive_fn {
+    () => {
+        r#"same_boot() { [ -s "$dir/boot_id" ] && [ "$(cat "$dir/boot_id")" = "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" ]; }
+alive() { [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null && { [ ! -s "$dir/boot_id" ] || same_boot; }; }
+"#
+    };
+}
+use alive_fn;
 
 fn agent_script(body: &str, args: &[&str]) -> CommandSpec {
     CommandSpec::script(body, args).cwd("~")
@@ -815,12 +847,25 @@ impl Executor for CodexExecutor {
         transport: &dyn Transport,
         agent_dir: &str,
     ) -> Result<(), TransportError> {
-        if let AgentState::Running { pid } | AgentState::Waiting { pid, .. } =
-            self.probe(transport, agent_dir).await?
-        {
-            let spec =
-                CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()]);
-            crate::transport::TransportExt::run_checked(transport, spec).await?;
+        match self.probe(transport, agent_dir).await? {
+            AgentState::Running { pid } | AgentState::Waiting { pid, .. } => {
+                let spec =
+                    CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()]);
+                crate::transport::TransportExt::run_checked(transport, spec).await?;
+            }
+            AgentState::Vanished => {
+                let script = format!(
+                    "{KILL_VANISHED_SCRIPT}{}",
+                    crate::transport::KILL_GROUP_SCRIPT
+                );
+                let dir = crate::layout::home_relative(agent_dir);
+                crate::transport::TransportExt::run_checked(
+                    transport,
+                    agent_script(&script, &[dir]),
+                )
+                .await?;
+            }
+            AgentState::NotStarted | AgentState::Finished { .. } => {}
         }
         Ok(())
     }

@@ -405,6 +405,10 @@ async fn follow_and_finish_inner(
             // kept, and the run's tree still holds whatever it had done).
             Some(ExecFailure::AgentVanished { .. }) if !relaunched_vanished => {
                 relaunched_vanished = true;
+                // Whatever outlived its supervisor goes first: never two live agents.
+                let old =
+                    layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
+                executor.cancel(transport.as_ref(), &old).await?;
                 request.resume_thread = record.thread_id.clone();
             }
             Some(failure) => {
