@@ -86,6 +86,9 @@ fn a_usage_limit_parks_the_detached_run_and_the_host_resumes_the_same_thread() {
         "--keep",
         "--notify",
         &notify.display().to_string(),
+        // A config override that `exec`'s `--sandbox` beats: the resume must beat it too.
+        "--codex-arg=-c",
+        "--codex-arg=sandbox_mode=\"read-only\"",
         "--prompt",
         "write before.txt, then after.txt",
         "--type",

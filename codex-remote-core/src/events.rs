@@ -218,6 +218,14 @@ pub enum CodexEvent {
         /// `usage-limit` or `interrupted`.
         reason: String,
     },
+    /// After a resume, the thread's session file showed a turn under another sandbox than the
+    /// run's: the supervisor stopped, and the result is not trusted.
+    PolicyChanged {
+        /// The run's sandbox mode.
+        expected: String,
+        /// The modes the thread's turns ran under, comma-separated.
+        seen: String,
+    },
     /// The supervisor gave up waiting: the limit resets after the run's `max_wait`.
     GaveUp {
         /// When the limit resets (Unix seconds).
@@ -365,6 +373,10 @@ impl CodexEvent {
             Some("codex-remote.resumed") => Some(CodexEvent::Resumed {
                 thread_id: text(&value, "thread_id"),
                 reason: text(&value, "reason"),
+            }),
+            Some("codex-remote.policy_changed") => Some(CodexEvent::PolicyChanged {
+                expected: text(&value, "expected"),
+                seen: text(&value, "seen"),
             }),
             Some("codex-remote.gave_up") => Some(CodexEvent::GaveUp {
                 resume_at: number(&value, "resume_at"),

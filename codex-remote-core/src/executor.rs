@@ -265,6 +265,13 @@ impl OutcomeBuilder {
             }
             // The thread goes on: what failed before the park is behind it.
             CodexEvent::Resumed { .. } => outcome.failure = None,
+            CodexEvent::PolicyChanged { expected, seen } => {
+                outcome.failure = Some(ExecFailure::TurnFailed {
+                    message: format!(
+                        "the resumed Codex thread ran under the sandbox(es) `{seen}`, not the run's `{expected}`; its result is not trusted (hint: check `codex_args` / `--codex-arg` for sandbox settings)"
+                    ),
+                })
+            }
             CodexEvent::GaveUp { resume_at, .. } => {
                 if let Some(ExecFailure::UsageLimited { resume_at: at, .. }) = &mut outcome.failure
                 {
@@ -408,17 +415,15 @@ impl CodexExecutor {
         spec
     }
 
-    /// The command that resumes a thread of `request`'s agent: `codex exec resume --json`
-    /// with the model and sandbox pinned by `-c` (`exec resume` has no `-s` and no `-C`: it
-    /// runs from the run's directory), then the request's extra arguments, translated where
-    /// `exec resume` lacks the option (`--sandbox M` becomes `-c sandbox_mode="M"`; `--cd`
-    /// and `--profile` are dropped). The thread id and `-` (prompt on stdin) come after, on
-    /// the host.
+    /// The command that resumes a thread of `request`'s agent: `codex exec resume --json -m
+    /// MODEL`, the reasoning effort, the request's extra arguments (translated where `exec
+    /// resume` lacks the option: `--sandbox M` becomes `-c sandbox_mode="M"`; `--cd` and
+    /// `--profile` are dropped), and last `-c sandbox_mode="MODE"` (`exec resume` has no `-s`
+    /// and no `-C`: the sandbox is pinned by config, last so it wins, and it runs from the run's
+    /// directory). The thread id and `-` (prompt on stdin) come after, on the host.
     pub fn resume_command(codex: &str, request: &ExecRequest) -> CommandSpec {
-        let mut spec = CommandSpec::new(codex)
-            .args(["exec", "resume", "--json", "-m", &request.model.model])
-            .arg("-c")
-            .arg(format!("sandbox_mode={}", toml_string(&request.sandbox)));
+        let mut spec =
+            CommandSpec::new(codex).args(["exec", "resume", "--json", "-m", &request.model.model]);
         if let Some(effort) = &request.model.reasoning_effort {
             spec = spec
                 .arg("-c")
@@ -446,6 +451,10 @@ impl CodexExecutor {
                 _ => spec = spec.arg(arg.clone()),
             }
         }
+        // Last, so it wins over any `-c sandbox_mode` before it, as `--sandbox` does for `exec`.
+        spec = spec
+            .arg("-c")
+            .arg(format!("sandbox_mode={}", toml_string(&request.sandbox)));
         spec.cwd = Some(request.dir.clone());
         spec.shell_init = true;
         spec
@@ -474,7 +483,7 @@ const DEFAULT_MAX_WAIT_SECS: u64 = 6 * 3600;
 /// instruction. Prints the
 /// supervisor's pid.
 const LAUNCH_SCRIPT: &str = r#"set -e
-dir=$1; script=$2; resume=$3; at_script=$4; max_wait=$5; first=$6; prompt=$7; limit_prompt=$8; supervise=$9
+dir=$1; script=$2; resume=$3; at_script=$4; max_wait=$5; first=$6; prompt=$7; limit_prompt=$8; supervise=$9; sandbox=${10}
 mkdir -p -- "$dir"
 mkdir -- "$dir/launched" 2>/dev/null || { echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75; }
 cat > "$dir/instruction"
@@ -483,9 +492,9 @@ cat > "$dir/instruction"
 # written for it (`source` is not POSIX).
 shell=${SHELL:-/bin/sh}
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
-  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt"
+  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox"
 else
-  setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" >/dev/null 2>&1 < /dev/null &
+  setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox" >/dev/null 2>&1 < /dev/null &
 fi
 i=0
 while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
@@ -498,22 +507,34 @@ cat "$dir/pid"
 /// resumes the same thread with `codex exec resume` (a `codex-remote.resumed` line) — all on
 /// the host, with no client connected. A reset past `max_wait` (counted from the first park)
 /// appends `codex-remote.gave_up` instead. Finally records Codex's exit status.
-const SUPERVISE_SCRIPT: &str = r#"dir=$1; script=$2; resume=$3; at_script=$4; shell=$5; max_wait=$6; thread=$7; prompt=$8; limit_prompt=$9
+const SUPERVISE_SCRIPT: &str = r#"dir=$1; script=$2; resume=$3; at_script=$4; shell=$5; max_wait=$6; thread=$7; prompt=$8; limit_prompt=$9; sandbox=${10}
 cat /proc/sys/kernel/random/boot_id > "$dir/boot_id" 2>/dev/null || rm -f "$dir/boot_id"
 echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"
 log=$dir/events.jsonl
 valid_thread() { case $1 in ''|*[!A-Za-z0-9-]*) return 1 ;; esac; }
+# Resumes thread $1 with the prompt $2, then checks in the thread's session file that every turn
+# ran under the run's sandbox (exit status 97 and a policy_changed line otherwise).
+resume_thread() {
+  start=$(wc -c < "$log")
+  printf '%s\n' "$2" | "$shell" -c "$resume" sh "$1" - >> "$log" 2>> "$dir/stderr.log"
+  rc=$?
+  seen=$(CODEX_REMOTE_THREAD=$1 CODEX_REMOTE_SANDBOXES=1 "$shell" -c "$at_script" 2>> "$dir/stderr.log" | tail -n 1)
+  case $seen in
+    ''|"$sandbox") ;;
+    *[!a-z,-]*) rc=97 ;;
+    *) printf '{"type":"codex-remote.policy_changed","expected":"%s","seen":"%s"}\n' "$sandbox" "$seen" >> "$log"; rc=97 ;;
+  esac
+}
 start=$(wc -c < "$log")
 if valid_thread "$thread"; then
   printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"interrupted"}\n' "$thread" >> "$log"
-  start=$(wc -c < "$log")
-  printf '%s\n' "$prompt" | "$shell" -c "$resume" sh "$thread" - >> "$log" 2>> "$dir/stderr.log"
+  resume_thread "$thread" "$prompt"
 else
   "$shell" -c "$script" < "$dir/instruction" >> "$log" 2>> "$dir/stderr.log"
+  rc=$?
 fi
-rc=$?
 parked=
-while [ "$rc" -ne 0 ]; do
+while [ "$rc" -ne 0 ] && [ "$rc" -ne 97 ]; do
   # Only a usage limit parks: the last turn.failed of this attempt says so.
   tail -c +"$((start + 1))" "$log" | grep '^{"type":"turn.failed"' | tail -n 1 | grep -qi 'usage.limit' || break
   thread=$(sed -n 's/^{"type":"thread.started","thread_id":"\([A-Za-z0-9-]*\)"}$/\1/p' "$log" | head -n 1)
@@ -536,14 +557,13 @@ while [ "$rc" -ne 0 ]; do
   done
   rm -f "$dir/waiting"
   printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"usage-limit"}\n' "$thread" >> "$log"
-  start=$(wc -c < "$log")
-  printf '%s\n' "$limit_prompt" | "$shell" -c "$resume" sh "$thread" - >> "$log" 2>> "$dir/stderr.log"
-  rc=$?
+  resume_thread "$thread" "$limit_prompt"
 done
 echo "$rc" > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"
 "#;
 
-/// Works out when a usage limit resets; prints `EPOCH SOURCE`. Runs in the user's shell after
+/// Works out when a usage limit resets; prints `EPOCH SOURCE` (with `CODEX_REMOTE_SANDBOXES`
+/// set instead: the sandbox modes the thread's turns ran under, comma-separated). Runs in the user's shell after
 /// the shell init and the host's environment (for `CODEX_HOME`), with the event log, the byte
 /// where the failed attempt began and the thread in `CODEX_REMOTE_LOG`, `CODEX_REMOTE_FROM`
 /// and `CODEX_REMOTE_THREAD`. The rule (docs/cli.md, "Usage limits"): (1) the rate-limit
@@ -555,6 +575,12 @@ echo "$rc" > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"
 const RESUME_AT_SCRIPT: &str = r#"now=$(date +%s)
 home=${CODEX_HOME:-$HOME/.codex}
 file=$(find "$home/sessions" -type f -name "rollout-*-$CODEX_REMOTE_THREAD.jsonl" 2>/dev/null | head -n 1)
+if [ -n "$CODEX_REMOTE_SANDBOXES" ]; then
+  # The other question: the sandbox modes the thread's turns ran under, comma-separated.
+  [ -n "$file" ] && grep '"type":"turn_context"' "$file" \
+    | sed -n 's/.*"sandbox_policy":{"type":"\([a-z-]*\)".*/\1/p' | sort -u | paste -s -d , -
+  exit 0
+fi
 if [ -n "$file" ]; then
   at=$(grep '"type":"token_count"' "$file" | grep '"rate_limits"' | tail -n 1 | awk '{
     n = split($0, parts, "{"); best = 0
@@ -702,6 +728,7 @@ impl Executor for CodexExecutor {
                 CONTINUE_AFTER_INTERRUPTION,
                 CONTINUE_AFTER_LIMIT,
                 SUPERVISE_SCRIPT,
+                &request.sandbox,
             ],
         )
         .stdin_bytes(request.instruction.clone().into_bytes());
@@ -1047,6 +1074,57 @@ mod tests {
     }
 
     #[test]
+    fn the_sandboxes_of_a_thread_are_read_from_its_session_file() {
+        let sandboxes = |lines: &[&str]| {
+            let dir = tempfile::tempdir().unwrap();
+            let thread = "01a2-beef";
+            let sessions = dir.path().join("sessions/2026/11/25");
+            std::fs::create_dir_all(&sessions).unwrap();
+            std::fs::write(
+                sessions.join(format!("rollout-x-{thread}.jsonl")),
+                lines.join("\n") + "\n",
+            )
+            .unwrap();
+            let out = std::process::Command::new("sh")
+                .args(["-c", RESUME_AT_SCRIPT])
+                .env("CODEX_HOME", dir.path())
+                .env("CODEX_REMOTE_THREAD", thread)
+                .env("CODEX_REMOTE_SANDBOXES", "1")
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let turn = |mode: &str| {
+            format!(
+                r#"{{"type":"turn_context","payload":{{"cwd":"/w","approval_policy":"never","sandbox_policy":{{"type":"{mode}","network_access":false}},"model":"m"}}}}"#
+            )
+        };
+        let (ww, ro) = (turn("workspace-write"), turn("read-only"));
+        assert_eq!(
+            sandboxes(&[&ww, r#"{"type":"event_msg"}"#, &ww]),
+            "workspace-write"
+        );
+        assert_eq!(sandboxes(&[&ww, &ro]), "read-only,workspace-write");
+    }
+
+    #[test]
+    fn a_policy_change_after_a_resume_fails_the_run() {
+        let mut builder = OutcomeBuilder::default();
+        for line in [
+            r#"{"type":"codex-remote.resumed","thread_id":"t","reason":"usage-limit"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":1,"output_tokens":1}}"#,
+            r#"{"type":"codex-remote.policy_changed","expected":"workspace-write","seen":"danger-full-access,workspace-write"}"#,
+        ] {
+            builder.observe(&CodexEvent::parse(line));
+        }
+        let outcome = builder.finish(ExitStatus::Code(97), "");
+        assert!(
+            matches!(&outcome.failure, Some(ExecFailure::TurnFailed { message }) if message.contains("danger-full-access")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
     fn resume_at_reads_the_message_time_in_the_host_zone() {
         let (at, source) = resume_at(
             None,
@@ -1145,12 +1223,12 @@ mod tests {
                 "-m",
                 "gpt-5.3-codex",
                 "-c",
-                "sandbox_mode=\"workspace-write\"",
-                "-c",
                 "model_reasoning_effort=\"high\"",
                 "-c",
                 "sandbox_mode=\"read-only\"",
                 "--skip-git-repo-check",
+                "-c",
+                "sandbox_mode=\"workspace-write\"",
             ]
         );
         assert_eq!(spec.cwd.as_deref(), Some("~/w/runs/r1"));
