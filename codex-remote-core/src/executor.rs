@@ -545,6 +545,8 @@ while [ "$rc" -ne 0 ] && [ "$rc" -ne 97 ]; do
   at=${out%% *}; source=${out#* }
   case $at in ''|*[!0-9]*) at=$((now + 600)); source=fallback ;; esac
   case $source in session|message|fallback) ;; *) source=fallback ;; esac
+  # Never a hot loop of resumes against a limit that has not reset yet.
+  [ "$at" -ge $((now + 2)) ] || at=$((now + 2))
   if [ "$at" -gt $((parked + max_wait)) ]; then
     printf '{"type":"codex-remote.gave_up","resume_at":%s,"max_wait_secs":%s}\n' "$at" "$max_wait" >> "$log"
     break
