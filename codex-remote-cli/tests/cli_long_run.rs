@@ -637,6 +637,18 @@ fn notify_hears_a_followed_run_park_and_end_with_its_summary_on_stdin() {
         .run(&["run", "--prompt", "anything", "--type", "quick-fix"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("parked until"), "{}", stderr(&out));
+    // The text summary counts the resumed thread once, in every kind of token.
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("tokens   100 in (0 cached), 20 out (0 reasoning)"),
+        "{summary}"
+    );
+    assert!(summary.contains("resumed  1 time(s), thread "), "{summary}");
+    let runs = stdout(&s.env.run(&["runs"]));
+    assert!(
+        runs.contains("100 in (0 cached), 20 out (0 reasoning)"),
+        "{runs}"
+    );
     assert!(!s.env.project.join("pwned").exists());
     let told = json_lines(&std::fs::read_to_string(&told).unwrap());
     assert_eq!(told.len(), 2, "{told:?}");
