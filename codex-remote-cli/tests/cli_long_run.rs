@@ -658,3 +658,75 @@ fn notify_hears_a_followed_run_park_and_end_with_its_summary_on_stdin() {
     assert_eq!(told[1]["last_message"], "done after the reset");
     assert_eq!(told[1]["resumes"], 1);
 }
+
+#[test]
+fn a_killed_codex_is_resumed_on_the_host_and_its_leftovers_end() {
+    use codex_remote_testkit::model_server::FakeModelServer;
+    let server = FakeModelServer::start_routed(|request| {
+        let texts = request_user_texts(request).join("\n");
+        if texts.contains("was interrupted") {
+            Reply::message("resumed after the kill")
+        } else {
+            Reply::exec("c1", "sleep 309")
+        }
+    });
+    let Some(s) = common::setup_with(server, true) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run", "--detach", "--keep", "--prompt", "wait", "--type", "feature",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    let agent = agent_dir(&s, &run_id, 1);
+    let processes = || {
+        let ps = std::process::Command::new("ps")
+            .args(["-eo", "pid=,ppid=,args="])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                let pid = words.next().unwrap().to_string();
+                let ppid = words.next().unwrap().to_string();
+                (pid, ppid, words.collect::<Vec<_>>().join(" "))
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_until("the agent's command runs", || {
+        processes().iter().any(|(_, _, args)| args == "sleep 309")
+    });
+    // What the OOM killer does: Codex (the supervisor's child) dies; its command lives on.
+    let supervisor = std::fs::read_to_string(agent.join("pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let codex = processes()
+        .into_iter()
+        .find(|(_, ppid, _)| *ppid == supervisor)
+        .expect("codex runs under the supervisor")
+        .0;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &codex])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The host resumes the thread by itself, with no client connected.
+    wait_until("the host finishes the run", || {
+        agent.join("status").exists()
+    });
+    assert!(
+        !processes().iter().any(|(_, _, args)| args == "sleep 309"),
+        "the killed agent's command outlived the resume"
+    );
+    let out = s.env.run(&["attach", &run_id, "--json"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let summary = json_lines(&stdout(&out)).pop().unwrap();
+    assert_eq!(summary["attempts"], 1, "{summary}");
+    assert_eq!(summary["resumes"], 1, "{summary}");
+    assert_eq!(
+        summary["last_message"], "resumed after the kill",
+        "{summary}"
+    );
+}

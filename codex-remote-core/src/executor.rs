@@ -506,7 +506,9 @@ cat "$dir/pid"
 /// script), appends a `codex-remote.parked` line to the event log, sleeps until then and
 /// resumes the same thread with `codex exec resume` (a `codex-remote.resumed` line) — all on
 /// the host, with no client connected. A reset past `max_wait` (counted from the first park)
-/// appends `codex-remote.gave_up` instead. Finally records Codex's exit status.
+/// appends `codex-remote.gave_up` instead. A Codex that was killed or crashed mid-thread is
+/// resumed the same way (at most twice; its leftover processes ended first). Finally records
+/// Codex's exit status.
 const SUPERVISE_SCRIPT: &str = r#"dir=$1; script=$2; resume=$3; at_script=$4; shell=$5; max_wait=$6; thread=$7; prompt=$8; limit_prompt=$9; sandbox=${10}
 cat /proc/sys/kernel/random/boot_id > "$dir/boot_id" 2>/dev/null || rm -f "$dir/boot_id"
 echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"
@@ -533,12 +535,22 @@ else
   "$shell" -c "$script" < "$dir/instruction" >> "$log" 2>> "$dir/stderr.log"
   rc=$?
 fi
-parked=
+parked=; crashes=0
 while [ "$rc" -ne 0 ] && [ "$rc" -ne 97 ]; do
-  # Only a usage limit parks: the last turn.failed of this attempt says so.
-  tail -c +"$((start + 1))" "$log" | grep '^{"type":"turn.failed"' | tail -n 1 | grep -qi 'usage.limit' || break
   thread=$(sed -n 's/^{"type":"thread.started","thread_id":"\([A-Za-z0-9-]*\)"}$/\1/p' "$log" | head -n 1)
   valid_thread "$thread" || break
+  # Codex killed (OOM killer, a signal) or crashed (a Rust panic exits 101): what it left
+  # running goes, then the same thread resumes; at most twice.
+  if [ "$rc" -gt 128 ] || [ "$rc" -eq 101 ]; then
+    crashes=$((crashes + 1)); [ "$crashes" -le 2 ] || break
+    others=$(ps -eo pid=,pgid= 2>/dev/null | awk -v g="$$" '$2 == g && $1 != g { print $1 }')
+    for p in $others; do kill -s KILL "$p" 2>/dev/null; done
+    printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"interrupted"}\n' "$thread" >> "$log"
+    resume_thread "$thread" "$prompt"
+    continue
+  fi
+  # Only a usage limit parks: the last turn.failed of this attempt says so.
+  tail -c +"$((start + 1))" "$log" | grep '^{"type":"turn.failed"' | tail -n 1 | grep -qi 'usage.limit' || break
   now=$(date +%s)
   [ -n "$parked" ] || parked=$now
   out=$(CODEX_REMOTE_LOG=$log CODEX_REMOTE_FROM=$start CODEX_REMOTE_THREAD=$thread "$shell" -c "$at_script" 2>> "$dir/stderr.log" | tail -n 1)
