@@ -1088,6 +1088,17 @@ mod tests {
     }
 
     #[test]
+    fn host_given_thread_ids_and_resets_are_checked() {
+        assert!(is_thread_id("01a21215-4f74-7383-9b55-d58d986f9953"));
+        for hostile in ["", "a b", "$(reboot)", "x;y", "../x", "*", &"a".repeat(65)] {
+            assert!(!is_thread_id(hostile), "{hostile}");
+        }
+        // A session file whose reset is not a number is not believed.
+        let hostile = r#"{"type":"event_msg","payload":{"type":"token_count","rate_limits":{"primary":{"used_percent":100.0,"window_minutes":300,"resets_at":"$(touch /tmp/pwned)"}}}}"#;
+        assert_eq!(resume_at(Some(hostile), "no time here").1, "fallback");
+    }
+
+    #[test]
     fn the_sandboxes_of_a_thread_are_read_from_its_session_file() {
         let sandboxes = |lines: &[&str]| {
             let dir = tempfile::tempdir().unwrap();
