@@ -108,6 +108,10 @@ pub struct OrchestrateSummary {
     pub usage: crate::events::Usage,
 }
 
+/// A task parked at a usage limit moves to a host with quota only when its reset is further away
+/// than this; a nearer one is waited for (moving starts the task over).
+const MOVE_WHEN_RESET_BEYOND: Duration = Duration::from_secs(15 * 60);
+
 /// Which hosts have quota: each host's usage-limit reset, when it is parked.
 struct Board {
     hosts: Vec<SharedTransport>,
@@ -491,9 +495,16 @@ impl TaskContext {
                 while let Some(event) = rx.recv().await {
                     match &event {
                         RunEvent::Waiting { resume_at, .. } => {
-                            if let Ok(at) = humantime::parse_rfc3339(resume_at) {
+                            let at = humantime::parse_rfc3339(resume_at).ok();
+                            if let Some(at) = at {
                                 board.park(&parked_host, at);
                             }
+                            // A reset close at hand is worth waiting for: moving redoes the
+                            // task from the start.
+                            let far = at.is_none_or(|at| {
+                                at.duration_since(SystemTime::now())
+                                    .is_ok_and(|left| left > MOVE_WHEN_RESET_BEYOND)
+                            });
                             let _ = forward
                                 .send(OrchestrateEvent::HostParked {
                                     host: parked_host.clone(),
@@ -501,7 +512,7 @@ impl TaskContext {
                                 })
                                 .await;
                             // Another host has quota: the task moves there.
-                            if let Ok(to) = board.try_pick(Some(&parked_host)) {
+                            if let (true, Ok(to)) = (far, board.try_pick(Some(&parked_host))) {
                                 if let Some(move_tx) = move_tx.take() {
                                     let _ = move_tx.send(to);
                                 }
@@ -642,4 +653,61 @@ enum Driven {
     Done(RunRecord),
     /// Its run parked while another host had quota: cancel it, start afresh there.
     Moved(RunRecord, SharedTransport),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(names: &[&str]) -> Board {
+        let config = Config::builtin();
+        Board::new(
+            names
+                .iter()
+                .map(|name| {
+                    Arc::new(crate::transport::local::LocalTransport::new(
+                        config.host(Some(name)).unwrap(),
+                    )) as SharedTransport
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_parked_host_gets_no_task_until_its_reset() {
+        let board = board(&["a", "b"]);
+        let soon = SystemTime::now() + Duration::from_secs(3600);
+        board.park("a", soon);
+        for _ in 0..4 {
+            assert_eq!(board.try_pick(None).unwrap().host().name, "b");
+        }
+        assert!(board.try_pick(Some("b")).is_err());
+        // Every host parked: the earliest reset is when it continues.
+        let sooner = SystemTime::now() + Duration::from_secs(60);
+        board.park("b", sooner);
+        assert_eq!(board.try_pick(None).err(), Some(Some(sooner)));
+        // A reset in the past, or a resumed run, gives the host its quota back.
+        board.park("b", SystemTime::now() - Duration::from_secs(1));
+        assert!(board.try_pick(None).is_err(), "a park only ever extends");
+        board.unpark("b");
+        assert_eq!(board.try_pick(None).unwrap().host().name, "b");
+    }
+
+    #[tokio::test]
+    async fn when_every_host_is_parked_pick_says_when_and_waits_for_the_reset() {
+        let board = board(&["a"]);
+        let reset = SystemTime::now() + Duration::from_millis(300);
+        board.park("a", reset);
+        let (tx, mut rx) = mpsc::channel(8);
+        let picked = board.pick("t1", &tx).await;
+        assert_eq!(picked.host().name, "a");
+        assert!(SystemTime::now() >= reset);
+        match rx.recv().await {
+            Some(OrchestrateEvent::AllParked { task_id, until }) => {
+                assert_eq!(task_id, "t1");
+                assert_eq!(until, humantime::format_rfc3339_seconds(reset).to_string());
+            }
+            _ => panic!("no all-parked event"),
+        }
+    }
 }
