@@ -542,13 +542,11 @@ fn orchestrate_over_two_hosts_with_one_parked_finishes_every_task_on_the_other()
             format!("{name}\n")
         );
     }
-    // Each task's tokens are counted in the plan's total.
+    // Each task's tokens are counted in the plan's total: two model requests of 100 input
+    // tokens per task (the parked runs completed none).
     let summary = events.last().unwrap();
     assert_eq!(summary["event"], "summary");
-    assert!(
-        summary["usage"]["input_tokens"].as_u64().unwrap() >= 3 * 200,
-        "{summary}"
-    );
+    assert_eq!(summary["usage"]["input_tokens"], 3 * 200, "{summary}");
     // The runs that parked were cancelled on the parked host, not left waiting there.
     for record in std::fs::read_dir(s.env.project.join(".codex-remote/runs")).unwrap() {
         let id = record.unwrap().file_name().to_string_lossy().to_string();

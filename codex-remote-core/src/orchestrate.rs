@@ -104,7 +104,7 @@ pub struct OrchestrateSummary {
     pub not_applied: Vec<(String, String)>,
     /// Tasks not started because of --fail-fast.
     pub skipped: Vec<String>,
-    /// Tokens used by the plan's runs (every settled task's run, each thread once).
+    /// Tokens used by the plan's runs (every run of the settled tasks, each thread once).
     pub usage: crate::events::Usage,
 }
 
@@ -362,13 +362,13 @@ async fn settle_one(
     summary: &mut OrchestrateSummary,
     cleanups: &mut Vec<tokio::task::JoinHandle<Result<(), Error>>>,
 ) -> Result<(), Error> {
-    let usage_of = |run_id: &str| {
-        project
-            .runs()
-            .load(run_id)
-            .map(|r| r.usage)
-            .unwrap_or_default()
-    };
+    // Every run of the task counts (one cancelled on a parked host and started again elsewhere
+    // spent tokens too).
+    for record in project.runs().list()? {
+        if record.task_id == task_id {
+            summary.usage.add(&record.usage);
+        }
+    }
     let (outcome, reason) = match result {
         Err(reason) if reason.starts_with("skipped:") => {
             summary.skipped.push(task_id.to_string());
@@ -382,15 +382,11 @@ async fn settle_one(
                 .rev()
                 .find(|r| r.task_id == task_id)
                 .map(|r| r.id);
-            if let Some(id) = &run_id {
-                summary.usage.add(&usage_of(id));
-            }
             taskplan::settle(plan_path, task_id, run_id.as_deref(), Err(&reason))?;
             summary.failed.push((task_id.to_string(), reason.clone()));
             ("failed", Some(reason))
         }
         Ok(mut record) => {
-            summary.usage.add(&usage_of(&record.id));
             let has_changes = project
                 .runs()
                 .read_patch(&record.id)
