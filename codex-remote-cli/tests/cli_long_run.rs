@@ -612,6 +612,11 @@ fn notify_hears_a_followed_run_park_and_end_with_its_summary_on_stdin() {
         Reply::message("done after the reset"),
     ];
     let Some(s) = setup(script, true) else { return };
+    // A chatty shell init (nvm prints such lines) must not be taken for the host's answers.
+    let init = s.sshd.dir().join("nvm.sh");
+    let mut text = std::fs::read_to_string(&init).unwrap();
+    text.push_str("echo 'Now using node v20 (npm v10)'\necho 1700000000 session\n");
+    std::fs::write(&init, text).unwrap();
     let told = s.env.home.path().join("told.jsonl");
     // The command is argv: an argument with spaces and quotes stays one word, never shell code.
     let hostile = "x'; touch pwned; echo '";

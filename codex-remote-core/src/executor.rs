@@ -520,7 +520,7 @@ resume_thread() {
   start=$(wc -c < "$log")
   printf '%s\n' "$2" | "$shell" -c "$resume" sh "$1" - >> "$log" 2>> "$dir/stderr.log"
   rc=$?
-  seen=$(CODEX_REMOTE_THREAD=$1 CODEX_REMOTE_SANDBOXES=1 "$shell" -c "$at_script" 2>> "$dir/stderr.log" | tail -n 1)
+  seen=$(CODEX_REMOTE_THREAD=$1 CODEX_REMOTE_SANDBOXES=1 "$shell" -c "$at_script" 2>> "$dir/stderr.log" | sed -n 's/^codex-remote-sandboxes: //p' | tail -n 1)
   case $seen in
     ''|"$sandbox") ;;
     *[!a-z,-]*) rc=97 ;;
@@ -553,7 +553,7 @@ while [ "$rc" -ne 0 ] && [ "$rc" -ne 97 ]; do
   tail -c +"$((start + 1))" "$log" | grep '^{"type":"turn.failed"' | tail -n 1 | grep -qi 'usage.limit' || break
   now=$(date +%s)
   [ -n "$parked" ] || parked=$now
-  out=$(CODEX_REMOTE_LOG=$log CODEX_REMOTE_FROM=$start CODEX_REMOTE_THREAD=$thread "$shell" -c "$at_script" 2>> "$dir/stderr.log" | tail -n 1)
+  out=$(CODEX_REMOTE_LOG=$log CODEX_REMOTE_FROM=$start CODEX_REMOTE_THREAD=$thread "$shell" -c "$at_script" 2>> "$dir/stderr.log" | sed -n 's/^codex-remote-resume-at: //p' | tail -n 1)
   at=${out%% *}; source=${out#* }
   case $at in ''|*[!0-9]*) at=$((now + 600)); source=fallback ;; esac
   case $source in session|message|fallback) ;; *) source=fallback ;; esac
@@ -576,8 +576,10 @@ done
 echo "$rc" > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"
 "#;
 
-/// Works out when a usage limit resets; prints `EPOCH SOURCE` (with `CODEX_REMOTE_SANDBOXES`
-/// set instead: the sandbox modes the thread's turns ran under, comma-separated). Runs in the user's shell after
+/// Works out when a usage limit resets; prints `codex-remote-resume-at: EPOCH SOURCE` (with
+/// `CODEX_REMOTE_SANDBOXES` set instead: `codex-remote-sandboxes: ` and the sandbox modes the
+/// thread's turns ran under, comma-separated; nothing when its session file is not found). The
+/// prefix tells the answer from whatever the user's shell init prints. Runs in the user's shell after
 /// the shell init and the host's environment (for `CODEX_HOME`), with the event log, the byte
 /// where the failed attempt began and the thread in `CODEX_REMOTE_LOG`, `CODEX_REMOTE_FROM`
 /// and `CODEX_REMOTE_THREAD`. The rule (docs/cli.md, "Usage limits"): (1) the rate-limit
@@ -591,8 +593,9 @@ home=${CODEX_HOME:-$HOME/.codex}
 file=$(find "$home/sessions" -type f -name "rollout-*-$CODEX_REMOTE_THREAD.jsonl" 2>/dev/null | head -n 1)
 if [ -n "$CODEX_REMOTE_SANDBOXES" ]; then
   # The other question: the sandbox modes the thread's turns ran under, comma-separated.
-  [ -n "$file" ] && grep '"type":"turn_context"' "$file" \
-    | sed -n 's/.*"sandbox_policy":{"type":"\([a-z-]*\)".*/\1/p' | sort -u | paste -s -d , -
+  [ -n "$file" ] || exit 0
+  printf 'codex-remote-sandboxes: %s\n' "$(grep '"type":"turn_context"' "$file" \
+    | sed -n 's/.*"sandbox_policy":{"type":"\([a-z-]*\)".*/\1/p' | sort -u | paste -s -d , -)"
   exit 0
 fi
 if [ -n "$file" ]; then
@@ -608,7 +611,7 @@ if [ -n "$file" ]; then
     }
     if (best > 0) printf "%d\n", best
   }')
-  case $at in ''|*[!0-9]*) ;; *) if [ "$at" -gt "$now" ]; then echo "$at session"; exit 0; fi ;; esac
+  case $at in ''|*[!0-9]*) ;; *) if [ "$at" -gt "$now" ]; then echo "codex-remote-resume-at: $at session"; exit 0; fi ;; esac
 fi
 when=$(tail -c +"$((CODEX_REMOTE_FROM + 1))" "$CODEX_REMOTE_LOG" | grep '^{"type":"turn.failed"' | tail -n 1 \
   | sed -n 's/.*try again at \([A-Za-z0-9:, ]*[AP]M\)\..*/\1/p' \
@@ -616,9 +619,9 @@ when=$(tail -c +"$((CODEX_REMOTE_FROM + 1))" "$CODEX_REMOTE_LOG" | grep '^{"type
 if [ -n "$when" ] && t=$(date -d "$when" +%s 2>/dev/null); then
   t=$((t + 60))
   case $when in *,*) ;; *) if [ "$t" -le "$now" ]; then t=$((t + 86400)); fi ;; esac
-  echo "$t message"; exit 0
+  echo "codex-remote-resume-at: $t message"; exit 0
 fi
-echo "$((now + 600)) fallback"
+echo "codex-remote-resume-at: $((now + 600)) fallback"
 "#;
 
 /// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then a marker
@@ -1045,7 +1048,12 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        let (at, source) = text.trim().split_once(' ').unwrap();
+        let (at, source) = text
+            .trim()
+            .strip_prefix("codex-remote-resume-at: ")
+            .unwrap()
+            .split_once(' ')
+            .unwrap();
         (at.parse().unwrap(), source.to_string())
     }
 
@@ -1117,7 +1125,12 @@ mod tests {
                 .env("CODEX_REMOTE_SANDBOXES", "1")
                 .output()
                 .unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_string()
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .strip_prefix("codex-remote-sandboxes: ")
+                .unwrap()
+                .to_string()
         };
         let turn = |mode: &str| {
             format!(
