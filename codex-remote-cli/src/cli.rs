@@ -59,6 +59,10 @@ pub enum Command {
     Runs(RunsArgs),
     /// Print the JSON Schema of a file format.
     Schema(SchemaArgs),
+    /// Serve the workflow as MCP tools over stdio (plan, run, status, wait, logs, diff, apply, cancel, checkpoint, orchestrate).
+    Mcp,
+    /// Print the Agent Skill (SKILL.md) for orchestrating agents; --install writes it.
+    Skill(SkillArgs),
     /// Write a commented starter config file.
     Init(InitArgs),
     /// Print a shell completion script.
@@ -69,13 +73,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct TaskArgs {
     /// Task file (.yaml, .yml or .json); `-` reads stdin.
-    #[arg(value_name = "TASK", conflicts_with = "prompt")]
+    #[arg(value_name = "TASK")]
     pub task: Option<PathBuf>,
-    /// A one-off task, instead of a task file.
-    #[arg(long, value_name = "TEXT", requires = "task_type")]
+    /// A one-off task (with --type), or the title and requirement completing a task sketch file.
+    #[arg(long, value_name = "TEXT")]
     pub prompt: Option<String>,
     /// The task type of a --prompt task.
-    #[arg(long = "type", value_name = "TYPE", value_parser = parse_task_type, requires = "prompt")]
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_task_type, requires = "prompt", conflicts_with = "task")]
     pub task_type: Option<TaskType>,
     /// Scope file or glob of a --prompt task (repeatable).
     #[arg(long = "file", value_name = "GLOB", requires = "prompt")]
@@ -327,6 +331,18 @@ pub enum SchemaKind {
     Config,
     /// Orchestration plans (task_plan.json).
     Plan,
+    /// The events of `--json` output (one per line) and of the library's event stream.
+    Events,
+}
+
+#[derive(Debug, Args)]
+pub struct SkillArgs {
+    /// Write it to DIR/codex-remote/SKILL.md (default DIR: .agent/skills).
+    #[arg(long)]
+    pub install: bool,
+    /// The skills directory for --install, e.g. .claude/skills.
+    #[arg(long, value_name = "DIR", requires = "install")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,9 @@
 //! The CLI's error type.
 
-use codex_remote_core::{ErrorKind, InputError};
+use codex_remote_core::executor::ExecFailure;
+use codex_remote_core::patch::ApplyError;
+use codex_remote_core::runs::RunStoreError;
+use codex_remote_core::{Error, ErrorKind, InputError};
 
 /// What a command can fail with; each maps to one exit code.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +15,7 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     /// Local I/O (writing output or files).
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -54,13 +57,61 @@ impl CliError {
         move |source| CliError::Io { context, source }
     }
 
+    /// What went wrong, followed by its causes (`what: why: why`): each error's message says
+    /// only its own part, so the chain is walked here, once.
+    pub fn message(&self) -> String {
+        match self {
+            CliError::Core(error) => error.full_message(),
+            CliError::Usage(message) => message.clone(),
+            CliError::Io { context, source } => format!("{context}: {source}"),
+        }
+    }
+
+    /// How to fix it, in this command line's words where core's advice names a library option.
+    pub fn hint(&self) -> Option<String> {
+        let CliError::Core(error) = self else {
+            return None;
+        };
+        match error {
+            Error::Apply(ApplyError::Restricted(_)) => Some(
+                "review it with `codex-remote diff RUN`, then pass --allow-restricted to apply anyway"
+                    .into(),
+            ),
+            Error::Apply(ApplyError::Conflicts(_)) => Some(
+                "keep or stash the local edits, then `codex-remote pull RUN --apply` again".into(),
+            ),
+            Error::Runs(RunStoreError::NotFound { .. }) => {
+                Some("`codex-remote runs` lists them".into())
+            }
+            Error::Exec {
+                failure: ExecFailure::RateLimited { .. },
+                ..
+            } => Some(
+                "wait for the quota to reset, or raise --retries / [retry] in the config".into(),
+            ),
+            Error::NotRunning { run_id, .. } => Some(format!("see `codex-remote status {run_id}`")),
+            error => error.hint(),
+        }
+    }
+
+    /// The error as shown on stderr: the message, then the hint on its own line.
+    pub fn render(&self) -> String {
+        match self.hint() {
+            Some(hint) => format!("codex-remote: error: {}\nhint: {hint}", self.message()),
+            None => format!("codex-remote: error: {}", self.message()),
+        }
+    }
+
     /// The `--json` error object (see docs/cli.md).
     pub fn to_json(&self) -> serde_json::Value {
         let mut error = serde_json::json!({
             "kind": self.kind(),
             "exit_code": crate::exit::for_kind(self.kind()),
-            "message": self.to_string(),
+            "message": self.message(),
         });
+        if let Some(hint) = self.hint() {
+            error["hint"] = hint.into();
+        }
         if let CliError::Core(codex_remote_core::Error::Apply(
             codex_remote_core::patch::ApplyError::Conflicts(conflicts),
         )) = self
@@ -82,5 +133,107 @@ impl CliError {
             });
         }
         serde_json::json!({ "error": error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use codex_remote_core::transport::{ExitStatus, TransportError};
+
+    use super::*;
+
+    fn transport(error: TransportError) -> String {
+        CliError::Core(error.into()).render()
+    }
+
+    fn exec(failure: ExecFailure) -> String {
+        CliError::Core(Error::Exec {
+            failure,
+            host: "gpu".into(),
+            attempts: 3,
+        })
+        .render()
+    }
+
+    #[test]
+    fn transport_errors_render_with_their_hint_apart() {
+        insta::assert_snapshot!(
+            "transport_errors",
+            [
+                transport(TransportError::HostUnreachable {
+                    host: "gpu".into(),
+                    detail: "ssh: connect to host gpu port 22: Connection refused".into(),
+                }),
+                transport(TransportError::ConnectTimeout {
+                    host: "gpu".into(),
+                    after: Duration::from_secs(10),
+                }),
+                transport(TransportError::AuthenticationFailed {
+                    host: "gpu".into(),
+                    detail: "Permission denied (publickey)".into(),
+                }),
+                transport(TransportError::CommandNotFound {
+                    host: "gpu".into(),
+                    program: "rsync".into(),
+                    hint: "install it on `gpu`".into(),
+                }),
+                transport(TransportError::CommandFailed {
+                    host: "gpu".into(),
+                    command: "git status".into(),
+                    status: ExitStatus::Code(128),
+                    stderr: "fatal: not a git repository".into(),
+                }),
+                transport(TransportError::Io {
+                    context: "reading the output of `cat`".into(),
+                    source: std::io::Error::other("broken pipe"),
+                }),
+            ]
+            .join("\n\n")
+        );
+    }
+
+    #[test]
+    fn exec_errors_render_with_their_hint_apart() {
+        insta::assert_snapshot!(
+            "exec_errors",
+            [
+                exec(ExecFailure::RateLimited {
+                    message: "429 Too Many Requests".into()
+                }),
+                exec(ExecFailure::AuthExpired {
+                    message: "401 Unauthorized".into()
+                }),
+                exec(ExecFailure::CodexNotFound {
+                    message: "sh: 1: codex: not found".into()
+                }),
+                exec(ExecFailure::WorkspaceMissing {
+                    message: "cd: can't cd to ~/ws/app".into()
+                }),
+                exec(ExecFailure::TurnFailed {
+                    message: "stream disconnected".into()
+                }),
+                exec(ExecFailure::AgentVanished {
+                    message: "the agent of run `r1` (attempt 2) is gone without an exit status"
+                        .into()
+                }),
+                exec(ExecFailure::Exited {
+                    code: 2,
+                    stderr: "error: unexpected argument".into()
+                }),
+            ]
+            .join("\n\n")
+        );
+    }
+
+    #[test]
+    fn a_cause_is_shown_once() {
+        let error = CliError::Core(Error::Io {
+            context: "writing run.json".into(),
+            source: std::io::Error::other("disk full"),
+        });
+        assert_eq!(error.message(), "writing run.json: disk full");
+        assert_eq!(error.message().matches("disk full").count(), 1);
     }
 }

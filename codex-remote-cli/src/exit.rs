@@ -19,6 +19,18 @@ pub const NOT_APPLIED: i32 = 6;
 /// Interrupted or cancelled.
 pub const INTERRUPTED: i32 = 130;
 
+/// Every exit code with its meaning (docs/cli.md, the agent skill).
+pub const TABLE: [(i32, &str); 8] = [
+    (OK, "ok"),
+    (TASK_FAILED, "the delegated task failed"),
+    (USAGE, "bad usage or bad input (task file, config, flags)"),
+    (CONNECTION, "connection or transport failure (unreachable, timed out, authentication refused, host key)"),
+    (PREREQUISITE, "a remote prerequisite is missing (codex not found, not logged in, workspace missing)"),
+    (RATE_LIMITED, "still rate-limited after retries"),
+    (NOT_APPLIED, "results retrieved but not applied (conflict, restricted or protected file)"),
+    (INTERRUPTED, "interrupted or cancelled"),
+];
+
 /// The exit code for a kind of failure.
 pub fn for_kind(kind: ErrorKind) -> i32 {
     match kind {

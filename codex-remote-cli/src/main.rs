@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod error;
 mod exit;
+mod mcp;
 mod output;
 
 use clap::Parser;
@@ -85,6 +86,14 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Pull(args) => commands::pull::run(&ctx, args).await,
         Command::Runs(args) => commands::runs::run(&ctx, args).await,
         Command::Schema(args) => commands::schema::run(&ctx, args),
+        Command::Skill(args) => commands::skill::run(&ctx, args),
+        Command::Mcp => {
+            let config = ctx.config()?;
+            mcp::serve(ctx.engine(config))
+                .await
+                .map_err(CliError::io("serving MCP on stdio"))?;
+            Ok(exit::OK)
+        }
         Command::Init(args) => commands::init::run(&ctx, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();

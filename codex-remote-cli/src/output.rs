@@ -29,7 +29,7 @@ pub fn report_error(error: &CliError, json: bool) {
     if json {
         let _ = print_json(&error.to_json());
     } else {
-        eprintln!("codex-remote: error: {error}");
+        eprintln!("{}", error.render());
     }
 }
 
@@ -49,37 +49,16 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// The `--json` view of a patch's files.
-pub fn file_summaries(patch: &codex_remote_core::patch::ParsedPatch) -> Vec<serde_json::Value> {
-    patch
-        .files
-        .iter()
-        .map(|f| {
-            serde_json::json!({
-                "path": f.path(),
-                "old_path": f.old_path,
-                "kind": f.kind(),
-                "added": f.added,
-                "removed": f.removed,
-                "binary": f.binary,
-                "old_mode": f.old_mode,
-                "new_mode": f.new_mode,
-            })
-        })
-        .collect()
-}
-
 /// A `git diff --stat`-like summary.
-pub fn render_stat(patch: &codex_remote_core::patch::ParsedPatch) -> String {
+pub fn render_stat(files: &[codex_remote_core::patch::FileChange]) -> String {
     let mut out = String::new();
-    let width = patch
-        .files
+    let width = files
         .iter()
         .map(|f| display_path(f).chars().count())
         .max()
         .unwrap_or(0);
     let (mut added, mut removed) = (0, 0);
-    for file in &patch.files {
+    for file in files {
         let change = if file.binary {
             "binary".to_string()
         } else if file.kind() == "mode" {
@@ -102,7 +81,7 @@ pub fn render_stat(patch: &codex_remote_core::patch::ParsedPatch) -> String {
     }
     out.push_str(&format!(
         " {} file(s) changed, {added} insertion(s)(+), {removed} deletion(s)(-)\n",
-        patch.files.len()
+        files.len()
     ));
     out
 }

@@ -136,7 +136,7 @@ fn a_usage_limit_parks_the_detached_run_and_the_host_resumes_the_same_thread() {
     assert_eq!(waiting["source"], "session", "{waiting}");
     assert!(events
         .iter()
-        .any(|e| e["event"] == "resumed" && e["reason"] == "usage-limit"));
+        .any(|e| e["event"] == "thread_resumed" && e["reason"] == "usage-limit"));
     let summary = events.last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["resumes"], 1, "{summary}");
@@ -351,7 +351,7 @@ fn an_interrupted_agent_is_resumed_on_its_thread_not_restarted() {
     assert!(
         events
             .iter()
-            .any(|e| e["event"] == "resumed" && e["reason"] == "interrupted"),
+            .any(|e| e["event"] == "thread_resumed" && e["reason"] == "interrupted"),
         "{}",
         stdout(&out)
     );

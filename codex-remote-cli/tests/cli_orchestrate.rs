@@ -89,8 +89,15 @@ fn a_failing_task_does_not_stop_the_others_and_exits_1() {
         v["tasks"][1]["error"]
             .as_str()
             .unwrap()
-            .contains("codex login"),
+            .contains("not logged in"),
         "{v}"
+    );
+    assert!(
+        v["tasks"][1]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("codex login"),
+        "the advice is kept apart: {v}"
     );
     assert!(s.env.project.join("ok.txt").exists());
 }

@@ -224,7 +224,7 @@ fn json_errors_are_objects_on_stdout() {
 #[test]
 fn schemas_are_published_and_current() {
     let env = Env::new();
-    for kind in ["task", "config", "plan"] {
+    for kind in ["task", "config", "plan", "events"] {
         let out = env.run(&["schema", kind]);
         assert!(out.status.success());
         let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -126,12 +126,21 @@ fn json_mode_streams_typed_events_then_a_summary() {
         .collect();
     let kinds: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"phase"));
+    // Every line but the summary is an event of the published schema.
+    let schema = String::from_utf8(s.env.run(&["schema", "events"]).stdout).unwrap();
+    for kind in &kinds[..kinds.len() - 1] {
+        assert!(
+            schema.contains(&format!("\"const\": \"{kind}\"")),
+            "`{kind}` is not in the events schema"
+        );
+    }
     assert!(kinds.contains(&"started") && kinds.contains(&"codex"));
     let summary = lines.last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["applied"], false);
     assert_eq!(summary["model"], "gpt-5.1-codex-mini");
-    assert_eq!(summary["files"][0]["new_path"], "out.txt");
+    assert_eq!(summary["files"][0]["path"], "out.txt");
+    assert_eq!(summary["files"][0]["kind"], "added");
     assert!(
         !s.env.project.join("out.txt").exists(),
         "--no-apply leaves the tree alone"

@@ -29,9 +29,10 @@ pub enum CheckpointOutcome {
 
 /// Why an item could not be ticked. The file is untouched.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// No checklist item has that text.
-    #[error("{file}: no checklist item reads `{item}`{} (hint: the match is exact, apart from surrounding whitespace)", candidates_text(.candidates))]
+    #[error("{file}: no checklist item reads `{item}`{}", candidates_text(.candidates))]
     NoMatch {
         /// The spec file.
         file: String,
@@ -51,7 +52,7 @@ pub enum CheckpointError {
         lines: Vec<usize>,
     },
     /// The file could not be read or written.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Io {
         /// The spec file.
         file: String,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::host::{HostKeyPolicy, HostKind, HostSpec, LOCAL_HOST};
+use crate::host::{ContainerEngine, HostKeyPolicy, HostKind, HostSpec, LOCAL_HOST};
 use crate::input::{self, InputError};
 use crate::model::{ModelEntry, TableModelSelector};
 use crate::policy::{RestrictedFiles, DEFAULT_RESTRICTED};
@@ -87,6 +87,19 @@ pub struct HostConfigFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub ssh: Option<SshDestination>,
+    /// A running podman container, reached by `podman exec -i CONTAINER` (instead of `ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub podman: Option<ContainerName>,
+    /// A running docker container, reached by `docker exec -i CONTAINER` (instead of `ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub docker: Option<ContainerName>,
+    /// A Kubernetes pod, `NAMESPACE/POD` or `NAMESPACE/POD/CONTAINER`, reached by
+    /// `kubectl exec -i` (instead of `ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub kubernetes: Option<PodRef>,
     /// Directory holding the remote projects (default `~/workspace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
@@ -111,6 +124,34 @@ pub struct HostConfigFile {
     /// `["-c", "model_verbosity=\"low\"", "--profile", "fast"]` (runs add theirs after).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codex_args: Option<Vec<String>>,
+}
+
+impl HostConfigFile {
+    /// Whether this table says how the host is reached (`ssh`, `podman`, `docker`, `kubernetes`).
+    fn reaches(&self) -> bool {
+        !self.ways().is_empty()
+    }
+
+    /// The keys naming how the host is reached, with the container each names.
+    fn ways(&self) -> Vec<(&'static str, Option<(ContainerEngine, String)>)> {
+        let mut ways = Vec::new();
+        if self.ssh.is_some() {
+            ways.push(("ssh", None));
+        }
+        for (engine, target) in [
+            (ContainerEngine::Podman, self.podman.as_ref().map(|t| &t.0)),
+            (ContainerEngine::Docker, self.docker.as_ref().map(|t| &t.0)),
+            (
+                ContainerEngine::Kubernetes,
+                self.kubernetes.as_ref().map(|t| &t.0),
+            ),
+        ] {
+            if let Some(target) = target {
+                ways.push((engine.key(), Some((engine, target.clone()))));
+            }
+        }
+        ways
+    }
 }
 
 /// `[restricted]`.
@@ -194,6 +235,46 @@ impl TryFrom<String> for SshDestination {
 
 impl From<SshDestination> for String {
     fn from(value: SshDestination) -> Self {
+        value.0
+    }
+}
+
+/// A podman or docker container name or id, checked so that it cannot be read as an option.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContainerName(String);
+
+impl TryFrom<String> for ContainerName {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ContainerEngine::Podman.check_target(&value)?;
+        Ok(Self(value))
+    }
+}
+
+impl From<ContainerName> for String {
+    fn from(value: ContainerName) -> Self {
+        value.0
+    }
+}
+
+/// A Kubernetes pod, `NAMESPACE/POD` or `NAMESPACE/POD/CONTAINER`, each part checked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PodRef(String);
+
+impl TryFrom<String> for PodRef {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ContainerEngine::Kubernetes.check_target(&value)?;
+        Ok(Self(value))
+    }
+}
+
+impl From<PodRef> for String {
+    fn from(value: PodRef) -> Self {
         value.0
     }
 }
@@ -382,11 +463,21 @@ impl ConfigFile {
         }
         for (name, host) in other.hosts {
             let mine = self.hosts.entry(name).or_default();
+            // How a host is reached is one choice: a later file that names another way replaces it.
+            if host.reaches() {
+                mine.ssh = None;
+                mine.podman = None;
+                mine.docker = None;
+                mine.kubernetes = None;
+            }
             macro_rules! take {
                 ($($field:ident),*) => { $( if host.$field.is_some() { mine.$field = host.$field; } )* };
             }
             take!(
                 ssh,
+                podman,
+                docker,
+                kubernetes,
                 workspace,
                 shell_init,
                 codex,
@@ -436,7 +527,7 @@ fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        e = e.hint("remove it or check its spelling; `codex-remote schema config` lists every key");
+        e = e.hint("remove it or check its spelling; the config schema lists every key");
     }
     e
 }
@@ -485,12 +576,12 @@ impl Config {
     fn validate(&self) -> Result<(), InputError> {
         self.restricted()?;
         if let Some(local) = self.merged.hosts.get(LOCAL_HOST) {
-            if local.ssh.is_some() {
+            if let Some((key, _)) = local.ways().first() {
                 return Err(InputError::new(
                     self.source_name(),
-                    "the built-in host `local` cannot have an ssh destination",
+                    format!("the built-in host `local` cannot have an {key} destination"),
                 )
-                .field("hosts.local.ssh")
+                .field(format!("hosts.local.{key}"))
                 .hint("give the remote host another name, such as `[hosts.penguin]`"));
             }
         }
@@ -510,6 +601,21 @@ impl Config {
             return Err(InputError::new(self.source_name(), "names no program")
                 .field("notify")
                 .hint("write the program and its arguments, such as `[\"notify-send\", \"codex-remote\"]`"));
+        }
+        for (name, host) in &self.merged.hosts {
+            let ways = host.ways();
+            if ways.len() > 1 {
+                let keys: Vec<&str> = ways.iter().map(|(key, _)| *key).collect();
+                return Err(InputError::new(
+                    self.source_name(),
+                    format!(
+                        "host `{name}` is reached in more than one way: {}",
+                        keys.join(", ")
+                    ),
+                )
+                .field(format!("hosts.{name}"))
+                .hint("keep exactly one of `ssh`, `podman`, `docker` and `kubernetes`"));
+            }
         }
         if let Some(retry) = &self.merged.retry {
             for (key, value) in [
@@ -608,8 +714,18 @@ impl Config {
             return Err(InputError::new(origin, "the host name is empty"));
         }
         let configured = self.merged.hosts.get(name).cloned().unwrap_or_default();
+        let container = match configured.ways().into_iter().find_map(|(_, c)| c) {
+            Some(found) => Some(found),
+            None => container_url(name).transpose().map_err(|m| {
+                InputError::new(origin.clone(), m)
+                    .field("host")
+                    .hint("write `podman://CONTAINER`, `docker://CONTAINER`, `k8s://NAMESPACE/POD` or `k8s://NAMESPACE/POD/CONTAINER`")
+            })?,
+        };
         let kind = if name == LOCAL_HOST {
             HostKind::Local
+        } else if let Some((engine, target)) = container {
+            HostKind::Container { engine, target }
         } else {
             let destination = match configured.ssh {
                 Some(d) => d,
@@ -646,6 +762,19 @@ impl Config {
             },
         })
     }
+}
+
+/// A `--host` written as a container URL: `podman://CONTAINER`, `docker://CONTAINER`,
+/// `k8s://NAMESPACE/POD[/CONTAINER]`. `None` when `name` is not such a URL.
+fn container_url(name: &str) -> Option<Result<(ContainerEngine, String), String>> {
+    ContainerEngine::ALL.into_iter().find_map(|engine| {
+        let target = name.strip_prefix(engine.scheme())?.strip_prefix("://")?;
+        Some(
+            engine
+                .check_target(target)
+                .map(|()| (engine, target.to_string())),
+        )
+    })
 }
 
 /// `$XDG_CONFIG_HOME/codex-remote/config.toml`, falling back to `~/.config`.

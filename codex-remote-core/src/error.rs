@@ -6,6 +6,7 @@ use crate::transport::TransportError;
 
 /// Everything `codex-remote-core` can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A task file, config file or flag is wrong.
     #[error(transparent)]
@@ -35,8 +36,22 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// The run was cancelled (its agent ended on the host) before it finished.
+    #[error("run `{run_id}` was cancelled")]
+    Cancelled {
+        /// The run.
+        run_id: String,
+    },
+    /// The run's agent is not running, so there is nothing to follow.
+    #[error("run `{run_id}` is {phase}; there is nothing to attach to")]
+    NotRunning {
+        /// The run.
+        run_id: String,
+        /// Where it stands (`completed`, `failed`, ...).
+        phase: String,
+    },
     /// Local file system trouble.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -48,6 +63,7 @@ pub enum Error {
 /// What kind of failure an error is, for exit codes and retry decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+// Deliberately exhaustive: each kind is an exit code, and a caller maps every one.
 pub enum ErrorKind {
     /// Bad usage or bad input.
     BadInput,
@@ -73,6 +89,48 @@ impl Error {
             TransportError::InvalidCommand(_) => ErrorKind::BadInput,
             _ => ErrorKind::TaskFailed,
         }
+    }
+
+    /// How to fix it, when there is advice to give (kept apart from the message, which says
+    /// what went wrong). Worded for any caller: a front end may add its own.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Input(e) => e.hint.clone(),
+            Error::Transport(e) | Error::Sync(crate::sync::SyncError::Transport(e)) => e.hint(),
+            Error::Sync(crate::sync::SyncError::MissingProgram { hint, .. }) => Some(hint.clone()),
+            Error::Apply(crate::patch::ApplyError::Restricted(_)) => {
+                Some("review the change, then allow restricted files to apply it anyway".into())
+            }
+            Error::Apply(crate::patch::ApplyError::Conflicts(_)) => Some(
+                "keep or stash the local edits, then apply again; the result stays in the run's record"
+                    .into(),
+            ),
+            Error::Checkpoint(crate::checkpoint::CheckpointError::NoMatch { .. }) => {
+                Some("the match is exact, apart from surrounding whitespace".into())
+            }
+            Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => {
+                Some("list the project's runs to find its id".into())
+            }
+            Error::Exec { failure, host, .. } => exec_hint(failure, host),
+            _ => None,
+        }
+    }
+
+    /// The message followed by its causes (`what: why: why`), each once: for records and logs
+    /// that keep one string.
+    pub fn full_message(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            // `io::Error::other(e)` shows `e` and also returns it as its source.
+            let cause_text = cause.to_string();
+            if !text.ends_with(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
     }
 
     /// Classifies the error.
@@ -107,19 +165,21 @@ impl Error {
                 | ExecFailure::Exited { .. }
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::NotRunning { .. } => ErrorKind::BadInput,
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
     }
 }
 
-/// What to tell the user about a failed agent run, with the fix.
+/// What to tell the user about a failed agent run.
 fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
     match failure {
-        ExecFailure::RateLimited { message } => format!(
-            "still rate-limited after {attempts} attempt(s) on `{host}`: {message} (hint: wait for the quota to reset, or raise --retries / [retry] in the config)"
-        ),
+        ExecFailure::RateLimited { message } => {
+            format!("still rate-limited after {attempts} attempt(s) on `{host}`: {message}")
+        }
         ExecFailure::UsageLimited { message, resume_at } => format!(
-            "the Codex usage limit is reached on `{host}`{}: {message} (hint: the run waits for a reset only up to `max_wait`; raise it (`--max-wait`, config `max_wait`) or run the task again after the reset)",
+            "the Codex usage limit is reached on `{host}`{}: {message}",
             resume_at
                 .map(|at| format!(
                     " and resets only at {}, past the run's max_wait",
@@ -128,16 +188,129 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
                 .unwrap_or_default()
         ),
         ExecFailure::AuthExpired { message } => {
-            format!("codex is not logged in on `{host}` or its login expired: {message} (hint: run `codex login` on {host})")
+            format!("codex is not logged in on `{host}` or its login expired: {message}")
         }
-        ExecFailure::CodexNotFound { message } => format!(
-            "codex was not found on `{host}`: {message} (hint: if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `npm install -g @openai/codex`)"
-        ),
+        ExecFailure::CodexNotFound { message } => {
+            format!("codex was not found on `{host}`: {message}")
+        }
         ExecFailure::WorkspaceMissing { message } => {
-            format!("the run's workspace is missing on `{host}`: {message} (hint: check the host's `workspace` setting and that it is writable)")
+            format!("the run's workspace is missing on `{host}`: {message}")
         }
-        ExecFailure::TurnFailed { message } => format!("the agent's turn failed on `{host}`: {message}"),
-        ExecFailure::AgentVanished { message } => format!("{message} on `{host}`, twice (hint: check the host's memory and logs)"),
-        ExecFailure::Exited { code, stderr } => format!("codex exited with code {code} on `{host}`: {stderr}"),
+        ExecFailure::TurnFailed { message } => {
+            format!("the agent's turn failed on `{host}`: {message}")
+        }
+        ExecFailure::AgentVanished { message } => format!("{message} on `{host}`, twice"),
+        ExecFailure::Exited { code, stderr } => {
+            format!("codex exited with code {code} on `{host}`: {stderr}")
+        }
+    }
+}
+
+/// How to fix a failed agent run.
+fn exec_hint(failure: &ExecFailure, host: &str) -> Option<String> {
+    Some(match failure {
+        ExecFailure::RateLimited { .. } => {
+            "wait for the quota to reset, or allow more retries ([retry] in the config)".into()
+        }
+        ExecFailure::UsageLimited { .. } => "the run waits for a reset only up to `max_wait`; raise it (config `max_wait`) or run the task again after the reset".into(),
+        ExecFailure::AuthExpired { .. } => format!("run `codex login` on {host}"),
+        ExecFailure::CodexNotFound { .. } => format!(
+            "if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `npm install -g @openai/codex`"
+        ),
+        ExecFailure::WorkspaceMissing { .. } => {
+            "check the host's `workspace` setting and that it is writable".into()
+        }
+        ExecFailure::AgentVanished { .. } => "check the host's memory and logs".into(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("disk full")
+    }
+
+    #[test]
+    fn display_leaves_the_source_to_source() {
+        let errors: Vec<Error> = vec![
+            Error::Io {
+                context: "writing run.json".into(),
+                source: io(),
+            },
+            crate::runs::RunStoreError::Io {
+                context: "writing run.json".into(),
+                source: io(),
+            }
+            .into(),
+            crate::sync::SyncError::Io {
+                context: "listing files".into(),
+                source: io(),
+            }
+            .into(),
+            crate::patch::ApplyError::Io {
+                context: "reading a.txt".into(),
+                source: io(),
+            }
+            .into(),
+            crate::checkpoint::CheckpointError::Io {
+                file: "SPEC.md".into(),
+                source: io(),
+            }
+            .into(),
+            TransportError::Io {
+                context: "reading output".into(),
+                source: io(),
+            }
+            .into(),
+        ];
+        for error in errors {
+            let source = std::error::Error::source(&error).expect("the cause is the source");
+            assert!(source.to_string().contains("disk full"));
+            assert!(
+                !error.to_string().contains("disk full"),
+                "`{error}` repeats its source"
+            );
+        }
+    }
+
+    #[test]
+    fn hints_are_apart_from_messages_and_name_no_command_line() {
+        let errors: Vec<Error> = vec![
+            TransportError::HostUnreachable {
+                host: "gpu".into(),
+                detail: "refused".into(),
+            }
+            .into(),
+            crate::patch::ApplyError::Restricted(vec!["package.json".into()]).into(),
+            crate::runs::RunStoreError::NotFound {
+                id: "r".into(),
+                dir: "d".into(),
+            }
+            .into(),
+            Error::Exec {
+                failure: ExecFailure::RateLimited {
+                    message: "429".into(),
+                },
+                host: "gpu".into(),
+                attempts: 2,
+            },
+        ];
+        for error in errors {
+            let hint = error.hint().expect("a hint");
+            assert!(!error.to_string().contains("hint"), "{error}");
+            assert!(
+                !hint.contains("codex-remote ") && !hint.contains("--"),
+                "core's hint names CLI options: {hint}"
+            );
+        }
+    }
+
+    #[test]
+    fn cancelled_is_produced_as_its_own_kind() {
+        let error = Error::Cancelled { run_id: "r".into() };
+        assert_eq!(error.kind(), ErrorKind::Cancelled);
     }
 }

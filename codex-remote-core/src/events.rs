@@ -10,7 +10,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Token usage (of a turn, or in all).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(default)]
 pub struct Usage {
     /// Input tokens.
@@ -76,7 +78,7 @@ impl Usage {
 }
 
 /// One file touched by a `file_change` item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FileChangeEntry {
     /// The path.
     pub path: String,
@@ -85,7 +87,7 @@ pub struct FileChangeEntry {
 }
 
 /// What a thread item is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ItemKind {
     /// The agent's reply.
@@ -150,7 +152,7 @@ pub enum ItemKind {
 }
 
 /// A thread item with its id.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Item {
     /// The item id (`item_3`).
     pub id: String,
@@ -160,7 +162,7 @@ pub struct Item {
 }
 
 /// One event of a Codex run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum CodexEvent {
     /// The thread started.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::events::{CodexEvent, ItemKind, Usage};
 use crate::model::ModelChoice;
-use crate::transport::{CommandSpec, ExitStatus, Transport, TransportError};
+use crate::transport::{script_names, CommandSpec, ExitStatus, Transport, TransportError};
 
 /// What to run. Serialisable (without the instruction, which is kept as its own file) so a run
 /// can record it and relaunch exactly the same agent later.
@@ -55,6 +55,7 @@ pub struct ExecEvent {
 /// Why an agent run failed, classified so the caller can act (retry, or tell the user the fix).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ExecFailure {
     /// The model provider answered 429 Too Many Requests (after Codex's own retries).
     RateLimited {
@@ -684,8 +685,8 @@ alive() { [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null && { [ 
 }
 use alive_fn;
 
-fn agent_script(body: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec::script(body, args).cwd("~")
+fn agent_script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec::script(body, args).named(name).cwd("~")
 }
 
 #[async_trait]
@@ -734,6 +735,7 @@ impl Executor for CodexExecutor {
         let first = request.resume_thread.clone().unwrap_or_default();
         let dir = crate::layout::home_relative(agent_dir);
         let spec = agent_script(
+            script_names::LAUNCH_AGENT,
             LAUNCH_SCRIPT,
             &[
                 dir,
@@ -774,7 +776,11 @@ impl Executor for CodexExecutor {
     ) -> Result<FollowEnd, TransportError> {
         let dir = crate::layout::home_relative(agent_dir);
         let mut process = transport
-            .spawn(agent_script(FOLLOW_SCRIPT, &[dir, &offset.to_string()]))
+            .spawn(agent_script(
+                script_names::FOLLOW_AGENT,
+                FOLLOW_SCRIPT,
+                &[dir, &offset.to_string()],
+            ))
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
         let mut reader = tokio::io::BufReader::new(stdout);
@@ -860,7 +866,7 @@ impl Executor for CodexExecutor {
         let dir = crate::layout::home_relative(agent_dir);
         let output = crate::transport::TransportExt::run_checked(
             transport,
-            agent_script(PROBE_SCRIPT, &[dir]),
+            agent_script(script_names::PROBE_AGENT, PROBE_SCRIPT, &[dir]),
         )
         .await?;
         let text = output.stdout_text();
@@ -894,7 +900,8 @@ impl Executor for CodexExecutor {
         match self.probe(transport, agent_dir).await? {
             AgentState::Running { pid } | AgentState::Waiting { pid, .. } => {
                 let spec =
-                    CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()]);
+                    CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()])
+                        .named(script_names::KILL_GROUP);
                 crate::transport::TransportExt::run_checked(transport, spec).await?;
             }
             AgentState::Vanished => {
@@ -905,7 +912,7 @@ impl Executor for CodexExecutor {
                 let dir = crate::layout::home_relative(agent_dir);
                 crate::transport::TransportExt::run_checked(
                     transport,
-                    agent_script(&script, &[dir]),
+                    agent_script(script_names::KILL_VANISHED, &script, &[dir]),
                 )
                 .await?;
             }

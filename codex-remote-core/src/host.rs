@@ -19,6 +19,103 @@ pub enum HostKind {
         /// What one would type after `ssh`: an alias, `user@host` or `ssh://user@host:port`.
         destination: String,
     },
+    /// A running container or pod, through its engine's `exec`.
+    Container {
+        /// The engine whose `exec` reaches it.
+        engine: ContainerEngine,
+        /// The container (`podman`, `docker`), or `NAMESPACE/POD[/CONTAINER]` (`kubernetes`).
+        target: String,
+    },
+}
+
+/// A container engine whose `exec -i` runs commands in a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerEngine {
+    /// `podman exec -i CONTAINER ...`.
+    Podman,
+    /// `docker exec -i CONTAINER ...`.
+    Docker,
+    /// `kubectl exec -i -n NAMESPACE POD [-c CONTAINER] -- ...`.
+    Kubernetes,
+}
+
+impl ContainerEngine {
+    /// Every engine, in the order the config keys are documented.
+    pub const ALL: [ContainerEngine; 3] = [
+        ContainerEngine::Podman,
+        ContainerEngine::Docker,
+        ContainerEngine::Kubernetes,
+    ];
+
+    /// The config key under `[hosts.NAME]` (`podman`, `docker`, `kubernetes`).
+    pub fn key(self) -> &'static str {
+        match self {
+            ContainerEngine::Podman => "podman",
+            ContainerEngine::Docker => "docker",
+            ContainerEngine::Kubernetes => "kubernetes",
+        }
+    }
+
+    /// The scheme of a `--host` URL (`podman://`, `docker://`, `k8s://`).
+    pub fn scheme(self) -> &'static str {
+        match self {
+            ContainerEngine::Podman => "podman",
+            ContainerEngine::Docker => "docker",
+            ContainerEngine::Kubernetes => "k8s",
+        }
+    }
+
+    /// The engine's command-line program.
+    pub fn program(self) -> &'static str {
+        match self {
+            ContainerEngine::Podman => "podman",
+            ContainerEngine::Docker => "docker",
+            ContainerEngine::Kubernetes => "kubectl",
+        }
+    }
+
+    /// Checks a target for this engine: a container name, or `NAMESPACE/POD[/CONTAINER]`.
+    /// Nothing that could be read as an option of the engine's command passes.
+    pub fn check_target(self, target: &str) -> Result<(), String> {
+        let parts: Vec<&str> = target.split('/').collect();
+        let expected = match self {
+            ContainerEngine::Kubernetes => "NAMESPACE/POD or NAMESPACE/POD/CONTAINER",
+            _ => "a container name or id",
+        };
+        let count_ok = match self {
+            ContainerEngine::Kubernetes => parts.len() == 2 || parts.len() == 3,
+            _ => parts.len() == 1,
+        };
+        if !count_ok {
+            return Err(format!(
+                "`{}` is not {expected} for {}",
+                target.escape_debug(),
+                self.key()
+            ));
+        }
+        for part in parts {
+            let valid = !part.is_empty()
+                && !part.starts_with(['-', '.'])
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !valid {
+                return Err(format!(
+                    "`{}` is not a valid {} name: use letters, digits, `-`, `_` and `.`, not starting with `-` or `.`",
+                    part.escape_debug(),
+                    if self == ContainerEngine::Kubernetes { "namespace, pod or container" } else { "container" }
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ContainerEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
 }
 
 /// What to do with a host key that is not in `known_hosts`.

@@ -8,7 +8,8 @@ use std::fmt;
 /// A problem in a file (or other source) the user wrote.
 ///
 /// Its `Display` reads like a compiler diagnostic:
-/// `tasks/auth.yaml:4:7: field `type`: unknown task type `refactr` (hint: did you mean `refactor`?)`
+/// `tasks/auth.yaml:4:7: field `type`: unknown task type `refactr``; its [`hint`](Self::hint)
+/// (`did you mean `refactor`?`) is kept apart, for the caller to show as it sees fit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InputError {
     /// Where the input came from: a path, `<stdin>`, `<command line>` or an environment variable.
@@ -83,11 +84,7 @@ impl fmt::Display for InputError {
         if let Some(field) = &self.field {
             write!(f, "field `{field}`: ")?;
         }
-        write!(f, "{}", self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, " (hint: {hint})")?;
-        }
-        Ok(())
+        write!(f, "{}", self.message)
     }
 }
 
@@ -246,7 +243,8 @@ mod tests {
             .hint("add one");
         assert_eq!(
             e.to_string(),
-            "t.yaml:3:1: field `requirements`: must not be empty (hint: add one)"
+            "t.yaml:3:1: field `requirements`: must not be empty"
         );
+        assert_eq!(e.hint.as_deref(), Some("add one"), "the hint is kept apart");
     }
 }

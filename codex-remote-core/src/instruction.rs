@@ -31,6 +31,15 @@ pub struct Instruction {
     pub excluded: Vec<ExcludedEntry>,
 }
 
+/// The project-relative path when a `standards` entry names a file under `.agent/standards/`.
+pub fn standards_file(entry: &str) -> Option<&str> {
+    let path = entry.trim().trim_start_matches("./");
+    (path.starts_with(".agent/standards/")
+        && !path.contains("..")
+        && !path.contains(char::is_whitespace))
+    .then_some(path)
+}
+
 /// Renders the instruction for `task`, to be carried out in `working_directory` on the host.
 ///
 /// ```
@@ -74,6 +83,12 @@ pub fn render(
         .iter()
         .map(|s| normalise(s))
         .filter(|s| !s.is_empty())
+        .map(|s| match standards_file(&s) {
+            // A file of the project's standards: it is pushed with the project, so the agent
+            // reads it there.
+            Some(path) => format!("Follow the standards in {path} (in the project)"),
+            None => s,
+        })
         .collect();
     if !restricted.patterns().is_empty() {
         constraints.push(format!(

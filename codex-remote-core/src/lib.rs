@@ -27,6 +27,7 @@ pub mod atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod doctor;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod executor;
@@ -41,6 +42,7 @@ pub mod patch;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod run;
 pub mod runs;
 pub mod schema;
@@ -51,5 +53,14 @@ pub mod taskplan;
 pub mod transport;
 pub mod workspace;
 
+pub use config::Config;
+pub use engine::{
+    Applied, ApplyOptions, Canceller, DefaultSyncers, DefaultTransports, Diff, Engine,
+    PruneOptions, RunHandle, RunResult, RunStatus, SyncerFactory, TransportFactory,
+};
 pub use error::{Error, ErrorKind};
 pub use input::InputError;
+pub use plan::{PlanOverrides, RunPlan};
+pub use progress::{Event, EventKind};
+pub use run::{RunOptions, RunSummary};
+pub use task::TaskSpec;

@@ -86,11 +86,44 @@ pub enum OrchestrateEvent {
     Finished {
         /// The task.
         task_id: String,
-        /// `completed`, `failed` or `not-applied`.
-        outcome: &'static str,
+        /// How it ended.
+        outcome: TaskOutcome,
         /// Why, when not completed.
         reason: Option<String>,
     },
+}
+
+/// How an orchestrated task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskOutcome {
+    /// Its result was applied (or it changed nothing).
+    Completed,
+    /// Its run failed.
+    Failed,
+    /// Its result was retrieved but not applied (conflict, restricted file).
+    NotApplied,
+    /// Not started, because an earlier task failed under `fail_fast`.
+    Skipped,
+}
+
+impl std::fmt::Display for TaskOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskOutcome::Completed => "completed",
+            TaskOutcome::Failed => "failed",
+            TaskOutcome::NotApplied => "not-applied",
+            TaskOutcome::Skipped => "skipped",
+        })
+    }
+}
+
+/// Why a task produced no result to apply.
+enum Unsettled {
+    /// Not started (fail-fast).
+    Skipped,
+    /// Its run failed.
+    Failed(Error),
 }
 
 /// The end result.
@@ -254,7 +287,14 @@ pub async fn orchestrate(
     options: &OrchestrateOptions,
     events: mpsc::Sender<OrchestrateEvent>,
 ) -> Result<OrchestrateSummary, Error> {
-    assert!(!hosts.is_empty(), "at least one host");
+    if hosts.is_empty() {
+        return Err(crate::input::InputError::new(
+            plan_path.display().to_string(),
+            "there are no hosts to run the plan's tasks on",
+        )
+        .hint("name at least one host")
+        .into());
+    }
     let work = plan_work(plan_path, project)?;
     let board = Arc::new(Board::new(hosts.clone()));
     // A run of this project parked on a host (this plan's, resumed, or another) says the host
@@ -267,8 +307,8 @@ pub async fn orchestrate(
         }
     }
     // One push per host serves every run: runs of one project share the host's mirror, and
-    // each still gets its own tree and baseline.
-    if work.iter().any(|(_, w)| matches!(w, Work::Start)) {
+    // each still gets its own tree and baseline. (`skip_push`: the caller pushed already.)
+    if !options.run.skip_push && work.iter().any(|(_, w)| matches!(w, Work::Start)) {
         for transport in &hosts {
             pipeline::push(transport.clone(), config, project, None).await?;
         }
@@ -276,7 +316,7 @@ pub async fn orchestrate(
     let semaphore = Arc::new(Semaphore::new(options.parallel.max(1)));
     let failed_fast = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (done_tx, mut done_rx) =
-        mpsc::channel::<(usize, String, Result<RunRecord, String>)>(work.len().max(1));
+        mpsc::channel::<(usize, String, Result<RunRecord, Unsettled>)>(work.len().max(1));
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
     for (index, (task_id, item)) in work.into_iter().enumerate() {
         let ctx = TaskContext {
@@ -295,13 +335,7 @@ pub async fn orchestrate(
         tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = done
-                    .send((
-                        index,
-                        task_id,
-                        Err("skipped: an earlier task failed (--fail-fast)".into()),
-                    ))
-                    .await;
+                let _ = done.send((index, task_id, Err(Unsettled::Skipped))).await;
                 return;
             }
             let result = ctx.run_task(&task_id, item).await;
@@ -315,7 +349,7 @@ pub async fn orchestrate(
 
     // Apply in plan order: a result waits until every earlier task has been settled.
     let mut summary = OrchestrateSummary::default();
-    let mut ready: BTreeMap<usize, (String, Result<RunRecord, String>)> = BTreeMap::new();
+    let mut ready: BTreeMap<usize, (String, Result<RunRecord, Unsettled>)> = BTreeMap::new();
     let mut next = 0;
     let mut cleanups = Vec::new();
     while next < order.len() {
@@ -356,7 +390,7 @@ async fn settle_one(
     project: &Project,
     hosts: &[SharedTransport],
     task_id: &str,
-    result: Result<RunRecord, String>,
+    result: Result<RunRecord, Unsettled>,
     options: &OrchestrateOptions,
     events: &mpsc::Sender<OrchestrateEvent>,
     summary: &mut OrchestrateSummary,
@@ -370,11 +404,15 @@ async fn settle_one(
         }
     }
     let (outcome, reason) = match result {
-        Err(reason) if reason.starts_with("skipped:") => {
+        Err(Unsettled::Skipped) => {
             summary.skipped.push(task_id.to_string());
-            ("skipped", Some(reason))
+            (
+                TaskOutcome::Skipped,
+                Some("an earlier task failed (fail-fast)".to_string()),
+            )
         }
-        Err(reason) => {
+        Err(Unsettled::Failed(error)) => {
+            let reason = error.full_message();
             let run_id = project
                 .runs()
                 .list()?
@@ -382,9 +420,12 @@ async fn settle_one(
                 .rev()
                 .find(|r| r.task_id == task_id)
                 .map(|r| r.id);
-            taskplan::settle(plan_path, task_id, run_id.as_deref(), Err(&reason))?;
+            // The one rule: a lost connection leaves the entry running (the agent goes on, and
+            // the next orchestration re-attaches); any other failure settles it.
+            let failed: Result<(), Error> = Err(error);
+            taskplan::settle_run(plan_path, task_id, run_id.as_deref(), &failed)?;
             summary.failed.push((task_id.to_string(), reason.clone()));
-            ("failed", Some(reason))
+            (TaskOutcome::Failed, Some(reason))
         }
         Ok(mut record) => {
             let has_changes = project
@@ -424,7 +465,7 @@ async fn settle_one(
                     }
                     taskplan::settle(plan_path, task_id, Some(&record.id), Ok(()))?;
                     summary.completed.push(task_id.to_string());
-                    ("completed", None)
+                    (TaskOutcome::Completed, None)
                 }
                 Err(e) => {
                     let reason = format!("retrieved but not applied: {e}");
@@ -432,7 +473,7 @@ async fn settle_one(
                     summary
                         .not_applied
                         .push((task_id.to_string(), reason.clone()));
-                    ("not-applied", Some(reason))
+                    (TaskOutcome::NotApplied, Some(reason))
                 }
             }
         }
@@ -459,7 +500,7 @@ struct TaskContext {
 
 impl TaskContext {
     /// Runs (or resumes) one task up to a retrieved result; applying is the orchestrator's.
-    async fn run_task(&self, task_id: &str, mut work: Work) -> Result<RunRecord, String> {
+    async fn run_task(&self, task_id: &str, mut work: Work) -> Result<RunRecord, Unsettled> {
         let mut prefer: Option<SharedTransport> = None;
         loop {
             let transport = match &work {
@@ -471,10 +512,16 @@ impl TaskContext {
                     match self.board.index_of(&record.host) {
                         Some(i) => self.board.hosts[i].clone(),
                         None => {
-                            return Err(format!(
-                                "its run `{}` is on host `{}`, which is not among --hosts (hint: add it to --hosts to pick the run up)",
-                                record.id, record.host
-                            ))
+                            return Err(Unsettled::Failed(Error::Input(
+                                crate::input::InputError::new(
+                                    "--hosts",
+                                    format!(
+                                        "task `{task_id}`'s run `{}` is on host `{}`, which is not among the hosts",
+                                        record.id, record.host
+                                    ),
+                                )
+                                .hint("add that host to --hosts to pick the run up"),
+                            )))
                         }
                     }
                 }
@@ -542,7 +589,7 @@ impl TaskContext {
                         self.executor.as_ref(),
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(Unsettled::Failed)?;
                     let _ = self
                         .events
                         .send(OrchestrateEvent::Moved {
@@ -554,7 +601,7 @@ impl TaskContext {
                     prefer = Some(to);
                     work = Work::Start;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Unsettled::Failed(e)),
             }
         }
     }

@@ -17,18 +17,16 @@ use crate::policy::RestrictedFiles;
 
 const NULL_BLOB: &str = "0000000000000000000000000000000000000000";
 
-/// One file's change in a patch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// One file's change in a patch. Serialised in one shape everywhere (see `progress.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileChange {
     /// The path before (None for a new file).
     pub old_path: Option<String>,
     /// The path after (None for a deleted file).
     pub new_path: Option<String>,
     /// The preimage blob id (None for a new file).
-    #[serde(skip)]
     pub old_blob: Option<String>,
     /// The postimage blob id (None for a deleted file).
-    #[serde(skip)]
     pub new_blob: Option<String>,
     /// Mode before, when known.
     pub old_mode: Option<String>,
@@ -301,12 +299,13 @@ pub struct Conflict {
 
 /// Why a patch was not applied. The local tree is untouched in every case.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// Files changed locally since the push (or exist where the patch creates them).
     #[error("{} conflicting file(s); nothing was applied: {}", .0.len(), describe(.0))]
     Conflicts(Vec<Conflict>),
     /// The patch touches restricted files.
-    #[error("the result changes restricted file(s) {}; nothing was applied (hint: review it with `codex-remote diff`, then pass --allow-restricted to apply anyway)", .0.join(", "))]
+    #[error("the result changes restricted file(s) {}; nothing was applied", .0.join(", "))]
     Restricted(Vec<String>),
     /// `git apply` refused it.
     #[error("git apply refused the patch; nothing was applied: {0}")]
@@ -315,7 +314,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Parse(#[from] PatchParseError),
     /// Local I/O failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,

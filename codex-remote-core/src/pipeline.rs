@@ -43,8 +43,26 @@ impl Project {
     }
 }
 
-/// Pushes the project to the host's mirror.
+/// Pushes the project to the host's mirror with the default syncer for the transport.
 pub async fn push(
+    transport: SharedTransport,
+    config: &Config,
+    project: &Project,
+    progress: Option<mpsc::Sender<PushProgress>>,
+) -> Result<PushReport, Error> {
+    push_with(
+        syncer_for(transport.clone()).as_ref(),
+        transport,
+        config,
+        project,
+        progress,
+    )
+    .await
+}
+
+/// Pushes the project to the host's mirror with this syncer.
+pub async fn push_with(
+    syncer: &dyn crate::sync::Syncer,
     transport: SharedTransport,
     config: &Config,
     project: &Project,
@@ -58,15 +76,12 @@ pub async fn push(
         settings: config.sync(),
     };
     let host = transport.host().name.clone();
-    syncer_for(transport)
-        .push(&request, progress)
-        .await
-        .map_err(|e| match &e {
-            crate::sync::SyncError::Failed { stderr, .. } if workspace_unusable(stderr) => {
-                workspace_missing(&host, stderr)
-            }
-            _ => e.into(),
-        })
+    syncer.push(&request, progress).await.map_err(|e| match &e {
+        crate::sync::SyncError::Failed { stderr, .. } if workspace_unusable(stderr) => {
+            workspace_missing(&host, stderr)
+        }
+        _ => e.into(),
+    })
 }
 
 /// Records a new run and prepares its isolated tree on the host (after a push).

@@ -42,6 +42,16 @@ pub struct PlanOverrides<'a> {
     pub model: Option<&'a str>,
 }
 
+impl<'a> PlanOverrides<'a> {
+    /// Run on this host (a name from the config).
+    pub fn on_host(host: &'a str) -> Self {
+        Self {
+            host: Some(host),
+            model: None,
+        }
+    }
+}
+
 /// Plans a run.
 pub fn plan(
     task: TaskSpec,
@@ -110,10 +120,13 @@ pub struct PlanReport<'a> {
     pub reasoning_effort: Option<&'a str>,
     /// Host name.
     pub host: &'a str,
-    /// `local` or `ssh`.
+    /// `local`, `ssh`, `podman`, `docker` or `kubernetes`.
     pub host_kind: &'static str,
-    /// The ssh destination, or null for local.
+    /// The ssh destination, or null for other hosts.
     pub ssh_destination: Option<&'a str>,
+    /// The container (`NAMESPACE/POD[/CONTAINER]` for kubernetes); absent for other hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<&'a str>,
     /// The remote workspace name.
     pub project: &'a str,
     /// The project's directory on the host.
@@ -129,9 +142,10 @@ pub struct PlanReport<'a> {
 impl RunPlan {
     /// The `--json` view.
     pub fn report(&self) -> PlanReport<'_> {
-        let (host_kind, ssh_destination) = match &self.host.kind {
-            HostKind::Local => ("local", None),
-            HostKind::Ssh { destination } => ("ssh", Some(destination.as_str())),
+        let (host_kind, ssh_destination, container) = match &self.host.kind {
+            HostKind::Local => ("local", None, None),
+            HostKind::Ssh { destination } => ("ssh", Some(destination.as_str()), None),
+            HostKind::Container { engine, target } => (engine.key(), None, Some(target.as_str())),
         };
         PlanReport {
             schema_version: PLAN_SCHEMA_VERSION,
@@ -144,6 +158,7 @@ impl RunPlan {
             host: &self.host.name,
             host_kind,
             ssh_destination,
+            container,
             project: &self.project,
             remote_dir: &self.remote_dir,
             excluded: &self.instruction.excluded,

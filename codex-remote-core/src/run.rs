@@ -445,6 +445,11 @@ async fn follow_and_finish_inner(
     set_phase(&store, record, Phase::Retrieving, events).await?;
     let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
     set_phase(&store, record, Phase::Completed, events).await?;
+    // The result is in the local record now: the host's tree goes unless asked to stay,
+    // whether or not the result is applied (a later `apply` works from the record).
+    if !finish.keep {
+        pipeline::remove_remote(transport.clone(), project, record).await?;
+    }
     let mut applied = false;
     if finish.apply && !parsed.files.is_empty() {
         pipeline::apply(config, project, record, finish.allow_restricted)?;
@@ -457,9 +462,6 @@ async fn follow_and_finish_inner(
             &spec.item,
             Some(&record.id),
         )?);
-    }
-    if (applied || parsed.files.is_empty()) && finish.apply && !finish.keep {
-        pipeline::remove_remote(transport.clone(), project, record).await?;
     }
     let history = run_history(&dir.join("events.jsonl"));
     Ok(RunSummary {

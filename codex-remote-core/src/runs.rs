@@ -14,7 +14,7 @@ use crate::workspace::RunTree;
 pub const RUNS_DIR: &str = ".codex-remote/runs";
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Recorded, nothing done yet.
@@ -145,9 +145,10 @@ pub struct RunStore {
 
 /// Why a record could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunStoreError {
     /// No such run.
-    #[error("no run `{id}` in {dir} (hint: `codex-remote runs` lists them)")]
+    #[error("no run `{id}` in {dir}")]
     NotFound {
         /// The id asked for.
         id: String,
@@ -163,7 +164,7 @@ pub enum RunStoreError {
         message: String,
     },
     /// I/O failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,

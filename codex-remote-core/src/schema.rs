@@ -18,3 +18,8 @@ pub fn config_schema() -> serde_json::Value {
 pub fn plan_schema() -> serde_json::Value {
     crate::taskplan::schema()
 }
+
+/// The JSON Schema of the run events (`--json` lines and the engine's event stream).
+pub fn events_schema() -> serde_json::Value {
+    crate::progress::events_schema()
+}

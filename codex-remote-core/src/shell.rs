@@ -212,6 +212,28 @@ pub fn rsync_path_with_lock(lock: &str) -> String {
     format!("sh -c {} {}", quote(LOCKED_RSYNC_SCRIPT), quote(&lock))
 }
 
+/// The words that end an `rsync -e` command running through a container engine's `exec`: the
+/// remote rsync runs from the home directory under an exclusive `flock` on `lock` (relative to the
+/// home directory, or absolute). rsync appends a placeholder machine name and then its own
+/// command; the script drops the placeholder. The lock's path is an argument, never spliced in.
+///
+/// ```
+/// use codex_remote_core::shell::exec_rsync_lock_words;
+/// let words = exec_rsync_lock_words("workspace/.codex-remote/app/lock");
+/// assert_eq!(words[..2], ["sh", "-c"]);
+/// assert_eq!(words[3], "workspace/.codex-remote/app/lock");
+/// ```
+pub fn exec_rsync_lock_words(lock: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        EXEC_LOCKED_RSYNC_SCRIPT.into(),
+        lock.into(),
+    ]
+}
+
+const EXEC_LOCKED_RSYNC_SCRIPT: &str = r#"cd || exit 1; lock=$0; shift; mkdir -p -- "$(dirname -- "$lock")" || exit 1; exec flock "$lock" "$@""#;
+
 const LOCKED_RSYNC_SCRIPT: &str = r#"mkdir -p -- "$(dirname -- "$0")" || exit 1
 if command -v flock >/dev/null 2>&1; then exec flock "$0" rsync "$@"; else exec rsync "$@"; fi"#;
 

@@ -100,13 +100,72 @@ impl<'de> Deserialize<'de> for TaskType {
     }
 }
 
-/// Which files the task is about.
+/// Which files the task is about. Written `scope: {files: [...]}`, or as the workflow document
+/// sketches it, a list `scope: [- files: [...]]` whose file lists are joined.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, from = "ScopeForm")]
 pub struct Scope {
     /// Project-relative paths or globs (`src/auth/*.js`).
     #[serde(default)]
     pub files: Vec<String>,
+}
+
+/// The two ways a scope is written. Deserialised by shape (a mapping or a list), so errors inside
+/// either keep their path (`scope.files`).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+enum ScopeForm {
+    /// `{files: [...]}`.
+    One(ScopeFields),
+    /// `[{files: [...]}, ...]`, as the workflow document sketches it.
+    Many(Vec<ScopeFields>),
+}
+
+/// The files the task is about.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ScopeFields {
+    /// Project-relative paths or globs (`src/auth/*.js`).
+    #[serde(default)]
+    files: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for ScopeForm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = ScopeForm;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping with `files`, or a list of such mappings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ScopeForm, A::Error> {
+                ScopeFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ScopeForm::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<ScopeForm, A::Error> {
+                Vec::<ScopeFields>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(ScopeForm::Many)
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
+impl From<ScopeForm> for Scope {
+    fn from(form: ScopeForm) -> Self {
+        match form {
+            ScopeForm::One(one) => Scope { files: one.files },
+            ScopeForm::Many(many) => Scope {
+                files: many.into_iter().flat_map(|s| s.files).collect(),
+            },
+        }
+    }
 }
 
 /// The markdown checklist item to tick when the task's result is applied.
@@ -233,6 +292,41 @@ impl TaskSpec {
 
     /// Parses and validates task text.
     pub fn parse(text: &str, source_name: &str, format: TaskFormat) -> Result<Self, InputError> {
+        Self::parse_with_prompt(text, source_name, format, None)
+    }
+
+    /// Parses task text that may be the workflow document's sketch: a `task:` mapping (`type`,
+    /// `model`, `scope`, `standards`) completed by the document's own `title` and
+    /// `requirements`, or by `prompt` (its first line the title, the whole prompt the
+    /// requirement). The id, when absent, is derived from the title.
+    pub fn parse_with_prompt(
+        text: &str,
+        source_name: &str,
+        format: TaskFormat,
+        prompt: Option<&str>,
+    ) -> Result<Self, InputError> {
+        if let Some(sketch) = sketch_value(text, format, prompt) {
+            let task: TaskSpec = serde_path_to_error::deserialize(sketch).map_err(|e| {
+                let path = e.path().to_string();
+                let position = input::locate_yaml_path(text, &format!("task.{path}"))
+                    .or_else(|| input::locate_yaml_path(text, &path));
+                located(
+                    source_name,
+                    &path,
+                    input::strip_position_suffix(&e.into_inner().to_string()),
+                    position,
+                )
+            })?;
+            task.validate(text, source_name)?;
+            return Ok(task);
+        }
+        if prompt.is_some() {
+            return Err(InputError::new(
+                source_name,
+                "--prompt completes a task sketch (a `task:` mapping), and this file is a whole task",
+            )
+            .hint("drop --prompt, or write the file as a `task:` sketch"));
+        }
         let task: TaskSpec = match format {
             TaskFormat::Yaml => parse_yaml(text, source_name)?,
             TaskFormat::Json => parse_json(text, source_name)?,
@@ -359,6 +453,59 @@ impl TaskSpec {
     }
 }
 
+/// The sketch as a whole task (`task:`'s keys lifted to the top, then the title, requirements
+/// and id filled in), or `None` when the text is not a sketch.
+fn sketch_value(text: &str, format: TaskFormat, prompt: Option<&str>) -> Option<serde_json::Value> {
+    let value: serde_json::Value = match format {
+        TaskFormat::Yaml => serde_yaml_ng::from_str(text).ok()?,
+        TaskFormat::Json => serde_json::from_str(text).ok()?,
+    };
+    let serde_json::Value::Object(mut outer) = value else {
+        return None;
+    };
+    let serde_json::Value::Object(inner) = outer.remove("task")? else {
+        return None;
+    };
+    for (key, value) in inner {
+        outer.entry(key).or_insert(value);
+    }
+    if let Some(prompt) = prompt.map(|p| p.replace("\r\n", "\n")) {
+        let title = prompt
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
+            .to_string();
+        outer.entry("title").or_insert(title.into());
+        outer
+            .entry("requirements")
+            .or_insert(serde_json::json!([prompt.trim()]));
+    }
+    if !outer.contains_key("id") {
+        // Without a title there is no id to derive: a placeholder lets the error name the title.
+        outer.insert("id".into(), "task".into());
+        if let Some(title) = outer.get("title").and_then(|t| t.as_str()) {
+            let slug: String = title
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>()
+                .split('-')
+                .filter(|w| !w.is_empty())
+                .take(6)
+                .collect::<Vec<_>>()
+                .join("-");
+            let id = if slug.is_empty() {
+                "task".to_string()
+            } else {
+                slug
+            };
+            outer.insert("id".into(), id.into());
+        }
+    }
+    Some(serde_json::Value::Object(outer))
+}
+
 fn parse_yaml(text: &str, source_name: &str) -> Result<TaskSpec, InputError> {
     if text.trim().is_empty() {
         return Err(InputError::new(source_name, "the task file is empty")
@@ -424,12 +571,12 @@ fn located(
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        error = error
-            .hint("remove it or check its spelling; `codex-remote schema task` lists every field");
+        error =
+            error.hint("remove it or check its spelling; the task file schema lists every field");
     } else if message.starts_with("missing field") {
         error = error.hint("add it; see docs/task-file.md");
     } else if message.starts_with("invalid type") {
-        error = error.hint("see `codex-remote schema task` for each field's type");
+        error = error.hint("the task file schema gives each field's type");
     }
     error
 }
@@ -483,6 +630,37 @@ mod tests {
         assert_eq!(task.id, "auth");
         assert_eq!(task.task_type, TaskType::Migration);
         assert_eq!(task.scope.files, vec!["src/auth/*.js"]);
+    }
+
+    #[test]
+    fn the_workflow_document_s_sketch_is_a_task() {
+        let sketch = "task:\n  type: refactor\n  model: gpt-5.3-codex\n  scope:\n    - files: [src/a.ts, src/b.ts]\n    - files: [src/c.ts]\n  standards:\n    - .agent/standards/typescript.md\ntitle: Split the auth module\nrequirements:\n  - Move login into its own file\n";
+        let task = TaskSpec::parse_str(sketch, "sketch.yaml").unwrap();
+        assert_eq!(task.id, "split-the-auth-module");
+        assert_eq!(task.task_type, TaskType::Refactor);
+        assert_eq!(task.model.as_deref(), Some("gpt-5.3-codex"));
+        assert_eq!(task.scope.files, ["src/a.ts", "src/b.ts", "src/c.ts"]);
+        assert_eq!(task.standards, [".agent/standards/typescript.md"]);
+        // Without a title and requirements, a prompt completes it.
+        let bare = "task:\n  type: test-gen\n  scope:\n    - files: [src/util.ts]\n";
+        let e = TaskSpec::parse_str(bare, "bare.yaml").unwrap_err();
+        assert!(e.to_string().contains("title"), "{e}");
+        let task = TaskSpec::parse_with_prompt(
+            bare,
+            "bare.yaml",
+            TaskFormat::Yaml,
+            Some("Cover util.ts\nwith edge cases"),
+        )
+        .unwrap();
+        assert_eq!(task.title, "Cover util.ts");
+        assert_eq!(task.requirements, ["Cover util.ts\nwith edge cases"]);
+        assert_eq!(task.scope.files, ["src/util.ts"]);
+        // A sketch's unknown key is still refused, and named.
+        let typo = "task:\n  type: refactor\n  scop: []\ntitle: t\nrequirements: [r]\n";
+        let e = TaskSpec::parse_str(typo, "typo.yaml").unwrap_err();
+        assert!(e.to_string().contains("scop"), "{e}");
+        // A whole task with --prompt is a contradiction, said so.
+        assert!(TaskSpec::parse_with_prompt(GOOD, "t.yaml", TaskFormat::Yaml, Some("x")).is_err());
     }
 
     #[test]

@@ -284,6 +284,7 @@ pub fn mark_running(path: &Path, task_id: &str, run_id: Option<&str>) -> Result<
             t.insert("run_id".into(), run_id.into());
         }
         t.remove("error");
+        t.remove("hint");
         t.remove("finished_at");
     })
 }
@@ -311,6 +312,7 @@ pub fn settle(
             Ok(()) => {
                 t.insert("status".into(), "completed".into());
                 t.remove("error");
+                t.remove("hint");
             }
             Err(reason) => {
                 t.insert("status".into(), "failed".into());
@@ -318,6 +320,35 @@ pub fn settle(
             }
         }
     })
+}
+
+/// Keeps an entry true once a run stops: `completed` when it succeeded, `failed` with the
+/// reason when it failed or was cancelled; left `running` when only the connection was lost
+/// (the agent goes on, and attaching picks it up). The one rule `run --plan`, `attach` and
+/// the engine follow.
+pub fn settle_run<T>(
+    path: &Path,
+    task_id: &str,
+    run_id: Option<&str>,
+    result: &Result<T, crate::Error>,
+) -> Result<(), crate::Error> {
+    match result {
+        Ok(_) => settle(path, task_id, run_id, Ok(())),
+        Err(crate::Error::Transport(e)) if e.is_connection() => Ok(()),
+        Err(e) => {
+            settle(path, task_id, run_id, Err(&e.full_message()))?;
+            // The advice, apart from the reason (absent when there is none).
+            let hint = e.hint();
+            update_task(path, task_id, |t| match hint {
+                Some(hint) => {
+                    t.insert("hint".into(), hint.into());
+                }
+                None => {
+                    t.remove("hint");
+                }
+            })
+        }
+    }
 }
 
 fn lock_path(path: &Path) -> PathBuf {

@@ -10,7 +10,7 @@
 //! files a stat, not a read).
 
 use crate::layout::{home_relative, RemoteLayout};
-use crate::transport::{CommandSpec, Transport, TransportError, TransportExt};
+use crate::transport::{script_names, CommandSpec, Transport, TransportError, TransportExt};
 
 /// Git options every script uses: no user config, hooks, signing or pager get involved, and
 /// paths are printed as they are.
@@ -69,10 +69,10 @@ pub struct RunTree {
     pub baseline: String,
 }
 
-fn script(body: &str, args: &[&str]) -> CommandSpec {
+fn script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
     let mut full = String::from(GIT_PRELUDE);
     full.push_str(body);
-    CommandSpec::script(&full, args).cwd("~")
+    CommandSpec::script(&full, args).named(name).cwd("~")
 }
 
 /// Commits the mirror as the baseline and creates the run's isolated tree. One round trip.
@@ -91,7 +91,9 @@ pub async fn prepare_run(
         run_id,
     ];
     args.extend(excludes.iter().map(String::as_str));
-    let output = transport.run_checked(script(PREPARE_SCRIPT, &args)).await?;
+    let output = transport
+        .run_checked(script(script_names::PREPARE_RUN, PREPARE_SCRIPT, &args))
+        .await?;
     let baseline = output.stdout_text().trim().to_string();
     if baseline.len() < 40 || !baseline.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(TransportError::CommandFailed {
@@ -114,6 +116,7 @@ pub async fn retrieve_patch(
 ) -> Result<Vec<u8>, TransportError> {
     let output = transport
         .run_checked(script(
+            script_names::RETRIEVE_PATCH,
             RETRIEVE_SCRIPT,
             &[home_relative(&tree.dir), &tree.baseline],
         ))
@@ -135,6 +138,8 @@ pub async fn remove_run(
         run_id,
         home_relative(&agents),
     ];
-    transport.run_checked(script(REMOVE_SCRIPT, &args)).await?;
+    transport
+        .run_checked(script(script_names::REMOVE_RUN, REMOVE_SCRIPT, &args))
+        .await?;
     Ok(())
 }

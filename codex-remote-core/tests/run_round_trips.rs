@@ -4,12 +4,9 @@
 use std::sync::Arc;
 
 use codex_remote_core::config::{Config, ConfigFile};
-use codex_remote_core::executor::CodexExecutor;
-use codex_remote_core::pipeline::Project;
-use codex_remote_core::plan::{plan, PlanOverrides};
-use codex_remote_core::run::{run, RunOptions};
-use codex_remote_core::task::TaskSpec;
 use codex_remote_core::transport::ssh::SshTransport;
+use codex_remote_core::transport::SharedTransport;
+use codex_remote_core::{Engine, PlanOverrides, TaskSpec};
 use codex_remote_testkit::counting::CountingTransport;
 use codex_remote_testkit::model_server::{codex_binary, FakeModelServer, Reply};
 use codex_remote_testkit::{sshd::ALIAS, Sshd};
@@ -41,34 +38,22 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
         "t.yaml",
     )
     .unwrap();
-    let plan = plan(
-        task,
-        &config,
-        &config.model_selector(),
-        &PlanOverrides {
-            host: Some(ALIAS),
-            model: None,
-        },
-        local.path(),
-    )
-    .unwrap();
-    let ssh = Arc::new(SshTransport::new(plan.host.clone(), sshd.ssh_options()).unwrap());
+    let host = config.host(Some(ALIAS)).unwrap();
+    let ssh = Arc::new(SshTransport::new(host, sshd.ssh_options()).unwrap());
     let counting = CountingTransport::new(ssh);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let project = Project::new(local.path(), Some("app"));
-    let summary = run(
-        &plan,
-        &config,
-        &project,
-        counting.clone(),
-        &CodexExecutor,
-        &RunOptions::from_config(&config),
-        tx,
-    )
-    .await
-    .unwrap();
-    drain.await.unwrap();
+    let transport: SharedTransport = counting.clone();
+    let engine = Engine::new(config, local.path())
+        .with_project_name("app")
+        .with_transports(move |_host| Ok(transport.clone()));
+    let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
+    let summary = engine
+        .start(&plan, engine.run_options())
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap()
+        .summary;
     assert!(summary.applied);
     assert_eq!(
         std::fs::read_to_string(local.path().join("hi.txt")).unwrap(),

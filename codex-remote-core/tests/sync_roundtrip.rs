@@ -13,9 +13,11 @@ use codex_remote_core::policy::RestrictedFiles;
 use codex_remote_core::sync::{
     rsync::RsyncSyncer, select_files, syncer_for, tar::TarSyncer, PushRequest, Syncer,
 };
+use codex_remote_core::transport::for_host;
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::{CommandSpec, SharedTransport, TransportExt};
 use codex_remote_core::workspace::{prepare_run, remove_run, retrieve_patch, RunTree};
+use codex_remote_testkit::podman::Podman;
 use codex_remote_testkit::Sshd;
 
 /// Awkward but legal names: spaces, quotes, a newline, unicode, a leading dash.
@@ -122,7 +124,8 @@ fn assert_same_tree(actual: &Path, expected: &Path, what: &str) {
 }
 
 struct Fixture {
-    _sshd: Sshd,
+    /// What keeps the host alive (an sshd, a container).
+    _host: Box<dyn std::any::Any>,
     transport: SharedTransport,
     layout: RemoteLayout,
     local: tempfile::TempDir,
@@ -141,7 +144,7 @@ fn fixture() -> Option<Fixture> {
     let local = tempfile::tempdir().unwrap();
     make_project(local.path());
     Some(Fixture {
-        _sshd: sshd,
+        _host: Box::new(sshd),
         transport,
         layout,
         local,
@@ -242,6 +245,60 @@ async fn rsync_round_trip_is_byte_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tar_fallback_round_trip_is_byte_exact() {
     let Some(f) = fixture() else { return };
+    round_trip_with(&TarSyncer::new(f.transport.clone()), &f).await;
+}
+
+/// A podman container as the host; its workspace is a directory of this machine bind-mounted
+/// read-write at the same path, so the trees can be compared here.
+fn podman_fixture() -> Option<Fixture> {
+    let workspace = tempfile::tempdir().unwrap().keep();
+    let container = Podman::start_with_or_skip(&[], &[&workspace])?;
+    let host = Config::from_files([codex_remote_core::config::ConfigFile::parse(
+        &format!(
+            "[hosts.box]\npodman = \"{}\"\nworkspace = \"{}\"\n",
+            container.name(),
+            workspace.display()
+        ),
+        "test.toml",
+    )
+    .unwrap()])
+    .unwrap()
+    .host(Some("box"))
+    .unwrap();
+    let layout = RemoteLayout::new(&host, "my app");
+    let transport = for_host(host, Default::default()).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    make_project(local.path());
+    Some(Fixture {
+        _host: Box::new(container),
+        transport,
+        layout,
+        local,
+        workspace,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_rsync_round_trip_is_byte_exact() {
+    let Some(f) = podman_fixture() else { return };
+    assert!(
+        f.transport.rsync_remote().await.unwrap().is_some(),
+        "the container has rsync (this machine's /usr), so rsync rides podman exec"
+    );
+    round_trip_with(&RsyncSyncer::new(f.transport.clone()), &f).await;
+    let again = RsyncSyncer::new(f.transport.clone())
+        .push(&f.request(), None)
+        .await
+        .unwrap();
+    assert!(
+        again.files_transferred > 0,
+        "the applied change goes up: {again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_tar_fallback_round_trip_is_byte_exact() {
+    let Some(f) = podman_fixture() else { return };
     round_trip_with(&TarSyncer::new(f.transport.clone()), &f).await;
 }
 

@@ -1,8 +1,12 @@
 //! An in-memory [`Transport`]: files live in a map, commands are answered by handlers.
 //!
-//! Built-in handlers cover what the core's helpers run (`cat`, `true`, `printf '%s…'`, the
-//! atomic-write script, `sleep` that ends only when cancelled); tests add their own with
-//! [`FakeTransport::on`]. Every command is logged for assertions.
+//! Built-in handlers cover what the core's helpers run (`cat`, `true`, `printf '%s…'`, `sleep`
+//! that ends only when cancelled) and the core's fixed scripts, recognised by their
+//! [`CommandSpec::name`] (never by their text): `write-atomic`, `tar-push`, and the run-tree
+//! scripts `prepare-run` (the tree is a copy of the mirror), `retrieve-patch` (prints what a
+//! [`FakeExecutor`](crate::FakeExecutor) attempt left in the tree) and `remove-run`. Tests add
+//! their own with [`FakeTransport::on`] (by program) or [`FakeTransport::on_script`] (by script
+//! name). Every command is logged for assertions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,11 +15,14 @@ use async_trait::async_trait;
 use codex_remote_core::config::Config;
 use codex_remote_core::host::HostSpec;
 use codex_remote_core::transport::{
-    BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin, Transport,
-    TransportError, WRITE_ATOMIC_SCRIPT,
+    script_names, BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin,
+    Transport, TransportError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+
+/// The baseline commit id `prepare-run` reports on the fake host.
+pub const FAKE_BASELINE: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// The home directory of the fake host (what `~` means).
 pub const FAKE_HOME: &str = "/home/fake";
@@ -136,6 +143,30 @@ impl FakeTransport {
             .insert(program.to_string(), Arc::new(handler));
     }
 
+    /// Answers the fixed script named `name` with `handler` (replacing a built-in).
+    pub fn on_script(
+        &self,
+        name: &'static str,
+        handler: impl Fn(&CommandSpec, &[u8], &mut FakeFs) -> FakeOutput + Send + Sync + 'static,
+    ) {
+        self.handlers
+            .lock()
+            .unwrap()
+            .insert(format!("script:{name}"), Arc::new(handler));
+    }
+
+    /// Whether any file lies under `dir` on the fake host.
+    pub fn has_files_under(&self, dir: &str) -> bool {
+        let prefix = format!("{}/", FakeFs::resolve(None, dir));
+        self.state
+            .lock()
+            .unwrap()
+            .fs
+            .files
+            .keys()
+            .any(|path| path.starts_with(&prefix))
+    }
+
     /// Puts a file on the fake host.
     pub fn put_file(&self, path: &str, contents: impl Into<Vec<u8>>) {
         self.state
@@ -174,6 +205,12 @@ impl FakeTransport {
 
     fn builtin(spec: &CommandSpec, stdin: &[u8], fs: &mut FakeFs) -> Option<FakeOutput> {
         let args: Vec<&str> = spec.args.iter().map(String::as_str).collect();
+        // Fixed scripts are recognised by their name, their data read from the positional
+        // arguments after `sh -c BODY sh`.
+        let positional: &[&str] = match args.as_slice() {
+            ["-c", _, "sh", rest @ ..] => rest,
+            _ => &[],
+        };
         Some(match (spec.program.as_str(), args.as_slice()) {
             ("true", _) => FakeOutput::ok(""),
             ("false", _) => FakeOutput::fail(1, ""),
@@ -188,14 +225,18 @@ impl FakeTransport {
                 }
             }
             ("printf", [format, rest @ ..]) => FakeOutput::ok(printf(format, rest)),
-            ("sh", ["-c", script, "sh", path]) if *script == WRITE_ATOMIC_SCRIPT => {
+            ("sh", _) if spec.name == Some(script_names::WRITE_ATOMIC) => {
+                let [path] = positional else {
+                    return Some(FakeOutput::fail(2, "write-atomic: one path\n"));
+                };
                 fs.files
                     .insert(FakeFs::resolve(spec.cwd.as_deref(), path), stdin.to_vec());
                 FakeOutput::ok("")
             }
-            ("sh", ["-c", script, "sh", mirror, _lock])
-                if *script == codex_remote_core::sync::tar::TAR_PUSH_SCRIPT =>
-            {
+            ("sh", _) if spec.name == Some(script_names::TAR_PUSH) => {
+                let [mirror, _lock] = positional else {
+                    return Some(FakeOutput::fail(2, "tar-push: mirror and lock\n"));
+                };
                 // Replace the mirror with the archive's files, keeping its .git, as the script does.
                 let mirror = FakeFs::resolve(spec.cwd.as_deref(), mirror);
                 let prefix = format!("{mirror}/");
@@ -226,6 +267,47 @@ impl FakeTransport {
                     }
                     fs.files.insert(FakeFs::resolve(Some(&mirror), &path), data);
                 }
+                FakeOutput::ok("")
+            }
+            ("sh", _) if spec.name == Some(script_names::PREPARE_RUN) => {
+                // The run's tree starts as a copy of the mirror (without its .git); the
+                // baseline is a fixed commit id.
+                let [mirror, _lock, run, _id, ..] = positional else {
+                    return Some(FakeOutput::fail(2, "prepare-run: too few arguments\n"));
+                };
+                let mirror = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), mirror));
+                let run = FakeFs::resolve(spec.cwd.as_deref(), run);
+                let copies: Vec<(String, Vec<u8>)> = fs
+                    .files
+                    .iter()
+                    .filter_map(|(path, data)| {
+                        let relative = path.strip_prefix(&mirror)?;
+                        (!relative.starts_with(".git/"))
+                            .then(|| (format!("{run}/{relative}"), data.clone()))
+                    })
+                    .collect();
+                fs.files.extend(copies);
+                FakeOutput::ok(format!("{FAKE_BASELINE}\n"))
+            }
+            ("sh", _) if spec.name == Some(script_names::RETRIEVE_PATCH) => {
+                let [run, _baseline] = positional else {
+                    return Some(FakeOutput::fail(
+                        2,
+                        "retrieve-patch: run dir and baseline\n",
+                    ));
+                };
+                let run = FakeFs::resolve(spec.cwd.as_deref(), run);
+                let patch = format!("{run}/{}", crate::executor::FAKE_PATCH_FILE);
+                FakeOutput::ok(fs.files.get(&patch).cloned().unwrap_or_default())
+            }
+            ("sh", _) if spec.name == Some(script_names::REMOVE_RUN) => {
+                let [_mirror, run, _id, agents] = positional else {
+                    return Some(FakeOutput::fail(2, "remove-run: four arguments\n"));
+                };
+                let run = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), run));
+                let agents = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), agents));
+                fs.files
+                    .retain(|path, _| !path.starts_with(&run) && !path.starts_with(&agents));
                 FakeOutput::ok("")
             }
             ("env", []) => {
@@ -319,7 +401,13 @@ impl Transport for FakeTransport {
             Stdin::Piped => {}
         }
         let state = self.state.clone();
-        let handler = self.handlers.lock().unwrap().get(&spec.program).cloned();
+        let handler = {
+            let handlers = self.handlers.lock().unwrap();
+            spec.name
+                .and_then(|name| handlers.get(&format!("script:{name}")))
+                .or_else(|| handlers.get(&spec.program))
+                .cloned()
+        };
         let task_spec = spec.clone();
         tokio::spawn(async move {
             if task_spec.program == "sleep" && handler.is_none() {

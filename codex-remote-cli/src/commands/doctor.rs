@@ -1,7 +1,5 @@
 //! `doctor` and `interactive`.
 
-use codex_remote_core::host::HostKind;
-
 use super::Context;
 use crate::cli::HostArgs;
 use crate::error::CliError;
@@ -41,40 +39,11 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
 }
 
 pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
-    let config = ctx.config()?;
-    let host = config.host(args.host.as_deref())?;
-    let project = ctx.project(None);
-    let dir = host.project_dir(&project.name);
-    let spec = codex_remote_core::transport::CommandSpec::new(host.codex.clone())
-        .cwd(dir)
-        .with_shell_init();
-    // The command line comes from the one quoting function; the TTY needs a real `ssh -t`.
-    let script = codex_remote_core::shell::command_script(&codex_remote_core::shell::ScriptParts {
-        program: &spec.program,
-        args: &spec.args,
-        env: &host.env,
-        cwd: spec.cwd.as_deref(),
-        shell_init: host.shell_init.as_deref(),
-        announce_pid: false,
-    })
-    .map_err(codex_remote_core::transport::TransportError::from)?;
-    let mut command = match &host.kind {
-        HostKind::Local => {
-            let mut c = std::process::Command::new(
-                std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
-            );
-            c.arg("-c").arg(&script);
-            c
-        }
-        HostKind::Ssh { destination } => {
-            let mut c = std::process::Command::new("ssh");
-            if let Some(file) = ctx.ssh_options().config_file {
-                c.arg("-F").arg(file);
-            }
-            c.arg("-t").arg("--").arg(destination).arg(&script);
-            c
-        }
-    };
+    let engine = ctx.engine(ctx.config()?);
+    let mut command = engine.interactive_command(
+        args.host.as_deref(),
+        ctx.ssh_options().config_file.as_deref(),
+    )?;
     let status = command.status().map_err(CliError::io("starting ssh"))?;
     Ok(status.code().unwrap_or(exit::INTERRUPTED))
 }

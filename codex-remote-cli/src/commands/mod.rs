@@ -15,6 +15,7 @@ pub mod push;
 pub mod run;
 pub mod runs;
 pub mod schema;
+pub mod skill;
 
 use std::path::PathBuf;
 
@@ -25,8 +26,7 @@ use codex_remote_core::transport::ssh::SshOptions;
 use crate::cli::{Cli, TaskArgs};
 use crate::error::CliError;
 
-/// Environment variable naming an ssh config file to use instead of `~/.ssh/config`.
-pub const ENV_SSH_CONFIG: &str = "CODEX_REMOTE_SSH_CONFIG";
+pub use codex_remote_core::engine::ENV_SSH_CONFIG;
 
 /// What every command may need, resolved lazily so that `schema` works with a broken config.
 pub struct Context {
@@ -71,10 +71,12 @@ impl Context {
         Ok(self.loader.load()?)
     }
 
-    /// The project at the working directory (see `find_project_root`).
-    pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
+    /// The engine for the project at the working directory (see `find_project_root`),
+    /// reaching hosts with this command's ssh options.
+    pub fn engine(&self, config: Config) -> codex_remote_core::Engine {
         let root = codex_remote_core::plan::find_project_root(&self.cwd);
-        codex_remote_core::pipeline::Project::new(&root, name)
+        codex_remote_core::Engine::new(config, root)
+            .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
     }
 
     /// The transport for a host.
@@ -100,6 +102,18 @@ impl Context {
 pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
     let source = match (&args.task, &args.prompt, args.task_type) {
         (Some(path), None, _) => TaskSource::File(path.clone()),
+        (Some(path), Some(prompt), None) => {
+            // The workflow document's sketch, completed by the prompt.
+            let format = codex_remote_core::task::TaskFormat::from_path(path)?;
+            let text = std::fs::read_to_string(path)
+                .map_err(CliError::io(format!("reading {}", path.display())))?;
+            return Ok(TaskSpec::parse_with_prompt(
+                &text,
+                &path.display().to_string(),
+                format,
+                Some(prompt),
+            )?);
+        }
         (None, Some(prompt), Some(task_type)) => TaskSource::Prompt {
             prompt: prompt.clone(),
             task_type,

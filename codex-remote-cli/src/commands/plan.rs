@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use codex_remote_core::host::HostKind;
-use codex_remote_core::plan::{find_project_root, plan, PlanOverrides, RunPlan};
+use codex_remote_core::plan::{PlanOverrides, RunPlan};
 
 use super::{load_task, Context};
 use crate::cli::PlanArgs;
@@ -17,14 +17,7 @@ pub fn run(ctx: &Context, args: PlanArgs) -> Result<i32, CliError> {
         host: args.host.as_deref(),
         model: args.model.as_deref(),
     };
-    let project_root = find_project_root(&ctx.cwd);
-    let plan = plan(
-        task,
-        &config,
-        &config.model_selector(),
-        &overrides,
-        &project_root,
-    )?;
+    let plan = ctx.engine(config).plan(task, &overrides)?;
     if ctx.json {
         output::print_json(&plan.report())?;
     } else {
@@ -57,6 +50,9 @@ pub fn render(plan: &RunPlan) -> String {
             format!("{} (ssh)", plan.host.name)
         }
         HostKind::Ssh { destination } => format!("{} (ssh {destination})", plan.host.name),
+        HostKind::Container { engine, target } => {
+            format!("{} ({engine} exec {target})", plan.host.name)
+        }
     };
     let _ = writeln!(out, "host        {host}");
     let _ = writeln!(out, "remote dir  {}", plan.remote_dir);

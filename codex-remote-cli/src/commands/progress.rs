@@ -1,10 +1,10 @@
-//! Showing a run as it goes: a live status line on a terminal, plain lines otherwise, our typed
-//! events as JSON Lines with --json. Shared by `run`, `attach` and `logs --follow`.
+//! Showing a run as it goes: a live status line on a terminal, plain lines otherwise, core's
+//! [`Event`]s as JSON Lines with --json. Shared by `run`, `attach` and `logs`.
 
 use std::io::IsTerminal;
 
 use codex_remote_core::events::{CodexEvent, ItemKind};
-use codex_remote_core::run::RunEvent;
+use codex_remote_core::{Event, EventKind};
 use tokio::sync::mpsc;
 
 use super::Context;
@@ -33,9 +33,15 @@ impl Mode {
     }
 }
 
+/// One event as its `--json` line (the published schema: `codex-remote schema events`).
+pub fn json_line(event: &Event) -> String {
+    serde_json::to_string(event).expect("events serialise")
+}
+
 /// Shows the run as it goes: a live status line on a terminal, plain lines otherwise, our typed
 /// events as JSON Lines with --json.
-pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
+pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) {
+    let Some(mut rx) = rx else { return };
     let spinner = (mode == Mode::Tty).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -50,31 +56,32 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
     let mut current = String::new();
     while let Some(event) = rx.recv().await {
         if mode == Mode::Json {
-            println!("{}", event_json(&event));
+            println!("{}", json_line(&event));
             continue;
         }
-        let line: Option<String> = match &event {
-            RunEvent::Phase(phase) => {
+        let line: Option<String> = match &event.kind {
+            EventKind::Phase { phase } => {
                 current = format!("{phase:?}").to_lowercase();
                 (verbose > 0).then(|| format!("phase: {current}"))
             }
-            RunEvent::Pushed(report) => Some(format!(
+            EventKind::Pushed { push } => Some(format!(
                 "pushed {} files ({} changed) to {}",
-                report.files, report.files_transferred, report.remote_dir
+                push.files, push.files_transferred, push.remote_dir
             )),
-            RunEvent::Started { run_id, dir } => Some(format!("run {run_id} started in {dir}")),
-            RunEvent::Launched { attempt, pid } => (verbose > 0 || *attempt > 1)
+            EventKind::Started { run_id, remote_dir } => {
+                Some(format!("run {run_id} started in {remote_dir}"))
+            }
+            EventKind::Launched { attempt, pid } => (verbose > 0 || *attempt > 1)
                 .then(|| format!("agent launched (attempt {attempt}, pid {pid})")),
-            RunEvent::Retrying {
+            EventKind::Retrying {
                 attempt,
                 of,
-                delay,
+                delay_secs,
                 reason,
             } => Some(format!(
-                "rate limited ({reason}); retry {attempt}/{of} in {:.1}s",
-                delay.as_secs_f64()
+                "rate limited ({reason}); retry {attempt}/{of} in {delay_secs:.1}s"
             )),
-            RunEvent::Waiting {
+            EventKind::Waiting {
                 resume_at, source, ..
             } => {
                 current = format!("waiting until {resume_at}");
@@ -82,11 +89,11 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
                     "usage limit reached: parked until {resume_at} ({source}); the host resumes the same thread then, with or without this client"
                 ))
             }
-            RunEvent::Resumed { thread_id, reason } => {
+            EventKind::ThreadResumed { thread_id, reason } => {
                 current = "running".into();
                 Some(format!("resumed thread {thread_id} ({reason})"))
             }
-            RunEvent::Codex(exec) => match &exec.event {
+            EventKind::Codex { codex } => match codex {
                 CodexEvent::ItemStarted { item } => match &item.kind {
                     ItemKind::CommandExecution { command, .. } => {
                         current = format!("$ {}", command.lines().next().unwrap_or_default());
@@ -136,6 +143,7 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
                 CodexEvent::Error { message } if verbose > 0 => Some(format!("codex: {message}")),
                 _ => None,
             },
+            _ => None,
         };
         match (&spinner, line) {
             (Some(bar), line) => {
@@ -154,38 +162,5 @@ pub async fn render(mut rx: mpsc::Receiver<RunEvent>, mode: Mode, verbose: u8) {
     }
     if let Some(bar) = spinner {
         bar.finish_and_clear();
-    }
-}
-
-/// Our typed events as one JSON object per line (see docs/cli.md).
-pub fn event_json(event: &RunEvent) -> serde_json::Value {
-    match event {
-        RunEvent::Phase(phase) => serde_json::json!({ "event": "phase", "phase": phase }),
-        RunEvent::Pushed(report) => serde_json::json!({ "event": "pushed", "push": report }),
-        RunEvent::Started { run_id, dir } => {
-            serde_json::json!({ "event": "started", "run_id": run_id, "remote_dir": dir })
-        }
-        RunEvent::Retrying {
-            attempt,
-            of,
-            delay,
-            reason,
-        } => {
-            serde_json::json!({ "event": "retrying", "attempt": attempt, "of": of, "delay_secs": delay.as_secs_f64(), "reason": reason })
-        }
-        RunEvent::Launched { attempt, pid } => {
-            serde_json::json!({ "event": "launched", "attempt": attempt, "pid": pid })
-        }
-        RunEvent::Codex(exec) => serde_json::json!({ "event": "codex", "codex": exec.event }),
-        RunEvent::Waiting {
-            resume_at,
-            source,
-            thread_id,
-        } => {
-            serde_json::json!({ "event": "waiting", "resume_at": resume_at, "source": source, "thread_id": thread_id })
-        }
-        RunEvent::Resumed { thread_id, reason } => {
-            serde_json::json!({ "event": "resumed", "thread_id": thread_id, "reason": reason })
-        }
     }
 }

@@ -1,6 +1,6 @@
 //! `codex-remote pull RUN [--apply] [--allow-restricted] [--keep]`.
 
-use codex_remote_core::pipeline;
+use codex_remote_core::ApplyOptions;
 
 use super::Context;
 use crate::cli::PullArgs;
@@ -8,61 +8,43 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
-    let config = ctx.config()?;
-    let project = ctx.project(None);
-    let store = project.runs();
-    let mut record = store.load(&args.run)?;
-    let transport = if record.remote_removed {
-        None
+    let engine = ctx.engine(ctx.config()?);
+    let result = if args.apply {
+        let options = ApplyOptions {
+            allow_restricted: args.allow_restricted,
+            keep: args.keep,
+        };
+        engine
+            .apply(&args.run, &options)
+            .await
+            .map(|a| (a.run_id, a.patch_path, a.files, a.remote_removed))
     } else {
-        Some(ctx.transport(config.host(Some(&record.host))?)?)
+        engine
+            .retrieve(&args.run)
+            .await
+            .map(|d| (d.run_id, d.patch_path, d.files, false))
     };
-    let parsed = match &transport {
-        Some(transport) => pipeline::retrieve(transport.clone(), &project, &mut record).await?,
-        None => {
-            let patch = store.read_patch(&record.id)?;
-            codex_remote_core::patch::ParsedPatch::parse(&patch)
-                .map_err(|e| CliError::Core(codex_remote_core::patch::ApplyError::from(e).into()))?
-        }
-    };
-    let mut removed = false;
-    if args.apply {
-        if record.applied_at.is_some() {
-            return Err(CliError::Usage(format!(
-                "run `{}` was already applied at {}",
-                record.id,
-                record.applied_at.clone().unwrap_or_default()
-            )));
-        }
-        pipeline::apply(&config, &project, &mut record, args.allow_restricted)?;
-        if !args.keep {
-            if let Some(transport) = &transport {
-                pipeline::remove_remote(transport.clone(), &project, &mut record).await?;
-                removed = true;
-            }
-        }
-    }
+    engine.close().await;
+    let (run_id, patch_path, files, removed) = result?;
     if ctx.json {
         output::print_json(&serde_json::json!({
-            "run_id": record.id,
-            "patch": store.patch_path(&record.id),
+            "run_id": run_id,
+            "patch": patch_path,
             "applied": args.apply,
             "remote_removed": removed,
-            "files": output::file_summaries(&parsed),
+            "files": files,
         }))?;
     } else if !ctx.quiet {
-        let mut text = output::render_stat(&parsed);
+        let mut text = output::render_stat(&files);
         if args.apply {
             text.push_str(&format!(
-                "applied run {} to {}\n",
-                record.id,
-                project.root.display()
+                "applied run {run_id} to {}\n",
+                engine.root().display()
             ));
         } else {
             text.push_str(&format!(
-                "patch stored in {} (apply with `codex-remote pull {} --apply`)\n",
-                store.patch_path(&record.id).display(),
-                record.id
+                "patch stored in {} (apply with `codex-remote pull {run_id} --apply`)\n",
+                patch_path.display(),
             ));
         }
         output::print_text(&text)?;

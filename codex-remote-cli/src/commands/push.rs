@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use codex_remote_core::pipeline;
 use tokio::sync::mpsc;
 
 use super::Context;
@@ -12,17 +11,17 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PushArgs) -> Result<i32, CliError> {
-    let config = ctx.config()?;
-    let host = config.host(args.host.as_deref())?;
-    let project = ctx.project(args.project.as_deref());
-    let transport = ctx.transport(host)?;
+    let mut engine = ctx.engine(ctx.config()?);
+    if let Some(name) = &args.project {
+        engine = engine.with_project_name(name);
+    }
     let (tx, rx) = mpsc::channel(16);
     let show = !ctx.quiet && !ctx.json && std::io::stderr().is_terminal();
     let display = tokio::spawn(show_progress(rx, show));
-    let report = pipeline::push(transport.clone(), &config, &project, Some(tx)).await;
+    let report = engine.push(args.host.as_deref(), Some(tx)).await;
     let _ = display.await;
-    let report = report.map_err(CliError::from)?;
-    let _ = transport.close().await;
+    engine.close().await;
+    let report = report?;
     if ctx.json {
         output::print_json(&report)?;
     } else {

@@ -1,8 +1,8 @@
 //! `codex-remote runs [--prune [--older-than DAYS]]`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use codex_remote_core::pipeline;
+use codex_remote_core::PruneOptions;
 
 use super::Context;
 use crate::cli::RunsArgs;
@@ -10,27 +10,20 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
-    let project = ctx.project(None);
-    let store = project.runs();
-    let mut records = store.list()?;
     let mut pruned = Vec::new();
-    if args.prune {
-        let config = ctx.config()?;
-        let cutoff = SystemTime::now() - Duration::from_secs(args.older_than * 24 * 3600);
-        for record in records
-            .iter_mut()
-            .filter(|r| r.tree.is_some() && !r.remote_removed)
-        {
-            let old = humantime::parse_rfc3339(&record.created_at)
-                .map(|t| t < cutoff)
-                .unwrap_or(false);
-            if record.applied_at.is_some() || old {
-                let transport = ctx.transport(config.host(Some(&record.host))?)?;
-                pipeline::remove_remote(transport, &project, record).await?;
-                pruned.push(record.id.clone());
-            }
-        }
-    }
+    let records = if args.prune {
+        let engine = ctx.engine(ctx.config()?);
+        let options = PruneOptions {
+            older_than: Duration::from_secs(args.older_than * 24 * 3600),
+        };
+        let result = engine.prune(&options).await;
+        engine.close().await;
+        pruned = result?;
+        engine.list()?
+    } else {
+        // Listing needs no config: the records are local.
+        ctx.engine(codex_remote_core::Config::builtin()).list()?
+    };
     if ctx.json {
         output::print_json(&serde_json::json!({ "runs": records, "pruned": pruned }))?;
         return Ok(exit::OK);
@@ -52,10 +45,7 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
         } else {
             ""
         };
-        let phase = serde_json::to_value(r.phase)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let phase = r.phase.to_string();
         let mut applied = applied.to_string();
         if let (codex_remote_core::runs::Phase::Waiting, Some(at)) = (r.phase, &r.resume_at) {
             applied = format!("until {at}");

@@ -1,4 +1,4 @@
-//! `codex-remote schema task|config`.
+//! `codex-remote schema task|config|plan|events`.
 
 use codex_remote_core::schema;
 
@@ -12,6 +12,7 @@ pub fn run(_ctx: &Context, args: SchemaArgs) -> Result<i32, CliError> {
         SchemaKind::Task => schema::task_schema(),
         SchemaKind::Config => schema::config_schema(),
         SchemaKind::Plan => schema::plan_schema(),
+        SchemaKind::Events => schema::events_schema(),
     };
     output::print_json(&schema)?;
     Ok(exit::OK)

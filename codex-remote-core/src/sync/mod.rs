@@ -49,7 +49,7 @@ pub struct PushProgress {
 }
 
 /// What a push did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PushReport {
     /// The mirror directory on the host.
     pub remote_dir: String,
@@ -61,8 +61,9 @@ pub struct PushReport {
     pub files_transferred: u64,
     /// Bytes of file content in the pushed set.
     pub total_bytes: u64,
-    /// How long it took.
+    /// How long it took, in seconds.
     #[serde(serialize_with = "serialize_secs")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
 }
 
@@ -72,12 +73,13 @@ fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     /// Reaching the host failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// A program the syncer needs is not installed.
-    #[error("`{program}` is not installed {place} (hint: {hint})")]
+    #[error("`{program}` is not installed {place}")]
     MissingProgram {
         /// The program.
         program: String,
@@ -97,7 +99,7 @@ pub enum SyncError {
         stderr: String,
     },
     /// Local file system trouble.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,

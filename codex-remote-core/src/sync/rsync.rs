@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{PushProgress, PushReport, PushRequest, SyncError, Syncer};
 use crate::layout::home_relative;
-use crate::shell::{rsync_e_word, rsync_path_with_lock};
+use crate::shell::{exec_rsync_lock_words, rsync_e_word, rsync_path_with_lock};
 use crate::transport::SharedTransport;
 
 /// rsync over SSH, with the tar fallback when rsync is missing on either side.
@@ -69,8 +69,11 @@ impl Syncer for RsyncSyncer {
                 .await;
         };
         let started = Instant::now();
-        let ssh_command = remote
-            .ssh_command
+        let mut remote_shell = remote.ssh_command.clone();
+        if !remote.via_shell {
+            remote_shell.extend(exec_rsync_lock_words(home_relative(&request.lock)));
+        }
+        let remote_shell = remote_shell
             .iter()
             .map(|w| rsync_e_word(w))
             .collect::<Result<Vec<_>, _>>()
@@ -79,9 +82,16 @@ impl Syncer for RsyncSyncer {
         command
             .args(rsync_filter_args(request))
             .arg("-e")
-            .arg(ssh_command.join(" "))
-            .arg("--rsync-path")
-            .arg(rsync_path_with_lock(home_relative(&request.lock)))
+            .arg(remote_shell.join(" "));
+        if remote.via_shell {
+            command
+                .arg("--rsync-path")
+                .arg(rsync_path_with_lock(home_relative(&request.lock)));
+        } else {
+            // An engine's exec pipe is not a socket: rsync must not rely on non-blocking I/O.
+            command.arg("--blocking-io");
+        }
+        command
             .arg(format!("{}/", request.local_root.display()))
             .arg(format!(
                 "{}:{}/",

@@ -15,8 +15,7 @@ use crate::transport::{CommandSpec, SharedTransport};
 /// Unpacks a tar stream from stdin into a fresh directory and swaps it in for the mirror,
 /// keeping the mirror's `.git`. Under the project lock when the host has flock. Constant text:
 /// paths arrive as arguments.
-#[doc(hidden)]
-pub const TAR_PUSH_SCRIPT: &str = r#"set -e
+pub(crate) const TAR_PUSH_SCRIPT: &str = r#"set -e
 mirror=$1
 lock=$2
 mkdir -p -- "$mirror" "$(dirname -- "$lock")"
@@ -93,6 +92,7 @@ impl Syncer for TarSyncer {
                 home_relative(&request.lock),
             ],
         )
+        .named(crate::transport::script_names::TAR_PUSH)
         .cwd("~")
         .stdin_piped();
         let mut remote = self.transport.spawn(spec).await?;

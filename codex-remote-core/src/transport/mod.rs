@@ -6,6 +6,7 @@
 //! Helpers for reading and writing files and checking the host are built on `spawn`, so every
 //! backend gets them for free.
 
+pub mod container;
 pub mod local;
 pub mod ssh;
 
@@ -61,6 +62,9 @@ pub struct CommandSpec {
     pub stdin: Stdin,
     /// Cancel the command when it runs longer than this.
     pub timeout: Option<Duration>,
+    /// The name of the fixed script this command runs (`write-atomic`, `prepare-run`, ...; see
+    /// [`CommandSpec::named`]), so fakes and logs recognise it without reading the script text.
+    pub name: Option<&'static str>,
 }
 
 impl CommandSpec {
@@ -86,6 +90,19 @@ impl CommandSpec {
             .arg(body)
             .arg("sh")
             .args(args.iter().map(|a| a.to_string()))
+    }
+
+    /// Names the fixed script this command runs. Every fixed script of the crate carries its
+    /// name; a fake transport answers by name, never by comparing script text.
+    ///
+    /// ```
+    /// use codex_remote_core::transport::CommandSpec;
+    /// let spec = CommandSpec::script("true", &[]).named("noop");
+    /// assert_eq!(spec.name, Some("noop"));
+    /// ```
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
     }
 
     /// Adds an argument.
@@ -222,11 +239,13 @@ impl Output {
     }
 }
 
-/// Something that went wrong reaching a host or running a command on it.
+/// Something that went wrong reaching a host or running a command on it. Hints (how to fix
+/// it) are kept apart from the message: [`TransportError::hint`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// The host did not answer.
-    #[error("cannot reach host `{host}`: {detail} (hint: is the host up and the VPN / tailscale connected? try `ssh {host} true`)")]
+    #[error("cannot reach host `{host}`: {detail}")]
     HostUnreachable {
         /// The host's name.
         host: String,
@@ -234,7 +253,7 @@ pub enum TransportError {
         detail: String,
     },
     /// Connecting took longer than the connect timeout.
-    #[error("connecting to host `{host}` timed out after {after:?} (hint: is the VPN / tailscale up? `tailscale status` tells)")]
+    #[error("connecting to host `{host}` timed out after {after:?}")]
     ConnectTimeout {
         /// The host's name.
         host: String,
@@ -242,7 +261,7 @@ pub enum TransportError {
         after: Duration,
     },
     /// The host refused our credentials.
-    #[error("host `{host}` refused authentication: {detail} (hint: check the key in ~/.ssh/config and that it is in the host's authorized_keys)")]
+    #[error("host `{host}` refused authentication: {detail}")]
     AuthenticationFailed {
         /// The host's name.
         host: String,
@@ -250,7 +269,7 @@ pub enum TransportError {
         detail: String,
     },
     /// The host key differs from the known one, or is unknown under strict checking.
-    #[error("host key for `{host}` {detail} (hint: {hint})")]
+    #[error("host key for `{host}` {detail}")]
     HostKey {
         /// The host's name.
         host: String,
@@ -267,6 +286,17 @@ pub enum TransportError {
         /// What happened.
         detail: String,
     },
+    /// The container engine could not run a command in the container (no such container, not
+    /// running, no `sh` in it, the engine's program missing here).
+    #[error("cannot run commands in container host `{host}`: {detail}")]
+    ContainerUnavailable {
+        /// The host's name.
+        host: String,
+        /// What the engine said.
+        detail: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// Any other ssh failure.
     #[error("ssh to host `{host}` failed: {detail}")]
     Ssh {
@@ -276,7 +306,7 @@ pub enum TransportError {
         detail: String,
     },
     /// The command does not exist on the host.
-    #[error("`{program}` was not found on host `{host}` (hint: {hint})")]
+    #[error("`{program}` was not found on host `{host}`")]
     CommandNotFound {
         /// The host's name.
         host: String,
@@ -309,7 +339,7 @@ pub enum TransportError {
         stderr: String,
     },
     /// Local I/O with the process failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What we were doing.
         context: String,
@@ -324,11 +354,32 @@ impl TransportError {
         move |source| TransportError::Io { context, source }
     }
 
+    /// How to fix it, when there is advice to give.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            TransportError::HostUnreachable { host, .. } => Some(format!(
+                "is the host up and the VPN / tailscale connected? try `ssh {host} true`"
+            )),
+            TransportError::ConnectTimeout { .. } => {
+                Some("is the VPN / tailscale up? `tailscale status` tells".into())
+            }
+            TransportError::AuthenticationFailed { .. } => Some(
+                "check the key in ~/.ssh/config and that it is in the host's authorized_keys"
+                    .into(),
+            ),
+            TransportError::HostKey { hint, .. }
+            | TransportError::CommandNotFound { hint, .. }
+            | TransportError::ContainerUnavailable { hint, .. } => Some(hint.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether the failure is about reaching the host (exit code 3) rather than the command.
     pub fn is_connection(&self) -> bool {
         matches!(
             self,
             TransportError::HostUnreachable { .. }
+                | TransportError::ContainerUnavailable { .. }
                 | TransportError::ConnectTimeout { .. }
                 | TransportError::AuthenticationFailed { .. }
                 | TransportError::HostKey { .. }
@@ -536,14 +587,24 @@ async fn pump(
     }
 }
 
-/// What `rsync` needs to ride an existing SSH connection.
+/// What `rsync` needs to ride an existing connection to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsyncRemote {
     /// The remote shell command for `rsync -e`, as argv (joined with rsync's own quoting).
     pub ssh_command: Vec<String>,
     /// The ssh destination, used as `DEST:path`.
     pub destination: String,
+    /// Whether the far side hands rsync's command line to a shell (ssh does), so that
+    /// `--rsync-path` may be shell code. A container engine's `exec` runs it as argv instead: then
+    /// the command already names the container, `destination` is [`EXEC_RSYNC_MACHINE`], and the
+    /// syncer puts the lock into the remote command itself.
+    pub via_shell: bool,
 }
+
+/// The placeholder "machine" in `rsync -e 'ENGINE exec -i CONTAINER …' MACHINE:path`: rsync
+/// insists on a `MACHINE:` part and passes it to the remote command, whose locking script drops
+/// it (see [`crate::shell::exec_rsync_lock_words`]).
+pub const EXEC_RSYNC_MACHINE: &str = "codex-remote";
 
 /// A way to run commands on one host. Object-safe: hold it as `Arc<dyn Transport>`.
 #[async_trait]
@@ -597,8 +658,9 @@ pub trait TransportExt: Transport {
     /// Missing parent directories are created.
     async fn write_file_atomic(&self, path: &str, contents: &[u8]) -> Result<(), TransportError> {
         let (cwd, relative) = split_home(path);
-        let mut spec =
-            CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative]).stdin_bytes(contents.to_vec());
+        let mut spec = CommandSpec::script(WRITE_ATOMIC_SCRIPT, &[relative])
+            .named(script_names::WRITE_ATOMIC)
+            .stdin_bytes(contents.to_vec());
         spec.cwd = cwd;
         self.run_checked(spec).await.map(|_| ())
     }
@@ -613,10 +675,35 @@ pub trait TransportExt: Transport {
 
 impl<T: Transport + ?Sized> TransportExt for T {}
 
-/// (Public so fakes can recognise it.) Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
+/// The names of the crate's fixed scripts ([`CommandSpec::name`]), with what each one's
+/// positional arguments (after `sh -c BODY sh`) and stdin are, so a fake host can play them.
+pub mod script_names {
+    /// Writes stdin to `$1` atomically.
+    pub const WRITE_ATOMIC: &str = "write-atomic";
+    /// Replaces the mirror `$1` with the tar archive on stdin (lock `$2`).
+    pub const TAR_PUSH: &str = "tar-push";
+    /// Prepares a run tree: mirror `$1`, lock `$2`, run dir `$3`, run id `$4`, excludes after.
+    /// Prints the baseline commit.
+    pub const PREPARE_RUN: &str = "prepare-run";
+    /// Prints the run's change: run dir `$1`, baseline `$2`.
+    pub const RETRIEVE_PATCH: &str = "retrieve-patch";
+    /// Removes a run's tree: mirror `$1`, run dir `$2`, run id `$3`, agent dir `$4`.
+    pub const REMOVE_RUN: &str = "remove-run";
+    /// Launches the agent detached: agent dir `$1`, agent command `$2`; prints its pid.
+    pub const LAUNCH_AGENT: &str = "launch-agent";
+    /// Follows the agent's events: agent dir `$1`, byte offset `$2`.
+    pub const FOLLOW_AGENT: &str = "follow-agent";
+    /// Reports the agent's state: agent dir `$1`.
+    pub const PROBE_AGENT: &str = "probe-agent";
+    /// Ends a process group: pid `$1`.
+    pub const KILL_GROUP: &str = "kill-group";
+    /// Ends what is left of a vanished agent's process group: agent dir `$1`.
+    pub const KILL_VANISHED: &str = "kill-vanished";
+}
+
+/// Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes
 /// in as a positional argument, never spliced into the script.
-#[doc(hidden)]
-pub const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
+pub(crate) const WRITE_ATOMIC_SCRIPT: &str = r#"set -e
 target=$1
 case $target in */*) dir=${target%/*}; [ -n "$dir" ] || dir=/ ;; *) dir=. ;; esac
 mkdir -p -- "$dir"
@@ -688,7 +775,8 @@ pub fn not_found_hint(host: &HostSpec, program: &str) -> String {
 /// A shared transport.
 pub type SharedTransport = Arc<dyn Transport>;
 
-/// The transport for a resolved host: local processes for `local`, OpenSSH otherwise.
+/// The transport for a resolved host: local processes for `local`, the container engine's `exec`
+/// for containers, OpenSSH otherwise.
 ///
 /// ```
 /// use codex_remote_core::{config::Config, transport::{for_host, ssh::SshOptions}};
@@ -702,6 +790,9 @@ pub fn for_host(
     Ok(match host.kind {
         crate::host::HostKind::Local => Arc::new(local::LocalTransport::new(host)),
         crate::host::HostKind::Ssh { .. } => Arc::new(ssh::SshTransport::new(host, ssh_options)?),
+        crate::host::HostKind::Container { .. } => {
+            Arc::new(container::ContainerTransport::new(host)?)
+        }
     })
 }
 

@@ -203,7 +203,7 @@ impl SshTransport {
         let stdout = child.stdout().take().expect("stdout is piped");
         let stderr = child.stderr().take().expect("stderr is piped");
         let (pid_tx, pid_rx) = oneshot::channel();
-        let stderr = strip_pid_marker(Box::new(stderr), pid_tx);
+        let stderr = strip_pid_marker(Box::new(stderr), pid_tx, None);
         let control = SshControl {
             host: self.host.name.clone(),
             child: Some(child),
@@ -284,6 +284,7 @@ impl Transport for SshTransport {
         Ok(Some(super::RsyncRemote {
             ssh_command,
             destination,
+            via_shell: true,
         }))
     }
 
@@ -301,7 +302,14 @@ impl Transport for SshTransport {
 }
 
 /// Forwards stderr without the pid announcement, handing the pid to the canceller.
-fn strip_pid_marker(stderr: BoxReader, pid_tx: oneshot::Sender<u32>) -> BoxReader {
+/// Removes the pid announcement from a command's stderr and sends the pid. Lines before it (the
+/// user's rc files over SSH; the engine's own errors for containers) pass through, and are also
+/// kept in `early` when given.
+pub(super) fn strip_pid_marker(
+    stderr: BoxReader,
+    pid_tx: oneshot::Sender<u32>,
+    early: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
+) -> BoxReader {
     let (mut writer, reader) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         let mut stderr = BufReader::new(stderr);
@@ -321,8 +329,13 @@ fn strip_pid_marker(stderr: BoxReader, pid_tx: oneshot::Sender<u32>) -> BoxReade
                 .and_then(|rest| rest.trim().parse::<u32>().ok())
             {
                 let _ = pid_tx.take().expect("checked").send(pid);
-            } else if forward && writer.write_all(&line).await.is_err() {
-                forward = false;
+            } else {
+                if let Some(early) = &early {
+                    super::container::keep_early(early, &line);
+                }
+                if forward && writer.write_all(&line).await.is_err() {
+                    forward = false;
+                }
             }
         }
         if forward {
