@@ -31,6 +31,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a task end to end: push, run Codex on the host, retrieve the change, apply it.
     Run(Box<RunArgs>),
+    /// See the whole workflow work: a throwaway project on this machine, the real Codex CLI
+    /// (fetched from npm once), a scripted model server standing in for OpenAI.
+    Demo(DemoArgs),
     /// Run one command on a host (after its shell init) and exit with its status.
     Exec(ExecArgs),
     /// Follow a run from where the local record stopped, then retrieve (and apply) as `run` would.
@@ -359,6 +362,13 @@ pub struct InitArgs {
     /// Write to this path instead.
     #[arg(long, value_name = "FILE", conflicts_with = "user")]
     pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the throwaway project (and print where it is) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -228,6 +228,18 @@ mod tests {
     }
 
     #[test]
+    fn prerequisite_errors_render_with_their_fix_as_the_hint() {
+        let error = CliError::Core(Error::Prerequisite {
+            host: "gpu".into(),
+            problem: "codex cannot authenticate".into(),
+            detail: "Not logged in".into(),
+            fix: "run `codex login` on gpu, or set CODEX_API_KEY under [hosts.gpu.env] or in its shell_init".into(),
+        });
+        insta::assert_snapshot!("prerequisite_error", error.render());
+        assert_eq!(error.kind(), codex_remote_core::ErrorKind::Prerequisite);
+    }
+
+    #[test]
     fn a_cause_is_shown_once() {
         let error = CliError::Core(Error::Io {
             context: "writing run.json".into(),

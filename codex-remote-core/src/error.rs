@@ -36,6 +36,19 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// Something the agent needs on the host is missing: found by the check before a run
+    /// pushes anything (see [`crate::prerequisites`]). The fix is its [`Error::hint`].
+    #[error("{problem} on `{host}`: {detail}")]
+    Prerequisite {
+        /// The host.
+        host: String,
+        /// What is wrong (`codex was not found`, `codex cannot authenticate`).
+        problem: String,
+        /// What the host said.
+        detail: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// The run was cancelled (its agent ended on the host) before it finished.
     #[error("run `{run_id}` was cancelled")]
     Cancelled {
@@ -112,6 +125,7 @@ impl Error {
                 Some("list the project's runs to find its id".into())
             }
             Error::Exec { failure, host, .. } => exec_hint(failure, host),
+            Error::Prerequisite { fix, .. } => Some(fix.clone()),
             _ => None,
         }
     }
@@ -165,6 +179,7 @@ impl Error {
                 | ExecFailure::Exited { .. }
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
+            Error::Prerequisite { .. } => ErrorKind::Prerequisite,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::NotRunning { .. } => ErrorKind::BadInput,
             Error::Io { .. } => ErrorKind::TaskFailed,
@@ -188,7 +203,7 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
                 .unwrap_or_default()
         ),
         ExecFailure::AuthExpired { message } => {
-            format!("codex is not logged in on `{host}` or its login expired: {message}")
+            format!("codex's credentials were refused on `{host}` (not logged in, login expired, or a bad API key): {message}")
         }
         ExecFailure::CodexNotFound { message } => {
             format!("codex was not found on `{host}`: {message}")
@@ -213,7 +228,9 @@ fn exec_hint(failure: &ExecFailure, host: &str) -> Option<String> {
             "wait for the quota to reset, or allow more retries ([retry] in the config)".into()
         }
         ExecFailure::UsageLimited { .. } => "the run waits for a reset only up to `max_wait`; raise it (config `max_wait`) or run the task again after the reset".into(),
-        ExecFailure::AuthExpired { .. } => format!("run `codex login` on {host}"),
+        ExecFailure::AuthExpired { .. } => {
+            format!("run `codex login` on {host}, or check the CODEX_API_KEY it runs with")
+        }
         ExecFailure::CodexNotFound { .. } => format!(
             "if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `npm install -g @openai/codex`"
         ),

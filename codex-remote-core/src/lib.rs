@@ -23,35 +23,26 @@
 // does not matter more than their clarity.
 #![allow(clippy::result_large_err)]
 
+// The folders follow the data: the task side, reaching hosts, the host side, the agent, what
+// comes home, and the workflows over them. Module paths stay flat (`crate::task`, ...).
+mod agent;
+mod hosts;
+mod planning;
+mod records;
+mod remote;
+mod workflows;
+
 pub mod atomic;
-pub mod checkpoint;
 pub mod config;
-pub mod doctor;
-pub mod engine;
 pub mod error;
-pub mod events;
-pub mod executor;
-pub mod host;
-pub mod input;
-pub mod instruction;
-pub mod layout;
-pub mod model;
 pub mod notify;
-pub mod orchestrate;
-pub mod patch;
-pub mod pipeline;
-pub mod plan;
-pub mod policy;
-pub mod progress;
-pub mod run;
-pub mod runs;
-pub mod schema;
-pub mod shell;
-pub mod sync;
-pub mod task;
-pub mod taskplan;
-pub mod transport;
-pub mod workspace;
+
+pub use agent::{events, executor, model_server};
+pub use hosts::{host, shell, transport};
+pub use planning::{input, instruction, model, plan, policy, schema, task};
+pub use records::{checkpoint, patch, runs, taskplan};
+pub use remote::{layout, sync, workspace};
+pub use workflows::{doctor, engine, orchestrate, pipeline, prerequisites, progress, run};
 
 pub use config::Config;
 pub use engine::{

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use codex_remote_core::config::{Config, ConfigFile};
+use codex_remote_core::prerequisites::{ensure, PrerequisiteCache};
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::SharedTransport;
 use codex_remote_core::{Engine, PlanOverrides, TaskSpec};
@@ -41,6 +42,17 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
     let host = config.host(Some(ALIAS)).unwrap();
     let ssh = Arc::new(SshTransport::new(host, sshd.ssh_options()).unwrap());
     let counting = CountingTransport::new(ssh);
+    // The agent's prerequisites are checked once per host (one crossing, one shell init) and
+    // remembered: the run itself then does not ask again.
+    let cache = PrerequisiteCache::new(local.path());
+    ensure(counting.as_ref(), &cache).await.unwrap();
+    assert_eq!(counting.commands(), 1, "{:?}", counting.log());
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap().lines().count(),
+        1
+    );
+    std::fs::remove_file(&counter).unwrap();
+    let before = counting.commands();
     let transport: SharedTransport = counting.clone();
     let engine = Engine::new(config, local.path())
         .with_project_name("app")
@@ -59,7 +71,7 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
         std::fs::read_to_string(local.path().join("hi.txt")).unwrap(),
         "hi\n"
     );
-    let crossings = counting.commands() + counting.rsyncs();
+    let crossings = counting.commands() - before + counting.rsyncs();
     eprintln!(
         "round trips: {crossings} ({:?} + {} rsync)",
         counting.log(),

@@ -2,11 +2,12 @@
 //!
 //! Built-in handlers cover what the core's helpers run (`cat`, `true`, `printf '%s…'`, `sleep`
 //! that ends only when cancelled) and the core's fixed scripts, recognised by their
-//! [`CommandSpec::name`] (never by their text): `write-atomic`, `tar-push`, and the run-tree
+//! [`CommandSpec::name`] (never by their text): `write-atomic`, `tar-push`, the run-tree
 //! scripts `prepare-run` (the tree is a copy of the mirror), `retrieve-patch` (prints what a
-//! [`FakeExecutor`](crate::FakeExecutor) attempt left in the tree) and `remove-run`. Tests add
-//! their own with [`FakeTransport::on`] (by program) or [`FakeTransport::on_script`] (by script
-//! name). Every command is logged for assertions.
+//! [`FakeExecutor`](crate::FakeExecutor) attempt left in the tree) and `remove-run`, and
+//! `prerequisite-probe` (codex present and logged in). Tests add their own with
+//! [`FakeTransport::on`] (by program) or [`FakeTransport::on_script`] (by script name). Every
+//! command is logged for assertions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -268,6 +269,10 @@ impl FakeTransport {
                     fs.files.insert(FakeFs::resolve(Some(&mirror), &path), data);
                 }
                 FakeOutput::ok("")
+            }
+            ("sh", _) if spec.name == Some(script_names::PREREQUISITE_PROBE) => {
+                // A fake host has codex and a login (tests answer otherwise with `on_script`).
+                FakeOutput::ok("version 0 codex-cli 0.169.0\nlogin 0 Logged in using ChatGPT\n")
             }
             ("sh", _) if spec.name == Some(script_names::PREPARE_RUN) => {
                 // The run's tree starts as a copy of the mirror (without its .git); the

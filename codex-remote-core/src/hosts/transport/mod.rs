@@ -699,6 +699,9 @@ pub mod script_names {
     pub const KILL_GROUP: &str = "kill-group";
     /// Ends what is left of a vanished agent's process group: agent dir `$1`.
     pub const KILL_VANISHED: &str = "kill-vanished";
+    /// Reports codex's version and login, the set env names and Codex's config: codex `$1`,
+    /// config size limit `$2` (see `prerequisites`).
+    pub const PREREQUISITE_PROBE: &str = "prerequisite-probe";
 }
 
 /// Writes stdin to "$1" through a temporary sibling and a rename. Constant text: the path comes

@@ -308,8 +308,11 @@ pub async fn orchestrate(
     }
     // One push per host serves every run: runs of one project share the host's mirror, and
     // each still gets its own tree and baseline. (`skip_push`: the caller pushed already.)
+    // The agent's prerequisites are checked on every host before the first push.
     if !options.run.skip_push && work.iter().any(|(_, w)| matches!(w, Work::Start)) {
+        let cache = crate::prerequisites::PrerequisiteCache::new(&project.root);
         for transport in &hosts {
+            crate::prerequisites::ensure(transport.as_ref(), &cache).await?;
             pipeline::push(transport.clone(), config, project, None).await?;
         }
     }

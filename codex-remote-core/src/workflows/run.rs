@@ -190,7 +190,8 @@ fn record_io(context: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
-/// Pushes, prepares the run's tree, records the task and launches the agent. Returns the record
+/// Checks the agent's prerequisites on the host (see [`crate::prerequisites`]), pushes,
+/// prepares the run's tree, records the task and launches the agent. Returns the record
 /// of a run whose agent is running; follow it with [`follow_and_finish`].
 pub async fn start(
     plan: &RunPlan,
@@ -201,6 +202,9 @@ pub async fn start(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
+    // Before anything is pushed: codex on the host and a way for it to authenticate.
+    let cache = crate::prerequisites::PrerequisiteCache::new(&project.root);
+    crate::prerequisites::ensure(transport.as_ref(), &cache).await?;
     if !options.skip_push {
         let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
         let pushed = pipeline::push(transport.clone(), config, project, None).await?;
@@ -668,7 +672,8 @@ pub async fn run(
         &events,
     )
     .await?;
-    follow_and_finish(
+    let host = transport.host().clone();
+    let finished = follow_and_finish(
         project,
         config,
         &mut record,
@@ -677,7 +682,12 @@ pub async fn run(
         (options.initial_delay, options.max_delay),
         &events,
     )
-    .await
+    .await;
+    if let Err(e) = &finished {
+        // Codex vanished or its credentials were refused: the next run checks the host again.
+        crate::prerequisites::PrerequisiteCache::new(&project.root).forget_on(&host, e);
+    }
+    finished
 }
 
 /// Cancels a run's agent (its whole process group on the host) and records it.

@@ -469,6 +469,17 @@ impl Engine {
         pipeline::push_with(syncer.as_ref(), transport, &self.config, project, progress).await
     }
 
+    /// Checks the agent's prerequisites on a host (codex found after the shell init, Codex able
+    /// to authenticate), from the project's per-host memory when it is fresh: see
+    /// [`crate::prerequisites`].
+    pub async fn check_prerequisites(
+        &self,
+        transport: &dyn crate::transport::Transport,
+    ) -> Result<crate::prerequisites::Prerequisites, Error> {
+        let cache = crate::prerequisites::PrerequisiteCache::new(&self.root);
+        crate::prerequisites::ensure(transport, &cache).await
+    }
+
     /// Starts a planned run: pushes (unless `options.skip_push`), prepares the run's tree,
     /// launches the agent, and follows it in the background. With `options.task_plan`, the
     /// entry is kept true throughout.
@@ -504,6 +515,8 @@ impl Engine {
         }
         let started = async {
             let transport = self.transport(&plan.host)?;
+            // Before anything is pushed: codex on the host and a way for it to authenticate.
+            self.check_prerequisites(transport.as_ref()).await?;
             if !options.skip_push {
                 let _ = events
                     .send(
@@ -612,6 +625,11 @@ impl Engine {
             };
             drop(run_tx);
             let _ = forward.await;
+            if let Err(e) = &result {
+                // Codex vanished or its credentials were refused: the next run checks again.
+                crate::prerequisites::PrerequisiteCache::new(&project.root)
+                    .forget_on(transport.host(), e);
+            }
             let result = result.and_then(|summary| {
                 let patch = project.runs().read_patch(&summary.run_id)?;
                 Ok(RunResult { summary, patch })
@@ -845,7 +863,11 @@ impl Engine {
                 && matches!(t["status"].as_str(), Some("pending" | "running"))
         });
         if has_work && !transports.is_empty() {
-            // One push per host serves every run of the plan.
+            // One push per host serves every run of the plan; every host's agent prerequisites
+            // are checked before the first push.
+            for transport in &transports {
+                self.check_prerequisites(transport.as_ref()).await?;
+            }
             for transport in &transports {
                 self.push_to(transport.clone(), &project, None).await?;
             }

@@ -5,6 +5,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::host::HostKeyPolicy;
+use crate::prerequisites::{probe, CodexAuth, PrerequisiteCache, Prerequisites};
 use crate::transport::{CommandSpec, Transport, TransportExt};
 
 /// One check's result.
@@ -43,6 +44,29 @@ fn check(
 
 /// Runs every check against the host. Stops after a failed connection (nothing else can pass).
 pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
+    diagnose_learning(transport, &mut None).await
+}
+
+/// [`diagnose`], and remembers what it learned about the agent's prerequisites in `cache` (or
+/// forgets what was remembered, when they are not met), so the next run need not ask again.
+pub async fn diagnose_and_remember(
+    transport: &dyn Transport,
+    cache: &PrerequisiteCache,
+) -> Vec<Check> {
+    let mut learned = None;
+    let checks = diagnose_learning(transport, &mut learned).await;
+    let host = transport.host();
+    match learned {
+        Some(prerequisites) => cache.remember(host, &prerequisites),
+        None => cache.forget(host),
+    }
+    checks
+}
+
+async fn diagnose_learning(
+    transport: &dyn Transport,
+    learned: &mut Option<Prerequisites>,
+) -> Vec<Check> {
     let host = transport.host().clone();
     let name = host.name.clone();
     let mut checks = Vec::new();
@@ -103,86 +127,39 @@ pub async fn diagnose(transport: &dyn Transport) -> Vec<Check> {
     }
 
     let started = Instant::now();
-    let codex_ok = match transport
-        .run(
-            CommandSpec::new(host.codex.clone())
-                .arg("--version")
-                .with_shell_init(),
-        )
-        .await
-    {
-        Ok(out) if out.status.success() => {
+    match probe(transport).await {
+        Ok(report) => {
+            let (found, authenticated) = report.checks(&host);
             checks.push(check(
                 "codex found",
                 started,
-                true,
-                out.stdout_text().trim().to_string(),
-                None,
+                found.is_ok(),
+                found
+                    .as_ref()
+                    .map_or_else(|p| p.detail.clone(), Clone::clone),
+                found.as_ref().err().map(|p| p.fix.clone()),
             ));
-            true
-        }
-        Ok(out) => {
             checks.push(check(
-                "codex found",
+                "codex authenticated",
                 started,
-                false,
-                format!("`{} --version`: {}", host.codex, out.stderr_text().trim()),
-                Some(crate::transport::not_found_hint(&host, &host.codex)),
+                authenticated.is_ok(),
+                authenticated
+                    .as_ref()
+                    .map_or_else(|p| p.detail.clone(), CodexAuth::describe),
+                authenticated.as_ref().err().map(|p| p.fix.clone()),
             ));
-            false
+            *learned = report.prerequisites(&host).ok();
         }
         Err(e) => {
             checks.push(check("codex found", started, false, e.to_string(), None));
-            false
-        }
-    };
-
-    let started = Instant::now();
-    if codex_ok {
-        match transport
-            .run(
-                CommandSpec::new(host.codex.clone())
-                    .args(["login", "status"])
-                    .with_shell_init(),
-            )
-            .await
-        {
-            Ok(out) if out.status.success() => {
-                let said = format!("{} {}", out.stdout_text().trim(), out.stderr_text().trim());
-                checks.push(check(
-                    "codex logged in",
-                    started,
-                    true,
-                    said.trim().to_string(),
-                    None,
-                ));
-            }
-            Ok(out) => {
-                let said = format!("{} {}", out.stdout_text().trim(), out.stderr_text().trim());
-                checks.push(check(
-                    "codex logged in",
-                    started,
-                    false,
-                    said.trim().to_string(),
-                    Some(format!("run `codex login` on {name}")),
-                ));
-            }
-            Err(e) => checks.push(check(
-                "codex logged in",
+            checks.push(check(
+                "codex authenticated",
                 started,
                 false,
-                e.to_string(),
-                None,
-            )),
+                "skipped: codex not found".to_string(),
+                Some("install codex first".into()),
+            ));
         }
-    } else {
-        checks.push(check(
-            "codex logged in",
-            started,
-            false,
-            "skipped: codex not found".to_string(),
-            Some("install codex first".into()),
-        ));
     }
 
     let workspace = crate::layout::home_relative(&host.workspace).to_string();
