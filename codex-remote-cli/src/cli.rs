@@ -44,6 +44,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run's agent and everything it started on the host.
     Cancel(RunRefArgs),
+    /// A live full-screen view of the project's runs (and of a plan): follow, diff, apply, cancel.
+    Watch(WatchArgs),
     /// Run every pending codex-remote entry of a task_plan.json, in parallel over hosts.
     Orchestrate(OrchestrateArgs),
     /// Tick a markdown checklist item: `- [ ] ITEM` becomes `- [x] ITEM ← Completed via Codex`.
@@ -58,7 +60,7 @@ pub enum Command {
     Diff(DiffArgs),
     /// Retrieve a run's result patch; with --apply, apply it to the local tree.
     Pull(PullArgs),
-    /// List run records; --prune removes old run trees from the hosts.
+    /// List run records; --prune releases old runs' trees and removes idle trees on the hosts.
     Runs(RunsArgs),
     /// Print the JSON Schema of a file format.
     Schema(SchemaArgs),
@@ -125,6 +127,9 @@ pub struct RunArgs {
     /// Apply even when the result changes restricted files.
     #[arg(long)]
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
+    #[arg(long)]
+    pub allow_held_back: bool,
     /// Keep the run's tree on the host after applying.
     #[arg(long)]
     pub keep: bool,
@@ -134,6 +139,10 @@ pub struct RunArgs {
     /// Cancel the agent after this long (`90s`, `30m`, `2h`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// End the run when the agent shows no progress for this long (default: the config's
+    /// `stall_timeout`, 10m; `0s` never).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stall_timeout: Option<std::time::Duration>,
     /// Codex sandbox mode.
     #[arg(long, value_name = "MODE", default_value = "workspace-write", value_parser = ["read-only", "workspace-write", "danger-full-access"])]
     pub sandbox: String,
@@ -222,6 +231,9 @@ pub struct OrchestrateArgs {
     /// Apply even when a result changes restricted files.
     #[arg(long)]
     pub allow_restricted: bool,
+    /// Apply even results that look destructive and would be held back (see `[apply]` in the config).
+    #[arg(long)]
+    pub allow_held_back: bool,
     /// Keep the runs' trees on the hosts after applying.
     #[arg(long)]
     pub keep: bool,
@@ -250,23 +262,33 @@ pub struct HostArgs {
 
 #[derive(Debug, Args)]
 pub struct RunRefArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The run id; all runs when omitted.
+    /// The run id, `last` or `last~N`; all runs when omitted.
     pub run: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The run id.
+    /// The run id, `last` or `last~N`.
     pub run: String,
     /// Keep streaming new events until the agent ends.
     #[arg(short, long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Also show this orchestration plan's entries (task_plan.json).
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// How often to re-read the run records (`500ms`, `2s`).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -291,7 +313,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
     /// Only the stat summary.
     #[arg(long)]
@@ -303,7 +325,7 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// The run id (see `codex-remote runs`).
+    /// The run id (see `codex-remote runs`), `last` or `last~N`.
     pub run: String,
     /// Apply the result to the local tree (all or nothing; local edits are never overwritten).
     #[arg(long)]
@@ -311,6 +333,12 @@ pub struct PullArgs {
     /// Apply even when the result changes restricted files.
     #[arg(long, requires = "apply")]
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
+    #[arg(long, requires = "apply")]
+    pub allow_held_back: bool,
+    /// Apply everything but the changes to restricted files, and list what was skipped.
+    #[arg(long, requires = "apply", conflicts_with = "allow_restricted")]
+    pub skip_restricted: bool,
     /// Keep the run's tree on the host after a successful apply.
     #[arg(long)]
     pub keep: bool,

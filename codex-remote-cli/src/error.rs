@@ -1,8 +1,8 @@
 //! The CLI's error type.
 
 use codex_remote_core::executor::ExecFailure;
-use codex_remote_core::patch::ApplyError;
-use codex_remote_core::runs::RunStoreError;
+use codex_remote_core::ApplyError;
+use codex_remote_core::RunStoreError;
 use codex_remote_core::{Error, ErrorKind, InputError};
 
 /// What a command can fail with; each maps to one exit code.
@@ -14,6 +14,14 @@ pub enum CliError {
     /// Bad usage the parser could not catch.
     #[error("{0}")]
     Usage(String),
+    /// An error with a next step that names what it happened to (the run), shown after it.
+    #[error("{source}")]
+    Hinted {
+        /// The error.
+        source: Box<CliError>,
+        /// The next step.
+        hint: String,
+    },
     /// Local I/O (writing output or files).
     #[error("{context}")]
     Io {
@@ -30,8 +38,8 @@ impl From<InputError> for CliError {
     }
 }
 
-impl From<codex_remote_core::runs::RunStoreError> for CliError {
-    fn from(e: codex_remote_core::runs::RunStoreError) -> Self {
+impl From<codex_remote_core::RunStoreError> for CliError {
+    fn from(e: codex_remote_core::RunStoreError) -> Self {
         CliError::Core(e.into())
     }
 }
@@ -48,8 +56,14 @@ impl CliError {
         match self {
             CliError::Core(e) => e.kind(),
             CliError::Usage(_) => ErrorKind::BadInput,
+            CliError::Hinted { source, .. } => source.kind(),
             CliError::Io { .. } => ErrorKind::TaskFailed,
         }
+    }
+
+    /// Whether the error is stdout closed by its reader (`| head`): the command ends quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
@@ -63,12 +77,16 @@ impl CliError {
         match self {
             CliError::Core(error) => error.full_message(),
             CliError::Usage(message) => message.clone(),
+            CliError::Hinted { source, .. } => source.message(),
             CliError::Io { context, source } => format!("{context}: {source}"),
         }
     }
 
     /// How to fix it, in this command line's words where core's advice names a library option.
     pub fn hint(&self) -> Option<String> {
+        if let CliError::Hinted { hint, .. } = self {
+            return Some(hint.clone());
+        }
         let CliError::Core(error) = self else {
             return None;
         };
@@ -80,6 +98,14 @@ impl CliError {
             Error::Apply(ApplyError::Conflicts(_)) => Some(
                 "keep or stash the local edits, then `codex-remote pull RUN --apply` again".into(),
             ),
+            Error::Apply(ApplyError::HeldBack(_)) => Some(
+                "review it with `codex-remote diff RUN`, then `codex-remote pull RUN --apply --allow-held-back` to apply it anyway"
+                    .into(),
+            ),
+            Error::Apply(ApplyError::Protected(_)) => Some(
+                "review it with `codex-remote diff RUN` and make the changes you want yourself; no flag applies it"
+                    .into(),
+            ),
             Error::Runs(RunStoreError::NotFound { .. }) => {
                 Some("`codex-remote runs` lists them".into())
             }
@@ -89,6 +115,13 @@ impl CliError {
             } => Some(
                 "wait for the quota to reset, or raise --retries / [retry] in the config".into(),
             ),
+            Error::Exec {
+                failure: ExecFailure::Stalled { .. },
+                host,
+                ..
+            } => Some(format!(
+                "check that `{host}` reaches the model provider; raise --stall-timeout (or `stall_timeout` in the config) for steps that stay silent longer"
+            )),
             Error::NotRunning { run_id, .. } => Some(format!("see `codex-remote status {run_id}`")),
             error => error.hint(),
         }
@@ -104,6 +137,11 @@ impl CliError {
 
     /// The `--json` error object (see docs/cli.md).
     pub fn to_json(&self) -> serde_json::Value {
+        if let CliError::Hinted { source, hint } = self {
+            let mut value = source.to_json();
+            value["error"]["hint"] = hint.as_str().into();
+            return value;
+        }
         let mut error = serde_json::json!({
             "kind": self.kind(),
             "exit_code": crate::exit::for_kind(self.kind()),
@@ -113,16 +151,34 @@ impl CliError {
             error["hint"] = hint.into();
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::Conflicts(conflicts),
+            codex_remote_core::ApplyError::Conflicts(conflicts),
         )) = self
         {
             error["conflicts"] = serde_json::to_value(conflicts).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::Restricted(paths),
+            codex_remote_core::ApplyError::Restricted(paths),
         )) = self
         {
             error["restricted"] = serde_json::to_value(paths).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::Exec { failure, .. }) = self {
+            error["failure"] = serde_json::to_value(failure).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::HostDiskFull { host, detail }) = self {
+            error["disk_full"] = serde_json::json!({ "host": host, "detail": detail });
+        }
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::Protected(paths),
+        )) = self
+        {
+            error["protected"] = serde_json::to_value(paths).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::patch::ApplyError::HeldBack(warnings),
+        )) = self
+        {
+            error["warnings"] = serde_json::to_value(warnings).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({

@@ -20,12 +20,17 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            std::process::exit(if e.use_stderr() {
-                exit::USAGE
+            if !e.use_stderr() {
+                // --help, --version: text for people, whatever else was asked.
+                let _ = output::print_text(&e.render().to_string());
+                std::process::exit(exit::OK);
+            }
+            if json_requested(std::env::args_os()) {
+                let _ = output::print_json(&usage_error_json(&e));
             } else {
-                exit::OK
-            });
+                let _ = e.print();
+            }
+            std::process::exit(exit::USAGE);
         }
     };
     init_tracing(cli.verbose, cli.quiet);
@@ -37,6 +42,8 @@ fn main() {
     let json = cli.json;
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of stdout went away (`| head -1`): what it wanted was printed; end quietly.
+        Err(e) if e.is_broken_pipe() => exit::OK,
         Err(e) => {
             output::report_error(&e, json);
             exit::for_kind(e.kind())
@@ -45,6 +52,37 @@ fn main() {
     // Do not wait for background tasks (stdin forwarding) to notice the end.
     runtime.shutdown_background();
     std::process::exit(code);
+}
+
+/// Whether `--json` is among the arguments (before a `--`), for errors found before parsing ends.
+fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A usage error from the argument parser as the `--json` error object (see docs/cli.md).
+fn usage_error_json(e: &clap::Error) -> serde_json::Value {
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let message = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    let usage = lines
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .map(str::to_string);
+    serde_json::json!({
+        "error": {
+            "kind": codex_remote_core::ErrorKind::BadInput,
+            "exit_code": exit::USAGE,
+            "message": message,
+            "usage": usage,
+            "hint": "see `codex-remote help` or the command's --help",
+        }
+    })
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -78,6 +116,7 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Status(args) => commands::attach::status(&ctx, args).await,
         Command::Logs(args) => commands::attach::logs(&ctx, args).await,
         Command::Cancel(args) => commands::attach::cancel(&ctx, args).await,
+        Command::Watch(args) => commands::watch::run(&ctx, args).await,
         Command::Orchestrate(args) => commands::orchestrate::run(&ctx, args).await,
         Command::Checkpoint(args) => commands::checkpoint::run(&ctx, args),
         Command::Doctor(args) => commands::doctor::doctor(&ctx, args).await,
@@ -98,13 +137,45 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Init(args) => commands::init::run(&ctx, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(
-                args.shell,
-                &mut command,
-                "codex-remote",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut command, "codex-remote", &mut script);
+            output::print_text(&String::from_utf8_lossy(&script))?;
             Ok(exit::OK)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_requested_only_before_a_double_dash() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(json_requested(args(&[
+            "codex-remote",
+            "run",
+            "--json",
+            "--bogus"
+        ])));
+        assert!(!json_requested(args(&[
+            "codex-remote",
+            "exec",
+            "--",
+            "x",
+            "--json"
+        ])));
+        assert!(!json_requested(args(&["--json"])), "argv[0] is not a flag");
+    }
+
+    #[test]
+    fn usage_errors_become_one_json_object() {
+        let e =
+            <Cli as clap::Parser>::try_parse_from(["codex-remote", "run", "--bogus"]).unwrap_err();
+        let v = usage_error_json(&e);
+        assert_eq!(v["error"]["exit_code"], exit::USAGE);
+        assert_eq!(v["error"]["kind"], "bad-input");
+        assert_eq!(v["error"]["message"], "unexpected argument '--bogus' found");
+        assert!(!v.to_string().contains('\n'));
     }
 }

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use codex_remote_core::plan::PlanOverrides;
-use codex_remote_core::runs::Phase;
 use codex_remote_core::task::{TaskSpec, TaskType};
+use codex_remote_core::Phase;
+use codex_remote_core::PlanOverrides;
 use codex_remote_core::{Engine, Error, Event, EventKind};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -256,8 +256,8 @@ pub struct RunView {
     pub error: Option<String>,
 }
 
-impl From<&codex_remote_core::runs::RunRecord> for RunView {
-    fn from(r: &codex_remote_core::runs::RunRecord) -> Self {
+impl From<&codex_remote_core::RunRecord> for RunView {
+    fn from(r: &codex_remote_core::RunRecord) -> Self {
         RunView {
             run_id: r.id.clone(),
             task_id: r.task_id.clone(),
@@ -290,7 +290,7 @@ pub struct WaitOutput {
     /// Where the run is.
     pub phase: Phase,
     /// The files changed.
-    pub files: Vec<codex_remote_core::patch::FileChange>,
+    pub files: Vec<codex_remote_core::FileChange>,
     /// Whether the result was applied to the project.
     pub applied: bool,
     /// The agent's last message.
@@ -317,7 +317,7 @@ pub struct DiffOutput {
     /// The run id.
     pub run_id: String,
     /// The files changed.
-    pub files: Vec<codex_remote_core::patch::FileChange>,
+    pub files: Vec<codex_remote_core::FileChange>,
     /// The patch (a git patch; binary parts are base85 as git writes them).
     pub patch: String,
 }
@@ -328,7 +328,7 @@ pub struct ApplyOutput {
     /// The run id.
     pub run_id: String,
     /// The files applied.
-    pub files: Vec<codex_remote_core::patch::FileChange>,
+    pub files: Vec<codex_remote_core::FileChange>,
     /// Whether the host's tree was removed.
     pub remote_removed: bool,
 }
@@ -828,14 +828,11 @@ impl McpServer {
         Parameters(input): Parameters<CheckpointInput>,
     ) -> Result<Json<CheckpointOutput>, CallToolResult> {
         let path = self.path_in_project(&input.file, "the spec file")?;
-        let outcome = codex_remote_core::checkpoint::mark_checkpoint(
-            &path,
-            &input.item,
-            input.run_id.as_deref(),
-        )
-        .map_err(|e| fail(e.into()))?;
+        let outcome =
+            codex_remote_core::mark_checkpoint(&path, &input.item, input.run_id.as_deref())
+                .map_err(|e| fail(e.into()))?;
         let outcome = match outcome {
-            codex_remote_core::checkpoint::CheckpointOutcome::Marked { .. } => "marked",
+            codex_remote_core::CheckpointOutcome::Marked { .. } => "marked",
             _ => "already",
         };
         Ok(Json(CheckpointOutput {
@@ -884,7 +881,7 @@ impl McpServer {
             .expect("not poisoned")
             .insert(id.clone(), rx);
         let engine = self.engine.clone();
-        let mut options = codex_remote_core::orchestrate::OrchestrateOptions {
+        let mut options = codex_remote_core::OrchestrateOptions {
             parallel: input.parallel.unwrap_or(1).max(1),
             fail_fast: false,
             run: engine.run_options(),

@@ -6,26 +6,53 @@ use serde::Serialize;
 
 use crate::error::CliError;
 
-/// Prints one JSON value on its own line.
+/// Prints one JSON value as one line (JSON Lines: every line on stdout is one object).
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
-    let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, value).map_err(|e| CliError::Io {
+    let mut line = serde_json::to_vec(value).map_err(|e| CliError::Io {
         context: "writing JSON".into(),
         source: e.into(),
     })?;
-    writeln!(stdout).map_err(CliError::io("writing to stdout"))
+    line.push(b'\n');
+    write_stdout(&line)
+}
+
+/// Prints a JSON document for people to read (indented), such as a schema without `--json`.
+pub fn print_json_document<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let mut text = serde_json::to_vec_pretty(value).map_err(|e| CliError::Io {
+        context: "writing JSON".into(),
+        source: e.into(),
+    })?;
+    text.push(b'\n');
+    write_stdout(&text)
 }
 
 /// Prints text to stdout.
 pub fn print_text(text: &str) -> Result<(), CliError> {
+    write_stdout(text.as_bytes())
+}
+
+/// Prints one line to stdout.
+pub fn print_line(line: &str) -> Result<(), CliError> {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    write_stdout(&bytes)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(text.as_bytes())
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
         .map_err(CliError::io("writing to stdout"))
 }
 
-/// Reports an error: a JSON object on stdout with `--json`, else a line on stderr.
+/// Reports an error: one JSON object on one line on stdout with `--json` (see docs/cli.md),
+/// else a line on stderr. Nothing when stdout was closed by its reader.
 pub fn report_error(error: &CliError, json: bool) {
+    if error.is_broken_pipe() {
+        return;
+    }
     if json {
         let _ = print_json(&error.to_json());
     } else {
@@ -49,8 +76,16 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// What would have held a result back, when the user took it anyway (empty when nothing did).
+pub fn render_taken_warnings(warnings: &[codex_remote_core::patch::Warning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("warning: applied despite: {w}\n"))
+        .collect()
+}
+
 /// A `git diff --stat`-like summary.
-pub fn render_stat(files: &[codex_remote_core::patch::FileChange]) -> String {
+pub fn render_stat(files: &[codex_remote_core::FileChange]) -> String {
     let mut out = String::new();
     let width = files
         .iter()
@@ -86,7 +121,7 @@ pub fn render_stat(files: &[codex_remote_core::patch::FileChange]) -> String {
     out
 }
 
-fn display_path(file: &codex_remote_core::patch::FileChange) -> String {
+fn display_path(file: &codex_remote_core::FileChange) -> String {
     match (&file.old_path, &file.new_path) {
         (Some(a), Some(b)) if a != b => format!("{} => {}", a.escape_debug(), b.escape_debug()),
         _ => file.path().escape_debug().to_string(),

@@ -86,6 +86,7 @@ fn plan_reads_stdin_and_one_off_prompts() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["title"], "From stdin");
 
+    env.write("README.md", "# Readme with a typo\n");
     let out = env.run(&[
         "plan",
         "--prompt",
@@ -314,4 +315,42 @@ fn usage_errors_exit_2() {
         .code(),
         Some(2)
     );
+}
+
+#[test]
+fn plan_json_has_the_checkpoint_and_schema_plan_has_type_and_model() {
+    let env = Env::new();
+    let task = env.write(
+        "task.yaml",
+        "id: t\ntitle: T\ntype: feature\nrequirements: [do it]\ncheckpoint:\n  file: SPEC.md\n  item: Do it\n",
+    );
+    let out = env.run(&["plan", "--json", task.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["checkpoint"],
+        serde_json::json!({ "file": "SPEC.md", "item": "Do it" })
+    );
+    let out = env.run(&["plan", "--json", "--prompt", "x", "--type", "debug"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["checkpoint"].is_null(), "{v}");
+
+    let out = env.run(&["schema", "plan"]);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = &schema["$defs"]["TaskPlanEntry"]["properties"];
+    assert!(entry["model"].is_object(), "{schema}");
+    let task_type = entry["type"].to_string();
+    for name in ["refactor", "quick-fix", "test-gen"] {
+        assert!(
+            task_type.contains(name) || schema.to_string().contains(name),
+            "{schema}"
+        );
+    }
+    // What the schema promises, a plan accepts: an entry with `type` and `model` runs with them.
+    let plan = env.write(
+        "task_plan.json",
+        "[{\"task_id\":\"a\",\"executor\":\"codex-remote\",\"instruction\":\"TASK: x\",\"status\":\"pending\",\"type\":\"quick-fix\",\"model\":\"gpt-x\"}]\n",
+    );
+    let (task, _) = codex_remote_core::taskplan::task_spec(&plan, "a").unwrap();
+    assert_eq!(task.task_type.as_str(), "quick-fix");
+    assert_eq!(task.model.as_deref(), Some("gpt-x"));
 }

@@ -5,11 +5,10 @@ mod common;
 use std::sync::Arc;
 
 use codex_remote_core::config::{Config, ConfigFile};
-use codex_remote_core::pipeline::{self, Project};
-use codex_remote_core::runs::RunRecord;
 use codex_remote_core::transport::ssh::SshTransport;
-use codex_remote_core::transport::{CommandSpec, SharedTransport, TransportExt};
-use codex_remote_testkit::{sshd::ALIAS, Sshd};
+use codex_remote_core::transport::SharedTransport;
+use codex_remote_core::{Engine, PlanOverrides, RunRecord, TaskSpec};
+use codex_remote_testkit::{sshd::ALIAS, ShellAgent, Sshd};
 use common::{stderr, stdout, Env};
 
 struct Setup {
@@ -27,9 +26,20 @@ fn setup() -> Option<Setup> {
             sshd.ssh_config().display().to_string(),
         )
         .var("CODEX_REMOTE_HOST", ALIAS);
+    // The agent here is a shell script (ShellAgent), but a run still checks the host's Codex
+    // before pushing: a stand-in `codex` and an API key answer that check.
+    let bin = sshd.dir().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("codex"), "#!/bin/sh\necho 'codex-cli 0.169.0'\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("codex"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
     let config_text = format!(
-        "[hosts.{ALIAS}]\nworkspace = \"{}\"\n",
-        sshd.dir().join("ws").display()
+        "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"export PATH={}:$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_API_KEY = \"test-key-not-secret\"\n",
+        sshd.dir().join("ws").display(),
+        bin.display()
     );
     env.write("codex-remote.toml", &config_text);
     env.write("src/app.ts", "export const a = 1;\n");
@@ -47,22 +57,22 @@ fn setup() -> Option<Setup> {
 }
 
 impl Setup {
-    fn project(&self) -> Project {
-        Project::new(&self.env.project, None)
-    }
-
-    /// A run whose remote tree the "agent" changed with `script`.
+    /// A run whose "agent" changed its remote tree with `script`; its result not yet retrieved.
     async fn run_with(&self, script: &str) -> RunRecord {
-        let record =
-            pipeline::start_run(self.transport.clone(), &self.config, &self.project(), "t")
-                .await
-                .unwrap();
-        let dir = record.tree.as_ref().unwrap().dir.clone();
-        self.transport
-            .run_checked(CommandSpec::new("sh").args(["-c", script]).cwd(dir))
-            .await
-            .unwrap();
-        record
+        let transport = self.transport.clone();
+        let engine = Engine::new(self.config.clone(), &self.env.project)
+            .with_transports(move |_host| Ok(transport.clone()))
+            .with_executor(ShellAgent::new(script));
+        let task = TaskSpec::parse_str(
+            "id: t\ntitle: T\ntype: quick-fix\nrequirements: [Change it]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
+        let mut options = engine.run_options();
+        // The test pushed already.
+        options.skip_push = true;
+        engine.start_detached(&plan, options).await.unwrap()
     }
 }
 
@@ -118,10 +128,14 @@ async fn diff_then_pull_apply_brings_the_change_home() {
         .project
         .join(format!(".codex-remote/runs/{}/result.patch", record.id))
         .exists());
+    // After a successful apply the run's tree goes back to the pool (its lease is dropped);
+    // `runs --prune` removes idle trees.
     let tree = record.tree.as_ref().unwrap().dir.clone();
+    let slot = std::path::Path::new(&tree).parent().unwrap().to_path_buf();
+    assert!(std::path::Path::new(&tree).exists());
     assert!(
-        !std::path::Path::new(&tree).exists(),
-        "the remote tree is cleaned after a successful apply"
+        !slot.with_extension("lease").exists(),
+        "the tree is released after a successful apply"
     );
     let out = s.env.run(&["pull", &record.id, "--apply"]);
     assert_eq!(out.status.code(), Some(2), "applying twice is refused");
@@ -130,6 +144,14 @@ async fn diff_then_pull_apply_brings_the_change_home() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["runs"][0]["id"], record.id.as_str());
     assert!(v["runs"][0]["applied_at"].is_string());
+    let out = s.env.run(&["runs", "--prune", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["idle_trees_removed"][0]["trees"], 1, "{v}");
+    assert!(
+        !std::path::Path::new(&tree).exists(),
+        "idle trees are pruned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@
 //!   `rsync -a -e ssh` with the same excludes.
 //! - Retrieval of a 5-file change from a 100-file tree and from a 10,000-file tree: retrieval
 //!   must scale with the change, not the repository.
+//! - Run preparation in a new tree (every file checked out) and in a reused tree of the pool
+//!   after a 5-file change was pushed (only those files rewritten).
 //!
 //! Run: `cargo bench -p codex-remote-core --bench sync` (as root: it creates a login user with an
 //! empty ~/.bashrc so the developer's rc files are not measured). `BENCH_REPEAT` sets repetitions.
@@ -19,7 +21,7 @@ use codex_remote_core::layout::RemoteLayout;
 use codex_remote_core::sync::{rsync::rsync_filter_args, syncer_for, PushRequest};
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::{CommandSpec, SharedTransport, TransportExt};
-use codex_remote_core::workspace::{prepare_run, retrieve_patch};
+use codex_remote_core::workspace::{prepare_run, remove_run, retrieve_patch};
 use codex_remote_testkit::sshd::{ensure_user, SshdOptions, ALIAS};
 use codex_remote_testkit::Sshd;
 
@@ -176,6 +178,7 @@ fn main() {
     let mut retrieval = Vec::new();
     let mut retrieval_e2e = Vec::new();
     let mut prepare = Vec::new();
+    let mut prepare_reused = Vec::new();
     for (label, tree, project) in [
         ("100 files", small.path(), "small"),
         ("10,000 files", big.path(), "ours0"),
@@ -234,6 +237,33 @@ fn main() {
         }
         retrieval.push((label, median(samples)));
         retrieval_e2e.push((label, median(end_to_end)));
+        // The next run reuses the released tree after a 5-file change is pushed.
+        let mut reused = Vec::new();
+        let mut previous = format!("bench-{project}");
+        for i in 0..n {
+            rt.block_on(remove_run(transport.as_ref(), &layout, &previous))
+                .unwrap();
+            for d in 0..5 {
+                let file = tree.join(format!("src/module{d:03}/file001.ts"));
+                if file.exists() {
+                    std::fs::write(&file, format!("reuse {i}\n")).unwrap();
+                }
+            }
+            push(tree, project);
+            previous = format!("bench-{project}-reuse{i}");
+            let started = Instant::now();
+            let again = rt
+                .block_on(prepare_run(
+                    transport.as_ref(),
+                    &layout,
+                    &previous,
+                    &settings.exclude,
+                ))
+                .unwrap();
+            reused.push(started.elapsed());
+            assert_eq!(again.dir, run.dir, "the tree is reused");
+        }
+        prepare_reused.push((label, median(reused)));
         rt.block_on(transport.close()).unwrap();
     }
 
@@ -282,10 +312,17 @@ fn main() {
             rows[1].1.as_secs_f64() / rows[0].1.as_secs_f64()
         );
     }
-    for (label, d) in &prepare {
-        println!(
-            "run preparation (baseline commit + worktree), {label}: {}",
-            ms(*d)
-        );
-    }
+    println!();
+    println!("| run preparation (one round trip) | 100-file tree | 10,000-file tree |");
+    println!("|---|---|---|");
+    println!(
+        "| first run: baseline commit + new tree checked out | {} | {} |",
+        ms(prepare[0].1),
+        ms(prepare[1].1)
+    );
+    println!(
+        "| reused tree after a 5-file change (median) | {} | {} |",
+        ms(prepare_reused[0].1),
+        ms(prepare_reused[1].1)
+    );
 }

@@ -76,6 +76,13 @@ pub struct ConfigFile {
     /// stdin: program and arguments, no shell (e.g. `["notify-send", "codex-remote"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Vec<String>>,
+    /// End a run whose agent shows no progress (no event) for this long: `90s`, `10m`, `1h`;
+    /// `0s` never (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout: Option<String>,
+    /// Which results are held back instead of applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<ApplyConfig>,
 }
 
 /// `[hosts.NAME]`.
@@ -198,6 +205,27 @@ pub struct RetryConfig {
     /// Upper bound of one delay, in seconds (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay_secs: Option<f64>,
+}
+
+/// `[apply]`: results that look destructive are held back (not applied) unless the user passes
+/// `--allow-held-back`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Hold back a patch larger than this many bytes (default 104857600, 100 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_patch_bytes: Option<u64>,
+    /// Hold back a result that deletes more than this share of the project's files (default
+    /// 0.5; 1.0 turns the rule off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deleted_share: Option<f64>,
+    /// Hold back changes to `.gitignore` files, which change what the next push sends (default
+    /// true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_back_ignore_files: Option<bool>,
+    /// Hold back symlinks that point outside the project (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_back_outside_symlinks: Option<bool>,
 }
 
 /// An SSH destination checked so that it can never be taken for an `ssh` option.
@@ -461,6 +489,9 @@ impl ConfigFile {
         if other.notify.is_some() {
             self.notify = other.notify;
         }
+        if other.stall_timeout.is_some() {
+            self.stall_timeout = other.stall_timeout;
+        }
         for (name, host) in other.hosts {
             let mine = self.hosts.entry(name).or_default();
             // How a host is reached is one choice: a later file that names another way replaces it.
@@ -515,6 +546,18 @@ impl ConfigFile {
                 mine.max_delay_secs = retry.max_delay_secs;
             }
         }
+        if let Some(apply) = other.apply {
+            let mine = self.apply.get_or_insert_with(Default::default);
+            macro_rules! take {
+                ($($field:ident),*) => { $( if apply.$field.is_some() { mine.$field = apply.$field; } )* };
+            }
+            take!(
+                max_patch_bytes,
+                max_deleted_share,
+                hold_back_ignore_files,
+                hold_back_outside_symlinks
+            );
+        }
     }
 }
 
@@ -527,9 +570,44 @@ fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        e = e.hint("remove it or check its spelling; the config schema lists every key");
+        e = e.hint(match input::nearest_expected_field(&message) {
+            Some(near) => format!("did you mean `{near}`? the config schema lists every key"),
+            None => {
+                "remove it or check its spelling; the config schema lists every key".to_string()
+            }
+        });
     }
     e
+}
+
+/// The configured host a bare name (no `user@`, domain or port) is a misspelling of: one within
+/// two edits (one for short names) of it, when the name is not a `Host` of the user's ssh config.
+fn misspelt_host<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    if name.contains(['@', '.', ':', '/']) {
+        return None;
+    }
+    let allowed = if name.chars().count() < 5 { 1 } else { 2 };
+    let near = known
+        .map(|k| (strsim::osa_distance(name, k), k))
+        .filter(|(d, _)| *d > 0 && *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)?;
+    (!ssh_config_names(name)).then_some(near)
+}
+
+/// Whether the user's ssh config (`$CODEX_REMOTE_SSH_CONFIG`, else `~/.ssh/config`) names this
+/// host on a `Host` line.
+fn ssh_config_names(name: &str) -> bool {
+    let path = std::env::var_os("CODEX_REMOTE_SSH_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/config")));
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return false;
+    };
+    text.lines().any(|line| {
+        let mut words = line.split_whitespace();
+        words.next().is_some_and(|k| k.eq_ignore_ascii_case("host")) && words.any(|w| w == name)
+    })
 }
 
 impl Config {
@@ -602,6 +680,16 @@ impl Config {
                 .field("notify")
                 .hint("write the program and its arguments, such as `[\"notify-send\", \"codex-remote\"]`"));
         }
+        if let Some(text) = &self.merged.stall_timeout {
+            humantime::parse_duration(text).map_err(|e| {
+                InputError::new(
+                    self.source_name(),
+                    format!("`{text}` is not a duration like 90s, 10m or 1h: {e}"),
+                )
+                .field("stall_timeout")
+                .hint("write it as a string, such as `stall_timeout = \"10m\"`; `0s` turns it off")
+            })?;
+        }
         for (name, host) in &self.merged.hosts {
             let ways = host.ways();
             if ways.len() > 1 {
@@ -631,7 +719,34 @@ impl Config {
                 }
             }
         }
+        if let Some(share) = self.merged.apply.as_ref().and_then(|a| a.max_deleted_share) {
+            if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
+                return Err(InputError::new(
+                    self.source_name(),
+                    "must be a share between 0.0 and 1.0, such as 0.5",
+                )
+                .field("apply.max_deleted_share"));
+            }
+        }
         Ok(())
+    }
+
+    /// What makes a result held back instead of applied.
+    pub fn hold_back(&self) -> crate::patch::HoldBackPolicy {
+        let apply = self.merged.apply.clone().unwrap_or_default();
+        let defaults = crate::patch::HoldBackPolicy::default();
+        crate::patch::HoldBackPolicy {
+            max_patch_bytes: apply.max_patch_bytes.unwrap_or(defaults.max_patch_bytes),
+            max_deleted_share: apply
+                .max_deleted_share
+                .unwrap_or(defaults.max_deleted_share),
+            ignore_files: apply
+                .hold_back_ignore_files
+                .unwrap_or(defaults.ignore_files),
+            outside_symlinks: apply
+                .hold_back_outside_symlinks
+                .unwrap_or(defaults.outside_symlinks),
+        }
     }
 
     /// The restricted-file policy.
@@ -683,6 +798,17 @@ impl Config {
         self.merged.notify.clone().filter(|n| !n.is_empty())
     }
 
+    /// How long a run's agent may show no progress before the run is ended (`None`: never).
+    pub fn stall_timeout(&self) -> Option<std::time::Duration> {
+        let configured = self
+            .merged
+            .stall_timeout
+            .as_deref()
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(crate::executor::DEFAULT_STALL_TIMEOUT);
+        (!configured.is_zero()).then_some(configured)
+    }
+
     /// Retry policy.
     pub fn retry(&self) -> RetryPolicy {
         let retry = self.merged.retry.clone().unwrap_or_default();
@@ -712,6 +838,20 @@ impl Config {
         };
         if name.is_empty() {
             return Err(InputError::new(origin, "the host name is empty"));
+        }
+        if !self.merged.hosts.contains_key(name) && name != LOCAL_HOST {
+            let known = self
+                .merged
+                .hosts
+                .keys()
+                .map(String::as_str)
+                .chain([LOCAL_HOST]);
+            if let Some(near) = misspelt_host(name, known) {
+                return Err(InputError::new(origin, format!("unknown host `{name}`"))
+                    .hint(format!(
+                        "did you mean `{near}`? A name close to a configured host, and neither in the config nor a `Host` of your ssh config, is taken for a misspelling; to reach an ssh host called `{name}`, add [hosts.{name}] to the config or write `user@{name}`"
+                    )));
+            }
         }
         let configured = self.merged.hosts.get(name).cloned().unwrap_or_default();
         let container = match configured.ways().into_iter().find_map(|(_, c)| c) {
@@ -787,7 +927,7 @@ pub fn user_config_path() -> Option<PathBuf> {
 }
 
 /// The nearest `name` in `start` or one of its ancestors.
-pub fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
+pub(crate) fn find_upwards(start: &Path, name: &str) -> Option<PathBuf> {
     start
         .ancestors()
         .map(|dir| dir.join(name))
@@ -834,6 +974,24 @@ mod tests {
         assert_eq!(config.sync(), Config::builtin().sync());
         assert_eq!(config.retry(), Config::builtin().retry());
         assert_eq!(config.restricted().unwrap(), RestrictedFiles::default());
+        assert_eq!(config.hold_back(), Config::builtin().hold_back());
+        // The commented `[apply]` values are the real defaults.
+        let apply: String = STARTER_CONFIG
+            .lines()
+            .skip_while(|l| *l != "# [apply]")
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let file = parse(&apply).unwrap();
+        assert!(file.apply.as_ref().unwrap().max_patch_bytes.is_some());
+        let config = Config::from_files([file]).unwrap();
+        assert_eq!(config.hold_back(), crate::patch::HoldBackPolicy::default());
+    }
+
+    #[test]
+    fn a_deleted_share_above_one_is_refused() {
+        let file = parse("[apply]\nmax_deleted_share = 1.5\n").unwrap();
+        let e = Config::from_files([file]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("apply.max_deleted_share"));
     }
 
     #[test]
@@ -843,6 +1001,18 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("hosts.penguin.workspac"));
         assert_eq!(e.line, Some(3), "{e}");
         assert!(e.message.contains("workspac"), "{e}");
+    }
+
+    #[test]
+    fn misspelt_host_names_are_caught_and_real_destinations_are_not() {
+        let known = ["penguin", "gpu-box", "local"];
+        assert_eq!(misspelt_host("pengiun", known.into_iter()), Some("penguin"));
+        assert_eq!(misspelt_host("gpubox", known.into_iter()), Some("gpu-box"));
+        assert_eq!(misspelt_host("locl", known.into_iter()), Some("local"));
+        // Far from every name, or not a bare name: an ssh destination as written.
+        assert_eq!(misspelt_host("buildfarm", known.into_iter()), None);
+        assert_eq!(misspelt_host("me@pengiun", known.into_iter()), None);
+        assert_eq!(misspelt_host("pengiun.lan", known.into_iter()), None);
     }
 
     #[test]
@@ -941,5 +1111,25 @@ mod tests {
             env: BTreeMap::new(),
         };
         assert!(loader.load().unwrap().sources.is_empty());
+    }
+
+    #[test]
+    fn stall_timeout_defaults_to_ten_minutes_and_zero_turns_it_off() {
+        let config = |text: &str| Config::from_files([parse(text).unwrap()]);
+        assert_eq!(
+            Config::builtin().stall_timeout(),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            config("stall_timeout = \"90s\"\n").unwrap().stall_timeout(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            config("stall_timeout = \"0s\"\n").unwrap().stall_timeout(),
+            None
+        );
+        let e = config("stall_timeout = \"soon\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("stall_timeout"));
+        assert!(e.message.contains("`soon` is not a duration"), "{e}");
     }
 }

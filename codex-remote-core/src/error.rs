@@ -36,6 +36,15 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// The host's disk is full (or the user's quota reached): preparing, launching, running or
+    /// retrieving the run could not write there. `detail` is the host's own words.
+    #[error("the disk is full on host `{host}`: {detail}")]
+    HostDiskFull {
+        /// The host.
+        host: String,
+        /// What the host said (the line naming the full disk).
+        detail: String,
+    },
     /// Something the agent needs on the host is missing: found by the check before a run
     /// pushes anything (see [`crate::prerequisites`]). The fix is its [`Error::hint`].
     #[error("{problem} on `{host}`: {detail}")]
@@ -114,6 +123,17 @@ impl Error {
             Error::Apply(crate::patch::ApplyError::Restricted(_)) => {
                 Some("review the change, then allow restricted files to apply it anyway".into())
             }
+            Error::Apply(crate::patch::ApplyError::HeldBack(_)) => Some(
+                "review the change, then allow held-back results to apply it anyway".into(),
+            ),
+            Error::Apply(crate::patch::ApplyError::Protected(_)) => Some(
+                "review the change and make the changes you want yourself; no option applies it"
+                    .into(),
+            ),
+            Error::Apply(crate::patch::ApplyError::WriteFailed { .. }) => Some(
+                "fix what stopped the write (permissions, immutable files, free space), then apply again"
+                    .into(),
+            ),
             Error::Apply(crate::patch::ApplyError::Conflicts(_)) => Some(
                 "keep or stash the local edits, then apply again; the result stays in the run's record"
                     .into(),
@@ -125,6 +145,9 @@ impl Error {
                 Some("list the project's runs to find its id".into())
             }
             Error::Exec { failure, host, .. } => exec_hint(failure, host),
+            Error::HostDiskFull { host, .. } => Some(format!(
+                "free space in the workspace on `{host}` (`df -h` there), or set `workspace` under [hosts.{host}] to a larger disk; then start the run again"
+            )),
             Error::Prerequisite { fix, .. } => Some(fix.clone()),
             _ => None,
         }
@@ -159,6 +182,11 @@ impl Error {
             Error::Apply(
                 crate::patch::ApplyError::Conflicts(_)
                 | crate::patch::ApplyError::Restricted(_)
+                | crate::patch::ApplyError::Protected(_)
+                | crate::patch::ApplyError::Ambiguous(_)
+                | crate::patch::ApplyError::HeldBack(_)
+                | crate::patch::ApplyError::WriteFailed { .. }
+                | crate::patch::ApplyError::Parse(_)
                 | crate::patch::ApplyError::Refused(_),
             ) => ErrorKind::NotApplied,
             Error::Apply(_) => ErrorKind::TaskFailed,
@@ -176,15 +204,57 @@ impl Error {
                 | ExecFailure::CodexNotFound { .. }
                 | ExecFailure::WorkspaceMissing { .. } => ErrorKind::Prerequisite,
                 ExecFailure::TurnFailed { .. }
+                | ExecFailure::Stalled { .. }
                 | ExecFailure::Exited { .. }
                 | ExecFailure::AgentVanished { .. } => ErrorKind::TaskFailed,
             },
+            Error::HostDiskFull { .. } => ErrorKind::Prerequisite,
             Error::Prerequisite { .. } => ErrorKind::Prerequisite,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::NotRunning { .. } => ErrorKind::BadInput,
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
     }
+
+    /// The same error as [`Error::HostDiskFull`] when what the host said is that its disk is
+    /// full (only errors from the host are looked at: a full local disk is not the host's).
+    pub fn on_host(self, host: &str) -> Error {
+        let from_host = matches!(
+            self,
+            Error::Transport(_) | Error::Sync(_) | Error::Exec { .. }
+        );
+        if !from_host {
+            return self;
+        }
+        match disk_full_words(&self.to_string()) {
+            Some(detail) => Error::HostDiskFull {
+                host: host.to_string(),
+                detail,
+            },
+            None => self,
+        }
+    }
+}
+
+impl Error {
+    /// [`Error::HostDiskFull`] again from a run record's `error`, when that is what it says.
+    pub fn recorded_disk_full(host: &str, recorded: &str) -> Option<Error> {
+        let line = disk_full_words(recorded)?;
+        let prefix = format!("the disk is full on host `{host}`: ");
+        Some(Error::HostDiskFull {
+            host: host.to_string(),
+            detail: line.strip_prefix(&prefix).unwrap_or(&line).to_string(),
+        })
+    }
+}
+
+/// The line of a host's message that says its disk is full, if one does.
+pub fn disk_full_words(text: &str) -> Option<String> {
+    const MARKERS: [&str; 2] = ["No space left on device", "Disk quota exceeded"];
+    text.lines()
+        .map(str::trim)
+        .find(|line| MARKERS.iter().any(|m| line.contains(m)))
+        .map(|line| line.chars().take(400).collect())
 }
 
 /// What to tell the user about a failed agent run.
@@ -218,6 +288,17 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
         ExecFailure::Exited { code, stderr } => {
             format!("codex exited with code {code} on `{host}`: {stderr}")
         }
+        ExecFailure::Stalled {
+            after_secs,
+            last_notice,
+        } => format!(
+            "the agent on `{host}` made no progress for {} and was stopped{}",
+            humantime::format_duration(std::time::Duration::from_secs(*after_secs)),
+            last_notice
+                .as_ref()
+                .map(|n| format!("; Codex last said: {n}"))
+                .unwrap_or_default()
+        ),
     }
 }
 
@@ -238,6 +319,9 @@ fn exec_hint(failure: &ExecFailure, host: &str) -> Option<String> {
             "check the host's `workspace` setting and that it is writable".into()
         }
         ExecFailure::AgentVanished { .. } => "check the host's memory and logs".into(),
+        ExecFailure::Stalled { .. } => format!(
+            "check that `{host}` reaches the model provider; raise `stall_timeout` for steps that stay silent longer"
+        ),
         _ => return None,
     })
 }
@@ -329,5 +413,31 @@ mod tests {
     fn cancelled_is_produced_as_its_own_kind() {
         let error = Error::Cancelled { run_id: "r".into() };
         assert_eq!(error.kind(), ErrorKind::Cancelled);
+    }
+
+    #[test]
+    fn a_full_disk_is_read_from_the_hosts_words_and_only_from_the_host() {
+        let stderr = "rsync: [receiver] write failed on \"/w/a\": No space left on device (28)\nrsync error: error in file IO (code 11)";
+        assert_eq!(
+            disk_full_words(stderr).as_deref(),
+            Some("rsync: [receiver] write failed on \"/w/a\": No space left on device (28)")
+        );
+        assert_eq!(disk_full_words("permission denied"), None);
+        let from_host = Error::Transport(TransportError::CommandFailed {
+            host: "h".into(),
+            command: "cat".into(),
+            status: crate::transport::ExitStatus::Code(1),
+            stderr: "cat: write error: Disk quota exceeded".into(),
+        })
+        .on_host("h");
+        assert!(matches!(from_host, Error::HostDiskFull { .. }));
+        assert_eq!(from_host.kind(), ErrorKind::Prerequisite);
+        // A full local disk is not the host's.
+        let local = Error::Io {
+            context: "writing run.json".into(),
+            source: std::io::Error::other("No space left on device"),
+        }
+        .on_host("h");
+        assert!(matches!(local, Error::Io { .. }));
     }
 }

@@ -13,7 +13,7 @@ fn example(name: &str) -> TaskSpec {
 }
 
 fn rendered(task: &TaskSpec) -> String {
-    render(task, "~/workspace/myapp", &RestrictedFiles::default()).text
+    render(task, &RestrictedFiles::default()).text
 }
 
 #[test]
@@ -39,12 +39,9 @@ fn every_example_renders() {
 #[test]
 fn rendering_is_deterministic() {
     let task = example("auth-migration.yaml");
-    let first = render(&task, "~/workspace/myapp", &RestrictedFiles::default());
+    let first = render(&task, &RestrictedFiles::default());
     for _ in 0..10 {
-        assert_eq!(
-            render(&task, "~/workspace/myapp", &RestrictedFiles::default()),
-            first
-        );
+        assert_eq!(render(&task, &RestrictedFiles::default()), first);
     }
 }
 
@@ -105,7 +102,7 @@ fn restricted_entries_are_excluded_and_reported() {
         "secrets/**".to_string(),
     ])
     .unwrap();
-    let instruction = render(&task(yaml), "~/workspace/myapp", &policy);
+    let instruction = render(&task(yaml), &policy);
     let excluded: Vec<(String, &str)> = instruction
         .excluded
         .iter()
@@ -130,7 +127,6 @@ fn restricted_entries_are_excluded_and_reported() {
 fn no_restricted_constraint_when_the_policy_is_empty() {
     let instruction = render(
         &task("id: t\ntitle: X\ntype: feature\nrequirements: [Y]\n"),
-        "~/w",
         &RestrictedFiles::new(Vec::new()).unwrap(),
     );
     assert!(!instruction.text.contains("restricted"));

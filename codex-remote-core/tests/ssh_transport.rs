@@ -140,7 +140,7 @@ async fn shell_init_runs_first_and_only_when_asked() {
     );
     match t.run_checked(CommandSpec::new("fake-codex")).await {
         Err(e @ TransportError::CommandNotFound { .. }) => {
-            assert!(e.to_string().contains("shell init"), "{e}")
+            assert!(e.hint().unwrap().contains("shell init"), "{e}")
         }
         other => panic!("{other:?}"),
     }
@@ -156,7 +156,7 @@ async fn unknown_host_keys_are_refused_by_default_and_accepted_when_configured()
     let t = SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap();
     match t.ping().await {
         Err(e @ TransportError::HostKey { .. }) => {
-            assert!(e.to_string().contains("accept_new_host_keys"), "{e}");
+            assert!(e.hint().unwrap().contains("accept_new_host_keys"), "{e}");
             assert!(e.is_connection());
         }
         other => panic!("expected a host key error, got {other:?}"),
@@ -212,7 +212,7 @@ async fn a_refused_key_is_an_authentication_error() {
     let t = SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap();
     match t.ping().await {
         Err(e @ TransportError::AuthenticationFailed { .. }) => {
-            assert!(e.to_string().contains("authorized_keys"), "{e}")
+            assert!(e.hint().unwrap().contains("authorized_keys"), "{e}")
         }
         other => panic!("expected an authentication error, got {other:?}"),
     }
@@ -236,7 +236,7 @@ async fn an_unreachable_host_says_so() {
     let t = SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap();
     match t.ping().await {
         Err(e @ TransportError::HostUnreachable { .. }) => {
-            assert!(e.to_string().contains("tailscale"), "{e}")
+            assert!(e.hint().unwrap().contains("tailscale"), "{e}")
         }
         other => panic!("expected unreachable, got {other:?}"),
     }

@@ -16,7 +16,9 @@ use codex_remote_core::sync::{
 use codex_remote_core::transport::for_host;
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::{CommandSpec, SharedTransport, TransportExt};
-use codex_remote_core::workspace::{prepare_run, remove_run, retrieve_patch, RunTree};
+use codex_remote_core::workspace::{
+    prepare_run, prune_idle_trees, remove_run, retrieve_patch, RunTree,
+};
 use codex_remote_testkit::podman::Podman;
 use codex_remote_testkit::Sshd;
 
@@ -217,16 +219,29 @@ async fn round_trip_with(syncer: &dyn Syncer, f: &Fixture) {
     PatchApplier::new(f.local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
-    let remote_tree = f.workspace.join(".codex-remote/my app/runs/run-1");
+    let remote_tree = f.workspace.join(".codex-remote/my app/trees/0/my app");
+    assert_eq!(tree.dir, f.layout.tree_dir(0));
     assert_same_tree(
         f.local.path(),
         &remote_tree,
         "local equals the remote run tree byte for byte",
     );
 
+    // Released, the tree goes back to the pool; pruning removes idle trees.
     remove_run(f.transport.as_ref(), &f.layout, "run-1")
         .await
         .unwrap();
+    assert!(
+        remote_tree.exists()
+            && !f
+                .workspace
+                .join(".codex-remote/my app/trees/0.lease")
+                .exists()
+    );
+    let pruned = prune_idle_trees(f.transport.as_ref(), &f.layout)
+        .await
+        .unwrap();
+    assert_eq!(pruned, vec![0]);
     assert!(!remote_tree.exists());
 }
 
@@ -318,8 +333,13 @@ fn local_host(project: &str) -> (tempfile::TempDir, RemoteLayout, SharedTranspor
     (workspace, layout, transport)
 }
 
-/// Prepares run `run_id`, lets the "agent" change its tree, and returns the retrieved patch.
-async fn agent_patch(transport: &SharedTransport, layout: &RemoteLayout, run_id: &str) -> Vec<u8> {
+/// Prepares run `run_id`, lets the "agent" change its tree, and returns the retrieved patch and
+/// the tree.
+async fn agent_patch(
+    transport: &SharedTransport,
+    layout: &RemoteLayout,
+    run_id: &str,
+) -> (Vec<u8>, RunTree) {
     let tree = prepare_run(transport.as_ref(), layout, run_id, &settings().exclude)
         .await
         .unwrap();
@@ -331,7 +351,10 @@ async fn agent_patch(transport: &SharedTransport, layout: &RemoteLayout, run_id:
         )
         .await
         .unwrap();
-    retrieve_patch(transport.as_ref(), &tree).await.unwrap()
+    (
+        retrieve_patch(transport.as_ref(), &tree).await.unwrap(),
+        tree,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,13 +374,14 @@ async fn local_host_round_trip_is_byte_exact() {
     assert!(first.files_transferred > 0);
     let again = syncer.push(&request, None).await.unwrap();
     assert_eq!(again.files_transferred, 0, "unchanged files are skipped");
-    let patch = agent_patch(&transport, &layout, "r").await;
+    let (patch, tree) = agent_patch(&transport, &layout, "r").await;
     PatchApplier::new(local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
+    assert_eq!(tree.dir, layout.tree_dir(0));
     assert_same_tree(
         local.path(),
-        &workspace.path().join(".codex-remote/my app/runs/r"),
+        &workspace.path().join(".codex-remote/my app/trees/0/my app"),
         "local host round trip",
     );
 }
@@ -569,13 +593,13 @@ async fn applying_works_in_a_git_repository_and_leaves_its_index_alone() {
         .push(&request, None)
         .await
         .unwrap();
-    let patch = agent_patch(&transport, &layout, "g").await;
+    let (patch, _) = agent_patch(&transport, &layout, "g").await;
     PatchApplier::new(local.path(), RestrictedFiles::default(), false)
         .apply(&patch)
         .unwrap();
     assert_same_tree(
         local.path(),
-        &workspace.path().join(".codex-remote/repo/runs/g"),
+        &workspace.path().join(".codex-remote/repo/trees/0/repo"),
         "git project round trip",
     );
     assert_eq!(
@@ -586,5 +610,276 @@ async fn applying_works_in_a_git_repository_and_leaves_its_index_alone() {
     assert!(
         git(&["status", "--porcelain"]).contains("src/main.ts"),
         "the change shows as a working-tree change"
+    );
+}
+
+/// (inode, ctime in ns) of every file the syncers would select: a file rewritten, recreated or
+/// chmod-ed changes one of them.
+fn stamps(root: &Path) -> std::collections::BTreeMap<String, (u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    select_files(root, &settings())
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::symlink_metadata(root.join(&f.relative)).unwrap();
+            let ctime = meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128;
+            (f.relative, (meta.ino(), ctime))
+        })
+        .collect()
+}
+
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_tree_moves_to_the_new_baseline_touching_only_changed_files() {
+    let Some(f) = fixture() else { return };
+    let syncer = RsyncSyncer::new(f.transport.clone());
+    syncer.push(&f.request(), None).await.unwrap();
+    let first = prepare_run(f.transport.as_ref(), &f.layout, "r1", &settings().exclude)
+        .await
+        .unwrap();
+    assert_eq!(first.slot, Some(0));
+    let dir = f.workspace.join(".codex-remote/my app/trees/0/my app");
+    // The tree's own repository shows the agent a clean checkout of the baseline.
+    assert_eq!(git_in(&dir, &["status", "--porcelain"]), "");
+    assert_eq!(git_in(&dir, &["rev-parse", "HEAD"]).trim(), first.baseline);
+    // The agent edits, adds, deletes, leaves ignored output and a nested repository, commits.
+    f.run_agent(
+        &first,
+        "set -e; printf 'agent\\n' > src/main.ts; printf 'junk\\n' > junk.txt; rm src/util.ts; \
+         printf 'log\\n' > build.log; mkdir -p dist && printf 'x\\n' > dist/out.js; \
+         mkdir nested && cd nested && git init -q && printf 'n\\n' > n.txt && cd ..; \
+         git add -A src junk.txt && git -c user.name=a -c user.email=a@a commit -qm agent",
+    )
+    .await;
+    retrieve_patch(f.transport.as_ref(), &first).await.unwrap();
+    remove_run(f.transport.as_ref(), &f.layout, "r1")
+        .await
+        .unwrap();
+
+    // Locally one file changes and one is added; the next run reuses the tree.
+    write(f.local.path(), "src/delete-me.ts", b"changed locally\n");
+    write(f.local.path(), "src/fresh.ts", b"fresh\n");
+    let before = stamps(&dir);
+    syncer.push(&f.request(), None).await.unwrap();
+    let second = prepare_run(f.transport.as_ref(), &f.layout, "r2", &settings().exclude)
+        .await
+        .unwrap();
+    assert_eq!(second.dir, first.dir, "the free tree is reused");
+    let stale = retrieve_patch(f.transport.as_ref(), &first)
+        .await
+        .unwrap_err();
+    assert!(
+        stale.to_string().contains("no longer holds its tree"),
+        "a released run never reads another run's tree: {stale}"
+    );
+    assert_ne!(second.baseline, first.baseline);
+    assert_same_tree(&dir, f.local.path(), "the reused tree is the new baseline");
+    for gone in ["junk.txt", "build.log", "dist", "nested"] {
+        assert!(!dir.join(gone).exists(), "{gone} is left over");
+    }
+    let after = stamps(&dir);
+    let touched: Vec<&String> = after
+        .iter()
+        .filter(|(path, stamp)| before.get(*path) != Some(stamp))
+        .map(|(path, _)| path)
+        .collect();
+    assert_eq!(
+        touched,
+        [
+            "src/delete-me.ts",
+            "src/fresh.ts",
+            "src/main.ts",
+            "src/util.ts"
+        ],
+        "only files that differ from what the tree held are written"
+    );
+    assert_eq!(git_in(&dir, &["status", "--porcelain"]), "");
+    assert_eq!(git_in(&dir, &["rev-parse", "HEAD"]).trim(), second.baseline);
+
+    // A second run in flight gets a tree of its own; pruning keeps held trees.
+    let third = prepare_run(f.transport.as_ref(), &f.layout, "r3", &[])
+        .await
+        .unwrap();
+    assert_eq!(third.slot, Some(1));
+    remove_run(f.transport.as_ref(), &f.layout, "r3")
+        .await
+        .unwrap();
+    let pruned = prune_idle_trees(f.transport.as_ref(), &f.layout)
+        .await
+        .unwrap();
+    assert_eq!(pruned, vec![1], "tree 0 is still held by r2");
+    assert!(dir.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieval_ignores_what_the_agent_did_to_its_trees_git() {
+    let Some(f) = fixture() else { return };
+    RsyncSyncer::new(f.transport.clone())
+        .push(&f.request(), None)
+        .await
+        .unwrap();
+    let tree = prepare_run(f.transport.as_ref(), &f.layout, "rh", &[])
+        .await
+        .unwrap();
+    let marker = f.workspace.join("pwned");
+    let marker = marker.display();
+    // Commits, branches, a moved HEAD, a stash, then a .git set to run code and hide files
+    // if we ever used it: fsmonitor, hooks, an exclude-everything, a filter, a bogus index.
+    f.run_agent(
+        &tree,
+        &format!(
+            "set -e; G='git -c user.name=a -c user.email=a@a'
+printf 'committed\\n' > src/main.ts; $G add -A; $G commit -qm one
+$G checkout -q -b elsewhere; printf 'stashed\\n' > src/util.ts; $G stash -q
+$G checkout -q --orphan empty; $G rm -rfq --cached .; $G commit -q --allow-empty -m nothing
+printf 'after\\n' > after.txt
+printf '[core]\\n\\tfsmonitor = \"touch {marker}\"\\n\\thooksPath = hooks\\n[filter \"x\"]\\n\\tclean = \"touch {marker}\"\\n' >> .git/config
+mkdir -p hooks; printf '#!/bin/sh\\ntouch {marker}\\n' > hooks/pre-commit; chmod +x hooks/pre-commit
+printf '*\\n' > .git/info/exclude; printf '* filter=x\\n' > .git/info/attributes
+printf 'garbage' > .git/index"
+        ),
+    )
+    .await;
+    let patch = retrieve_patch(f.transport.as_ref(), &tree).await.unwrap();
+    let parsed = ParsedPatch::parse(&patch).unwrap();
+    let paths: Vec<&str> = parsed.files.iter().map(|c| c.path()).collect();
+    assert_eq!(paths, ["after.txt", "hooks/pre-commit", "src/main.ts"]);
+    assert!(
+        !f.workspace.join("pwned").exists(),
+        "nothing in the agent's .git ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_repository_comes_back_as_files_and_mirror_changes_are_reported() {
+    let (workspace, layout, transport) = local_host("nest");
+    let local = tempfile::tempdir().unwrap();
+    write(local.path(), "README.md", b"# nest\n");
+    let request = PushRequest {
+        local_root: local.path().into(),
+        remote_dir: layout.mirror.clone(),
+        lock: layout.lock(),
+        settings: settings(),
+    };
+    syncer_for(transport.clone())
+        .push(&request, None)
+        .await
+        .unwrap();
+    let tree = prepare_run(transport.as_ref(), &layout, "n", &[])
+        .await
+        .unwrap();
+    transport
+        .run_checked(
+            CommandSpec::new("sh")
+                .args([
+                    "-c",
+                    "set -e; G='git -c user.name=a -c user.email=a@a'
+mkdir -p lib/inner; cd lib; git init -q; printf 'a\\n' > a.txt; $G add a.txt; $G commit -qm a
+cd inner; git init -q; printf 'b\\n' > b.txt; cd ../..
+mkdir empty; cd empty; git init -q; cd ..
+printf 'leak\\n' > ../../../../../nest/leak.txt",
+                ])
+                .cwd(tree.dir.clone()),
+        )
+        .await
+        .unwrap();
+    // While the agent lives (an attempt with a live pid and no status), nothing in its tree is
+    // moved: it could swap a directory for a symlink under our feet.
+    let attempt = workspace.path().join(".codex-remote/nest/agents/n/1");
+    std::fs::create_dir_all(&attempt).unwrap();
+    std::fs::write(attempt.join("pid"), std::process::id().to_string()).unwrap();
+    let _ = codex_remote_core::workspace::retrieve(transport.as_ref(), &tree).await;
+    let nested_git = workspace
+        .path()
+        .join(".codex-remote/nest/trees/0/nest/lib/.git");
+    assert!(nested_git.exists(), "a live agent's tree is left alone");
+    std::fs::write(attempt.join("status"), "0\n").unwrap();
+    let retrieved = codex_remote_core::workspace::retrieve(transport.as_ref(), &tree)
+        .await
+        .unwrap();
+    assert!(!nested_git.exists());
+    let parsed = ParsedPatch::parse(&retrieved.patch).unwrap();
+    let kinds: Vec<(&str, &str)> = parsed.files.iter().map(|c| (c.path(), c.kind())).collect();
+    assert_eq!(
+        kinds,
+        [("lib/a.txt", "added"), ("lib/inner/b.txt", "added")],
+        "the nested repositories' files, not gitlinks"
+    );
+    assert_eq!(retrieved.outside, ["?? leak.txt"]);
+    assert!(workspace.path().join("nest/leak.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_runs_baseline_is_collected_from_the_mirror() {
+    let (workspace, layout, transport) = local_host("gc");
+    let local = tempfile::tempdir().unwrap();
+    // Enough objects that `git gc --auto` (with gc.auto=1 below) finds loose ones to pack: it
+    // samples objects/17/, which these contents fill with three blobs.
+    for i in 0..1200 {
+        write(
+            local.path(),
+            &format!("f/{i}.txt"),
+            format!("file {i}\n").as_bytes(),
+        );
+    }
+    let request = PushRequest {
+        local_root: local.path().into(),
+        remote_dir: layout.mirror.clone(),
+        lock: layout.lock(),
+        settings: settings(),
+    };
+    let syncer = syncer_for(transport.clone());
+    syncer.push(&request, None).await.unwrap();
+    let first = prepare_run(transport.as_ref(), &layout, "g1", &[])
+        .await
+        .unwrap();
+    remove_run(transport.as_ref(), &layout, "g1").await.unwrap();
+    // Collect at once (and in the foreground) from now on.
+    let mirror = workspace.path().join("gc");
+    for (key, value) in [
+        ("gc.auto", "1"),
+        ("gc.autoDetach", "false"),
+        ("gc.pruneExpire", "now"),
+    ] {
+        git_in(&mirror, &["config", key, value]);
+    }
+    write(local.path(), "f/0.txt", b"changed\n");
+    syncer.push(&request, None).await.unwrap();
+    let second = prepare_run(transport.as_ref(), &layout, "g2", &[])
+        .await
+        .unwrap();
+    assert_ne!(first.baseline, second.baseline);
+    remove_run(transport.as_ref(), &layout, "g2").await.unwrap();
+    let exists = |object: &str| {
+        std::process::Command::new("git")
+            .args(["cat-file", "-e", object])
+            .current_dir(&mirror)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!exists(&first.baseline), "the first baseline was collected");
+    assert!(exists(&second.baseline), "the mirror's HEAD stays");
+    assert!(
+        std::fs::read_dir(mirror.join(".git/objects/pack"))
+            .unwrap()
+            .count()
+            > 0,
+        "loose objects were packed"
     );
 }

@@ -351,3 +351,66 @@ impl Executor for FakeExecutor {
         Ok(())
     }
 }
+
+/// An agent that runs one shell command in the run's tree (through the transport, so over a
+/// real sshd too) when launched, and is finished at once: a stand-in for Codex when only the
+/// change matters.
+#[derive(Debug, Clone)]
+pub struct ShellAgent {
+    script: String,
+}
+
+impl ShellAgent {
+    /// The agent that runs `script` with `sh -c`.
+    pub fn new(script: &str) -> Self {
+        Self {
+            script: script.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for ShellAgent {
+    async fn launch(
+        &self,
+        transport: &dyn Transport,
+        _agent_dir: &str,
+        request: &ExecRequest,
+    ) -> Result<u32, TransportError> {
+        let spec = codex_remote_core::transport::CommandSpec::new("sh")
+            .args(["-c", &self.script])
+            .cwd(request.dir.clone());
+        transport.run_checked(spec).await?;
+        Ok(1)
+    }
+
+    async fn follow(
+        &self,
+        _transport: &dyn Transport,
+        _agent_dir: &str,
+        _offset: u64,
+        _events: mpsc::Sender<ExecEvent>,
+    ) -> Result<FollowEnd, TransportError> {
+        Ok(FollowEnd {
+            status: Some(ExitStatus::Code(0)),
+            vanished: false,
+            stderr: String::new(),
+        })
+    }
+
+    async fn probe(
+        &self,
+        _transport: &dyn Transport,
+        _agent_dir: &str,
+    ) -> Result<AgentState, TransportError> {
+        Ok(AgentState::Finished { code: 0 })
+    }
+
+    async fn cancel(
+        &self,
+        _transport: &dyn Transport,
+        _agent_dir: &str,
+    ) -> Result<(), TransportError> {
+        Ok(())
+    }
+}

@@ -275,45 +275,97 @@ impl FakeTransport {
                 FakeOutput::ok("version 0 codex-cli 0.169.0\nlogin 0 Logged in using ChatGPT\n")
             }
             ("sh", _) if spec.name == Some(script_names::PREPARE_RUN) => {
-                // The run's tree starts as a copy of the mirror (without its .git); the
-                // baseline is a fixed commit id.
-                let [mirror, _lock, run, _id, ..] = positional else {
+                // Leases the lowest free slot (`<trees>/<n>.lease/run` holds the run id); its
+                // tree becomes a copy of the mirror (without its .git); the baseline is a fixed
+                // commit id.
+                let [mirror, _lock, trees, name, id, ..] = positional else {
                     return Some(FakeOutput::fail(2, "prepare-run: too few arguments\n"));
                 };
                 let mirror = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), mirror));
-                let run = FakeFs::resolve(spec.cwd.as_deref(), run);
+                let trees = FakeFs::resolve(spec.cwd.as_deref(), trees);
+                let slot = (0u32..)
+                    .find(|n| !fs.files.contains_key(&format!("{trees}/{n}.lease/run")))
+                    .expect("a free slot");
+                fs.files.insert(
+                    format!("{trees}/{slot}.lease/run"),
+                    format!("{id}\n").into(),
+                );
+                let tree = format!("{trees}/{slot}/{name}");
+                fs.files
+                    .retain(|path, _| !path.starts_with(&format!("{tree}/")));
                 let copies: Vec<(String, Vec<u8>)> = fs
                     .files
                     .iter()
                     .filter_map(|(path, data)| {
                         let relative = path.strip_prefix(&mirror)?;
                         (!relative.starts_with(".git/"))
-                            .then(|| (format!("{run}/{relative}"), data.clone()))
+                            .then(|| (format!("{tree}/{relative}"), data.clone()))
                     })
                     .collect();
                 fs.files.extend(copies);
-                FakeOutput::ok(format!("{FAKE_BASELINE}\n"))
+                FakeOutput::ok(format!("{slot} {FAKE_BASELINE}\n"))
             }
             ("sh", _) if spec.name == Some(script_names::RETRIEVE_PATCH) => {
-                let [run, _baseline] = positional else {
-                    return Some(FakeOutput::fail(
-                        2,
-                        "retrieve-patch: run dir and baseline\n",
-                    ));
+                // Pooled (tree, baseline, mirror, slot, run id) or pre-pooling (run dir, baseline).
+                let (tree, lease) = match positional {
+                    [tree, _baseline, _mirror, slot, id] => (tree, Some((slot, id))),
+                    [tree, _baseline] => (tree, None),
+                    _ => {
+                        return Some(FakeOutput::fail(
+                            2,
+                            "retrieve-patch: tree, baseline, mirror, slot, run id\n",
+                        ))
+                    }
                 };
-                let run = FakeFs::resolve(spec.cwd.as_deref(), run);
-                let patch = format!("{run}/{}", crate::executor::FAKE_PATCH_FILE);
+                if let Some((slot, id)) = lease {
+                    let lease = format!("{}.lease/run", FakeFs::resolve(spec.cwd.as_deref(), slot));
+                    if fs.files.get(&lease).map(Vec::as_slice) != Some(format!("{id}\n").as_bytes())
+                    {
+                        return Some(FakeOutput::fail(
+                            3,
+                            "codex-remote: run no longer holds its tree\n",
+                        ));
+                    }
+                }
+                let tree = FakeFs::resolve(spec.cwd.as_deref(), tree);
+                let patch = format!("{tree}/{}", crate::executor::FAKE_PATCH_FILE);
                 FakeOutput::ok(fs.files.get(&patch).cloned().unwrap_or_default())
             }
             ("sh", _) if spec.name == Some(script_names::REMOVE_RUN) => {
-                let [_mirror, run, _id, agents] = positional else {
-                    return Some(FakeOutput::fail(2, "remove-run: four arguments\n"));
+                let [_mirror, trees, id, agents, legacy] = positional else {
+                    return Some(FakeOutput::fail(2, "remove-run: five arguments\n"));
                 };
-                let run = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), run));
+                let trees = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), trees));
                 let agents = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), agents));
-                fs.files
-                    .retain(|path, _| !path.starts_with(&run) && !path.starts_with(&agents));
+                let legacy = format!("{}/", FakeFs::resolve(spec.cwd.as_deref(), legacy));
+                let held = format!("{id}\n");
+                fs.files.retain(|path, data| {
+                    let lease = path.starts_with(&trees)
+                        && path.ends_with(".lease/run")
+                        && *data == held.as_bytes();
+                    !lease && !path.starts_with(&agents) && !path.starts_with(&legacy)
+                });
                 FakeOutput::ok("")
+            }
+            ("sh", _) if spec.name == Some(script_names::PRUNE_TREES) => {
+                let [trees, ..] = positional else {
+                    return Some(FakeOutput::fail(2, "prune-trees: too few arguments\n"));
+                };
+                let trees = FakeFs::resolve(spec.cwd.as_deref(), trees);
+                let mut idle: Vec<String> = fs
+                    .files
+                    .keys()
+                    .filter_map(|p| p.strip_prefix(&format!("{trees}/"))?.split('/').next())
+                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|n| !fs.files.contains_key(&format!("{trees}/{n}.lease/run")))
+                    .map(str::to_string)
+                    .collect();
+                idle.dedup();
+                for n in &idle {
+                    let slot = format!("{trees}/{n}/");
+                    fs.files.retain(|path, _| !path.starts_with(&slot));
+                }
+                FakeOutput::ok(idle.iter().map(|n| format!("{n}\n")).collect::<String>())
             }
             ("env", []) => {
                 let mut out = String::new();

@@ -16,7 +16,7 @@ pub mod podman;
 pub mod sshd;
 pub mod suite;
 
-pub use executor::{AgentEnd, FakeAttempt, FakeExecutor, Gate, FAKE_PATCH_FILE};
+pub use executor::{AgentEnd, FakeAttempt, FakeExecutor, Gate, ShellAgent, FAKE_PATCH_FILE};
 pub use fake::{FakeOutput, FakeTransport};
 pub use sshd::Sshd;
 

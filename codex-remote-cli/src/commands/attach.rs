@@ -1,5 +1,8 @@
 //! `attach`, `status`, `logs` and `cancel`: working with runs whose agent lives on the host.
 
+use codex_remote_core::events::CodexEvent;
+use codex_remote_core::runs::Phase;
+use codex_remote_core::EventKind;
 use tokio::sync::mpsc;
 
 use super::{progress, Context};
@@ -7,18 +10,35 @@ use crate::cli::{LogsArgs, RunRefArgs, StatusArgs};
 use crate::error::CliError;
 use crate::{exit, output};
 
+/// The run id a reference (`last`, `last~N` or an id) names.
+fn run_id(ctx: &Context, reference: &str) -> Result<String, CliError> {
+    super::runref::resolve(&ctx.project(None).runs(), reference)
+}
+
 pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
+    let run = run_id(ctx, &args.run)?;
     let engine = ctx.engine(ctx.config()?);
-    let mut handle = engine.attach(&args.run).await?;
+    let mut handle = engine.attach(&run).await?;
+    let host = handle.host().to_string();
     let display = tokio::spawn(progress::render(
         handle.events(),
         progress::Mode::for_context(ctx),
         ctx.verbose,
     ));
-    let result = handle.wait().await;
+    // Ctrl-C detaches: the agent goes on, and `attach` resumes where this stopped.
+    let result = tokio::select! {
+        result = handle.wait() => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let Some(result) = result else {
+        engine.close().await;
+        eprintln!("{}", super::interrupt::detached(&run, &host));
+        return Ok(exit::INTERRUPTED);
+    };
     let _ = display.await;
     engine.close().await;
-    super::run::print_summary(ctx, &result?.summary, None)?;
+    let result = result.map_err(|e| super::hints::name_run(e.into(), Some(&run)))?;
+    super::run::print_summary(ctx, &result.summary, None)?;
     Ok(exit::OK)
 }
 
@@ -33,6 +53,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         )
         .await;
     };
+    let run = run_id(ctx, &run)?;
     let engine = ctx.engine(ctx.config()?);
     let status = engine.status(&run).await;
     engine.close().await;
@@ -44,10 +65,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
     let record = &status.run;
     let mut text = format!(
         "run       {}\ntask      {}\nhost      {}\nphase     {}\n",
-        record.id,
-        record.task_id,
-        record.host,
-        record.phase.to_string()
+        record.id, record.task_id, record.host, record.phase
     );
     text.push_str(&format!(
         "created   {}\nupdated   {}\n",
@@ -72,12 +90,24 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
     if let Some(agent) = &status.agent {
         text.push_str(&format!(
             "agent     {}\n",
-            serde_json::to_value(agent)
-                .map(|v| v.to_string())
-                .unwrap_or_default()
+            super::watch::model::agent_words(agent, &record.id)
         ));
     }
     text.push_str(&format!("events    {} recorded\n", status.events_recorded));
+    let events = std::fs::read_to_string(
+        ctx.project(None)
+            .runs()
+            .run_dir(&record.id)
+            .join("events.jsonl"),
+    )
+    .unwrap_or_default();
+    let last_words = events
+        .lines()
+        .rev()
+        .find_map(|l| super::watch::model::describe(&CodexEvent::parse(l)));
+    if let Some(last) = last_words {
+        text.push_str(&format!("last      {last}\n"));
+    }
     if let Some(applied) = &record.applied_at {
         text.push_str(&format!("applied   {applied}\n"));
     }
@@ -89,6 +119,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
 }
 
 pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
+    let run = run_id(ctx, &args.run)?;
     // Following needs the host; replaying the record needs no config at all.
     let config = if args.follow {
         ctx.config()?
@@ -104,7 +135,38 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
         progress::Mode::Stdout
     };
     let display = tokio::spawn(progress::render(Some(rx), mode, ctx.verbose.max(1)));
-    let result = engine.logs(&args.run, args.follow, tx).await;
+    let project = ctx.project(None);
+    let record = project.runs().load(&run)?;
+    let result = if args.follow {
+        // Ctrl-C detaches: the agent goes on.
+        tokio::select! {
+            result = engine.logs(&run, true, tx) => result,
+            _ = tokio::signal::ctrl_c() => {
+                engine.close().await;
+                eprintln!("{}", super::interrupt::detached(&run, &record.host));
+                return Ok(exit::INTERRUPTED);
+            }
+        }
+    } else {
+        let result = engine.logs(&run, false, tx.clone()).await;
+        if result.is_ok() && record.phase == Phase::Running && record.attempt > 0 {
+            // A detached run: what its agent wrote so far, though nobody recorded it yet.
+            match super::snapshot::unrecorded_events(ctx, &project, &record).await {
+                Ok(more) => {
+                    for line in more {
+                        let codex = CodexEvent::parse(&line);
+                        let _ = tx.send(EventKind::Codex { codex }.into()).await;
+                    }
+                }
+                Err(e) if !ctx.json => {
+                    eprintln!("codex-remote: showing the recorded events only: {e}")
+                }
+                Err(_) => {}
+            }
+        }
+        drop(tx);
+        result
+    };
     let _ = display.await;
     engine.close().await;
     result?;
@@ -112,8 +174,9 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
 }
 
 pub async fn cancel(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
+    let run = run_id(ctx, &args.run)?;
     let engine = ctx.engine(ctx.config()?);
-    let record = engine.cancel(&args.run).await;
+    let record = engine.cancel(&run).await;
     engine.close().await;
     let record = record?;
     if ctx.json {

@@ -1,6 +1,6 @@
 //! `codex-remote checkpoint SPEC.md --item TEXT [--run RUN]`.
 
-use codex_remote_core::checkpoint::{mark_checkpoint, CheckpointOutcome};
+use codex_remote_core::{mark_checkpoint, CheckpointOutcome};
 
 use super::Context;
 use crate::cli::CheckpointArgs;
@@ -8,7 +8,11 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub fn run(ctx: &Context, args: CheckpointArgs) -> Result<i32, CliError> {
-    let outcome = mark_checkpoint(&args.spec, &args.item, args.run.as_deref())
+    let run = match &args.run {
+        Some(run) => Some(super::runref::resolve(&ctx.project(None).runs(), run)?),
+        None => None,
+    };
+    let outcome = mark_checkpoint(&args.spec, &args.item, run.as_deref())
         .map_err(|e| CliError::Core(e.into()))?;
     if ctx.json {
         output::print_json(

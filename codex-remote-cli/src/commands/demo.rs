@@ -148,7 +148,7 @@ fn demo_config(codex: &Path, codex_home: &Path, workspace: &Path) -> Result<Conf
     let bin_dir = codex.parent().unwrap_or(Path::new("."));
     let shell_init = format!(
         "export PATH={}:\"$PATH\"",
-        codex_remote_core::shell::quote(&bin_dir.display().to_string())
+        codex_remote_core::shell_quote(&bin_dir.display().to_string())
     );
     let text = format!(
         "[hosts.local]\nworkspace = {}\nshell_init = {}\n[hosts.local.env]\nCODEX_HOME = {}\n",

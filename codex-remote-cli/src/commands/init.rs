@@ -11,6 +11,7 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub fn run(ctx: &Context, args: InitArgs) -> Result<i32, CliError> {
+    let project_file = args.path.is_none() && !args.user;
     let path: PathBuf = match (args.path, args.user) {
         (Some(path), _) => path,
         (None, true) => user_config_path().ok_or_else(|| {
@@ -55,10 +56,60 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<i32, CliError> {
             }
         }
     })?;
+    // The project's run records and locks stay out of git.
+    let ignored = if project_file {
+        ignore_records(&dir)?
+    } else {
+        None
+    };
     if ctx.json {
-        output::print_json(&serde_json::json!({ "written": path }))?;
+        output::print_json(&serde_json::json!({ "written": path, "gitignore": ignored }))?;
     } else if !ctx.quiet {
-        output::print_text(&format!("wrote {}\n", path.display()))?;
+        let mut text = format!("wrote {}\n", path.display());
+        if let Some(gitignore) = &ignored {
+            text.push_str(&format!(
+                "added {RECORDS_ENTRY} to {}\n",
+                gitignore.display()
+            ));
+        }
+        output::print_text(&text)?;
     }
     Ok(exit::OK)
+}
+
+/// The `.gitignore` line that keeps the project's run records and locks out of git.
+const RECORDS_ENTRY: &str = ".codex-remote/";
+
+/// Adds [`RECORDS_ENTRY`] to `dir/.gitignore` (creating it) unless a line already ignores the
+/// directory; returns the file when it was changed. Its other bytes are kept.
+fn ignore_records(dir: &std::path::Path) -> Result<Option<PathBuf>, CliError> {
+    let path = dir.join(".gitignore");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(CliError::io(format!("reading {}", path.display()))(e)),
+    };
+    let present = text.lines().any(|l| {
+        matches!(
+            l.trim(),
+            ".codex-remote"
+                | ".codex-remote/"
+                | "/.codex-remote"
+                | "/.codex-remote/"
+                | ".codex-remote/*"
+                | ".codex-remote/**"
+        )
+    });
+    if present {
+        return Ok(None);
+    }
+    let mut new = text;
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    new.push_str(RECORDS_ENTRY);
+    new.push('\n');
+    codex_remote_core::atomic::write_atomic(&path, new.as_bytes())
+        .map_err(CliError::io(format!("writing {}", path.display())))?;
+    Ok(Some(path))
 }

@@ -7,16 +7,22 @@ pub mod demo;
 pub mod diff;
 pub mod doctor;
 pub mod exec;
+pub mod hints;
 pub mod init;
+pub mod interrupt;
 pub mod orchestrate;
 pub mod plan;
 pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod runref;
 pub mod runs;
 pub mod schema;
+pub mod scope;
 pub mod skill;
+pub mod snapshot;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -27,7 +33,7 @@ use codex_remote_core::transport::ssh::SshOptions;
 use crate::cli::{Cli, TaskArgs};
 use crate::error::CliError;
 
-pub use codex_remote_core::engine::ENV_SSH_CONFIG;
+pub use codex_remote_core::ENV_SSH_CONFIG;
 
 /// What every command may need, resolved lazily so that `schema` works with a broken config.
 pub struct Context {
@@ -72,10 +78,17 @@ impl Context {
         Ok(self.loader.load()?)
     }
 
+    /// The project at the working directory (see `find_project_root`): its run records, for
+    /// resolving `last` and for `watch`.
+    pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
+        let root = codex_remote_core::plan::find_project_root(&self.cwd);
+        codex_remote_core::pipeline::Project::new(&root, name)
+    }
+
     /// The engine for the project at the working directory (see `find_project_root`),
     /// reaching hosts with this command's ssh options.
     pub fn engine(&self, config: Config) -> codex_remote_core::Engine {
-        let root = codex_remote_core::plan::find_project_root(&self.cwd);
+        let root = codex_remote_core::find_project_root(&self.cwd);
         codex_remote_core::Engine::new(config, root)
             .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
     }
@@ -118,7 +131,12 @@ pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
         (None, Some(prompt), Some(task_type)) => TaskSource::Prompt {
             prompt: prompt.clone(),
             task_type,
-            files: args.files.clone(),
+            files: {
+                let cwd = std::env::current_dir()
+                    .map_err(CliError::io("cannot read the current directory"))?;
+                let root = codex_remote_core::plan::find_project_root(&cwd);
+                scope::resolve(&root, &cwd, &args.files)?
+            },
         },
         _ => {
             return Err(CliError::Usage(

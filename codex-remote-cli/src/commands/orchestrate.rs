@@ -1,7 +1,7 @@
 //! `codex-remote orchestrate task_plan.json [--hosts H1,H2] [--parallel N] [--fail-fast]`.
 
 use codex_remote_core::events::{CodexEvent, ItemKind};
-use codex_remote_core::orchestrate::OrchestrateOptions;
+use codex_remote_core::OrchestrateOptions;
 use codex_remote_core::{Event, EventKind};
 use tokio::sync::mpsc;
 
@@ -20,6 +20,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     let engine = ctx.engine(config);
     let mut run = engine.run_options();
     run.allow_restricted = args.allow_restricted;
+    run.allow_held_back = args.allow_held_back;
     run.keep = args.keep;
     if let Some(retries) = args.retries {
         run.retries = retries;
@@ -37,17 +38,16 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
         result = engine.orchestrate(&args.plan, &hosts, options, Some(tx)) => Some(result),
         _ = tokio::signal::ctrl_c() => None,
     };
-    let _ = display.await;
+    let resumed = display.await.unwrap_or_default();
     engine.close().await;
     let Some(result) = result else {
-        eprintln!("interrupted: runs in progress keep going on their hosts; run the same command again to pick up where this stopped");
+        eprintln!("{}", super::interrupt::orchestrate_detached(&args.plan));
         return Ok(exit::INTERRUPTED);
     };
     let summary = result?;
     if ctx.json {
-        let mut value = serde_json::to_value(&summary).expect("serialisable");
-        value["event"] = "summary".into();
-        println!("{value}");
+        let event = Event::from(EventKind::OrchestrateSummary(summary.clone()));
+        output::print_text(&format!("{}\n", progress::json_line(&event)))?;
     } else if !ctx.quiet {
         let mut text = format!("{} completed", summary.completed.len());
         if !summary.failed.is_empty() {
@@ -64,8 +64,29 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
             "tokens {}\n",
             super::run::render_usage(&summary.usage)
         ));
-        for (task, reason) in summary.failed.iter().chain(&summary.not_applied) {
+        for (task, run) in &resumed {
+            text.push_str(&format!(
+                "  {task}: resumed run {run} from an interrupted orchestration\n"
+            ));
+        }
+        for (task, reason) in &summary.failed {
             text.push_str(&format!("  {task}: {reason}\n"));
+        }
+        let plan = codex_remote_core::taskplan::TaskPlan::load(&args.plan).ok();
+        for (task, reason) in &summary.not_applied {
+            text.push_str(&format!("  {task}: {reason}\n"));
+            let run = plan.as_ref().and_then(|p| {
+                p.task(task)
+                    .ok()?
+                    .get("run_id")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+            if let Some(run) = run {
+                text.push_str(&format!(
+                    "    review it with `codex-remote diff {run}`, apply it with `codex-remote pull {run} --apply`\n"
+                ));
+            }
         }
         output::print_text(&text)?;
     }
@@ -80,14 +101,18 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
 
 /// One line per task on a terminal (kept up to date), plain lines otherwise, JSON Lines with
 /// --json (our run events, each with its `task_id`).
-async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) {
+async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) -> Vec<(String, String)> {
+    let mut resumed = Vec::new();
     let multi = (mode == progress::Mode::Tty).then(indicatif::MultiProgress::new);
     let mut bars: std::collections::BTreeMap<String, indicatif::ProgressBar> = Default::default();
     let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:20} {elapsed:>4} {msg}")
         .expect("valid template");
     while let Some(event) = rx.recv().await {
+        if let EventKind::Resumed { run_id } = &event.kind {
+            resumed.push((event.task_id.clone().unwrap_or_default(), run_id.clone()));
+        }
         if mode == progress::Mode::Json {
-            println!("{}", progress::json_line(&event));
+            let _ = output::print_line(&progress::json_line(&event));
             continue;
         }
         let task_id = event.task_id.clone().unwrap_or_default();
@@ -114,6 +139,7 @@ async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) {
             None => {}
         }
     }
+    resumed
 }
 
 /// The one-line view of a task's event.

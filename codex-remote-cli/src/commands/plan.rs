@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use codex_remote_core::host::HostKind;
-use codex_remote_core::plan::{PlanOverrides, RunPlan};
+use codex_remote_core::{PlanOverrides, RunPlan};
 
 use super::{load_task, Context};
 use crate::cli::PlanArgs;

@@ -56,7 +56,8 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
     let mut current = String::new();
     while let Some(event) = rx.recv().await {
         if mode == Mode::Json {
-            println!("{}", json_line(&event));
+            // A closed stdout does not stop the run: the record keeps every event.
+            let _ = crate::output::print_line(&json_line(&event));
             continue;
         }
         let line: Option<String> = match &event.kind {
@@ -140,7 +141,8 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
                     None
                 }
                 CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
-                CodexEvent::Error { message } if verbose > 0 => Some(format!("codex: {message}")),
+                // Codex's own notices ("Reconnecting... 2/5 (...)") say why a run is slow.
+                CodexEvent::Error { message } => Some(format!("codex: {message}")),
                 _ => None,
             },
             _ => None,
@@ -156,7 +158,9 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
                 ));
             }
             (None, Some(line)) if mode == Mode::Plain => eprintln!("{line}"),
-            (None, Some(line)) if mode == Mode::Stdout => println!("{line}"),
+            (None, Some(line)) if mode == Mode::Stdout => {
+                let _ = crate::output::print_line(&line);
+            }
             _ => {}
         }
     }

@@ -1,4 +1,4 @@
-//! `codex-remote pull RUN [--apply] [--allow-restricted] [--keep]`.
+//! `codex-remote pull RUN [--apply] [--allow-restricted | --skip-restricted] [--allow-held-back] [--keep]`.
 
 use codex_remote_core::ApplyOptions;
 
@@ -9,42 +9,65 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let engine = ctx.engine(ctx.config()?);
+    let run = super::runref::resolve(&ctx.project(None).runs(), &args.run)?;
     let result = if args.apply {
         let options = ApplyOptions {
             allow_restricted: args.allow_restricted,
+            allow_held_back: args.allow_held_back,
+            skip_restricted: args.skip_restricted,
             keep: args.keep,
         };
-        engine
-            .apply(&args.run, &options)
-            .await
-            .map(|a| (a.run_id, a.patch_path, a.files, a.remote_removed))
+        engine.apply(&run, &options).await
     } else {
         engine
-            .retrieve(&args.run)
+            .retrieve(&run)
             .await
-            .map(|d| (d.run_id, d.patch_path, d.files, false))
+            .map(|d| codex_remote_core::engine::Applied {
+                run_id: d.run_id,
+                patch_path: d.patch_path,
+                files: d.files,
+                ..Default::default()
+            })
     };
     engine.close().await;
-    let (run_id, patch_path, files, removed) = result?;
+    let pulled = result.map_err(|e| super::hints::name_run(e.into(), Some(&run)))?;
     if ctx.json {
         output::print_json(&serde_json::json!({
-            "run_id": run_id,
-            "patch": patch_path,
+            "run_id": pulled.run_id,
+            "patch": pulled.patch_path,
             "applied": args.apply,
-            "remote_removed": removed,
-            "files": files,
+            "remote_removed": pulled.remote_removed,
+            "files": pulled.files,
+            "warnings": pulled.warnings,
+            "skipped": pulled.skipped,
+            "checkpoint": pulled.checkpoint,
         }))?;
     } else if !ctx.quiet {
-        let mut text = output::render_stat(&files);
+        let mut text = output::render_stat(&pulled.files);
+        text.push_str(&output::render_taken_warnings(&pulled.warnings));
+        if !pulled.skipped.is_empty() {
+            text.push_str(&format!(
+                "skipped restricted file(s): {} (their changes stay in {})\n",
+                pulled.skipped.join(", "),
+                pulled.patch_path.display()
+            ));
+        }
+        if let Some(codex_remote_core::checkpoint::CheckpointOutcome::Marked { line }) =
+            &pulled.checkpoint
+        {
+            text.push_str(&format!("ticked the checklist item (line {line})\n"));
+        }
         if args.apply {
             text.push_str(&format!(
-                "applied run {run_id} to {}\n",
+                "applied run {} to {}\n",
+                pulled.run_id,
                 engine.root().display()
             ));
         } else {
             text.push_str(&format!(
-                "patch stored in {} (apply with `codex-remote pull {run_id} --apply`)\n",
-                patch_path.display(),
+                "patch stored in {} (apply with `codex-remote pull {} --apply`)\n",
+                pulled.patch_path.display(),
+                pulled.run_id
             ));
         }
         output::print_text(&text)?;

@@ -7,13 +7,17 @@ use crate::cli::{SchemaArgs, SchemaKind};
 use crate::error::CliError;
 use crate::{exit, output};
 
-pub fn run(_ctx: &Context, args: SchemaArgs) -> Result<i32, CliError> {
+pub fn run(ctx: &Context, args: SchemaArgs) -> Result<i32, CliError> {
     let schema = match args.kind {
         SchemaKind::Task => schema::task_schema(),
         SchemaKind::Config => schema::config_schema(),
         SchemaKind::Plan => schema::plan_schema(),
         SchemaKind::Events => schema::events_schema(),
     };
-    output::print_json(&schema)?;
+    if ctx.json {
+        output::print_json(&schema)?;
+    } else {
+        output::print_json_document(&schema)?;
+    }
     Ok(exit::OK)
 }

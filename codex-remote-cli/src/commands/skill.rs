@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, args: SkillArgs) -> Result<i32, CliError> {
     let dir = ctx.cwd.join(dir).join("codex-remote");
     std::fs::create_dir_all(&dir).map_err(CliError::io(format!("creating {}", dir.display())))?;
     let path = dir.join("SKILL.md");
-    codex_remote_core::atomic::write_atomic(&path, text.as_bytes())
+    codex_remote_core::write_atomic(&path, text.as_bytes())
         .map_err(CliError::io(format!("writing {}", path.display())))?;
     if !ctx.quiet {
         eprintln!("wrote {}", path.display());
@@ -131,7 +131,7 @@ pub fn render() -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "## What is restricted");
     let _ = writeln!(out);
-    let restricted = codex_remote_core::policy::RestrictedFiles::default();
+    let restricted = codex_remote_core::RestrictedFiles::default();
     let _ = writeln!(
         out,
         "- Restricted files never enter the agent's context and a result that changes them is refused (exit 6) unless the user passes `--allow-restricted`: {} by default (`[restricted] files` in the config).",

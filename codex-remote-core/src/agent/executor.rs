@@ -41,6 +41,17 @@ pub struct ExecRequest {
     /// interrupted); not recorded: it belongs to one attempt.
     #[serde(skip)]
     pub resume_thread: Option<String>,
+    /// End the run when the agent shows no progress (no event) for this long; `None` never.
+    /// Records made before this setting existed get the default.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: Option<Duration>,
+}
+
+/// The default `stall_timeout`: 10 minutes.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn default_stall_timeout() -> Option<Duration> {
+    Some(DEFAULT_STALL_TIMEOUT)
 }
 
 /// One line of the agent's output: verbatim and parsed.
@@ -94,6 +105,13 @@ pub enum ExecFailure {
     AgentVanished {
         /// What is known.
         message: String,
+    },
+    /// The agent showed no progress (no event) for `stall_timeout` and was ended.
+    Stalled {
+        /// How long it was silent.
+        after_secs: u64,
+        /// Codex's last notice (such as "Reconnecting... 2/5 (...)"), when it gave one.
+        last_notice: Option<String>,
     },
     /// Codex exited unsuccessfully without saying why.
     Exited {
@@ -224,7 +242,7 @@ fn capped(secs: f64) -> Option<Duration> {
 
 /// How an agent run ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ExecOutcome {
+pub(crate) struct ExecOutcome {
     /// Codex's exit status.
     pub status: ExitStatus,
     /// The thread id (to resume).
@@ -241,7 +259,7 @@ pub struct ExecOutcome {
 
 /// Accumulates what a run's events say: thread, usage, last message, reported files, failure.
 #[derive(Debug, Clone, Default)]
-pub struct OutcomeBuilder {
+pub(crate) struct OutcomeBuilder {
     outcome: Option<ExecOutcome>,
     usage: crate::events::UsageTally,
 }
@@ -403,7 +421,9 @@ impl CodexExecutor {
                 "--cd",
                 ".",
             ])
-            .args(["--sandbox", &request.sandbox]);
+            .args(["--sandbox", &request.sandbox])
+            // The run tree's own git directory: writable, so the agent's git commands work.
+            .args(["-c", crate::workspace::TREE_GIT_WRITABLE]);
         if let Some(effort) = &request.model.reasoning_effort {
             spec = spec
                 .arg("-c")
@@ -417,14 +437,16 @@ impl CodexExecutor {
     }
 
     /// The command that resumes a thread of `request`'s agent: `codex exec resume --json -m
-    /// MODEL`, the reasoning effort, the request's extra arguments (translated where `exec
+    /// MODEL`, the run tree's writable `.git` (as [`Self::command`]), the reasoning effort, the request's extra arguments (translated where `exec
     /// resume` lacks the option: `--sandbox M` becomes `-c sandbox_mode="M"`; `--cd` and
     /// `--profile` are dropped), and last `-c sandbox_mode="MODE"` (`exec resume` has no `-s`
     /// and no `-C`: the sandbox is pinned by config, last so it wins, and it runs from the run's
     /// directory). The thread id and `-` (prompt on stdin) come after, on the host.
     pub fn resume_command(codex: &str, request: &ExecRequest) -> CommandSpec {
-        let mut spec =
-            CommandSpec::new(codex).args(["exec", "resume", "--json", "-m", &request.model.model]);
+        let mut spec = CommandSpec::new(codex)
+            .args(["exec", "resume", "--json", "-m", &request.model.model])
+            // As for the first launch: the run tree's own git directory stays writable.
+            .args(["-c", crate::workspace::TREE_GIT_WRITABLE]);
         if let Some(effort) = &request.model.reasoning_effort {
             spec = spec
                 .arg("-c")
@@ -478,22 +500,30 @@ pub const CONTINUE_AFTER_INTERRUPTION: &str = "Your previous turn was interrupte
 const DEFAULT_MAX_WAIT_SECS: u64 = 6 * 3600;
 
 /// Starts the supervisor detached (systemd-run --user where the user manager runs, so that
-/// logind's KillUserProcesses does not end it at logout; else setsid nohup). Args: agent dir,
-/// agent script, resume script, resume-at script, max wait (s), thread to resume first (or
-/// empty), its prompt, the prompt after a usage limit, the supervisor's own script; stdin: the
-/// instruction. Prints the
+/// logind's KillUserProcesses does not end it at logout; else setsid nohup). The supervisor
+/// ([`SUPERVISE_SCRIPT`]) marks its environment with the attempt's random marker (inherited by
+/// the agent and everything it starts, whatever process group or session they move to, so
+/// `cancel` can find them all). Args: agent dir, agent script, resume script, resume-at script,
+/// max wait (s), thread to resume first (or empty), its prompt, the prompt after a usage limit,
+/// the supervisor's own script, the sandbox mode; stdin: the instruction. Prints the
 /// supervisor's pid.
 const LAUNCH_SCRIPT: &str = r#"set -e
 dir=$1; script=$2; resume=$3; at_script=$4; max_wait=$5; first=$6; prompt=$7; limit_prompt=$8; supervise=$9; sandbox=${10}
 mkdir -p -- "$dir"
-mkdir -- "$dir/launched" 2>/dev/null || { echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75; }
+if ! err=$(mkdir -- "$dir/launched" 2>&1); then
+  [ -d "$dir/launched" ] || { printf '%s\n' "$err" >&2; exit 1; }
+  echo "codex-remote: this run's agent was already launched; attach to it instead" >&2; exit 75
+fi
 cat > "$dir/instruction"
 : > "$dir/events.jsonl"
+od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > "$dir/marker"
 # The agent script runs in the login shell, like every ssh command: the user's shell_init is
 # written for it (`source` is not POSIX).
 shell=${SHELL:-/bin/sh}
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
-  systemd-run --user --quiet --collect --unit="codex-remote-$(date +%s)-$$" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox"
+  unit="codex-remote-$(date +%s)-$$"
+  printf '%s\n' "$unit" > "$dir/unit"
+  systemd-run --user --quiet --collect --unit="$unit" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox"
 else
   setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox" >/dev/null 2>&1 < /dev/null &
 fi
@@ -513,6 +543,8 @@ cat "$dir/pid"
 const SUPERVISE_SCRIPT: &str = r#"dir=$1; script=$2; resume=$3; at_script=$4; shell=$5; max_wait=$6; thread=$7; prompt=$8; limit_prompt=$9; sandbox=${10}
 cat /proc/sys/kernel/random/boot_id > "$dir/boot_id" 2>/dev/null || rm -f "$dir/boot_id"
 echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"
+# The attempt's marker, inherited by Codex and everything it starts (see CANCEL_SCRIPT).
+CODEX_REMOTE_AGENT=$(cat "$dir/marker"); export CODEX_REMOTE_AGENT
 log=$dir/events.jsonl
 valid_thread() { case $1 in ''|*[!A-Za-z0-9-]*) return 1 ;; esac; }
 # Resumes thread $1 with the prompt $2, then checks in the thread's session file that every turn
@@ -625,65 +657,129 @@ fi
 echo "codex-remote-resume-at: $((now + 600)) fallback"
 "#;
 
-/// Prints events.jsonl from byte $2 on, following it while the supervisor lives; then a marker
-/// line, the exit status and the end of the agent's stderr, all on stdout so one ordered stream
-/// says where the events end.
-const FOLLOW_SCRIPT: &str = concat!(
-    alive_fn!(),
-    r#"dir=$1; from=$(($2 + 1))
-i=0
-while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-pid=$(cat "$dir/pid" 2>/dev/null || echo 0)
-if [ -e "$dir/status" ] || ! alive; then
-  tail -c +"$from" "$dir/events.jsonl"
+/// Shell functions shared by the follow, probe and cancel scripts. They expect `dir` (the agent
+/// dir) to be set, and set `pid` (the supervisor's) and `token` (the attempt's marker).
+///
+/// The agent has ended when its supervisor recorded a status: that is read first. Liveness is
+/// only the fallback, and a zombie counts as dead (it has exited; only its parent, often a PID 1
+/// that reaps late or never, has not collected it yet).
+const AGENT_FUNCTIONS: &str = r#"pid=$(cat "$dir/pid" 2>/dev/null || true)
+token=$(cat "$dir/marker" 2>/dev/null || true)
+# The agent dir is the agent's to write under danger-full-access: only a pid above 1 is a
+# supervisor (never `kill -- -1`, every process of the user), only hex is a marker (never a
+# pattern that matches other processes).
+case $pid in ''|*[!0-9]*) pid= ;; esac
+if [ -n "$pid" ] && [ "$pid" -le 1 ]; then pid=; fi
+case $token in *[!0-9a-f]*) token= ;; esac
+# same_boot: the host has not rebooted since the launch (where it has a boot id). After a reboot
+# nothing of the attempt runs, and its recorded pid may name an unrelated process by now: it is
+# never taken as alive nor signalled.
+booted=$(cat "$dir/boot_id" 2>/dev/null || true)
+same_boot() { [ -z "$booted" ] || [ "$booted" = "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" ]; }
+# alive PID: the process exists and is not a zombie.
+alive() {
+  case $1 in ''|*[!0-9]*) return 1 ;; esac
+  [ "$1" -gt 0 ] || return 1
+  if [ -r /proc/self/stat ]; then
+    s=
+    { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+    s=${s##*) }
+    case $s in Z*|X*|x*) return 1 ;; esac
+    return 0
+  fi
+  kill -s 0 "$1" 2>/dev/null || return 1
+  case $(ps -o stat= -p "$1" 2>/dev/null) in Z*) return 1 ;; esac
+  return 0
+}
+# marked: the pids of the live processes carrying this attempt's marker, wherever they moved.
+marked() {
+  [ -n "$token" ] && [ -r /proc/self/environ ] || return 0
+  grep -lzxF -e "CODEX_REMOTE_AGENT=$token" /proc/[0-9]*/environ 2>/dev/null | sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p'
+}
+# agent_alive: the supervisor, or a process of its group (Codex itself), still runs.
+agent_alive() {
+  same_boot || return 1
+  alive "$pid" && return 0
+  for p in $(marked); do
+    s=
+    { read -r s < "/proc/$p/stat"; } 2>/dev/null || continue
+    set -- ${s##*) }
+    [ "$3" = "$pid" ] && [ "$1" != Z ] && return 0
+  done
+  return 1
+}
+# live: no status recorded and the agent still runs.
+live() { [ ! -e "$dir/status" ] && agent_alive; }
+"#;
+
+/// Prints events.jsonl from byte $2 on, following it while the agent lives; then a marker line,
+/// how the agent stands (its exit status, `running` when only the stream stopped, or
+/// `vanished`) and the end of its stderr, all on stdout so one ordered stream says where the
+/// events end. The follow ends as soon as the status is recorded (a watcher polls it; `tail`
+/// stops when the watcher does, after reading the file to its end).
+const FOLLOW_SCRIPT: &str = r#"
+from=$(($2 + 1))
+if live; then
+  ( while live; do sleep 0.02; done ) & watcher=$!
+  tail -c +"$from" -s 0.01 --pid="$watcher" -f "$dir/events.jsonl"
+  kill "$watcher" 2>/dev/null
 else
-  tail -c +"$from" -s 0.01 --pid="$pid" -f "$dir/events.jsonl"
+  tail -c +"$from" "$dir/events.jsonl"
 fi
 printf '\n\036codex-remote-follow-end\n'
-cat "$dir/status" 2>/dev/null || echo vanished
+if [ -e "$dir/status" ]; then cat "$dir/status"
+elif agent_alive; then echo running
+elif [ -e "$dir/status" ]; then cat "$dir/status"
+else echo vanished; fi
 tail -c 4000 "$dir/stderr.log" 2>/dev/null || true
-"#
-);
+"#;
 
 /// The line that ends the event stream of a follow.
 const FOLLOW_END: &str = "\u{1e}codex-remote-follow-end";
 
-/// Prints `running PID`, `waiting PID RESUME_AT THREAD`, `finished CODE`, `vanished` or `not-started`.
-const PROBE_SCRIPT: &str = concat!(
-    alive_fn!(),
-    r#"dir=$1
+/// Prints `running PID`, `waiting PID RESUME_AT THREAD`, `finished CODE`, `vanished` or
+/// `not-started`.
+const PROBE_SCRIPT: &str = r#"
 if [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
-elif alive && [ -s "$dir/waiting" ]; then echo "waiting $(cat "$dir/pid") $(cat "$dir/waiting")"
-elif alive; then echo "running $(cat "$dir/pid")"
-elif [ -s "$dir/pid" ]; then echo vanished
+elif agent_alive; then
+  if [ -s "$dir/waiting" ]; then echo "waiting $pid $(cat "$dir/waiting")"; else echo "running $pid"; fi
+elif [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
+elif [ -n "$pid" ]; then echo vanished
 else echo not-started; fi
-"#
-);
+"#;
 
-/// Ends what is left of a vanished agent's process group (children that outlived the
-/// supervisor), so a relaunch never makes two live agents. Only within the boot that launched
-/// it: after a reboot the recorded pid may name an unrelated group, and nothing survived anyway.
-const KILL_VANISHED_SCRIPT: &str = concat!(
-    alive_fn!(),
-    r#"dir=$1
-same_boot || exit 0
-pg=$(cat "$dir/pid" 2>/dev/null)
-case $pg in ''|*[!0-9]*) exit 0 ;; esac
-set -- "$pg"
-"#
-);
-
-/// Whether the recorded supervisor lives: its pid answers, and (where the host has a boot id)
-/// the host has not rebooted since the launch, when a pid may name another process. Defines
-/// `same_boot` and `alive` for a script whose `$dir` is the agent directory.
-macro_rules! alive_fn {
-    () => {
-        r#"same_boot() { [ -s "$dir/boot_id" ] && [ "$(cat "$dir/boot_id")" = "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" ]; }
-alive() { [ -s "$dir/pid" ] && kill -s 0 "$(cat "$dir/pid")" 2>/dev/null && { [ ! -s "$dir/boot_id" ] || same_boot; }; }
-"#
-    };
+/// Ends every process of the attempt: the supervisor's process group, its systemd unit (its
+/// cgroup) when it runs under `systemd-run --user`, and every process that carries the attempt's
+/// marker (children that left the group or the session: `setsid`, `nohup cmd &`, daemons).
+/// TERM, up to 2 s, then KILL until none is left; fails, naming the survivors, if any remain.
+const CANCEL_SCRIPT: &str = r#"
+unit=$(cat "$dir/unit" 2>/dev/null || true)
+case $unit in codex-remote-[0-9]*) ;; *) unit= ;; esac
+same_boot || { pid=; unit=; }
+signal() {
+  if [ -n "$pid" ]; then kill -s "$1" -- "-$pid" 2>/dev/null || true; fi
+  if [ -n "$unit" ]; then systemctl --user kill --signal="$1" -- "$unit" >/dev/null 2>&1 || true; fi
+  for p in $(marked); do kill -s "$1" "$p" 2>/dev/null || true; done
 }
-use alive_fn;
+remaining() { alive "$pid" || [ -n "$(marked)" ]; }
+signal TERM
+i=0
+while remaining && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+i=0
+while remaining && [ "$i" -lt 40 ]; do signal KILL; sleep 0.05; i=$((i + 1)); done
+if remaining; then
+  echo "processes of the agent survived SIGKILL: $pid $(marked)" >&2
+  exit 1
+fi
+"#;
+
+/// One of the scripts above with the shared functions first; `$1` is the agent dir.
+fn agent_dir_script(name: &'static str, body: &str, dir: &str, args: &[&str]) -> CommandSpec {
+    let script = format!("dir=$1\n{AGENT_FUNCTIONS}{body}");
+    let mut all = vec![dir];
+    all.extend_from_slice(args);
+    agent_script(name, &script, &all)
+}
 
 fn agent_script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
     CommandSpec::script(body, args).named(name).cwd("~")
@@ -776,10 +872,11 @@ impl Executor for CodexExecutor {
     ) -> Result<FollowEnd, TransportError> {
         let dir = crate::layout::home_relative(agent_dir);
         let mut process = transport
-            .spawn(agent_script(
+            .spawn(agent_dir_script(
                 script_names::FOLLOW_AGENT,
                 FOLLOW_SCRIPT,
-                &[dir, &offset.to_string()],
+                dir,
+                &[&offset.to_string()],
             ))
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
@@ -866,7 +963,7 @@ impl Executor for CodexExecutor {
         let dir = crate::layout::home_relative(agent_dir);
         let output = crate::transport::TransportExt::run_checked(
             transport,
-            agent_script(script_names::PROBE_AGENT, PROBE_SCRIPT, &[dir]),
+            agent_dir_script(script_names::PROBE_AGENT, PROBE_SCRIPT, dir, &[]),
         )
         .await?;
         let text = output.stdout_text();
@@ -897,27 +994,12 @@ impl Executor for CodexExecutor {
         transport: &dyn Transport,
         agent_dir: &str,
     ) -> Result<(), TransportError> {
-        match self.probe(transport, agent_dir).await? {
-            AgentState::Running { pid } | AgentState::Waiting { pid, .. } => {
-                let spec =
-                    CommandSpec::script(crate::transport::KILL_GROUP_SCRIPT, &[&pid.to_string()])
-                        .named(script_names::KILL_GROUP);
-                crate::transport::TransportExt::run_checked(transport, spec).await?;
-            }
-            AgentState::Vanished => {
-                let script = format!(
-                    "{KILL_VANISHED_SCRIPT}{}",
-                    crate::transport::KILL_GROUP_SCRIPT
-                );
-                let dir = crate::layout::home_relative(agent_dir);
-                crate::transport::TransportExt::run_checked(
-                    transport,
-                    agent_script(script_names::KILL_VANISHED, &script, &[dir]),
-                )
-                .await?;
-            }
-            AgentState::NotStarted | AgentState::Finished { .. } => {}
-        }
+        let dir = crate::layout::home_relative(agent_dir);
+        crate::transport::TransportExt::run_checked(
+            transport,
+            agent_dir_script(script_names::CANCEL_AGENT, CANCEL_SCRIPT, dir, &[]),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -954,7 +1036,7 @@ fn classify_exit(status: ExitStatus, stderr: &str) -> ExecFailure {
 
 /// The delay before retry number `attempt` (0-based): exponential from `initial`, capped at
 /// `max`, with jitter in [50%, 100%] so that parallel runs do not retry in lockstep.
-pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
     let exponential = initial
         .saturating_mul(2u32.saturating_pow(attempt.min(16)))
         .min(max);
@@ -1219,6 +1301,7 @@ mod tests {
             timeout: None,
             max_wait_secs: None,
             resume_thread: None,
+            stall_timeout: None,
         };
         let spec = CodexExecutor::command("codex", &request);
         assert_eq!(
@@ -1232,6 +1315,8 @@ mod tests {
                 ".",
                 "--sandbox",
                 "workspace-write",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[\".git\"]",
                 "-c",
                 "model_reasoning_effort=\"high\"",
                 "--skip-git-repo-check",
@@ -1267,6 +1352,8 @@ mod tests {
                 "--json",
                 "-m",
                 "gpt-5.3-codex",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[\".git\"]",
                 "-c",
                 "model_reasoning_effort=\"high\"",
                 "-c",

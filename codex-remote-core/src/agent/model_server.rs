@@ -89,7 +89,24 @@ struct State {
 pub struct ScriptedModelServer {
     port: u16,
     state: Arc<Mutex<State>>,
+    gate: Arc<Gate>,
     listener: TcpListener,
+}
+
+/// Replies wait while the gate is held (tests hold the model to freeze a run at a known point).
+#[derive(Default)]
+struct Gate {
+    held: Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    fn pass(&self) {
+        let mut held = self.held.lock().unwrap();
+        while *held {
+            held = self.changed.wait(held).unwrap();
+        }
+    }
 }
 
 impl ScriptedModelServer {
@@ -131,19 +148,23 @@ impl ScriptedModelServer {
         }));
         let accept = listener.try_clone()?;
         let shared = state.clone();
+        let gate = Arc::new(Gate::default());
+        let shared_gate = gate.clone();
         std::thread::spawn(move || {
             for stream in accept.incoming() {
                 let Ok(stream) = stream else { break };
                 // The listener is shut down by a connection carrying this marker.
                 let shared = shared.clone();
+                let gate = shared_gate.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &shared);
+                    let _ = serve(stream, &shared, &gate);
                 });
             }
         });
         Ok(ScriptedModelServer {
             port,
             state,
+            gate,
             listener,
         })
     }
@@ -156,6 +177,18 @@ impl ScriptedModelServer {
     /// Adds a fixed delay before every reply (to make runs take measurable time).
     pub fn set_delay(&self, delay: Duration) {
         self.state.lock().unwrap().delay = delay;
+    }
+
+    /// Holds every reply not yet sent until [`ScriptedModelServer::release`]: the agents wait
+    /// on the model, so a run stays where it is.
+    pub fn hold(&self) {
+        *self.gate.held.lock().unwrap() = true;
+    }
+
+    /// Lets held replies (and all later ones) go.
+    pub fn release(&self) {
+        *self.gate.held.lock().unwrap() = false;
+        self.gate.changed.notify_all();
     }
 
     /// Every request body received, parsed.
@@ -200,7 +233,7 @@ impl Drop for ScriptedModelServer {
     }
 }
 
-fn serve(stream: TcpStream, state: &Arc<Mutex<State>>) -> std::io::Result<()> {
+fn serve(stream: TcpStream, state: &Arc<Mutex<State>>, gate: &Gate) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
@@ -243,6 +276,7 @@ fn serve(stream: TcpStream, state: &Arc<Mutex<State>>) -> std::io::Result<()> {
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
+        gate.pass();
         let response = match reply {
             Reply::UsageLimit { resets_in_seconds } => {
                 let now = std::time::SystemTime::now()

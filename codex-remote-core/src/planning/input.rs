@@ -161,6 +161,16 @@ pub(crate) fn nearest<'a>(
         .map(|(_, c)| c)
 }
 
+/// For serde's ``unknown field `x`, expected one of `a`, `b` `` message: the expected field
+/// closest to `x`, if one is close enough.
+pub(crate) fn nearest_expected_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let (_, expected) = rest.split_once("expected")?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    nearest(unknown, candidates).map(str::to_string)
+}
+
 /// Removes a trailing ` at line N column M` (or `, line N column M`) that serde_yaml and friends
 /// append to messages, since [`InputError`] carries the position itself.
 pub(crate) fn strip_position_suffix(message: &str) -> &str {
@@ -182,6 +192,25 @@ pub(crate) fn strip_position_suffix(message: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_fields_get_the_nearest_expected_one() {
+        assert_eq!(
+            nearest_expected_field(
+                "unknown field `requirments`, expected one of `id`, `title`, `requirements`"
+            )
+            .as_deref(),
+            Some("requirements")
+        );
+        assert_eq!(
+            nearest_expected_field("unknown field `fils`, expected `files`").as_deref(),
+            Some("files")
+        );
+        assert_eq!(
+            nearest_expected_field("unknown field `zzzzzz`, expected `id` or `title`"),
+            None
+        );
+    }
 
     #[test]
     fn line_column_counts_characters_not_bytes() {

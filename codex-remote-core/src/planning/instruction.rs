@@ -40,19 +40,21 @@ pub fn standards_file(entry: &str) -> Option<&str> {
     .then_some(path)
 }
 
-/// Renders the instruction for `task`, to be carried out in `working_directory` on the host.
+/// What the instruction says about where the agent works: Codex runs in the run's own tree
+/// on the host (a pool slot, not known until the run is prepared, and never the host's mirror),
+/// so the instruction names the current directory rather than a path.
+pub const WORKING_DIRECTORY: &str =
+    "the current directory (the project's root, a git repository); make every change there";
+
+/// Renders the instruction for `task`.
 ///
 /// ```
 /// use codex_remote_core::{instruction::render, policy::RestrictedFiles, task::TaskSpec};
 /// let task = TaskSpec::parse_str("id: t\ntitle: Add a flag\ntype: feature\nrequirements: [Add --verbose]\n", "t.yaml").unwrap();
-/// let instruction = render(&task, "~/workspace/app", &RestrictedFiles::default());
-/// assert!(instruction.text.starts_with("TASK: Add a flag\n\nCONTEXT:\n- Working directory: ~/workspace/app\n"));
+/// let instruction = render(&task, &RestrictedFiles::default());
+/// assert!(instruction.text.starts_with("TASK: Add a flag\n\nCONTEXT:\n- Working directory: the current directory (the project's root, a git repository); make every change there\n"));
 /// ```
-pub fn render(
-    task: &TaskSpec,
-    working_directory: &str,
-    restricted: &RestrictedFiles,
-) -> Instruction {
+pub fn render(task: &TaskSpec, restricted: &RestrictedFiles) -> Instruction {
     let (files, excluded_files) = restricted.partition(&task.scope.files);
     let (context, excluded_context) = restricted.partition(&task.context);
     let excluded = excluded_files
@@ -73,10 +75,7 @@ pub fn render(
     out.push_str("TASK: ");
     out.push_str(&one_line(&task.title));
     out.push_str("\n\nCONTEXT:\n");
-    bullet(
-        &mut out,
-        &format!("Working directory: {}", one_line(working_directory)),
-    );
+    bullet(&mut out, &format!("Working directory: {WORKING_DIRECTORY}"));
     labelled_list(&mut out, "Files", files.iter().map(|s| s.as_str()));
     let mut constraints: Vec<String> = task
         .standards

@@ -109,7 +109,7 @@ impl ModelEntry {
 
 /// The seed workflow's table: latest model for building, deep reasoning for debugging, the small
 /// model for quick work.
-pub fn builtin_model(task_type: TaskType) -> &'static str {
+pub(crate) fn builtin_model(task_type: TaskType) -> &'static str {
     match task_type {
         TaskType::Feature | TaskType::Refactor | TaskType::Migration | TaskType::TestGen => {
             "gpt-5.3-codex"

@@ -77,7 +77,7 @@ pub fn plan(
     });
     let project = task.project_name(project_root);
     let remote_dir = host.project_dir(&project);
-    let instruction = instruction::render(&task, &remote_dir, &restricted);
+    let instruction = instruction::render(&task, &restricted);
     Ok(RunPlan {
         task,
         model,
@@ -137,6 +137,8 @@ pub struct PlanReport<'a> {
     pub restricted: &'a [String],
     /// The exact instruction text.
     pub instruction: &'a str,
+    /// The checklist item ticked once the result is applied (`{file, item}`), or null.
+    pub checkpoint: Option<&'a crate::task::Checkpoint>,
 }
 
 impl RunPlan {
@@ -164,6 +166,7 @@ impl RunPlan {
             excluded: &self.instruction.excluded,
             restricted: &self.restricted,
             instruction: &self.instruction.text,
+            checkpoint: self.task.checkpoint.as_ref(),
         }
     }
 

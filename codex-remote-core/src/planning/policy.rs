@@ -104,6 +104,70 @@ impl RestrictedFiles {
     }
 }
 
+/// Paths a result may never change, whatever the config says: codex-remote's own state and the
+/// config files it reads from the project.
+///
+/// Protected: any path with a `.codex-remote` or `.git` component, any file named
+/// `codex-remote.toml` (the project file is looked for from the working directory upwards, so
+/// one in a subdirectory is read too), and every config file that was actually loaded and lies
+/// inside the project. Names are compared without regard to case, since a case-insensitive file
+/// system maps `.Codex-Remote` onto `.codex-remote`.
+///
+/// ```
+/// use codex_remote_core::policy::ProtectedPaths;
+/// let protected = ProtectedPaths::default();
+/// assert!(protected.is_protected(".codex-remote/runs/zz/run.json"));
+/// assert!(protected.is_protected("sub/codex-remote.toml"));
+/// assert!(protected.is_protected("a/.GIT/config"));
+/// assert!(!protected.is_protected("src/codex-remote.rs"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtectedPaths {
+    /// Loaded config files inside the project, project-relative with `/` separators.
+    extra: Vec<String>,
+}
+
+/// Directory names a result may never write into, at any depth.
+pub const PROTECTED_DIRS: [&str; 2] = [".codex-remote", ".git"];
+
+impl ProtectedPaths {
+    /// The fixed set plus every file of `config_sources` that lies under `root`.
+    pub fn for_project(root: &std::path::Path, config_sources: &[std::path::PathBuf]) -> Self {
+        let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let extra = config_sources
+            .iter()
+            .filter_map(|source| {
+                let source = source.canonicalize().unwrap_or_else(|_| source.clone());
+                let relative = source.strip_prefix(&canonical_root).ok()?;
+                let parts: Vec<String> = relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                Some(parts.join("/"))
+            })
+            .collect();
+        Self { extra }
+    }
+
+    /// Whether a project-relative path (`/`-separated) is protected.
+    pub fn is_protected(&self, path: &str) -> bool {
+        let path = path.trim_start_matches("./");
+        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let dir_hit = components
+            .iter()
+            .any(|c| PROTECTED_DIRS.iter().any(|d| c.eq_ignore_ascii_case(d)));
+        let name_hit = components
+            .last()
+            .is_some_and(|name| name.eq_ignore_ascii_case(crate::config::PROJECT_FILE));
+        dir_hit
+            || name_hit
+            || self
+                .extra
+                .iter()
+                .any(|extra| extra.eq_ignore_ascii_case(&components.join("/")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +196,39 @@ mod tests {
         let (kept, excluded) = policy.partition(&entries);
         assert_eq!(kept, vec!["src/a.ts", "*.json"]);
         assert_eq!(excluded, vec!["package.json"]);
+    }
+
+    #[test]
+    fn protected_paths_cover_tool_state_and_loaded_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("conf")).unwrap();
+        std::fs::write(dir.path().join("conf/user.toml"), "").unwrap();
+        let protected = ProtectedPaths::for_project(
+            dir.path(),
+            &[
+                dir.path().join("conf/user.toml"),
+                std::path::PathBuf::from("/elsewhere/config.toml"),
+            ],
+        );
+        for path in [
+            ".codex-remote/runs/zz/run.json",
+            "./.codex-remote",
+            "codex-remote.toml",
+            "deep/sub/Codex-Remote.TOML",
+            ".git/hooks/pre-commit",
+            "vendor/.git/config",
+            "conf/user.toml",
+        ] {
+            assert!(protected.is_protected(path), "{path}");
+        }
+        for path in [
+            "src/a.rs",
+            "codex-remote.toml.bak",
+            ".codex-remotes/x",
+            "conf/other.toml",
+        ] {
+            assert!(!protected.is_protected(path), "{path}");
+        }
     }
 
     #[test]

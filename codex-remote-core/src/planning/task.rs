@@ -353,7 +353,7 @@ impl TaskSpec {
             .to_string();
         let task = TaskSpec {
             schema: None,
-            id: format!("prompt-{:08x}", fnv1a(prompt.as_bytes()) as u32),
+            id: prompt_slug(&prompt),
             title,
             task_type,
             model: None,
@@ -571,8 +571,11 @@ fn located(
         .field(path)
         .at_opt(position);
     if message.starts_with("unknown field") {
-        error =
-            error.hint("remove it or check its spelling; the task file schema lists every field");
+        error = error.hint(match input::nearest_expected_field(message) {
+            Some(near) => format!("did you mean `{near}`? the task file schema lists every field"),
+            None => "remove it or check its spelling; the task file schema lists every field"
+                .to_string(),
+        });
     } else if message.starts_with("missing field") {
         error = error.hint("add it; see docs/task-file.md");
     } else if message.starts_with("invalid type") {
@@ -581,11 +584,30 @@ fn located(
     error
 }
 
-/// A small stable hash for derived ids (not for security).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// The id of a one-off prompt's task: its first words, lower-cased and joined by `-` (at most
+/// 6 words and 40 characters), so run ids read (`fix-the-login-redirect-20260101-…`); `prompt`
+/// when it has no ASCII letters or digits.
+pub fn prompt_slug(prompt: &str) -> String {
+    let mut slug = String::new();
+    let words = prompt
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(6);
+    for word in words {
+        let word = word.to_ascii_lowercase();
+        if !slug.is_empty() && slug.len() + 1 + word.len() > 40 {
+            break;
+        }
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.extend(word.chars().take(40));
+    }
+    if slug.is_empty() {
+        "prompt".to_string()
+    } else {
+        slug
+    }
 }
 
 /// Where a task comes from: a file (or `-`), or the command line.
@@ -670,6 +692,23 @@ mod tests {
             TaskSpec::parse_str(json, "t.json").unwrap(),
             TaskSpec::parse_str(GOOD, "t.yaml").unwrap()
         );
+    }
+
+    #[test]
+    fn prompt_ids_are_slugs_of_the_prompt() {
+        assert_eq!(
+            prompt_slug("Fix the login redirect!"),
+            "fix-the-login-redirect"
+        );
+        assert_eq!(
+            prompt_slug("Refactor src/auth.ts to async/await, keep the API and the tests"),
+            "refactor-src-auth-ts-to-async"
+        );
+        assert_eq!(prompt_slug("ünïcødé $(rm -rf /)"), "n-c-d-rm-rf");
+        assert_eq!(prompt_slug("日本語"), "prompt");
+        assert_eq!(prompt_slug(&"x".repeat(100)), "x".repeat(40));
+        let task = TaskSpec::from_prompt("Bump a to 2", TaskType::QuickFix, vec![]).unwrap();
+        assert_eq!(task.id, "bump-a-to-2");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::atomic::write_atomic;
 
 /// What marking did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckpointOutcome {
     /// The item was ticked (1-based line).

@@ -2,6 +2,7 @@
 //! ([`patch`]), checklist ticks ([`checkpoint`]) and task_plan.json ([`taskplan`]).
 
 pub mod checkpoint;
+pub(crate) mod json_edit;
 pub mod patch;
 pub mod runs;
 pub mod taskplan;

@@ -34,6 +34,20 @@ pub enum Phase {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// The result was retrieved but refused (restricted or protected files, a conflict with
+    /// local changes, a result held back): nothing applied; `error` says why. `pull RUN --apply`
+    /// can still take it once the cause is fixed.
+    Refused,
+}
+
+impl Phase {
+    /// Whether the run is over (nothing of it runs on the host any more).
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Phase::Completed | Phase::Failed | Phase::Cancelled | Phase::Refused
+        )
+    }
 }
 
 /// One run, as recorded locally.
@@ -60,10 +74,10 @@ pub struct RunRecord {
     /// When the result was applied locally (RFC 3339).
     #[serde(default)]
     pub applied_at: Option<String>,
-    /// Whether the remote tree has been removed.
+    /// Whether the run gave its remote tree back (returned to the pool, or removed).
     #[serde(default)]
     pub remote_removed: bool,
-    /// Why it failed, when it did.
+    /// Why it failed or was refused, when it was.
     #[serde(default)]
     pub error: Option<String>,
     /// The agent attempt in progress or last made (1-based; 0 before launch).
@@ -85,6 +99,66 @@ pub struct RunRecord {
     /// Tokens used so far, over every attempt and resume.
     #[serde(default)]
     pub usage: crate::events::Usage,
+    /// What about the result deserves the user's attention (set when it is retrieved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<RunWarning>,
+}
+
+/// Something about a run's result that is not a clean success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunWarning {
+    /// `changed-outside-tree` (files changed in the host's mirror during the run: not part of
+    /// the result, and the next push overwrites them) or `claimed-changes-missing` (the agent
+    /// reported changing files but its tree has no changes).
+    pub kind: String,
+    /// What happened and what to do, in words.
+    pub message: String,
+    /// The files concerned (at most 50).
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl From<crate::patch::Warning> for RunWarning {
+    fn from(w: crate::patch::Warning) -> Self {
+        RunWarning {
+            kind: w.kind,
+            message: w.message,
+            paths: w.paths,
+        }
+    }
+}
+
+impl RunWarning {
+    /// Files changed in the mirror, from `git status --porcelain` lines.
+    pub fn changed_outside_tree(mirror: &str, status_lines: &[String]) -> Self {
+        let paths: Vec<String> = status_lines
+            .iter()
+            .map(|l| l.get(3..).unwrap_or(l).to_string())
+            .collect();
+        Self {
+            kind: "changed-outside-tree".into(),
+            message: format!(
+                "{} file(s) changed in the host's mirror {mirror} during the run, outside the run's tree: they are not part of the result and the next push overwrites them (the agent must work in its current directory)",
+                paths.len()
+            ),
+            paths,
+        }
+    }
+
+    /// The agent reported changing `claimed` files, yet its tree has no changes.
+    pub fn claimed_changes_missing(claimed: &[String]) -> Self {
+        let mut paths = claimed.to_vec();
+        paths.dedup();
+        paths.truncate(50);
+        Self {
+            kind: "claimed-changes-missing".into(),
+            message: format!(
+                "the agent reported changing {} file(s), but its tree has no changes (it may have written outside its tree, or stashed or reverted its edits)",
+                paths.len()
+            ),
+            paths,
+        }
+    }
 }
 
 /// How a run finishes once its agent is done.
@@ -94,6 +168,9 @@ pub struct FinishOptions {
     pub apply: bool,
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive.
+    #[serde(default)]
+    pub allow_held_back: bool,
     /// Keep the host tree after applying.
     pub keep: bool,
     /// Retries of a rate-limited agent.

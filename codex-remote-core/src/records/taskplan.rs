@@ -1,10 +1,11 @@
 //! The orchestration file `task_plan.json`: entries `{"task_id", "executor": "codex-remote",
 //! "instruction", "status"}` in a top-level array or under a `tasks` key.
 //!
-//! Updates keep every unknown field and the order of keys, are written atomically, and take an
-//! exclusive lock (`task_plan.json.lock`) around read-modify-write so concurrent writers never
-//! lose each other's updates. A malformed plan is an error naming line and column; the file is
-//! left untouched.
+//! Updates keep every unknown field, the order of keys and the file's own formatting (only the
+//! changed values' bytes change), are written atomically, and take an exclusive lock around
+//! read-modify-write so concurrent writers never lose each other's updates. The lock lives in the
+//! project's `.codex-remote/locks/`, never beside the user's files. A malformed plan is an error
+//! naming line and column; the file is left untouched.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,12 @@ pub struct TaskPlanEntry {
     /// A task file (relative to the plan) to run instead of a raw instruction.
     #[serde(default)]
     pub task_file: Option<String>,
+    /// The task type of an `instruction` entry (default `feature`); it picks the model.
+    #[serde(default, rename = "type")]
+    pub task_type: Option<crate::task::TaskType>,
+    /// The model of an `instruction` entry, overriding the model table.
+    #[serde(default)]
+    pub model: Option<String>,
     /// pending | running | completed | failed.
     pub status: String,
     /// Written by codex-remote: the run id.
@@ -124,13 +131,22 @@ fn parse(path: &Path, text: &str) -> Result<Value, InputError> {
 impl TaskPlan {
     /// Reads and checks a plan.
     pub fn load(path: &Path) -> Result<Self, InputError> {
+        Self::load_text(path).map(|(plan, _)| plan)
+    }
+
+    fn load_text(path: &Path) -> Result<(Self, String), InputError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             InputError::new(
                 path.display().to_string(),
                 format!("cannot read the plan: {e}"),
             )
         })?;
-        let value = parse(path, &text)?;
+        let plan = Self::from_text(path, &text)?;
+        Ok((plan, text))
+    }
+
+    fn from_text(path: &Path, text: &str) -> Result<Self, InputError> {
+        let value = parse(path, text)?;
         Ok(Self {
             path: path.to_path_buf(),
             value,
@@ -206,7 +222,7 @@ pub fn update_task(
     task_id: &str,
     update: impl FnOnce(&mut Map<String, Value>),
 ) -> Result<(), crate::Error> {
-    let lock_path = lock_path(path);
+    let lock_path = lock_path(path)?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -220,7 +236,7 @@ pub fn update_task(
         context: format!("locking {}", lock_path.display()),
         source,
     })?;
-    let mut plan = TaskPlan::load(path)?;
+    let (mut plan, text) = TaskPlan::load_text(path)?;
     plan.task(task_id)?;
     let entry = plan
         .entries_mut()
@@ -228,8 +244,26 @@ pub fn update_task(
         .filter_map(Value::as_object_mut)
         .find(|t| t["task_id"] == task_id)
         .expect("checked above");
+    let before = entry.clone();
     update(entry);
-    write_atomic(path, &plan.render()).map_err(|source| crate::Error::Io {
+    let mut changes: Vec<(String, Option<Value>)> = entry
+        .iter()
+        .filter(|(k, v)| before.get(k.as_str()) != Some(v))
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    changes.extend(
+        before
+            .keys()
+            .filter(|k| !entry.contains_key(k.as_str()))
+            .map(|k| (k.clone(), None)),
+    );
+    // In place, keeping the file's own formatting; a pretty rewrite only if the text defeats
+    // that (it cannot for a plan that parsed, but a rewrite is still a true plan).
+    let new_text = crate::json_edit::edit_object(&text, |root| find_entry(root, task_id), &changes)
+        .filter(|t| TaskPlan::from_text(path, t).is_ok())
+        .map(String::into_bytes)
+        .unwrap_or_else(|| plan.render());
+    write_atomic(path, &new_text).map_err(|source| crate::Error::Io {
         context: format!("writing {}", path.display()),
         source,
     })?;
@@ -322,6 +356,45 @@ pub fn settle(
     })
 }
 
+/// The entry object with this `task_id` in the document's syntax tree.
+fn find_entry<'b, 'a>(
+    root: &'b jsonc_parser::ast::Value<'a>,
+    task_id: &str,
+) -> Option<&'b jsonc_parser::ast::Object<'a>> {
+    let entries = match root {
+        jsonc_parser::ast::Value::Array(array) => &array.elements,
+        jsonc_parser::ast::Value::Object(object) => &object.get_array("tasks")?.elements,
+        _ => return None,
+    };
+    entries.iter().find_map(|e| {
+        let object = e.as_object()?;
+        (object.get_string("task_id")?.value == task_id).then_some(object)
+    })
+}
+
+/// The plan's lock: `<project>/.codex-remote/locks/<plan path in the project, `/` as `%`>.lock`,
+/// so no lock file is ever left beside the user's files.
+fn lock_path(path: &Path) -> Result<PathBuf, crate::Error> {
+    let absolute = std::fs::canonicalize(path).map_err(|source| crate::Error::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    let dir = absolute.parent().unwrap_or(Path::new("/"));
+    let root = crate::plan::find_project_root(dir);
+    let relative = absolute.strip_prefix(&root).unwrap_or(&absolute);
+    let name: String = relative
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c == '/' { '%' } else { c })
+        .collect();
+    let locks = root.join(".codex-remote/locks");
+    std::fs::create_dir_all(&locks).map_err(|source| crate::Error::Io {
+        context: format!("creating {}", locks.display()),
+        source,
+    })?;
+    Ok(locks.join(format!("{name}.lock")))
+}
+
 /// Keeps an entry true once a run stops: `completed` when it succeeded, `failed` with the
 /// reason when it failed or was cancelled; left `running` when only the connection was lost
 /// (the agent goes on, and attaching picks it up). The one rule `run --plan`, `attach` and
@@ -349,12 +422,6 @@ pub fn settle_run<T>(
             })
         }
     }
-}
-
-fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    path.with_file_name(name)
 }
 
 #[cfg(test)]
@@ -389,6 +456,57 @@ mod tests {
         );
         assert!(text.contains("\"version\": 2") && text.ends_with("}\n"));
         assert!(text.contains("\"status\": \"running\"") && text.contains("\"run_id\": \"r1\""));
+    }
+
+    #[test]
+    fn updates_keep_the_files_own_formatting_and_leave_no_lock_beside_it() {
+        for indent in ["  ", "    ", "\t"] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("codex-remote.toml"), "").unwrap();
+            std::fs::create_dir(dir.path().join("plans")).unwrap();
+            let path = dir.path().join("plans/task_plan.json");
+            let i = indent;
+            let original = format!(
+                "{{\n{i}\"version\": 2,\n{i}\"tasks\": [\n{i}{i}{{\n{i}{i}{i}\"zeta\": 1,\n{i}{i}{i}\"task_id\": \"a\",\n{i}{i}{i}\"executor\": \"codex-remote\",\n{i}{i}{i}\"instruction\": \"TASK: A\",\n{i}{i}{i}\"status\": \"pending\"\n{i}{i}}},\n{i}{i}{{ \"task_id\": \"b\", \"executor\": \"human\", \"status\": \"pending\" }}\n{i}]\n}}"
+            );
+            std::fs::write(&path, &original).unwrap();
+            mark_running(&path, "a", Some("a-run")).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expected = original.replace(
+                "\"status\": \"pending\"\n",
+                &format!("\"status\": \"running\",\n{i}{i}{i}\"started_at\": \"STAMP\",\n{i}{i}{i}\"run_id\": \"a-run\"\n"),
+            );
+            let stamp = TaskPlan::load(&path).unwrap().task("a").unwrap()["started_at"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert_eq!(text, expected.replace("STAMP", &stamp), "indent {indent:?}");
+            // No final newline before, none after; the single-line entry keeps its line.
+            settle(&path, "b", Some("b-run"), Err("boom")).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.ends_with('\n'));
+            assert!(
+                text.contains("{ \"task_id\": \"b\", \"executor\": \"human\", \"status\": \"failed\", \"run_id\": \"b-run\", \"finished_at\": \""),
+                "{text}"
+            );
+            // Back to running: `error` and `finished_at` go, with their commas.
+            mark_running(&path, "b", None).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.contains("{ \"task_id\": \"b\", \"executor\": \"human\", \"status\": \"running\", \"run_id\": \"b-run\", \"started_at\": \""),
+                "{text}"
+            );
+            serde_json::from_str::<Value>(&text).unwrap();
+            let beside: Vec<_> = std::fs::read_dir(dir.path().join("plans"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(beside, vec![std::ffi::OsString::from("task_plan.json")]);
+            assert!(dir
+                .path()
+                .join(".codex-remote/locks/plans%task_plan.json.lock")
+                .exists());
+        }
     }
 
     #[test]

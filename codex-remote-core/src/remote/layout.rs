@@ -3,7 +3,11 @@
 //! ```text
 //! <workspace>/<project>/                         the mirror: what `push` syncs (plus its .git, ours)
 //! <workspace>/.codex-remote/<project>/lock       serialises pushes and run preparation
-//! <workspace>/.codex-remote/<project>/runs/<id>/ one isolated working tree per run
+//! <workspace>/.codex-remote/<project>/trees/<n>/<project>/  run tree n of the project's pool
+//! <workspace>/.codex-remote/<project>/trees/<n>.lease/       held while a run uses tree n
+//! <workspace>/.codex-remote/<project>/trees/<n>.index        our index of tree n (not the agent's)
+//! <workspace>/.codex-remote/<project>/trees/<n>.nested/      nested repositories' git dirs, set aside
+//! <workspace>/.codex-remote/<project>/agents/<id>/<attempt>/ one agent attempt's pid, events, status
 //! ```
 //!
 //! Paths may start with `~/` (the host user's home). Commands that take them run with the home
@@ -19,6 +23,8 @@ pub struct RemoteLayout {
     pub mirror: String,
     /// `<workspace>/.codex-remote/<project>`.
     pub state_dir: String,
+    /// The project's name (the last component of the mirror and of each run tree).
+    pub project: String,
 }
 
 impl RemoteLayout {
@@ -29,13 +35,14 @@ impl RemoteLayout {
     /// let host = Config::builtin().host(Some("penguin")).unwrap();
     /// let layout = RemoteLayout::new(&host, "myapp");
     /// assert_eq!(layout.mirror, "~/workspace/myapp");
-    /// assert_eq!(layout.run_dir("r1"), "~/workspace/.codex-remote/myapp/runs/r1");
+    /// assert_eq!(layout.tree_dir(0), "~/workspace/.codex-remote/myapp/trees/0/myapp");
     /// ```
     pub fn new(host: &HostSpec, project: &str) -> Self {
         let workspace = host.workspace.trim_end_matches('/');
         Self {
             mirror: format!("{workspace}/{project}"),
             state_dir: format!("{workspace}/.codex-remote/{project}"),
+            project: project.to_string(),
         }
     }
 
@@ -44,7 +51,17 @@ impl RemoteLayout {
         format!("{}/lock", self.state_dir)
     }
 
-    /// The directory holding every run's tree.
+    /// The pool of run trees.
+    pub fn trees_dir(&self) -> String {
+        format!("{}/trees", self.state_dir)
+    }
+
+    /// Run tree `slot` of the pool: where Codex runs (named after the project).
+    pub fn tree_dir(&self, slot: u32) -> String {
+        format!("{}/{slot}/{}", self.trees_dir(), self.project)
+    }
+
+    /// Where runs prepared before run trees were pooled kept their tree (removed on release).
     pub fn runs_dir(&self) -> String {
         format!("{}/runs", self.state_dir)
     }
@@ -55,7 +72,7 @@ impl RemoteLayout {
         format!("{}/agents/{run_id}/{attempt}", self.state_dir)
     }
 
-    /// One run's working tree.
+    /// One run's working tree, as runs prepared before run trees were pooled had it.
     pub fn run_dir(&self, run_id: &str) -> String {
         format!("{}/{run_id}", self.runs_dir())
     }

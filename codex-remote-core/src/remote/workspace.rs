@@ -1,63 +1,208 @@
-//! Run workspaces on the host: each run gets its own working tree made from the mirror, with a
-//! baseline commit recording exactly what was pushed, so the run's change can be computed
-//! precisely afterwards and two runs never see each other's edits.
+//! Run workspaces on the host: a small pool of run trees per project, each a plain directory
+//! with its own git repository inside it, moved to a run's baseline touching only the files
+//! that differ, so the run's change can be computed precisely afterwards and two runs never see
+//! each other's edits.
 //!
 //! The mirror holds a private git repository (`<mirror>/.git`, never pushed from the local side).
-//! Preparing a run commits the mirror as the baseline, pins it with
-//! `refs/codex-remote/runs/<id>`, and adds a detached `git worktree` for the run. Retrieving is
-//! one command that stages everything in the run's tree and prints the binary diff against the
-//! baseline: one round trip, with work proportional to the change (git's index makes unchanged
-//! files a stat, not a read).
+//! Preparing a run commits the mirror as the baseline (a parentless commit, pinned by
+//! `refs/codex-remote/runs/<id>`, so a baseline is unreachable, and collectable, once its run
+//! is removed), takes the lowest free slot of the pool (`<state>/trees/<n>`, leased by an atomic
+//! `mkdir <n>.lease`), and moves the slot's tree to the baseline with the mirror's repository and
+//! the slot's own index (`<n>.index`, outside the tree): `git read-tree -u --reset` rewrites only
+//! the files whose stat differs, `git clean` removes what the last run left. The first run of a
+//! slot checks out every file; a reused slot costs a stat per file plus the change.
+//!
+//! The tree then gets a fresh git repository of its own (`<tree>/.git`: HEAD at the baseline,
+//! the slot's index, the mirror's objects borrowed through `objects/info/alternates`), so the
+//! agent's `git add`, `git commit`, `git stash` work inside the only directory it may write
+//! (the launcher makes that `.git` writable in Codex's sandbox, which otherwise keeps a
+//! workspace's top-level `.git` read-only).
+//!
+//! The agent controls everything inside its tree, that `.git` included (its config, hooks,
+//! HEAD, branches). So none of our git commands ever read it: preparation and retrieval run
+//! with `GIT_DIR` set to the mirror's repository, `GIT_WORK_TREE` to the tree and
+//! `GIT_INDEX_FILE` to the slot's index, and diff the working tree against the baseline commit
+//! pinned in the mirror. Whatever the agent committed, stashed or rewrote in its tree's `.git`,
+//! the result is exactly its working tree against what was pushed. A nested repository the
+//! agent made (`git init sub`) has its `.git` moved beside the slot (`<n>.nested/`) before the
+//! diff, so its files come back rather than an empty gitlink. Retrieval also reports files that
+//! changed in the mirror itself (outside the tree) during the run.
+//!
+//! Releasing a run returns its slot to the pool (the tree stays for the next run); pruning
+//! removes idle slots. Both run `git gc --auto` in the mirror so its objects do not grow forever.
 
 use crate::layout::{home_relative, RemoteLayout};
 use crate::transport::{script_names, CommandSpec, Transport, TransportError, TransportExt};
 
+/// The `codex exec` option that makes a run tree's own `.git` writable under Codex's
+/// `workspace-write` sandbox (which otherwise keeps the top-level `.git` of its working root
+/// read-only, so `git add` fails on `index.lock`). A relative root is taken from the working
+/// directory; it works for `codex exec` and `codex exec resume` alike.
+pub const TREE_GIT_WRITABLE: &str = "sandbox_workspace_write.writable_roots=[\".git\"]";
+
 /// Git options every script uses: no user config, hooks, signing or pager get involved, and
 /// paths are printed as they are.
-const GIT_PRELUDE: &str = r#"git() { command git -c core.quotePath=false -c core.hooksPath=/dev/null -c commit.gpgSign=false -c user.name=codex-remote -c user.email=codex-remote@localhost -c init.defaultBranch=codex-remote -c core.autocrlf=false -c diff.noprefix=false -c diff.mnemonicPrefix=false -c diff.renames=true "$@"; }
+const GIT_PRELUDE: &str = r#"git() { command git -c core.quotePath=false -c core.hooksPath=/dev/null -c core.fsmonitor=false -c commit.gpgSign=false -c user.name=codex-remote -c user.email=codex-remote@localhost -c init.defaultBranch=codex-remote -c core.autocrlf=false -c diff.noprefix=false -c diff.mnemonicPrefix=false -c diff.renames=true -c advice.addEmbeddedRepo=false "$@"; }
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
 "#;
 
-/// Args: mirror, lock, run dir, run id, then the sync excludes. Prints the baseline commit.
+/// Args: mirror, lock, trees dir, project name, run id, then the sync excludes. Prints the slot
+/// taken and the baseline commit.
 const PREPARE_SCRIPT: &str = r#"set -e
-mirror=$1; lock=$2; run=$3; id=$4; shift 4
-mkdir -p -- "$(dirname -- "$lock")" "$(dirname -- "$run")"
-run=$(cd -- "$(dirname -- "$run")" && pwd)/$(basename -- "$run")
+mirror=$1; lock=$2; trees=$3; name=$4; id=$5; shift 5
+mkdir -p -- "$(dirname -- "$lock")" "$trees"
+trees=$(cd -- "$trees" && pwd)
 if command -v flock >/dev/null 2>&1; then exec 9>"$lock"; flock 9; fi
 cd -- "$mirror"
-if [ ! -d .git ]; then
-  git init -q
-  # Retrieval refreshes the run tree's index: cache untracked-directory scans and keep the
-  # index compact, so that costs a stat per file and little else.
+mirror=$(pwd)
+[ -d .git ] || git init -q
+if [ "$(git config --get codex-remote.layout || true)" != 2 ]; then
+  # Retrieval refreshes a run tree's index: cache untracked-directory scans and keep the index
+  # compact, so that costs a stat per file and little else. Baselines are parentless commits
+  # and no reflog keeps them, so a removed run's baseline can be collected.
   git config core.untrackedCache true
   git config index.version 4
+  git config core.logAllRefUpdates false
+  git reflog expire --expire=all --all 2>/dev/null || true
+  git config codex-remote.layout 2
 fi
 printf '%s\n' /.codex-remote/ "$@" > .git/info/exclude
 git add -A
-git commit -q --allow-empty --no-verify -m "codex-remote baseline for run $id"
-base=$(git rev-parse HEAD)
+base=$(git commit-tree -m "codex-remote baseline for run $id" "$(git write-tree)")
 git update-ref "refs/codex-remote/runs/$id" "$base"
-git worktree add -q --detach "$run" "$base"
+git update-ref HEAD "$base"
+# The lowest free slot; mkdir is the atomic lease (no flock needed for that).
+n=0
+until mkdir -- "$trees/$n.lease" 2>/dev/null; do
+  n=$((n + 1))
+  if [ "$n" -ge 1000 ]; then echo "codex-remote: cannot lease a run tree in $trees" >&2; exit 1; fi
+done
+# A preparation that fails gives its tree back.
+trap 'rm -rf -- "$trees/$n.lease"' EXIT
+printf '%s\n' "$id" > "$trees/$n.lease/run"
+exec 9>&-
+slot=$trees/$n; tree=$slot/$name
+export GIT_DIR="$mirror/.git" GIT_WORK_TREE="$tree" GIT_INDEX_FILE="$slot.index"
+rm -rf -- "$slot.nested"
+# A reused tree: drop its git directory and nested ones (the agent's), what the index does not
+# track, then rewrite only the files whose stat or content differs from the new baseline.
+if [ -d "$tree" ] && [ -f "$slot.index" ] &&
+  rm -rf -- "$tree/.git" &&
+  git clean -ffdxq 2>/dev/null &&
+  find "$tree" -mindepth 2 -name .git -prune -exec rm -rf -- {} + &&
+  git read-tree -u --reset "$base" 2>/dev/null; then
+  :
+else
+  chmod -R u+rwx -- "$slot" 2>/dev/null || true
+  rm -rf -- "$slot" "$slot.index"
+  mkdir -p -- "$tree"
+  git read-tree -u --reset "$base"
+fi
 # Settle racily-clean index entries now, at preparation, rather than at retrieval.
-(cd -- "$run" && git update-index -q --refresh >/dev/null 2>&1 || true)
-printf '%s\n' "$base"
+git update-index -q --refresh >/dev/null 2>&1 || true
+# The tree's own repository, for the agent: HEAD at the baseline, the same index, the
+# mirror's objects borrowed (read-only) rather than copied.
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
+git init -q -- "$tree"
+printf '%s\n' "$mirror/.git/objects" > "$tree/.git/objects/info/alternates"
+cp -- "$slot.index" "$tree/.git/index"
+cp -- .git/info/exclude "$tree/.git/info/exclude"
+git --git-dir="$tree/.git" update-ref refs/heads/codex-remote "$base"
+git --git-dir="$tree/.git" config user.name Codex
+git --git-dir="$tree/.git" config user.email codex@localhost
+trap - EXIT
+printf '%s %s\n' "$n" "$base"
 "#;
 
-/// Args: run dir, baseline. Prints the run's change as a binary git patch.
+/// Args: tree, baseline, mirror, slot, run id. Prints the run's change as a binary git patch on
+/// stdout, and on stderr one `codex-remote-outside: <status>` line per file changed in the mirror.
 const RETRIEVE_SCRIPT: &str = r#"set -e
+tree=$(cd -- "$1" && pwd); base=$2; mirror=$(cd -- "$3" && pwd); slot=$4; id=$5
+slot=$(cd -- "$(dirname -- "$slot")" && pwd)/$(basename -- "$slot")
+if [ "$(cat -- "$slot.lease/run" 2>/dev/null)" != "$id" ]; then
+  echo "codex-remote: run $id no longer holds its tree $tree (it was returned to the pool)" >&2
+  exit 3
+fi
+# Files changed in the mirror since the last baseline (outside the tree), looked up meanwhile.
+(cd -- "$mirror" && git --no-optional-locks status --porcelain --untracked-files=all 2>/dev/null | head -n 50 > "$slot.outside") &
+outside=$!
+export GIT_DIR="$mirror/.git" GIT_WORK_TREE="$tree" GIT_INDEX_FILE="$slot.index"
+if ! git cat-file -e "$base^{commit}" 2>/dev/null; then
+  echo "codex-remote: the run's baseline $base is missing from the host's mirror $mirror" >&2
+  exit 3
+fi
+# Nested repositories the agent made: their git directories go beside the slot, so their
+# files come back as files (git would otherwise record an empty gitlink, or refuse). Only once
+# the agent is gone: a live agent could swap a directory for a symlink under our `mv`.
+live=0
+for attempt in "$(dirname -- "$(dirname -- "$slot")")/agents/$id"/*; do
+  [ -e "$attempt/status" ] && continue
+  if [ -s "$attempt/pid" ] && kill -0 "$(cat -- "$attempt/pid")" 2>/dev/null; then live=1; fi
+done
+mkdir -p -- "$slot.nested"
+pass=0
+[ "$live" = 0 ] || pass=32
+while [ "$pass" -lt 32 ]; do
+  pass=$((pass + 1)); moved=0
+  git ls-files -o --exclude-standard > "$slot.nested/list"
+  while IFS= read -r entry; do
+    case $entry in \"*) continue ;; */) ;; *) continue ;; esac
+    if [ -e "$tree/$entry.git" ] || [ -L "$tree/$entry.git" ]; then
+      n=0; while [ -e "$slot.nested/$n" ]; do n=$((n + 1)); done
+      mv -- "$tree/$entry.git" "$slot.nested/$n"
+      moved=1
+    fi
+  done < "$slot.nested/list"
+  [ "$moved" = 1 ] || break
+done
+rm -f -- "$slot.nested/list"
+git add -A
+git diff --cached --binary --full-index --no-color --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$base" --
+wait "$outside" || true
+sed 's/^/codex-remote-outside: /' "$slot.outside" >&2 || true
+rm -f -- "$slot.outside"
+"#;
+
+/// Args: run dir, baseline. The retrieval of a run prepared before run trees were pooled (a
+/// `git worktree` of the mirror).
+const LEGACY_RETRIEVE_SCRIPT: &str = r#"set -e
 cd -- "$1"
 git add -A
 git diff --cached --binary --full-index --no-color --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$2" --
 "#;
 
-/// Args: mirror, run dir, run id, agent dir. Removes the run's tree, ref and agent files.
-const REMOVE_SCRIPT: &str = r#"mirror=$1; run=$2; id=$3; agents=$4
+/// Args: mirror, trees dir, run id, agent dir, legacy run dir. Returns the run's slot to the
+/// pool and drops its baseline ref and agent files.
+const RELEASE_SCRIPT: &str = r#"mirror=$1; trees=$2; id=$3; agents=$4; legacy=$5
 rm -rf -- "$agents"
-if [ -d "$run" ]; then run=$(cd -- "$run" && pwd); fi
-if [ -d "$mirror/.git" ]; then
-  (cd -- "$mirror" && git worktree remove --force "$run" 2>/dev/null; git worktree prune; git update-ref -d "refs/codex-remote/runs/$id" 2>/dev/null)
+for lease in "$trees"/*.lease; do
+  if [ -f "$lease/run" ] && [ "$(cat -- "$lease/run")" = "$id" ]; then rm -rf -- "$lease"; fi
+done
+if [ -d "$legacy" ]; then
+  legacy=$(cd -- "$legacy" && pwd)
+  if [ -d "$mirror/.git" ]; then (cd -- "$mirror" && git worktree remove --force "$legacy" 2>/dev/null; git worktree prune); fi
+  rm -rf -- "$legacy"
 fi
-rm -rf -- "$run"
+if [ -d "$mirror/.git" ]; then
+  (cd -- "$mirror" && git update-ref -d "refs/codex-remote/runs/$id" 2>/dev/null; git gc --auto --quiet 2>/dev/null)
+fi
+exit 0
+"#;
+
+/// Args: trees dir, lock, mirror. Removes every slot no run holds; prints their numbers.
+const PRUNE_SCRIPT: &str = r#"trees=$1; lock=$2; mirror=$3
+[ -d "$trees" ] || exit 0
+if command -v flock >/dev/null 2>&1; then exec 9>"$lock"; flock 9; fi
+for slot in "$trees"/*; do
+  n=$(basename -- "$slot")
+  case $n in ''|*[!0-9]*) continue ;; esac
+  [ -d "$slot.lease" ] && continue
+  chmod -R u+rwx -- "$slot" 2>/dev/null
+  rm -rf -- "$slot" "$slot.index" "$slot.nested" "$slot.outside"
+  printf '%s\n' "$n"
+done
+if [ -d "$mirror/.git" ]; then (cd -- "$mirror" && git gc --auto --quiet 2>/dev/null); fi
+exit 0
 "#;
 
 /// A prepared run tree.
@@ -67,6 +212,26 @@ pub struct RunTree {
     pub dir: String,
     /// The baseline commit (what was pushed).
     pub baseline: String,
+    /// The pool slot holding the tree (`<state>/trees/<slot>`); absent for runs prepared before
+    /// run trees were pooled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// The host's mirror, whose repository holds the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// The run holding the tree (its lease names it; retrieval checks it still does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// What retrieval found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrieved {
+    /// The run's change against its baseline, as a binary git patch.
+    pub patch: Vec<u8>,
+    /// Files that differ in the host's mirror from what was last pushed (`git status --porcelain`
+    /// lines, at most 50): changed outside the run's tree, so not part of its result.
+    pub outside: Vec<String>,
 }
 
 fn script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
@@ -75,38 +240,124 @@ fn script(name: &'static str, body: &str, args: &[&str]) -> CommandSpec {
     CommandSpec::script(&full, args).named(name).cwd("~")
 }
 
-/// Commits the mirror as the baseline and creates the run's isolated tree. One round trip.
+fn unexpected(
+    transport: &dyn Transport,
+    what: &str,
+    status: crate::transport::ExitStatus,
+) -> TransportError {
+    TransportError::CommandFailed {
+        host: transport.host().name.clone(),
+        command: "prepare run".into(),
+        status,
+        stderr: what.to_string(),
+    }
+}
+
+/// Commits the mirror as the baseline and moves a free tree of the pool to it. One round trip.
 pub async fn prepare_run(
     transport: &dyn Transport,
     layout: &RemoteLayout,
     run_id: &str,
     excludes: &[String],
 ) -> Result<RunTree, TransportError> {
-    let run_dir = layout.run_dir(run_id);
     let lock = layout.lock();
+    let trees = layout.trees_dir();
     let mut args = vec![
         home_relative(&layout.mirror),
         home_relative(&lock),
-        home_relative(&run_dir),
+        home_relative(&trees),
+        layout.project.as_str(),
         run_id,
     ];
     args.extend(excludes.iter().map(String::as_str));
     let output = transport
         .run_checked(script(script_names::PREPARE_RUN, PREPARE_SCRIPT, &args))
         .await?;
-    let baseline = output.stdout_text().trim().to_string();
+    let text = output.stdout_text();
+    let (slot, baseline) = text.trim().split_once(' ').unwrap_or_default();
+    let slot: u32 = slot.parse().map_err(|_| {
+        unexpected(
+            transport,
+            &format!("unexpected slot `{slot}`"),
+            output.status,
+        )
+    })?;
     if baseline.len() < 40 || !baseline.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(TransportError::CommandFailed {
-            host: transport.host().name.clone(),
-            command: "prepare run".into(),
-            status: output.status,
-            stderr: format!("unexpected baseline `{baseline}`"),
-        });
+        return Err(unexpected(
+            transport,
+            &format!("unexpected baseline `{baseline}`"),
+            output.status,
+        ));
     }
     Ok(RunTree {
-        dir: run_dir,
-        baseline,
+        dir: layout.tree_dir(slot),
+        baseline: baseline.to_string(),
+        slot: Some(slot),
+        mirror: Some(layout.mirror.clone()),
+        run_id: Some(run_id.to_string()),
     })
+}
+
+/// The run's change against its baseline, and what changed outside its tree. One round trip.
+pub async fn retrieve(
+    transport: &dyn Transport,
+    tree: &RunTree,
+) -> Result<Retrieved, TransportError> {
+    let output = transport.run_checked(retrieve_spec(tree)).await?;
+    Ok(Retrieved {
+        outside: outside_lines(&output),
+        patch: output.stdout,
+    })
+}
+
+/// Fetches a run's change like [`retrieve`], streaming the patch into the local file `file`
+/// (memory stays bounded whatever the patch's size). Returns what changed outside the tree.
+pub async fn retrieve_patch_to_file(
+    transport: &dyn Transport,
+    tree: &RunTree,
+    file: &std::path::Path,
+) -> Result<Vec<String>, TransportError> {
+    let output = transport
+        .run_checked_to_file(retrieve_spec(tree), file)
+        .await?;
+    Ok(outside_lines(&output))
+}
+
+/// The one retrieval command: the pooled tree's script, or the plain one for a tree prepared
+/// before pooling.
+fn retrieve_spec(tree: &RunTree) -> CommandSpec {
+    let (Some(_), Some(mirror), Some(run_id)) = (tree.slot, &tree.mirror, &tree.run_id) else {
+        return script(
+            script_names::RETRIEVE_PATCH,
+            LEGACY_RETRIEVE_SCRIPT,
+            &[home_relative(&tree.dir), &tree.baseline],
+        );
+    };
+    let slot = tree
+        .dir
+        .rsplit_once('/')
+        .map(|(slot, _)| slot)
+        .unwrap_or(&tree.dir);
+    script(
+        script_names::RETRIEVE_PATCH,
+        RETRIEVE_SCRIPT,
+        &[
+            home_relative(&tree.dir),
+            &tree.baseline,
+            home_relative(mirror),
+            home_relative(slot),
+            run_id,
+        ],
+    )
+}
+
+fn outside_lines(output: &crate::transport::Output) -> Vec<String> {
+    output
+        .stderr_text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("codex-remote-outside: "))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The run's change against its baseline, as a binary git patch. One round trip.
@@ -114,32 +365,51 @@ pub async fn retrieve_patch(
     transport: &dyn Transport,
     tree: &RunTree,
 ) -> Result<Vec<u8>, TransportError> {
-    let output = transport
-        .run_checked(script(
-            script_names::RETRIEVE_PATCH,
-            RETRIEVE_SCRIPT,
-            &[home_relative(&tree.dir), &tree.baseline],
-        ))
-        .await?;
-    Ok(output.stdout)
+    Ok(retrieve(transport, tree).await?.patch)
 }
 
-/// Removes a run's tree and its baseline ref from the host.
+/// Returns a run's tree to the pool and removes its baseline ref and agent files (a tree
+/// prepared before pooling is removed). One round trip.
 pub async fn remove_run(
     transport: &dyn Transport,
     layout: &RemoteLayout,
     run_id: &str,
 ) -> Result<(), TransportError> {
-    let run_dir = layout.run_dir(run_id);
     let agents = format!("{}/agents/{run_id}", layout.state_dir);
+    let legacy = layout.run_dir(run_id);
+    let trees = layout.trees_dir();
     let args = [
         home_relative(&layout.mirror),
-        home_relative(&run_dir),
+        home_relative(&trees),
         run_id,
         home_relative(&agents),
+        home_relative(&legacy),
     ];
     transport
-        .run_checked(script(script_names::REMOVE_RUN, REMOVE_SCRIPT, &args))
+        .run_checked(script(script_names::REMOVE_RUN, RELEASE_SCRIPT, &args))
         .await?;
     Ok(())
+}
+
+/// Removes the pool's idle trees (those no run holds) and lets git collect the mirror's
+/// unreachable objects. Returns the slots removed. One round trip.
+pub async fn prune_idle_trees(
+    transport: &dyn Transport,
+    layout: &RemoteLayout,
+) -> Result<Vec<u32>, TransportError> {
+    let trees = layout.trees_dir();
+    let lock = layout.lock();
+    let args = [
+        home_relative(&trees),
+        home_relative(&lock),
+        home_relative(&layout.mirror),
+    ];
+    let output = transport
+        .run_checked(script(script_names::PRUNE_TREES, PRUNE_SCRIPT, &args))
+        .await?;
+    Ok(output
+        .stdout_text()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
 }

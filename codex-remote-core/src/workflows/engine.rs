@@ -138,6 +138,10 @@ impl std::fmt::Debug for Engine {
 pub struct ApplyOptions {
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
+    /// Leave out the changes to restricted files and apply the rest.
+    pub skip_restricted: bool,
     /// Keep the run's tree on the host afterwards.
     pub keep: bool,
 }
@@ -165,7 +169,7 @@ pub struct Diff {
 }
 
 /// What applying did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Applied {
     /// The run.
     pub run_id: String,
@@ -173,8 +177,14 @@ pub struct Applied {
     pub patch_path: PathBuf,
     /// The files changed.
     pub files: Vec<FileChange>,
-    /// Whether the host's tree was removed.
+    /// Whether the host's tree was given back (returned to the pool).
     pub remote_removed: bool,
+    /// What would have held the result back, taken because the options allowed it.
+    pub warnings: Vec<crate::patch::Warning>,
+    /// Restricted paths left out (`skip_restricted`).
+    pub skipped: Vec<String>,
+    /// What ticking the run's checklist item did, when it has one.
+    pub checkpoint: Option<crate::checkpoint::CheckpointOutcome>,
 }
 
 /// What is known about a run: its record, its agent (probed only when it may be alive) and
@@ -240,7 +250,8 @@ impl RunHandle {
         Canceller(self.cancel.clone())
     }
 
-    /// Waits for the run to finish: retrieved, applied if asked, host tree removed unless kept.
+    /// Waits for the run to finish: retrieved, applied if asked, host tree returned to the pool
+    /// unless kept.
     pub async fn wait(mut self) -> Result<RunResult, Error> {
         drop(self.events.take());
         self.task.await.map_err(|e| Error::Io {
@@ -329,7 +340,8 @@ impl Engine {
         &self.root
     }
 
-    /// Run options with the config's defaults (apply, remove the host tree, retry policy).
+    /// Run options with the config's defaults (apply, return the host tree to the pool, retry
+    /// policy).
     pub fn run_options(&self) -> RunOptions {
         RunOptions::from_config(&self.config)
     }
@@ -526,7 +538,17 @@ impl Engine {
                         .into(),
                     )
                     .await;
-                let push = self.push_to(transport.clone(), &project, None).await?;
+                let push = match self.push_to(transport.clone(), &project, None).await {
+                    Ok(push) => push,
+                    Err(e) => {
+                        return Err(crate::run::push_failed(
+                            &project,
+                            transport.as_ref(),
+                            &plan.task.id,
+                            e,
+                        ))
+                    }
+                };
                 let _ = events.send(EventKind::Pushed { push }.into()).await;
                 options.skip_push = true;
             }
@@ -564,6 +586,13 @@ impl Engine {
     pub async fn attach(&self, run_id: &str) -> Result<RunHandle, Error> {
         let project = self.project(None);
         let record = project.runs().load(run_id)?;
+        // A run that failed on the host's full disk says so again, as that failure.
+        if let Some(full) = (record.phase == Phase::Failed)
+            .then(|| Error::recorded_disk_full(&record.host, record.error.as_deref()?))
+            .flatten()
+        {
+            return Err(full);
+        }
         if !matches!(
             record.phase,
             Phase::Running | Phase::Waiting | Phase::Retrieving
@@ -782,12 +811,11 @@ impl Engine {
         diff_of(&project, &record.id, store.read_patch(&record.id)?)
     }
 
-    /// Applies the run's change to the project, all or nothing; then removes the host's tree
-    /// unless `keep`. A run is applied at most once.
+    /// Applies the run's change to the project, all or nothing; then returns the host's tree
+    /// to the pool unless `keep`. A run is applied at most once.
     pub async fn apply(&self, run_id: &str, options: &ApplyOptions) -> Result<Applied, Error> {
         let project = self.project(None);
         let store = project.runs();
-        let diff = self.retrieve(run_id).await?;
         let mut record = store.load(run_id)?;
         if let Some(at) = &record.applied_at {
             return Err(InputError::new(
@@ -796,23 +824,46 @@ impl Engine {
             )
             .into());
         }
-        pipeline::apply(
+        // Retrieved to disk and applied from there: memory does not grow with the patch.
+        if !record.remote_removed {
+            let transport = self.transport_named(&record.host)?;
+            pipeline::retrieve(transport, &project, &mut record).await?;
+        }
+        let applied = pipeline::apply(
             &self.config,
             &project,
             &mut record,
-            options.allow_restricted,
+            pipeline::ApplyOptions {
+                allow_restricted: options.allow_restricted,
+                allow_held_back: options.allow_held_back,
+                skip_restricted: options.skip_restricted,
+            },
         )?;
+        // Finish what the run asked for: its checklist item.
+        let mut checkpoint = None;
+        if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
+            checkpoint = Some(crate::checkpoint::mark_checkpoint(
+                &project.root.join(&spec.file),
+                &spec.item,
+                Some(&record.id),
+            )?);
+        }
         let mut remote_removed = false;
         if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
+            // The host layout is named after the run's own project.
+            let project = self.project(Some(&record.project));
             pipeline::remove_remote(transport, &project, &mut record).await?;
             remote_removed = true;
         }
         Ok(Applied {
+            patch_path: store.patch_path(&record.id),
             run_id: record.id,
-            patch_path: diff.patch_path,
-            files: diff.files,
+            files: applied.patch.files,
             remote_removed,
+            warnings: applied.warnings,
+            skipped: applied.skipped,
+            checkpoint,
         })
     }
 
@@ -824,7 +875,6 @@ impl Engine {
     /// Removes the host trees of applied runs, and of runs older than `older_than`. Returns the
     /// ids pruned.
     pub async fn prune(&self, options: &PruneOptions) -> Result<Vec<String>, Error> {
-        let project = self.project(None);
         let cutoff = SystemTime::now() - options.older_than;
         let mut pruned = Vec::new();
         for mut record in self.list()? {
@@ -836,11 +886,34 @@ impl Engine {
                 .unwrap_or(false);
             if record.applied_at.is_some() || old {
                 let transport = self.transport_named(&record.host)?;
+                let project = self.project(Some(&record.project));
                 pipeline::remove_remote(transport, &project, &mut record).await?;
                 pruned.push(record.id.clone());
             }
         }
         Ok(pruned)
+    }
+
+    /// Removes the idle run trees (trees no run holds) of the project's pool on every
+    /// configured host its runs used, and lets git collect the mirrors' unreachable objects.
+    /// Returns `(host, trees removed)` for each host where some were.
+    pub async fn prune_idle_trees(&self) -> Result<Vec<(String, usize)>, Error> {
+        let project = self.project(None);
+        let mut hosts: Vec<String> = self.list()?.into_iter().map(|r| r.host).collect();
+        hosts.sort();
+        hosts.dedup();
+        let mut removed = Vec::new();
+        for host in hosts {
+            // A host since removed from the config has nothing we could reach.
+            let Ok(spec) = self.config.host(Some(&host)) else {
+                continue;
+            };
+            let count = pipeline::prune_idle_trees(self.transport(&spec)?, &project).await?;
+            if count > 0 {
+                removed.push((host, count));
+            }
+        }
+        Ok(removed)
     }
 
     /// Runs every pending `codex-remote` entry of a task_plan.json over `hosts` (names from the
@@ -858,10 +931,11 @@ impl Engine {
             transports.push(self.transport_named(name)?);
         }
         let plan = crate::taskplan::TaskPlan::load(plan_path)?;
-        let has_work = plan.tasks().iter().any(|t| {
-            t["executor"] == "codex-remote"
-                && matches!(t["status"].as_str(), Some("pending" | "running"))
-        });
+        let has_work = !plan.pending().is_empty()
+            || plan
+                .tasks()
+                .iter()
+                .any(|t| t["executor"] == "codex-remote" && t["status"] == "running");
         if has_work && !transports.is_empty() {
             // One push per host serves every run of the plan; every host's agent prerequisites
             // are checked before the first push.
@@ -910,7 +984,7 @@ fn forward(mut rx: mpsc::Receiver<RunEvent>, events: mpsc::Sender<Event>) -> Joi
 }
 
 fn diff_of(project: &Project, run_id: &str, patch: Vec<u8>) -> Result<Diff, Error> {
-    let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
+    let parsed = ParsedPatch::parse(&patch)?;
     Ok(Diff {
         run_id: run_id.to_string(),
         files: parsed.files,

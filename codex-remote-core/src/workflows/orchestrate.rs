@@ -127,7 +127,7 @@ enum Unsettled {
 }
 
 /// The end result.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct OrchestrateSummary {
     /// Tasks completed (applied), in plan order.
     pub completed: Vec<String>,
@@ -265,7 +265,10 @@ fn plan_work(path: &Path, project: &Project) -> Result<Vec<(String, Work)>, Erro
                     {
                         work.push((id, Work::Attach(r)))
                     }
-                    Some(r) if r.phase == Phase::Completed && r.applied_at.is_none() => {
+                    Some(r)
+                        if matches!(r.phase, Phase::Completed | Phase::Refused)
+                            && r.applied_at.is_none() =>
+                    {
                         work.push((id, Work::Apply(r)))
                     }
                     _ => work.push((id, Work::Start)),
@@ -321,6 +324,9 @@ pub async fn orchestrate(
     let (done_tx, mut done_rx) =
         mpsc::channel::<(usize, String, Result<RunRecord, Unsettled>)>(work.len().max(1));
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
+    // Dropping this future (Ctrl-C) stops every task at once: none waiting starts, and the
+    // running ones stop following, their agents going on (the next orchestration resumes them).
+    let mut tasks = AbortOnDrop(Vec::new());
     for (index, (task_id, item)) in work.into_iter().enumerate() {
         let ctx = TaskContext {
             board: board.clone(),
@@ -335,7 +341,7 @@ pub async fn orchestrate(
         let done = done_tx.clone();
         let failed_fast = failed_fast.clone();
         let fail_fast = options.fail_fast;
-        tokio::spawn(async move {
+        tasks.0.push(tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await.expect("semaphore open");
             if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = done.send((index, task_id, Err(Unsettled::Skipped))).await;
@@ -346,7 +352,7 @@ pub async fn orchestrate(
                 failed_fast.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             let _ = done.send((index, task_id, result)).await;
-        });
+        }));
     }
     drop(done_tx);
 
@@ -384,6 +390,17 @@ pub async fn orchestrate(
         })??;
     }
     Ok(summary)
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -431,13 +448,20 @@ async fn settle_one(
             (TaskOutcome::Failed, Some(reason))
         }
         Ok(mut record) => {
-            let has_changes = project
-                .runs()
-                .read_patch(&record.id)
-                .map(|p| !p.is_empty())
+            let has_changes = std::fs::metadata(project.runs().patch_path(&record.id))
+                .map(|m| m.len() > 0)
                 .unwrap_or(false);
             let applied = if has_changes {
-                pipeline::apply(config, project, &mut record, options.run.allow_restricted)
+                pipeline::apply(
+                    config,
+                    project,
+                    &mut record,
+                    pipeline::ApplyOptions {
+                        allow_restricted: options.run.allow_restricted,
+                        allow_held_back: options.run.allow_held_back,
+                        skip_restricted: false,
+                    },
+                )
             } else {
                 Ok(Default::default())
             };

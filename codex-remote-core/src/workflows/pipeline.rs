@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::RemoteLayout;
-use crate::patch::{ParsedPatch, PatchApplier};
+use crate::patch::{Applied, ParsedPatch, PatchApplier};
+use crate::policy::ProtectedPaths;
 use crate::runs::{new_run_id, now, Phase, RunRecord, RunStore};
 use crate::sync::{syncer_for, PushProgress, PushReport, PushRequest};
 use crate::transport::SharedTransport;
@@ -77,10 +78,12 @@ pub async fn push_with(
     };
     let host = transport.host().name.clone();
     syncer.push(&request, progress).await.map_err(|e| match &e {
-        crate::sync::SyncError::Failed { stderr, .. } if workspace_unusable(stderr) => {
+        crate::sync::SyncError::Failed { stderr, .. }
+            if crate::error::disk_full_words(stderr).is_none() && workspace_unusable(stderr) =>
+        {
             workspace_missing(&host, stderr)
         }
-        _ => e.into(),
+        _ => Error::from(e).on_host(&host),
     })
 }
 
@@ -92,8 +95,49 @@ pub async fn start_run(
     task_id: &str,
 ) -> Result<RunRecord, Error> {
     let layout = RemoteLayout::new(transport.host(), &project.name);
+    let mut record = new_record(transport.as_ref(), project, task_id);
+    let store = project.runs();
+    store.save(&record)?;
+    let prepared = workspace::prepare_run(
+        transport.as_ref(),
+        &layout,
+        &record.id,
+        &config.sync().exclude,
+    )
+    .await;
+    let prepared = prepared.map_err(|e| match &e {
+        crate::transport::TransportError::CommandFailed { stderr, .. }
+            if crate::error::disk_full_words(stderr).is_none() && workspace_unusable(stderr) =>
+        {
+            workspace_missing(&transport.host().name, stderr)
+        }
+        _ => Error::from(e).on_host(&transport.host().name),
+    });
+    record.tree = match prepared {
+        Ok(tree) => Some(tree),
+        Err(e) => {
+            // Recorded, so `status` and `attach` say why it never ran.
+            record.phase = Phase::Failed;
+            record.error = Some(e.to_string());
+            record.updated_at = now();
+            store.save(&record)?;
+            return Err(e);
+        }
+    };
+    record.updated_at = now();
+    store.save(&record)?;
+    Ok(record)
+}
+
+/// A new run's record (not saved): pending, nothing prepared.
+pub fn new_record(
+    transport: &dyn crate::transport::Transport,
+    project: &Project,
+    task_id: &str,
+) -> RunRecord {
+    let layout = RemoteLayout::new(transport.host(), &project.name);
     let created = now();
-    let mut record = RunRecord {
+    RunRecord {
         id: new_run_id(task_id),
         task_id: task_id.to_string(),
         host: transport.host().name.clone(),
@@ -112,30 +156,14 @@ pub async fn start_run(
         resume_at: None,
         thread_id: None,
         usage: Default::default(),
-    };
-    let store = project.runs();
-    store.save(&record)?;
-    let prepared = workspace::prepare_run(
-        transport.as_ref(),
-        &layout,
-        &record.id,
-        &config.sync().exclude,
-    )
-    .await;
-    record.tree = Some(prepared.map_err(|e| match &e {
-        crate::transport::TransportError::CommandFailed { stderr, .. }
-            if workspace_unusable(stderr) =>
-        {
-            workspace_missing(&transport.host().name, stderr)
-        }
-        _ => e.into(),
-    })?);
-    record.updated_at = now();
-    store.save(&record)?;
-    Ok(record)
+        warnings: Vec::new(),
+    }
 }
 
 /// Fetches the run's change (one round trip) and stores it as `result.patch` in the record.
+///
+/// The patch is stored before it is read, so a patch that cannot be read (or that git reads
+/// differently from its headers) is kept for review.
 pub async fn retrieve(
     transport: SharedTransport,
     project: &Project,
@@ -145,13 +173,67 @@ pub async fn retrieve(
         context: format!("run `{}` has no remote tree", record.id),
         source: std::io::Error::other("it was never started, or its tree was removed"),
     })?;
-    let patch = workspace::retrieve_patch(transport.as_ref(), &tree).await?;
-    let parsed = ParsedPatch::parse(&patch).map_err(crate::patch::ApplyError::from)?;
     let store = project.runs();
-    store.write_patch(&record.id, &patch)?;
+    let path = store.patch_path(&record.id);
+    // Streamed to disk, then renamed into place: memory does not grow with the patch, and the
+    // record's patch is whole or absent.
+    let partial = path.with_extension("patch.part");
+    let outside = match workspace::retrieve_patch_to_file(transport.as_ref(), &tree, &partial).await
+    {
+        Ok(outside) => outside,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.into());
+        }
+    };
+    std::fs::rename(&partial, &path).map_err(|source| Error::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })?;
+    record.warnings.retain(|w| w.kind != "changed-outside-tree");
+    if !outside.is_empty() {
+        record
+            .warnings
+            .push(crate::runs::RunWarning::changed_outside_tree(
+                tree.mirror.as_deref().unwrap_or(&record.remote_mirror),
+                &outside,
+            ));
+    }
     record.updated_at = now();
     store.save(record)?;
-    Ok(parsed)
+    Ok(ParsedPatch::read(&path)?)
+}
+
+/// How to apply a stored result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Apply even when restricted files change.
+    pub allow_restricted: bool,
+    /// Apply even what looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
+    /// Leave out the changes to restricted files and apply the rest.
+    pub skip_restricted: bool,
+}
+
+/// The applier for this project: its restricted files, protected paths (including the config
+/// files loaded from inside it) and hold-back policy.
+pub fn applier(
+    config: &Config,
+    project: &Project,
+    options: ApplyOptions,
+) -> Result<PatchApplier, Error> {
+    let files = crate::sync::select_files(&project.root, &config.sync())
+        .map(|files| files.len())
+        .unwrap_or(0);
+    Ok(PatchApplier::new(
+        &project.root,
+        config.restricted()?,
+        options.allow_restricted,
+    )
+    .protected(ProtectedPaths::for_project(&project.root, &config.sources))
+    .hold_back(config.hold_back(), options.allow_held_back)
+    .skip_restricted(options.skip_restricted)
+    .project_files(files))
 }
 
 /// Applies the stored patch to the project, all or nothing.
@@ -159,19 +241,28 @@ pub fn apply(
     config: &Config,
     project: &Project,
     record: &mut RunRecord,
-    allow_restricted: bool,
-) -> Result<ParsedPatch, Error> {
+    options: ApplyOptions,
+) -> Result<Applied, Error> {
     let store = project.runs();
-    let patch = store.read_patch(&record.id)?;
-    let applier = PatchApplier::new(&project.root, config.restricted()?, allow_restricted);
-    let parsed = applier.apply(&patch)?;
+    let path = store.patch_path(&record.id);
+    if !path.exists() {
+        // The store's own error says what is missing and why.
+        store.read_patch(&record.id)?;
+    }
+    let applied = applier(config, project, options)?.apply_file(&path)?;
+    if record.phase == crate::runs::Phase::Refused {
+        // Taken after all (`pull --apply` once the cause was fixed).
+        record.phase = crate::runs::Phase::Completed;
+        record.error = None;
+    }
     record.applied_at = Some(now());
     record.updated_at = now();
     store.save(record)?;
-    Ok(parsed)
+    Ok(applied)
 }
 
-/// Removes the run's tree from the host.
+/// Returns the run's tree to the host's pool of run trees (it no longer holds it; the next run
+/// reuses it) and drops its baseline ref and agent files.
 pub async fn remove_remote(
     transport: SharedTransport,
     project: &Project,
@@ -183,6 +274,18 @@ pub async fn remove_remote(
     record.updated_at = now();
     project.runs().save(record)?;
     Ok(())
+}
+
+/// Removes the idle run trees of the project's pool on the host (trees no run holds) and lets
+/// git collect the mirror's unreachable objects. Returns how many trees were removed.
+pub async fn prune_idle_trees(
+    transport: SharedTransport,
+    project: &Project,
+) -> Result<usize, Error> {
+    let layout = RemoteLayout::new(transport.host(), &project.name);
+    Ok(workspace::prune_idle_trees(transport.as_ref(), &layout)
+        .await?
+        .len())
 }
 
 /// Whether a failure on the host means the workspace cannot be created or written.

@@ -16,9 +16,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::events::CodexEvent;
-use crate::orchestrate::{OrchestrateEvent, TaskOutcome};
+use crate::orchestrate::{OrchestrateEvent, OrchestrateSummary, TaskOutcome};
 use crate::patch::FileChange;
-use crate::run::RunEvent;
+use crate::run::{RunEvent, RunSummary};
 use crate::runs::Phase;
 use crate::sync::PushReport;
 
@@ -142,6 +142,12 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A run's end: the last line of `run --json` and `attach --json`.
+    #[serde(rename = "summary")]
+    RunSummary(RunSummary),
+    /// An orchestration's end: the last line of `orchestrate --json`.
+    #[serde(rename = "summary")]
+    OrchestrateSummary(OrchestrateSummary),
 }
 
 impl From<RunEvent> for EventKind {
@@ -240,7 +246,7 @@ struct FileChangeJson<'a> {
     path: &'a str,
     /// The path before a rename or deletion.
     old_path: Option<&'a str>,
-    /// `added`, `deleted`, `renamed`, `mode` or `modified`.
+    /// `added`, `deleted`, `renamed`, `copied`, `mode` or `modified`.
     kind: &'static str,
     /// Lines added (text changes).
     added: u64,
@@ -310,6 +316,18 @@ mod tests {
     }
 
     #[test]
+    fn summaries_are_events_too() {
+        let summary = OrchestrateSummary {
+            completed: vec!["t1".into()],
+            ..Default::default()
+        };
+        let json =
+            serde_json::to_value(Event::from(EventKind::OrchestrateSummary(summary))).unwrap();
+        assert_eq!(json["event"], "summary");
+        assert_eq!(json["completed"][0], "t1");
+    }
+
+    #[test]
     fn events_name_themselves_and_their_task() {
         let event = Event::from(OrchestrateEvent::Finished {
             task_id: "t1".into(),
@@ -322,7 +340,7 @@ mod tests {
         );
         let schema = events_schema().to_string();
         for name in [
-            "phase", "pushed", "started", "launched", "codex", "retrying", "finished",
+            "phase", "pushed", "started", "launched", "codex", "retrying", "finished", "summary",
         ] {
             assert!(
                 schema.contains(&format!("\"{name}\"")),

@@ -12,7 +12,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::events::{CodexEvent, Usage};
 use crate::executor::{
-    backoff, ExecEvent, ExecFailure, ExecOutcome, ExecRequest, Executor, OutcomeBuilder,
+    backoff, AgentState, ExecEvent, ExecFailure, ExecOutcome, ExecRequest, Executor, OutcomeBuilder,
 };
 use crate::layout::RemoteLayout;
 use crate::patch::ParsedPatch;
@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub apply: bool,
     /// Apply even if restricted files changed.
     pub allow_restricted: bool,
+    /// Apply even a result that looks destructive (see [`crate::patch::HoldBackPolicy`]).
+    pub allow_held_back: bool,
     /// Keep the run's tree on the host after applying.
     pub keep: bool,
     /// Retries of a rate-limited run.
@@ -49,6 +51,8 @@ pub struct RunOptions {
     pub max_delay: Duration,
     /// Cancel the agent after this long.
     pub timeout: Option<Duration>,
+    /// End the run when the agent shows no progress (no event) for this long; `None` never.
+    pub stall_timeout: Option<Duration>,
     /// Codex sandbox mode.
     pub sandbox: String,
     /// Extra `codex exec` arguments.
@@ -75,11 +79,13 @@ impl RunOptions {
         Self {
             apply: true,
             allow_restricted: false,
+            allow_held_back: false,
             keep: false,
             retries: retry.retries,
             initial_delay: retry.initial_delay,
             max_delay: retry.max_delay,
             timeout: None,
+            stall_timeout: config.stall_timeout(),
             sandbox: "workspace-write".into(),
             extra_args: Vec::new(),
             checkpoint: None,
@@ -94,6 +100,7 @@ impl RunOptions {
         FinishOptions {
             apply: self.apply,
             allow_restricted: self.allow_restricted,
+            allow_held_back: self.allow_held_back,
             keep: self.keep,
             retries: self.retries,
             checkpoint: self.checkpoint.clone(),
@@ -156,7 +163,7 @@ pub enum RunEvent {
 }
 
 /// The result of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
     /// The run id.
     pub run_id: String,
@@ -184,6 +191,8 @@ pub struct RunSummary {
     pub attempts: u32,
     /// What ticking the checklist item did, when the run had one.
     pub checkpoint: Option<crate::checkpoint::CheckpointOutcome>,
+    /// What about the result is not a clean success (also kept in the run record).
+    pub warnings: Vec<crate::runs::RunWarning>,
 }
 
 fn record_io(context: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -202,15 +211,21 @@ pub async fn start(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
+    let host = transport.host().name.clone();
     // Before anything is pushed: codex on the host and a way for it to authenticate.
     let cache = crate::prerequisites::PrerequisiteCache::new(&project.root);
     crate::prerequisites::ensure(transport.as_ref(), &cache).await?;
     if !options.skip_push {
         let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
-        let pushed = pipeline::push(transport.clone(), config, project, None).await?;
+        let pushed = match pipeline::push(transport.clone(), config, project, None).await {
+            Ok(pushed) => pushed,
+            Err(e) => return Err(push_failed(project, transport.as_ref(), &plan.task.id, e)),
+        };
         let _ = events.send(RunEvent::Pushed(pushed)).await;
     }
-    let mut record = pipeline::start_run(transport.clone(), config, project, &plan.task.id).await?;
+    let mut record = pipeline::start_run(transport.clone(), config, project, &plan.task.id)
+        .await
+        .map_err(|e| e.on_host(&host))?;
     let store = project.runs();
     let dir = store.run_dir(&record.id);
     write_atomic(
@@ -249,6 +264,27 @@ pub async fn start(
     Ok(record)
 }
 
+/// A push that failed before the run was recorded: on the host's full disk, a failed record
+/// is written all the same, so `status` and `attach` say why the run never ran. Returns the
+/// error to report.
+pub(crate) fn push_failed(
+    project: &Project,
+    transport: &dyn crate::transport::Transport,
+    task_id: &str,
+    error: Error,
+) -> Error {
+    let error = error.on_host(&transport.host().name);
+    if matches!(error, Error::HostDiskFull { .. }) {
+        let mut record = pipeline::new_record(transport, project, task_id);
+        record.phase = Phase::Failed;
+        record.error = Some(error.to_string());
+        if let Err(e) = project.runs().save(&record) {
+            return e.into();
+        }
+    }
+    error
+}
+
 /// The agent's request for a run (recorded in `exec.json`, the instruction beside it).
 fn request_for(plan: &RunPlan, record: &RunRecord, options: &RunOptions) -> ExecRequest {
     ExecRequest {
@@ -260,6 +296,7 @@ fn request_for(plan: &RunPlan, record: &RunRecord, options: &RunOptions) -> Exec
         timeout: options.timeout,
         max_wait_secs: Some(options.max_wait.as_secs()),
         resume_thread: None,
+        stall_timeout: options.stall_timeout,
     }
 }
 
@@ -298,8 +335,9 @@ async fn launch(
     let pid = match executor.launch(transport, &agent_dir, request).await {
         Ok(pid) => pid,
         Err(e) => {
+            let e = Error::from(e).on_host(&transport.host().name);
             fail(store, record, &e.to_string())?;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let _ = events
@@ -359,35 +397,229 @@ async fn follow_and_finish_inner(
     let finish = record.finish.clone().unwrap_or(FinishOptions {
         apply: true,
         allow_restricted: false,
+        allow_held_back: false,
         keep: false,
         retries: 0,
         checkpoint: None,
         task_plan: None,
         notify: None,
     });
-    let mut request = read_request(&store, &record.id)?;
-    let timeout = request.timeout;
+    let request = read_request(&store, &record.id)?;
+    // Everything shown goes through one forwarder that notes the agent's progress (for the
+    // stall watchdog) and keeps the order of what is shown.
+    let progress = std::sync::Arc::new(tokio::sync::watch::channel(Instant::now()).0);
+    // A park never holds the stall clock back longer than the run may wait (the time comes
+    // from the host).
+    let max_park = Duration::from_secs(request.max_wait_secs.unwrap_or(6 * 3600));
+    let (forward_tx, mut forward_rx) = mpsc::channel::<RunEvent>(256);
+    let forwarder = {
+        let (progress, events) = (progress.clone(), events.clone());
+        tokio::spawn(async move {
+            while let Some(event) = forward_rx.recv().await {
+                // Codex's notices ("Reconnecting... waiting for network") are not progress: with
+                // the provider unreachable it repeats them for as long as it is left running.
+                if matches!(&event, RunEvent::Codex(e) if !matches!(e.event, CodexEvent::Error { .. }))
+                {
+                    progress.send_replace(Instant::now());
+                }
+                // A run parked at a usage limit is silent until its reset: the stall clock
+                // starts again from `resume_at`.
+                if let RunEvent::Codex(ExecEvent {
+                    event: CodexEvent::Parked { resume_at, .. },
+                    ..
+                }) = &event
+                {
+                    progress.send_replace(Instant::now() + until_epoch(*resume_at).min(max_park));
+                }
+                let _ = events.send(event).await;
+            }
+        })
+    };
+    let result = follow_to_outcome(
+        &store,
+        record,
+        transport.as_ref(),
+        executor,
+        &request,
+        &finish,
+        retry,
+        &progress,
+        &forward_tx,
+    )
+    .await;
+    drop(forward_tx);
+    let _ = forwarder.await;
+    let outcome = result?;
+    let dir = store.run_dir(&record.id);
+    if let Some(message) = &outcome.last_message {
+        write_atomic(&dir.join("last-message.txt"), message.as_bytes())
+            .map_err(record_io("writing last-message.txt".into()))?;
+    }
+    set_phase(&store, record, Phase::Retrieving, events).await?;
+    let parsed: ParsedPatch = match pipeline::retrieve(transport.clone(), project, record).await {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // A full disk fails the run; anything else leaves it `retrieving` for a retry.
+            let e = e.on_host(&transport.host().name);
+            if matches!(e, Error::HostDiskFull { .. }) {
+                fail(&store, record, &e.to_string())?;
+            }
+            return Err(e);
+        }
+    };
+    record
+        .warnings
+        .retain(|w| w.kind != "claimed-changes-missing");
+    if parsed.files.is_empty() && !outcome.files_reported.is_empty() {
+        record
+            .warnings
+            .push(crate::runs::RunWarning::claimed_changes_missing(
+                &outcome.files_reported,
+            ));
+    }
+    // The result is in the local record now: the host's tree goes back to the pool unless
+    // asked to stay, whether or not the result is applied (a later `apply` works from the
+    // record). A result with warnings keeps its tree, for a look at what happened there.
+    if !finish.keep && record.warnings.is_empty() {
+        pipeline::remove_remote(transport.clone(), project, record).await?;
+    }
+    let mut applied = false;
+    if finish.apply && !parsed.files.is_empty() {
+        let options = pipeline::ApplyOptions {
+            allow_restricted: finish.allow_restricted,
+            allow_held_back: finish.allow_held_back,
+            skip_restricted: false,
+        };
+        let taken = pipeline::apply(config, project, record, options);
+        if let Ok(taken) = &taken {
+            // What would have held the result back, taken because the run allowed it.
+            record.warnings.extend(
+                taken
+                    .warnings
+                    .iter()
+                    .cloned()
+                    .map(crate::runs::RunWarning::from),
+            );
+        }
+        if let Err(e) = taken {
+            // A refused result is recorded as refused, with its reason; other failures leave a
+            // completed run whose patch `pull --apply` can still take.
+            if e.kind() == crate::error::ErrorKind::NotApplied {
+                record.error = Some(e.to_string());
+                set_phase(&store, record, Phase::Refused, events).await?;
+            } else {
+                set_phase(&store, record, Phase::Completed, events).await?;
+            }
+            return Err(e);
+        }
+        applied = true;
+    }
+    set_phase(&store, record, Phase::Completed, events).await?;
+    let history = run_history(&dir.join("events.jsonl"));
+    let mut checkpoint = None;
+    if let (true, Some(spec)) = (applied, &finish.checkpoint) {
+        checkpoint = Some(crate::checkpoint::mark_checkpoint(
+            &project.root.join(&spec.file),
+            &spec.item,
+            Some(&record.id),
+        )?);
+    }
+    Ok(RunSummary {
+        run_id: record.id.clone(),
+        task_id: record.task_id.clone(),
+        host: record.host.clone(),
+        model: request.model.model.clone(),
+        usage: history.usage,
+        thread_id: record.thread_id.clone(),
+        resumes: history.resumes,
+        last_message: outcome.last_message,
+        files: parsed.files,
+        applied,
+        patch: store.patch_path(&record.id),
+        attempts: record.attempt,
+        checkpoint,
+        warnings: record.warnings.clone(),
+    })
+}
+
+/// Follows the agent until an attempt succeeds: retries a rate-limited attempt, relaunches a
+/// vanished agent once (only once the previous attempt is proven gone), and ends the run at its
+/// timeout or when it stalls.
+#[allow(clippy::too_many_arguments)]
+async fn follow_to_outcome(
+    store: &RunStore,
+    record: &mut RunRecord,
+    transport: &dyn crate::transport::Transport,
+    executor: &dyn Executor,
+    request: &ExecRequest,
+    finish: &FinishOptions,
+    retry: (Duration, Duration),
+    progress: &tokio::sync::watch::Sender<Instant>,
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<ExecOutcome, Error> {
+    let mut request = request.clone();
+    let request = &mut request;
     let mut relaunched_vanished = false;
-    let outcome = loop {
-        let followed = follow_attempt(&store, record, transport.as_ref(), executor, events);
-        let outcome = match timeout {
-            None => followed.await?,
-            Some(after) => match tokio::time::timeout(after, followed).await {
-                Ok(outcome) => outcome?,
-                Err(_) => {
-                    let agent_dir =
-                        layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
-                    executor.cancel(transport.as_ref(), &agent_dir).await?;
-                    let error = TransportError::TimedOut {
+    loop {
+        progress.send_replace(Instant::now());
+        let ended = {
+            let followed = follow_until_end(store, record, transport, executor, events);
+            let timed_out = async {
+                match request.timeout {
+                    Some(after) => tokio::time::sleep(after).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let stalled = async {
+                match request.stall_timeout {
+                    Some(after) => stall(progress.subscribe(), after).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                outcome = followed => Ok(outcome?),
+                _ = timed_out => Err(Cut::TimedOut(request.timeout.unwrap_or_default())),
+                _ = stalled => Err(Cut::Stalled(request.stall_timeout.unwrap_or_default())),
+            }
+        };
+        let outcome = match ended {
+            Ok(outcome) => outcome,
+            Err(cut) => {
+                let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+                executor.cancel(transport, &agent_dir).await?;
+                let error: Error = match cut {
+                    Cut::TimedOut(after) => TransportError::TimedOut {
                         command: "codex exec".into(),
                         after,
-                    };
-                    fail(&store, record, &error.to_string())?;
-                    return Err(error.into());
-                }
-            },
+                    }
+                    .into(),
+                    Cut::Stalled(after) => Error::Exec {
+                        failure: ExecFailure::Stalled {
+                            after_secs: after.as_secs(),
+                            last_notice: last_notice(store, record),
+                        },
+                        host: transport.host().name.clone(),
+                        attempts: record.attempt,
+                    },
+                };
+                let message = match &error {
+                    Error::Exec { failure, .. } => {
+                        serde_json::to_string(failure).unwrap_or_default()
+                    }
+                    e => e.to_string(),
+                };
+                fail(store, record, &message)?;
+                return Err(error);
+            }
         };
         request.resume_thread = None;
+        if outcome.failure.is_some() {
+            // An agent that failed or vanished on a full disk: say so, and relaunch nothing.
+            if let Some(full) = host_disk_full(transport, record).await {
+                fail(store, record, &full.to_string())?;
+                return Err(full);
+            }
+        }
         match &outcome.failure {
             Some(ExecFailure::RateLimited { message }) if record.attempt <= finish.retries => {
                 // A delay the provider stated (through Codex's message) is honoured as is;
@@ -409,16 +641,13 @@ async fn follow_and_finish_inner(
             // kept, and the run's tree still holds whatever it had done).
             Some(ExecFailure::AgentVanished { .. }) if !relaunched_vanished => {
                 relaunched_vanished = true;
-                // Whatever outlived its supervisor goes first: never two live agents.
-                let old =
-                    layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
-                executor.cancel(transport.as_ref(), &old).await?;
+                // (What outlived its supervisor is ended below, before the relaunch.)
                 request.resume_thread = record.thread_id.clone();
             }
             Some(failure) => {
                 let failure = failure.clone();
                 fail(
-                    &store,
+                    store,
                     record,
                     &serde_json::to_string(&failure).unwrap_or_default(),
                 )?;
@@ -428,60 +657,163 @@ async fn follow_and_finish_inner(
                     attempts: record.attempt,
                 });
             }
-            None => break outcome,
+            None => return Ok(outcome),
         }
-        // Both retry arms above end here: a fresh attempt of the same agent.
-        launch(
-            &store,
-            record,
-            transport.as_ref(),
-            executor,
-            &request,
-            events,
-        )
-        .await?;
-    };
-    let dir = store.run_dir(&record.id);
-    if let Some(message) = &outcome.last_message {
-        write_atomic(&dir.join("last-message.txt"), message.as_bytes())
-            .map_err(record_io("writing last-message.txt".into()))?;
+        // Both retry arms above end here. One run never has two live agents: the previous
+        // attempt's processes (the agent and anything it left behind) are ended, and proven
+        // gone, before a fresh attempt of the same agent starts.
+        let previous = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+        executor.cancel(transport, &previous).await?;
+        if let AgentState::Running { pid } | AgentState::Waiting { pid, .. } =
+            executor.probe(transport, &previous).await?
+        {
+            let error = TransportError::CommandFailed {
+                host: transport.host().name.clone(),
+                command: "end the previous agent".into(),
+                status: crate::transport::ExitStatus::Code(1),
+                stderr: format!("its process {pid} is still running; not starting a second agent"),
+            };
+            fail(store, record, &error.to_string())?;
+            return Err(error.into());
+        }
+        launch(store, record, transport, executor, request, events).await?;
     }
-    set_phase(&store, record, Phase::Retrieving, events).await?;
-    let parsed: ParsedPatch = pipeline::retrieve(transport.clone(), project, record).await?;
-    set_phase(&store, record, Phase::Completed, events).await?;
-    // The result is in the local record now: the host's tree goes unless asked to stay,
-    // whether or not the result is applied (a later `apply` works from the record).
-    if !finish.keep {
-        pipeline::remove_remote(transport.clone(), project, record).await?;
+}
+
+/// Why an attempt was cut short.
+enum Cut {
+    /// `--timeout` passed.
+    TimedOut(Duration),
+    /// No progress for `stall_timeout`.
+    Stalled(Duration),
+}
+
+/// Writes 64 KiB beside the agent's files and reads what the host says when it cannot (a full
+/// disk, in its own words). Arg: the agent dir.
+const DISK_CHECK_SCRIPT: &str = r#"cd -- "$1" 2>/dev/null || exit 0
+f=.codex-remote-space-check.$$
+dd if=/dev/zero of="$PWD/$f" bs=65536 count=1 2>&1 >/dev/null | grep -v records
+rm -f -- "$f"
+"#;
+
+/// [`Error::HostDiskFull`] when the disk holding the run's agent files is full.
+async fn host_disk_full(
+    transport: &dyn crate::transport::Transport,
+    record: &RunRecord,
+) -> Option<Error> {
+    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+    let spec = crate::transport::CommandSpec::script(
+        DISK_CHECK_SCRIPT,
+        &[crate::layout::home_relative(&agent_dir)],
+    )
+    .cwd("~");
+    let output = crate::transport::TransportExt::run(transport, spec)
+        .await
+        .ok()?;
+    let detail = crate::error::disk_full_words(&output.stdout_text())?;
+    Some(Error::HostDiskFull {
+        host: transport.host().name.clone(),
+        detail,
+    })
+}
+
+/// How long until the Unix time `epoch` (zero when it is past).
+fn until_epoch(epoch: u64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Duration::from_secs(epoch.saturating_sub(now))
+}
+
+/// Resolves when no progress was noted for `after`.
+async fn stall(mut progress: tokio::sync::watch::Receiver<Instant>, after: Duration) {
+    loop {
+        let last = *progress.borrow_and_update();
+        tokio::time::sleep_until((last + after).into()).await;
+        if !progress.has_changed().unwrap_or(false) {
+            return;
+        }
     }
-    let mut applied = false;
-    if finish.apply && !parsed.files.is_empty() {
-        pipeline::apply(config, project, record, finish.allow_restricted)?;
-        applied = true;
+}
+
+/// Codex's last notice of the current attempt (an `error` event, such as "Reconnecting... 2/5"),
+/// to say why a stalled run stalled.
+fn last_notice(store: &RunStore, record: &RunRecord) -> Option<String> {
+    let bytes = std::fs::read(store.run_dir(&record.id).join("events.jsonl")).ok()?;
+    let start = (record.attempt_log_start as usize).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..])
+        .lines()
+        .rev()
+        .find_map(|line| match CodexEvent::parse(line) {
+            CodexEvent::Error { message } => Some(message),
+            _ => None,
+        })
+}
+
+/// How one follow of the current attempt ended.
+enum Followed {
+    /// The agent ended (or vanished, proven by the host): its outcome.
+    Ended(ExecOutcome),
+    /// The stream stopped while the agent may still run (its `tail` killed, the connection lost).
+    Broken,
+}
+
+/// Follows the current attempt until its end is known. A stream that stops early is never taken
+/// for the agent's end: the host is asked how the agent stands, and a live (or finished) agent
+/// is followed again from where the record stopped. Fails with a connection error, the run
+/// left `running`, when the host cannot tell.
+async fn follow_until_end(
+    store: &RunStore,
+    record: &mut RunRecord,
+    transport: &dyn crate::transport::Transport,
+    executor: &dyn Executor,
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<ExecOutcome, Error> {
+    let mut fruitless = 0u32;
+    loop {
+        let before = local_log_len(store, &record.id);
+        match follow_once(store, record, transport, executor, events).await {
+            Ok(Followed::Ended(outcome)) => return Ok(outcome),
+            Ok(Followed::Broken) => {}
+            Err(Error::Transport(e))
+                if e.is_connection() || matches!(e, TransportError::Io { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+        match executor.probe(transport, &agent_dir).await {
+            Ok(
+                AgentState::Running { .. }
+                | AgentState::Waiting { .. }
+                | AgentState::Finished { .. },
+            ) => {}
+            Ok(AgentState::Vanished | AgentState::NotStarted) => return Ok(vanished(record)),
+            Err(_) => return Err(broken_stream(transport, record)),
+        }
+        if local_log_len(store, &record.id) > before {
+            fruitless = 0;
+        } else {
+            fruitless += 1;
+            if fruitless > 5 {
+                return Err(broken_stream(transport, record));
+            }
+            tokio::time::sleep(backoff(
+                fruitless - 1,
+                Duration::from_millis(200),
+                Duration::from_secs(3),
+            ))
+            .await;
+        }
     }
-    let mut checkpoint = None;
-    if let (true, Some(spec)) = (applied, &finish.checkpoint) {
-        checkpoint = Some(crate::checkpoint::mark_checkpoint(
-            &project.root.join(&spec.file),
-            &spec.item,
-            Some(&record.id),
-        )?);
-    }
-    let history = run_history(&dir.join("events.jsonl"));
-    Ok(RunSummary {
-        run_id: record.id.clone(),
-        task_id: record.task_id.clone(),
-        host: record.host.clone(),
-        model: request.model.model.clone(),
-        usage: history.usage,
-        thread_id: record.thread_id.clone(),
-        resumes: history.resumes,
-        last_message: outcome.last_message,
-        files: parsed.files,
-        applied,
-        patch: store.patch_path(&record.id),
-        attempts: record.attempt,
-        checkpoint,
+}
+
+fn broken_stream(transport: &dyn crate::transport::Transport, record: &RunRecord) -> Error {
+    Error::Transport(TransportError::Disconnected {
+        host: transport.host().name.clone(),
+        detail: format!(
+            "the event stream of run `{}` stopped before the agent finished; it keeps running on the host (hint: `codex-remote attach {}` resumes where this stopped)",
+            record.id, record.id
+        ),
     })
 }
 
@@ -513,17 +845,44 @@ pub fn run_history(path: &Path) -> RunHistory {
     }
 }
 
+fn vanished(record: &RunRecord) -> ExecOutcome {
+    ExecOutcome {
+        status: crate::transport::ExitStatus::Signal(0),
+        thread_id: None,
+        usage: Default::default(),
+        last_message: None,
+        files_reported: Vec::new(),
+        failure: Some(ExecFailure::AgentVanished {
+            message: format!(
+                "the agent of run `{}` (attempt {}) is gone without an exit status",
+                record.id, record.attempt
+            ),
+        }),
+    }
+}
+
 /// Follows the current attempt to its end, appending each new complete line to the local
-/// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events).
-/// The supervisor's park and resume lines move the record to `waiting` (with `resume_at`) and
-/// back to `running` as they arrive.
-pub async fn follow_attempt(
+/// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events). A
+/// stream that breaks while the agent lives is followed again (see `follow_until_end`). The
+/// supervisor's park and resume lines move the record to `waiting` (with `resume_at`) and back
+/// to `running` as they arrive.
+pub(crate) async fn follow_attempt(
     store: &RunStore,
     record: &mut RunRecord,
     transport: &dyn crate::transport::Transport,
     executor: &dyn Executor,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<ExecOutcome, Error> {
+    follow_until_end(store, record, transport, executor, events).await
+}
+
+async fn follow_once(
+    store: &RunStore,
+    record: &mut RunRecord,
+    transport: &dyn crate::transport::Transport,
+    executor: &dyn Executor,
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<Followed, Error> {
     let dir = store.run_dir(&record.id);
     let path = dir.join("events.jsonl");
     let offset = local_log_len(store, &record.id).saturating_sub(record.attempt_log_start);
@@ -606,35 +965,17 @@ pub async fn follow_attempt(
     }
     let end = end?;
     if end.vanished {
-        return Ok(ExecOutcome {
-            status: crate::transport::ExitStatus::Signal(0),
-            thread_id: None,
-            usage: Default::default(),
-            last_message: None,
-            files_reported: Vec::new(),
-            failure: Some(ExecFailure::AgentVanished {
-                message: format!(
-                    "the agent of run `{}` (attempt {}) is gone without an exit status",
-                    record.id, record.attempt
-                ),
-            }),
-        });
+        return Ok(Followed::Ended(vanished(record)));
     }
     let Some(status) = end.status else {
-        return Err(Error::Transport(TransportError::Disconnected {
-            host: transport.host().name.clone(),
-            detail: format!(
-                "the event stream of run `{}` stopped before the agent finished; it keeps running on the host (hint: `codex-remote attach {}` resumes where this stopped)",
-                record.id, record.id
-            ),
-        }));
+        return Ok(Followed::Broken);
     };
-    Ok(attempt_outcome(
+    Ok(Followed::Ended(attempt_outcome(
         &path,
         record.attempt_log_start,
         status,
         &end.stderr,
-    ))
+    )))
 }
 
 /// The outcome of an attempt from its events in the local log.
@@ -652,7 +993,9 @@ fn attempt_outcome(
     builder.finish(status, stderr)
 }
 
-/// Runs a planned task end to end (start, then follow and finish).
+/// Runs a planned task end to end (start, then follow and finish). Kept for tests and benches;
+/// the front door is `Engine::start`.
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))]
 pub async fn run(
     plan: &RunPlan,
     config: &Config,
@@ -690,13 +1033,28 @@ pub async fn run(
     finished
 }
 
-/// Cancels a run's agent (its whole process group on the host) and records it.
+/// Cancels a run's agent (every process of it on the host) and records it. A finished run
+/// (completed, failed, cancelled or refused) is refused, its record untouched.
 pub async fn cancel(
     project: &Project,
     record: &mut RunRecord,
     transport: SharedTransport,
     executor: &dyn Executor,
 ) -> Result<(), Error> {
+    if record.phase.is_finished() {
+        return Err(crate::input::InputError::new(
+            format!("run `{}`", record.id),
+            format!(
+                "the run is already {}; there is nothing to cancel",
+                record.phase
+            ),
+        )
+        .hint(format!(
+            "`codex-remote status {}` shows how it ended",
+            record.id
+        ))
+        .into());
+    }
     if record.attempt > 0 {
         let agent_dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
         executor.cancel(transport.as_ref(), &agent_dir).await?;

@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{oneshot, OnceCell};
 
+use super::local::to_exit_status;
 use super::ssh::strip_pid_marker;
 use super::{
     BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, RsyncRemote, Stdin,
@@ -302,15 +303,6 @@ impl ContainerControl {
             };
         }
         matches!(self.pid, PidState::Known(_))
-    }
-}
-
-fn to_exit_status(status: std::process::ExitStatus) -> ExitStatus {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitStatus::Code(code),
-        (None, Some(signal)) => ExitStatus::Signal(signal),
-        (None, None) => ExitStatus::Signal(0),
     }
 }
 

@@ -180,7 +180,7 @@ struct LocalControl {
     finished: Option<ExitStatus>,
 }
 
-fn to_exit_status(status: std::process::ExitStatus) -> ExitStatus {
+pub(super) fn to_exit_status(status: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => ExitStatus::Code(code),

@@ -541,8 +541,28 @@ impl RemoteProcess {
         let handle = tokio::spawn(async move {
             let pump_out = pump(stdout, StreamKind::Stdout, chunking, tx.clone());
             let pump_err = pump(stderr, StreamKind::Stderr, chunking, tx);
-            let (a, b) = tokio::join!(pump_out, pump_err);
-            a.and(b).map_err(TransportError::io(format!(
+            let drained = async {
+                let (a, b) = tokio::join!(pump_out, pump_err);
+                a.and(b)
+            };
+            // The deadline covers the output too: a command that keeps its pipes open (every
+            // command does, until it ends) is cancelled at the deadline, not when it ends.
+            let drained = match self.deadline {
+                None => drained.await,
+                Some((deadline, after)) => {
+                    match tokio::time::timeout_at(deadline.into(), drained).await {
+                        Ok(drained) => drained,
+                        Err(_) => {
+                            self.control.cancel().await?;
+                            return Err(TransportError::TimedOut {
+                                command: self.command.clone(),
+                                after,
+                            });
+                        }
+                    }
+                }
+            };
+            drained.map_err(TransportError::io(format!(
                 "reading the output of `{}`",
                 self.command
             )))?;
@@ -645,6 +665,61 @@ pub trait TransportExt: Transport {
         check_status(self.host(), &program, &command, output)
     }
 
+    /// Runs a command and fails unless it exits 0 (as [`TransportExt::run_checked`]), writing
+    /// its stdout to the local file `file` as it arrives, so memory stays bounded whatever its
+    /// size. The returned output's `stdout` is empty; its `stderr` keeps the first 1 MiB.
+    async fn run_checked_to_file(
+        &self,
+        spec: CommandSpec,
+        file: &std::path::Path,
+    ) -> Result<Output, TransportError> {
+        use tokio::io::AsyncWriteExt;
+        const STDERR_KEPT: usize = 1024 * 1024;
+        let program = spec.program.clone();
+        let command = spec.display();
+        let mut out = tokio::fs::File::create(file)
+            .await
+            .map_err(TransportError::io(format!("creating {}", file.display())))?;
+        let (mut chunks, status) = self.spawn(spec).await?.stream(Chunking::Bytes);
+        let mut stderr = Vec::new();
+        let mut write_error = None;
+        while let Some(chunk) = chunks.recv().await {
+            match chunk.stream {
+                StreamKind::Stdout if write_error.is_none() => {
+                    if let Err(e) = out.write_all(&chunk.data).await {
+                        // Keep draining: the command must not block on a full pipe.
+                        write_error = Some(e);
+                    }
+                }
+                StreamKind::Stdout => {}
+                StreamKind::Stderr => {
+                    let room = STDERR_KEPT.saturating_sub(stderr.len());
+                    stderr.extend_from_slice(&chunk.data[..chunk.data.len().min(room)]);
+                }
+            }
+        }
+        let status = status.await.map_err(|e| {
+            TransportError::io(format!("running `{command}`"))(std::io::Error::other(e))
+        })??;
+        if let Some(e) = write_error {
+            return Err(TransportError::io(format!("writing {}", file.display()))(e));
+        }
+        out.flush()
+            .await
+            .and(out.sync_all().await)
+            .map_err(TransportError::io(format!("writing {}", file.display())))?;
+        check_status(
+            self.host(),
+            &program,
+            &command,
+            Output {
+                status,
+                stdout: Vec::new(),
+                stderr,
+            },
+        )
+    }
+
     /// Reads a file on the host. `~/` at the start means the host user's home.
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         let (cwd, relative) = split_home(path);
@@ -682,13 +757,19 @@ pub mod script_names {
     pub const WRITE_ATOMIC: &str = "write-atomic";
     /// Replaces the mirror `$1` with the tar archive on stdin (lock `$2`).
     pub const TAR_PUSH: &str = "tar-push";
-    /// Prepares a run tree: mirror `$1`, lock `$2`, run dir `$3`, run id `$4`, excludes after.
-    /// Prints the baseline commit.
+    /// Prepares a run tree: mirror `$1`, lock `$2`, trees dir `$3`, project name `$4`, run id
+    /// `$5`, excludes after. Leases the lowest free slot `<trees>/<n>` (`<n>.lease/run` holds
+    /// the run id), moves `<trees>/<n>/<project>` to the baseline and prints `<n> <baseline>`.
     pub const PREPARE_RUN: &str = "prepare-run";
-    /// Prints the run's change: run dir `$1`, baseline `$2`.
+    /// Prints the run's change: tree `$1`, baseline `$2`, mirror `$3`, slot dir `$4`, run id
+    /// `$5` (stderr: `codex-remote-outside: <status line>` per file changed in the mirror); or,
+    /// for a run prepared before pooling, run dir `$1`, baseline `$2`.
     pub const RETRIEVE_PATCH: &str = "retrieve-patch";
-    /// Removes a run's tree: mirror `$1`, run dir `$2`, run id `$3`, agent dir `$4`.
+    /// Returns a run's tree to the pool: mirror `$1`, trees dir `$2`, run id `$3`, agent dir
+    /// `$4`, pre-pooling run dir `$5` (removed).
     pub const REMOVE_RUN: &str = "remove-run";
+    /// Removes the pool's idle trees: trees dir `$1`, lock `$2`, mirror `$3`; prints the slots.
+    pub const PRUNE_TREES: &str = "prune-trees";
     /// Launches the agent detached: agent dir `$1`, agent command `$2`; prints its pid.
     pub const LAUNCH_AGENT: &str = "launch-agent";
     /// Follows the agent's events: agent dir `$1`, byte offset `$2`.
@@ -697,8 +778,12 @@ pub mod script_names {
     pub const PROBE_AGENT: &str = "probe-agent";
     /// Ends a process group: pid `$1`.
     pub const KILL_GROUP: &str = "kill-group";
-    /// Ends what is left of a vanished agent's process group: agent dir `$1`.
-    pub const KILL_VANISHED: &str = "kill-vanished";
+    /// Ends every process of an agent (its group, its unit, every process carrying its
+    /// marker): agent dir `$1`.
+    pub const CANCEL_AGENT: &str = "cancel-agent";
+    /// Writes 64 KiB beside the agent's files and prints what the host says if it cannot (a
+    /// full disk): agent dir `$1`.
+    pub const DISK_CHECK: &str = "disk-check";
     /// Reports codex's version and login, the set env names and Codex's config: codex `$1`,
     /// config size limit `$2` (see `prerequisites`).
     pub const PREREQUISITE_PROBE: &str = "prerequisite-probe";
@@ -742,7 +827,7 @@ fn split_home(path: &str) -> (Option<String>, &str) {
 }
 
 /// Turns a non-zero exit into an error.
-pub fn check_status(
+pub(crate) fn check_status(
     host: &HostSpec,
     program: &str,
     command: &str,
@@ -765,7 +850,7 @@ pub fn check_status(
 }
 
 /// Advice for a program that is not on the host's `PATH`.
-pub fn not_found_hint(host: &HostSpec, program: &str) -> String {
+pub(crate) fn not_found_hint(host: &HostSpec, program: &str) -> String {
     match &host.shell_init {
         None => format!(
             "install it on `{}`, or if it comes from nvm set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{}]",

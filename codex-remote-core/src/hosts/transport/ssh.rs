@@ -446,7 +446,7 @@ fn classify_connect_error(host: &HostSpec, error: openssh::Error) -> TransportEr
 }
 
 /// Classifies ssh's own words (its stderr).
-pub fn classify_ssh_message(host: &HostSpec, detail: &str) -> TransportError {
+pub(crate) fn classify_ssh_message(host: &HostSpec, detail: &str) -> TransportError {
     let name = host.name.clone();
     let lower = detail.to_ascii_lowercase();
     let detail = detail

@@ -1,0 +1,209 @@
+//! `codex-remote watch [PLAN]`: a live full-screen view of the project's runs (and of a
+//! task_plan.json's entries), with keys to follow a run's events, see its diff, apply it, cancel
+//! it. Plain lines when stdout is not a terminal. Everything shown comes from the local run
+//! records, so it is as live as whoever follows the runs (`run`, `attach`, `orchestrate`).
+
+pub mod model;
+mod tui;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::SystemTime;
+
+use codex_remote_core::executor::CodexExecutor;
+use codex_remote_core::pipeline::{self, Project};
+
+use super::Context;
+use crate::cli::WatchArgs;
+use crate::error::CliError;
+use crate::{exit, output};
+use model::{plain_line, Watcher};
+
+pub async fn run(ctx: &Context, args: WatchArgs) -> Result<i32, CliError> {
+    let project = ctx.project(None);
+    // As the user named it (relative to the working directory), which is how it is shown.
+    let plan = args.plan.clone();
+    if let Some(plan) = &plan {
+        // A broken plan is an error up front, not a blank panel.
+        codex_remote_core::taskplan::TaskPlan::load(plan)?;
+    }
+    let watcher = Watcher::new(project.runs());
+    if std::io::stdout().is_terminal() && !ctx.json {
+        tui::run(ctx, project, plan, watcher, args.interval).await
+    } else {
+        plain(ctx, plan.as_deref(), watcher, args.interval).await
+    }
+}
+
+/// Without a terminal: one line per run, then a line each time a run changes, until no run is
+/// active (or at once with --json, which prints the records' views once).
+async fn plain(
+    ctx: &Context,
+    plan: Option<&Path>,
+    mut watcher: Watcher,
+    interval: std::time::Duration,
+) -> Result<i32, CliError> {
+    let mut shown = std::collections::HashMap::<String, String>::new();
+    loop {
+        let views = watcher.refresh();
+        if ctx.json {
+            let runs: Vec<serde_json::Value> = views
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "run_id": v.record.id, "task_id": v.record.task_id, "host": v.record.host,
+                        "phase": v.record.phase, "elapsed_secs": v.elapsed.as_secs(),
+                        "tokens": v.tokens, "files_changed": v.files_changed, "events": v.events,
+                        "state": v.state, "last_activity": v.last_activity,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::json!({ "runs": runs }));
+            return Ok(exit::OK);
+        }
+        let mut text = String::new();
+        if shown.is_empty() && views.is_empty() {
+            text.push_str("no runs recorded in this project\n");
+        }
+        if let Some(plan) = plan {
+            if shown.is_empty() {
+                for line in plan_lines(plan) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        }
+        let now = SystemTime::now();
+        // Oldest first, as a log reads.
+        for view in views.iter().rev() {
+            // Elapsed time and activity ages change every second; a line is printed again when
+            // what the run did changes.
+            let key = format!(
+                "{:?}{}{}{}{}",
+                view.record.phase, view.state, view.tokens, view.files_changed, view.events
+            );
+            if shown.get(&view.record.id) != Some(&key) {
+                text.push_str(&plain_line(view, now));
+                text.push('\n');
+                shown.insert(view.record.id.clone(), key);
+            }
+        }
+        shown.entry(String::new()).or_default();
+        if !text.is_empty() {
+            output::print_text(&text)?;
+        }
+        if !views.iter().any(|v| v.is_active()) {
+            return Ok(exit::OK);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+        }
+    }
+}
+
+/// The plan's codex-remote entries, one line each.
+pub fn plan_lines(path: &Path) -> Vec<String> {
+    let Ok(plan) = codex_remote_core::taskplan::TaskPlan::load(path) else {
+        return vec![format!("plan {}: unreadable", path.display())];
+    };
+    let tasks: Vec<_> = plan
+        .tasks()
+        .into_iter()
+        .filter(|t| t["executor"] == "codex-remote")
+        .collect();
+    let count = |s: &str| tasks.iter().filter(|t| t["status"] == s).count();
+    let mut lines = vec![format!(
+        "plan {}: {} pending, {} running, {} completed, {} failed",
+        path.display(),
+        count("pending"),
+        count("running"),
+        count("completed"),
+        count("failed")
+    )];
+    for t in &tasks {
+        let field = |k: &str| t.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let run = field("run_id");
+        lines.push(
+            format!(
+                "  {:<20} {:<10} {}",
+                field("task_id"),
+                field("status"),
+                if run.is_empty() { "-".into() } else { run }
+            )
+            .trim_end()
+            .to_string(),
+        );
+    }
+    lines
+}
+
+/// The patch of a run, retrieved from the host first when it is not in the record yet.
+async fn diff_text(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
+    let store = project.runs();
+    let mut record = store.load(id)?;
+    if store.read_patch(id).is_err() {
+        let config = ctx.config()?;
+        let transport = ctx.transport(config.host(Some(&record.host))?)?;
+        pipeline::retrieve(transport.clone(), project, &mut record).await?;
+        let _ = transport.close().await;
+    }
+    let patch = store.read_patch(id)?;
+    if patch.is_empty() {
+        return Ok("(the run changed nothing)".into());
+    }
+    Ok(String::from_utf8_lossy(&patch).into_owned())
+}
+
+/// Applies a finished run's result, as `pull RUN --apply --keep` would, and ticks the run's
+/// checklist item (its task's `checkpoint`) as `run` would have.
+async fn apply(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
+    let config = ctx.config()?;
+    let store = project.runs();
+    let mut record = store.load(id)?;
+    if record.applied_at.is_some() {
+        return Ok(format!("run {id} was already applied"));
+    }
+    if store.read_patch(id).is_err() {
+        let transport = ctx.transport(config.host(Some(&record.host))?)?;
+        pipeline::retrieve(transport.clone(), project, &mut record).await?;
+        let _ = transport.close().await;
+    }
+    pipeline::apply(
+        &config,
+        project,
+        &mut record,
+        pipeline::ApplyOptions::default(),
+    )?;
+    let mut said = format!("applied run {id} to {}", project.root.display());
+    if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
+        let path = project.root.join(&spec.file);
+        match codex_remote_core::checkpoint::mark_checkpoint(&path, &spec.item, Some(id)) {
+            Ok(outcome) => {
+                let line = match outcome {
+                    codex_remote_core::checkpoint::CheckpointOutcome::Marked { line }
+                    | codex_remote_core::checkpoint::CheckpointOutcome::AlreadyDone { line } => {
+                        line
+                    }
+                };
+                said.push_str(&format!(
+                    "; ticked `{}` in {}:{line}",
+                    spec.item.trim(),
+                    spec.file
+                ));
+            }
+            Err(e) => said.push_str(&format!("; the checklist item was not ticked: {e}")),
+        }
+    }
+    Ok(said)
+}
+
+/// Cancels a run's agent, as `cancel RUN` would.
+async fn cancel(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
+    let config = ctx.config()?;
+    let mut record = project.runs().load(id)?;
+    let transport = ctx.transport(config.host(Some(&record.host))?)?;
+    codex_remote_core::run::cancel(project, &mut record, transport.clone(), &CodexExecutor).await?;
+    let _ = transport.close().await;
+    Ok(format!("cancelled run {id}"))
+}
