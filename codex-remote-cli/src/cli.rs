@@ -180,7 +180,7 @@ pub struct LongRunArgs {
 
 impl LongRunArgs {
     /// Lays the flags over the config's defaults in `options`.
-    pub fn apply(&self, options: &mut codex_remote_core::run::RunOptions) {
+    pub fn apply(&self, options: &mut codex_remote_core::RunOptions) {
         if let Some(max_wait) = self.max_wait {
             options.max_wait = max_wait;
         }

@@ -1,8 +1,8 @@
 //! `attach`, `status`, `logs` and `cancel`: working with runs whose agent lives on the host.
 
 use codex_remote_core::events::CodexEvent;
-use codex_remote_core::runs::Phase;
 use codex_remote_core::EventKind;
+use codex_remote_core::Phase;
 use tokio::sync::mpsc;
 
 use super::{progress, Context};
@@ -71,7 +71,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         "created   {}\nupdated   {}\n",
         record.created_at, record.updated_at
     ));
-    if let (codex_remote_core::runs::Phase::Waiting, Some(at)) = (record.phase, &record.resume_at) {
+    if let (codex_remote_core::Phase::Waiting, Some(at)) = (record.phase, &record.resume_at) {
         text.push_str(&format!(
             "resumes   {at} (parked at a usage limit; the host resumes thread {} then)\n",
             record.thread_id.as_deref().unwrap_or("?")

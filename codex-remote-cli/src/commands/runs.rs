@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
         };
         let phase = r.phase.to_string();
         let mut applied = applied.to_string();
-        if let (codex_remote_core::runs::Phase::Waiting, Some(at)) = (r.phase, &r.resume_at) {
+        if let (codex_remote_core::Phase::Waiting, Some(at)) = (r.phase, &r.resume_at) {
             applied = format!("until {at}");
         }
         if r.usage.input_tokens + r.usage.output_tokens > 0 {

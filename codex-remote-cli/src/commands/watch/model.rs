@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use codex_remote_core::events::{CodexEvent, ItemKind};
-use codex_remote_core::runs::{Phase, RunRecord, RunStore};
+use codex_remote_core::{Phase, RunRecord, RunStore};
 
 /// One run as the watch shows it.
 #[derive(Debug, Clone)]
@@ -100,7 +100,7 @@ pub fn agent_words(agent: &codex_remote_core::executor::AgentState, run_id: &str
         AgentState::Running { pid } => format!("running (pid {pid} on the host)"),
         AgentState::Waiting { pid, resume_at, .. } => format!(
             "parked at a usage limit (pid {pid} on the host), resumes at {}",
-            codex_remote_core::runs::rfc3339_of(*resume_at)
+            codex_remote_core::rfc3339_of(*resume_at)
         ),
         AgentState::Finished { code: 0 } => {
             format!("finished successfully; `codex-remote attach {run_id}` retrieves the result")
@@ -221,7 +221,7 @@ impl Watcher {
                     Some(n) => *n,
                     None => match std::fs::read(&patch_path) {
                         Ok(patch) => {
-                            let n = codex_remote_core::patch::ParsedPatch::parse(&patch)
+                            let n = codex_remote_core::ParsedPatch::parse(&patch)
                                 .map(|p| p.files.len())
                                 .unwrap_or(0);
                             self.patch_files.insert(record.id.clone(), n);
