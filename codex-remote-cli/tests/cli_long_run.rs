@@ -609,7 +609,7 @@ fn when_every_host_is_parked_orchestrate_says_when_and_waits() {
 fn notify_hears_a_followed_run_park_and_end_with_its_summary_on_stdin() {
     let script = vec![
         Reply::UsageLimit {
-            resets_in_seconds: 3,
+            resets_in_seconds: 8,
         },
         Reply::message("done after the reset"),
     ];
@@ -637,9 +637,17 @@ fn notify_hears_a_followed_run_park_and_end_with_its_summary_on_stdin() {
         std::fs::read_to_string(s.env.project.join("codex-remote.toml")).unwrap()
     );
     s.env.write("codex-remote.toml", &config);
-    let out = s
-        .env
-        .run(&["run", "--prompt", "anything", "--type", "quick-fix"]);
+    // A park is no stall: the stall clock starts again at the reset (the park is longer than
+    // the stall timeout).
+    let out = s.env.run(&[
+        "run",
+        "--stall-timeout",
+        "5s",
+        "--prompt",
+        "anything",
+        "--type",
+        "quick-fix",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("parked until"), "{}", stderr(&out));
     // The text summary counts the resumed thread once, in every kind of token.
