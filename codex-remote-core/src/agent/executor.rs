@@ -674,8 +674,10 @@ case $token in *[!0-9a-f]*) token= ;; esac
 # same_boot: the host has not rebooted since the launch (where it has a boot id). After a reboot
 # nothing of the attempt runs, and its recorded pid may name an unrelated process by now: it is
 # never taken as alive nor signalled.
+# (Both read once: the follow's watcher asks every 20 ms, and this boot cannot change under it.)
 booted=$(cat "$dir/boot_id" 2>/dev/null || true)
-same_boot() { [ -z "$booted" ] || [ "$booted" = "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" ]; }
+boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || true)
+same_boot() { [ -z "$booted" ] || [ "$booted" = "$boot" ]; }
 # alive PID: the process exists and is not a zombie.
 alive() {
   case $1 in ''|*[!0-9]*) return 1 ;; esac
