@@ -80,6 +80,11 @@ pub mod error;
 mod error;
 #[cfg(feature = "test-internals")]
 #[doc(hidden)]
+pub mod names;
+#[cfg(not(feature = "test-internals"))]
+mod names;
+#[cfg(feature = "test-internals")]
+#[doc(hidden)]
 pub mod notify;
 #[cfg(not(feature = "test-internals"))]
 mod notify;
@@ -104,7 +109,7 @@ internal! {
 use records::json_edit;
 
 pub use atomic::write_atomic;
-pub use checkpoint::{mark_checkpoint, CheckpointError, CheckpointOutcome};
+pub use checkpoint::{mark_checkpoint, mark_checkpoint_in, CheckpointError, CheckpointOutcome};
 pub use config::Config;
 pub use engine::{
     Applied, ApplyOptions, Canceller, DefaultSyncers, DefaultTransports, Diff, Engine,
@@ -113,6 +118,7 @@ pub use engine::{
 pub use error::{Error, ErrorKind};
 pub use input::InputError;
 pub use instruction::{ExcludedEntry, Instruction};
+pub use names::{Name, NameError};
 pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
 pub use patch::{
     ApplyError, Conflict, FileChange, ParsedPatch, PatchParseError, Warning as ApplyWarning,

@@ -43,10 +43,12 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
 
 pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     let engine = ctx.engine(ctx.config()?);
-    let mut command = engine.interactive_command(
-        args.host.as_deref(),
-        ctx.ssh_options().config_file.as_deref(),
-    )?;
+    let mut command = engine
+        .interactive_command(
+            args.host.as_deref(),
+            ctx.ssh_options().config_file.as_deref(),
+        )
+        .await?;
     let status = command.status().map_err(CliError::io("starting ssh"))?;
     Ok(status.code().unwrap_or(exit::INTERRUPTED))
 }

@@ -505,10 +505,11 @@ const DEFAULT_MAX_WAIT_SECS: u64 = 6 * 3600;
 /// the agent and everything it starts, whatever process group or session they move to, so
 /// `cancel` can find them all). Args: agent dir, agent script, resume script, resume-at script,
 /// max wait (s), thread to resume first (or empty), its prompt, the prompt after a usage limit,
-/// the supervisor's own script, the sandbox mode; stdin: the instruction. Prints the
-/// supervisor's pid.
+/// the supervisor's own script, the sandbox mode, then the names of the environment variables
+/// the agent inherits from this command (their values are in its environment, never in an
+/// argument); stdin: the instruction. Prints the supervisor's pid.
 const LAUNCH_SCRIPT: &str = r#"set -e
-dir=$1; script=$2; resume=$3; at_script=$4; max_wait=$5; first=$6; prompt=$7; limit_prompt=$8; supervise=$9; sandbox=${10}
+dir=$1; script=$2; resume=$3; at_script=$4; max_wait=$5; first=$6; prompt=$7; limit_prompt=$8; supervise=$9; sandbox=${10}; shift 10
 mkdir -p -- "$dir"
 if ! err=$(mkdir -- "$dir/launched" 2>&1); then
   [ -d "$dir/launched" ] || { printf '%s\n' "$err" >&2; exit 1; }
@@ -523,7 +524,10 @@ shell=${SHELL:-/bin/sh}
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
   unit="codex-remote-$(date +%s)-$$"
   printf '%s\n' "$unit" > "$dir/unit"
-  systemd-run --user --quiet --collect --unit="$unit" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox"
+  # The user manager does not inherit this environment: hand over each variable by name
+  # (systemd-run takes the value from its own environment, so no value is on its command line).
+  n=$#; for name do set -- "$@" "--setenv=$name"; done; shift "$n"
+  systemd-run --user --quiet --collect --unit="$unit" "$@" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox"
 else
   setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox" >/dev/null 2>&1 < /dev/null &
 fi
@@ -803,13 +807,16 @@ impl Executor for CodexExecutor {
         request.extra_args = extra;
         let host = transport.host();
         // The agent's own command lines, built by the one quoting function; shell init first.
+        // They carry no environment values: those (the host's `env`, API keys among them) are
+        // set on the launch command by the transport, off every command line, and the
+        // supervisor, Codex, its resumes and the resume-at script inherit them; only their
+        // names are passed, for systemd-run's `--setenv=NAME`.
+        let no_env = Default::default();
         let script_for = |spec: &CommandSpec, passing_args: bool| {
-            let mut env = host.env.clone();
-            env.extend(spec.env.clone());
             let parts = crate::shell::ScriptParts {
                 program: &spec.program,
                 args: &spec.args,
-                env: &env,
+                env: &no_env,
                 cwd: spec.cwd.as_deref(),
                 shell_init: host.shell_init.as_deref(),
                 announce_pid: false,
@@ -820,7 +827,8 @@ impl Executor for CodexExecutor {
                 crate::shell::command_script(&parts)
             }
         };
-        let script = script_for(&Self::command(&host.codex, &request), false)?;
+        let codex = Self::command(&host.codex, &request);
+        let script = script_for(&codex, false)?;
         let resume = script_for(&Self::resume_command(&host.codex, &request), true)?;
         let at_script = script_for(
             &CommandSpec::new("sh").args(["-c", RESUME_AT_SCRIPT]),
@@ -832,23 +840,28 @@ impl Executor for CodexExecutor {
             .to_string();
         let first = request.resume_thread.clone().unwrap_or_default();
         let dir = crate::layout::home_relative(agent_dir);
-        let spec = agent_script(
-            script_names::LAUNCH_AGENT,
-            LAUNCH_SCRIPT,
-            &[
-                dir,
-                &script,
-                &resume,
-                &at_script,
-                &max_wait,
-                &first,
-                CONTINUE_AFTER_INTERRUPTION,
-                CONTINUE_AFTER_LIMIT,
-                SUPERVISE_SCRIPT,
-                &request.sandbox,
-            ],
-        )
-        .stdin_bytes(request.instruction.clone().into_bytes());
+        let names: Vec<&str> = host
+            .env
+            .keys()
+            .chain(codex.env.keys())
+            .map(String::as_str)
+            .collect();
+        let mut args = vec![
+            dir,
+            &script,
+            &resume,
+            &at_script,
+            &max_wait,
+            &first,
+            CONTINUE_AFTER_INTERRUPTION,
+            CONTINUE_AFTER_LIMIT,
+            SUPERVISE_SCRIPT,
+            &request.sandbox,
+        ];
+        args.extend(names);
+        let mut spec = agent_script(script_names::LAUNCH_AGENT, LAUNCH_SCRIPT, &args)
+            .stdin_bytes(request.instruction.clone().into_bytes());
+        spec.env = codex.env.clone();
         let output = crate::transport::TransportExt::run_checked(transport, spec).await?;
         output
             .stdout_text()
@@ -921,6 +934,8 @@ impl Executor for CodexExecutor {
                 held_empty = true;
                 continue;
             }
+            // The agent's output may quote its environment: no host secret is recorded.
+            let text = transport.host().redact(&text);
             let event = CodexEvent::parse(&text);
             let _ = events.send(ExecEvent { raw: text, event }).await;
         }
@@ -948,12 +963,14 @@ impl Executor for CodexExecutor {
         Ok(FollowEnd {
             status,
             vanished: first == Some("vanished"),
-            stderr: trailer
-                .iter()
-                .skip(1)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n"),
+            stderr: transport.host().redact(
+                &trailer
+                    .iter()
+                    .skip(1)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
         })
     }
 
