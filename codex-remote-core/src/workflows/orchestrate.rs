@@ -326,7 +326,7 @@ pub async fn orchestrate(
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
     // Dropping this future (Ctrl-C) stops every task at once: none waiting starts, and the
     // running ones stop following, their agents going on (the next orchestration resumes them).
-    let mut tasks = AbortOnDrop(Vec::new());
+    let mut tasks = AbortOnDrop(Vec::new(), semaphore.clone());
     for (index, (task_id, item)) in work.into_iter().enumerate() {
         let ctx = TaskContext {
             board: board.clone(),
@@ -342,7 +342,10 @@ pub async fn orchestrate(
         let failed_fast = failed_fast.clone();
         let fail_fast = options.fail_fast;
         tasks.0.push(tokio::spawn(async move {
-            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+            // Closed: the orchestration was dropped (Ctrl-C); this task never starts.
+            let Ok(_permit) = semaphore.acquire_owned().await else {
+                return;
+            };
             if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = done.send((index, task_id, Err(Unsettled::Skipped))).await;
                 return;
@@ -392,11 +395,14 @@ pub async fn orchestrate(
     Ok(summary)
 }
 
-/// Aborts its tasks when dropped.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+/// Aborts its tasks when dropped. The semaphore that lets them start is closed first: a running
+/// task aborted before a waiting one would hand its permit on, and the waiting task could
+/// start (on another worker thread) before its own abort lands.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>, Arc<Semaphore>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
+        self.1.close();
         for task in &self.0 {
             task.abort();
         }
