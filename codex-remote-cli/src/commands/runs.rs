@@ -62,7 +62,7 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
         if let (codex_remote_core::Phase::Waiting, Some(at)) = (r.phase, &r.resume_at) {
             applied = format!("until {at}");
         }
-        if r.usage.input_tokens + r.usage.output_tokens > 0 {
+        if r.usage.input_tokens.saturating_add(r.usage.output_tokens) > 0 {
             applied = format!("{applied} {}", super::run::render_usage(&r.usage))
                 .trim()
                 .to_string();

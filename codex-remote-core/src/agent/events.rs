@@ -43,8 +43,9 @@ impl UsageTally {
                 let entry = self.per_thread.entry(self.thread.clone()).or_default();
                 // Cumulative: the later figure includes the earlier one (max guards against a
                 // Codex that reports per turn after all).
-                *entry = if usage.input_tokens + usage.output_tokens
-                    >= entry.input_tokens + entry.output_tokens
+                // (Saturating: the figures come from the host.)
+                *entry = if usage.input_tokens.saturating_add(usage.output_tokens)
+                    >= entry.input_tokens.saturating_add(entry.output_tokens)
                 {
                     *usage
                 } else {
@@ -68,12 +69,16 @@ impl UsageTally {
 }
 
 impl Usage {
-    /// Adds another turn's usage.
+    /// Adds another turn's usage (saturating: the counts are the agent's word, not ours).
     pub fn add(&mut self, other: &Usage) {
-        self.input_tokens += other.input_tokens;
-        self.cached_input_tokens += other.cached_input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.reasoning_output_tokens += other.reasoning_output_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.cached_input_tokens = self
+            .cached_input_tokens
+            .saturating_add(other.cached_input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.reasoning_output_tokens = self
+            .reasoning_output_tokens
+            .saturating_add(other.reasoning_output_tokens);
     }
 }
 

@@ -165,7 +165,7 @@ impl EventTally {
             match &event {
                 CodexEvent::TurnCompleted { .. } => {
                     let total = self.usage.total();
-                    self.tokens = total.input_tokens + total.output_tokens;
+                    self.tokens = total.input_tokens.saturating_add(total.output_tokens);
                 }
                 CodexEvent::ItemCompleted { item } => {
                     if let ItemKind::FileChange { changes, .. } = &item.kind {
