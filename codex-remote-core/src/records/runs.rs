@@ -103,6 +103,9 @@ pub struct RunRecord {
     /// What about the result deserves the user's attention (set when it is retrieved).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<RunWarning>,
+    /// The run's own container, when its host is made on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ondemand::RunContainer>,
 }
 
 /// Something about a run's result that is not a clean success.
@@ -411,6 +414,7 @@ mod tests {
             thread_id: None,
             usage: Default::default(),
             warnings: Vec::new(),
+            container: None,
         }
     }
 

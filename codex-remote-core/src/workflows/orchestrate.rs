@@ -473,7 +473,7 @@ async fn settle_one(
             };
             match applied {
                 Ok(_) => {
-                    if !options.run.keep {
+                    if !options.run.keep && !record.remote_removed {
                         if let Some(transport) = hosts.iter().find(|t| t.host().name == record.host)
                         {
                             // Cleaning the host need not hold up the next apply.
@@ -712,6 +712,16 @@ impl TaskContext {
         );
         tokio::select! {
             result = finished => {
+                // A run made on demand has its result in the local record now (or is over):
+                // its container goes, unless kept (`--keep`). Applying works from the local
+                // record.
+                if !self.options.keep && (result.is_ok() || record.phase.is_finished()) {
+                    let released =
+                        crate::ondemand::release(&self.project.runs(), &mut record).await;
+                    if result.is_ok() {
+                        released?;
+                    }
+                }
                 result?;
                 Ok(Driven::Done(record))
             }
