@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::host::HostKeyPolicy;
+use crate::host::{HostKeyPolicy, HostKind};
 use crate::prerequisites::{probe, CodexAuth, PrerequisiteCache, Prerequisites};
 use crate::transport::{CommandSpec, Transport, TransportExt};
 
@@ -175,7 +175,7 @@ pub async fn diagnose_on_demand(
     match crate::transport::container::ContainerTransport::new(inside) {
         Ok(transport) => checks.extend(diagnose_and_remember(&transport, cache).await),
         Err(e) => checks.push(check(
-            "ssh reachable",
+            "host reachable",
             Instant::now(),
             false,
             e.to_string(),
@@ -211,26 +211,42 @@ async fn diagnose_learning(
     let mut checks = Vec::new();
 
     let started = Instant::now();
+    // The first check names how the host is reached, and its fix is a command to try.
+    let (reachable, try_it) = match &host.kind {
+        HostKind::Ssh { .. } => ("ssh reachable", format!("try `ssh {name} true`")),
+        HostKind::Container { engine, target }
+        | HostKind::OnDemand(crate::host::OnDemand {
+            engine,
+            image: target,
+            ..
+        }) => (
+            "host reachable",
+            format!(
+                "check that `{}` runs here and that `{target}` exists (e.g. `{} ps`)",
+                engine.key(),
+                engine.key()
+            ),
+        ),
+        HostKind::Local => (
+            "host reachable",
+            "check that `sh` runs on this machine".to_string(),
+        ),
+    };
     match transport.ping().await {
         Ok(rtt) => checks.push(check(
-            "ssh reachable",
+            reachable,
             started,
             true,
             format!("round trip {} ms", rtt.as_millis()),
             None,
         )),
         Err(e) => {
-            let fix = if e.is_connection() {
-                Some(e.to_string())
-            } else {
-                None
-            };
             checks.push(check(
-                "ssh reachable",
+                reachable,
                 started,
                 false,
                 e.to_string(),
-                fix.or(Some(format!("try `ssh {name} true`"))),
+                Some(try_it),
             ));
             return checks;
         }
