@@ -669,7 +669,10 @@ impl Engine {
         {
             return Err(full);
         }
-        if !matches!(record.phase, Phase::Running | Phase::Retrieving) {
+        if !matches!(
+            record.phase,
+            Phase::Running | Phase::Waiting | Phase::Retrieving
+        ) {
             return Err(Error::NotRunning {
                 run_id: record.id.clone(),
                 phase: record.phase.to_string(),
@@ -760,7 +763,7 @@ impl Engine {
     /// its recorded events.
     pub async fn status(&self, run_id: &str) -> Result<RunStatus, Error> {
         let project = self.project(None)?;
-        let record = project.runs().load(run_id)?;
+        let mut record = project.runs().load(run_id)?;
         let events =
             std::fs::read_to_string(project.runs().run_dir(&record.id).join("events.jsonl"))
                 .unwrap_or_default();
@@ -769,11 +772,34 @@ impl Engine {
             .rev()
             .map(CodexEvent::parse)
             .find(|e| !matches!(e, CodexEvent::Other { .. }));
-        let agent = if record.phase == Phase::Running && record.attempt > 0 {
+        let agent = if matches!(record.phase, Phase::Running | Phase::Waiting) && record.attempt > 0
+        {
             let transport = self.transport_of(&record)?;
             let dir = RemoteLayout::new(transport.host(), &record.project)
                 .agent_dir(&record.id, record.attempt);
-            Some(self.executor.probe(transport.as_ref(), &dir).await?)
+            let state = self.executor.probe(transport.as_ref(), &dir).await?;
+            // The host knows best whether the run is parked (it parks with no client connected):
+            // its answer is recorded.
+            let (phase, resume_at) = match &state {
+                crate::executor::AgentState::Waiting {
+                    resume_at,
+                    thread_id,
+                    ..
+                } => {
+                    if record.thread_id.is_none() {
+                        record.thread_id = thread_id.clone();
+                    }
+                    (Phase::Waiting, Some(crate::runs::rfc3339_of(*resume_at)))
+                }
+                _ => (Phase::Running, None),
+            };
+            if (phase, &resume_at) != (record.phase, &record.resume_at) {
+                record.phase = phase;
+                record.resume_at = resume_at;
+                record.updated_at = crate::runs::now();
+                project.runs().save(&record)?;
+            }
+            Some(state)
         } else {
             None
         };
@@ -802,7 +828,7 @@ impl Engine {
             let codex = CodexEvent::parse(line);
             let _ = events.send(EventKind::Codex { codex }.into()).await;
         }
-        if follow && record.phase == Phase::Running {
+        if follow && matches!(record.phase, Phase::Running | Phase::Waiting) {
             let transport = self.transport_of(&record)?;
             let (tx, rx) = mpsc::channel(256);
             let forwarder = forward(rx, events);

@@ -204,6 +204,9 @@ pub fn new_record(
         attempt: 0,
         attempt_log_start: 0,
         finish: None,
+        resume_at: None,
+        thread_id: None,
+        usage: Default::default(),
         warnings: Vec::new(),
         container: None,
     }
