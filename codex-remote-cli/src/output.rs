@@ -198,7 +198,11 @@ fn display_path(file: &codex_remote_core::FileChange) -> String {
 /// Colours a patch like `git diff --color`; with `escape` (it goes to a terminal, or to a pager
 /// that reads colours) its control characters are shown instead of sent.
 pub fn render_patch(patch: &str, color: bool, escape: bool) -> String {
-    let patch = if escape { safe(patch) } else { Cow::Borrowed(patch) };
+    let patch = if escape {
+        safe(patch)
+    } else {
+        Cow::Borrowed(patch)
+    };
     if !color {
         return patch.into_owned();
     }

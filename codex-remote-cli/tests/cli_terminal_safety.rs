@@ -66,7 +66,11 @@ fn the_agent_s_words_names_and_patch_are_shown_not_sent_to_the_terminal() {
     assert!(shown.contains("+\\x1b[2K\\x1b[1Ahidden"), "{shown}");
     // ... while a program reading the patch gets it byte for byte.
     let out = s.env.run(&["diff", "last", "--color", "never"]);
-    assert!(stdout(&out).contains("+\x1b[2K\x1b[1Ahidden"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("+\x1b[2K\x1b[1Ahidden"),
+        "{}",
+        stdout(&out)
+    );
 
     for args in [["logs", "last"], ["status", "last"]] {
         let out = s.env.run(&args);
@@ -83,7 +87,9 @@ fn the_agent_s_words_names_and_patch_are_shown_not_sent_to_the_terminal() {
     }
 
     // A refusal naming the agent's file shows the name's escapes.
-    let out = s.env.run(&["run", "--prompt", "Ignore things", "--type", "quick-fix"]);
+    let out = s
+        .env
+        .run(&["run", "--prompt", "Ignore things", "--type", "quick-fix"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let err = stderr(&out);
     assert_no_raw_escapes("the refusal", &err);

@@ -382,10 +382,10 @@ fn draw(frame: &mut Frame, app: &mut App) {
                 Paragraph::new(crate::output::safe(text).into_owned())
                     .scroll((*scroll, 0))
                     .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(format!(" diff of {id} ")),
-                ),
+                        Block::default()
+                            .borders(Borders::ALL)
+                            .title(format!(" diff of {id} ")),
+                    ),
                 body,
             );
         }
