@@ -254,6 +254,14 @@ pub struct ApplyConfig {
     /// Hold back symlinks that point outside the project (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_back_outside_symlinks: Option<bool>,
+    /// Hold back changes to files that make the user's own tools run code or steer the user's
+    /// own agents (`.codex/`, `.claude/`, `.vscode/`, `.mcp.json`, `.envrc`, `AGENTS.md`, ...;
+    /// default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_back_agent_config: Option<bool>,
+    /// More files held back as agent config: globs as in `restricted.files` (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_config_files: Option<Vec<String>>,
 }
 
 /// An SSH destination checked so that it can never be taken for an `ssh` option.
@@ -647,7 +655,9 @@ impl ConfigFile {
                 max_patch_bytes,
                 max_deleted_share,
                 hold_back_ignore_files,
-                hold_back_outside_symlinks
+                hold_back_outside_symlinks,
+                hold_back_agent_config,
+                agent_config_files
             );
         }
     }
@@ -818,6 +828,18 @@ impl Config {
                 }
             }
         }
+        if let Some(patterns) = self
+            .merged
+            .apply
+            .as_ref()
+            .and_then(|a| a.agent_config_files.as_ref())
+        {
+            RestrictedFiles::from_config(
+                patterns,
+                &self.source_name(),
+                "apply.agent_config_files",
+            )?;
+        }
         if let Some(share) = self.merged.apply.as_ref().and_then(|a| a.max_deleted_share) {
             if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
                 return Err(InputError::new(
@@ -845,6 +867,14 @@ impl Config {
             outside_symlinks: apply
                 .hold_back_outside_symlinks
                 .unwrap_or(defaults.outside_symlinks),
+            agent_config: apply
+                .hold_back_agent_config
+                .unwrap_or(defaults.agent_config),
+            // Checked when the config was loaded.
+            agent_config_files: apply
+                .agent_config_files
+                .and_then(|patterns| RestrictedFiles::new(patterns).ok())
+                .unwrap_or(defaults.agent_config_files),
         }
     }
 
@@ -1192,6 +1222,21 @@ mod tests {
         assert!(file.apply.as_ref().unwrap().max_patch_bytes.is_some());
         let config = Config::from_files([file]).unwrap();
         assert_eq!(config.hold_back(), crate::patch::HoldBackPolicy::default());
+    }
+
+    #[test]
+    fn agent_config_keys_are_read_and_bad_globs_named() {
+        let file = parse(
+            "[apply]\nhold_back_agent_config = false\nagent_config_files = [\"tools/*.sh\"]\n",
+        )
+        .unwrap();
+        let policy = Config::from_files([file]).unwrap().hold_back();
+        assert!(!policy.agent_config);
+        assert!(policy.is_agent_config("tools/run.sh"));
+        assert!(!policy.is_agent_config("src/run.sh"));
+        let file = parse("[apply]\nagent_config_files = [\"a[\"]\n").unwrap();
+        let e = Config::from_files([file]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("apply.agent_config_files[0]"));
     }
 
     #[test]

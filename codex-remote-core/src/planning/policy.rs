@@ -149,23 +149,74 @@ impl ProtectedPaths {
         Self { extra }
     }
 
-    /// Whether a project-relative path (`/`-separated) is protected.
+    /// Whether a project-relative path (`/`-separated) is protected. Each component is folded
+    /// first ([`fold_name`]), so invisible characters, case and trailing dots or spaces cannot
+    /// disguise a protected name.
     pub fn is_protected(&self, path: &str) -> bool {
         let path = path.trim_start_matches("./");
-        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let components: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(fold_name)
+            .collect();
         let dir_hit = components
             .iter()
-            .any(|c| PROTECTED_DIRS.iter().any(|d| c.eq_ignore_ascii_case(d)));
+            .any(|c| PROTECTED_DIRS.iter().any(|d| c == d));
         let name_hit = components
             .last()
-            .is_some_and(|name| name.eq_ignore_ascii_case(crate::config::PROJECT_FILE));
+            .is_some_and(|name| name == crate::config::PROJECT_FILE);
+        let joined = components.join("/");
         dir_hit
             || name_hit
-            || self
-                .extra
-                .iter()
-                .any(|extra| extra.eq_ignore_ascii_case(&components.join("/")))
+            || self.extra.iter().any(|extra| {
+                extra
+                    .split('/')
+                    .map(fold_name)
+                    .collect::<Vec<_>>()
+                    .join("/")
+                    == joined
+            })
     }
+}
+
+/// A path component as a file system may see it, for matching names that must not be
+/// disguised: Unicode default-ignorable code points removed (zero-width joiners and spaces,
+/// direction marks and overrides, word joiners, variation selectors, the byte-order mark: what
+/// HFS+ ignores, as git's `core.protectHFS` knows), trailing dots and spaces removed (NTFS, as
+/// `core.protectNTFS` knows), then lower-cased (case-insensitive file systems).
+///
+/// ```
+/// use codex_remote_core::policy::fold_name;
+/// assert_eq!(fold_name(".Codex-Remote\u{200c}"), ".codex-remote");
+/// assert_eq!(fold_name("codex-remote.toml. "), "codex-remote.toml");
+/// ```
+pub fn fold_name(name: &str) -> String {
+    let kept: String = name.chars().filter(|&c| !is_default_ignorable(c)).collect();
+    kept.trim_end_matches(['.', ' ']).to_lowercase()
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` property.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 #[cfg(test)]
@@ -229,6 +280,27 @@ mod tests {
         ] {
             assert!(!protected.is_protected(path), "{path}");
         }
+    }
+
+    #[test]
+    fn invisible_characters_case_and_trailing_dots_do_not_disguise_protected_names() {
+        let protected = ProtectedPaths::default();
+        for path in [
+            ".codex-remote\u{200c}/runs/zz/run.json",
+            "codex-remote.toml\u{200d}",
+            "\u{feff}.git/config",
+            ".g\u{200b}it/hooks/pre-commit",
+            "sub/\u{202e}codex-remote.toml",
+            ".git\u{2060}/config",
+            "codex-remote.toml.",
+            ".GIT /config",
+            "\u{fe0f}.Codex-Remote/x",
+        ] {
+            assert!(protected.is_protected(path), "{}", path.escape_unicode());
+        }
+        // Visible differences still differ.
+        assert!(!protected.is_protected("codex-remote.tom1"));
+        assert!(!protected.is_protected(".codex-remotes/x"));
     }
 
     #[test]

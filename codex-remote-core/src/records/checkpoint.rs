@@ -65,6 +65,15 @@ pub enum CheckpointError {
         /// How it leaves: `` or ` through a symlink`.
         how: &'static str,
     },
+    /// The spec resolves to codex-remote's own state or config (a symlink an agent planted
+    /// pointing at a run record, say): never written.
+    #[error("the checkpoint file `{file}` leads to codex-remote's own state or config (`{target}`); it is never written")]
+    Protected {
+        /// The spec file as given.
+        file: String,
+        /// Where it leads, project-relative.
+        target: String,
+    },
     /// The file could not be read or written.
     #[error("{file}")]
     Io {
@@ -249,10 +258,32 @@ pub fn spec_in_project(root: &Path, file: &str) -> Result<PathBuf, CheckpointErr
     }
     let real_root = root.canonicalize().map_err(io)?;
     let real = joined.canonicalize().map_err(io)?;
-    if !real.starts_with(&real_root) {
+    let Ok(inside) = real.strip_prefix(&real_root) else {
         return Err(outside(" through a symlink"));
+    };
+    // Where it really leads must not be tool state or config, whatever the name says (an agent
+    // can replace the spec with a link to `.codex-remote/runs/<id>/result.patch`).
+    let inside: Vec<String> = inside
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let inside = inside.join("/");
+    let protected = crate::policy::ProtectedPaths::default();
+    if protected.is_protected(&inside) || protected.is_protected(&depth_path(&depth)) {
+        return Err(CheckpointError::Protected {
+            file: file.to_string(),
+            target: inside,
+        });
     }
     Ok(real)
+}
+
+fn depth_path(parts: &[&std::ffi::OsStr]) -> String {
+    parts
+        .iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Ticks `item` in the run's spec `file`, which must be inside the project at `root` (see
@@ -416,6 +447,46 @@ mod tests {
         );
         let names: Vec<_> = std::fs::read_dir(root.join("specs")).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary left beside the target");
+    }
+
+    #[test]
+    fn a_spec_leading_to_tool_state_or_config_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let record = root.join(".codex-remote/runs/r1");
+        std::fs::create_dir_all(&record).unwrap();
+        let patch = "diff --git a/SPEC.md b/SPEC.md\n- [ ] Do it\n";
+        std::fs::write(record.join("result.patch"), patch).unwrap();
+        std::fs::write(
+            root.join("codex-remote.toml"),
+            "# - [ ] Do it\n- [ ] Do it\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::os::unix::fs::symlink(".codex-remote/runs/r1/result.patch", root.join("SPEC.md"))
+            .unwrap();
+        std::os::unix::fs::symlink("../codex-remote.toml", root.join("d/SPEC.md")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("here")).unwrap();
+        for file in [
+            "SPEC.md",
+            "d/SPEC.md",
+            "here/.codex-remote/runs/r1/result.patch",
+            ".codex-remote/runs/r1/result.patch",
+        ] {
+            let e = mark_checkpoint_in(root, file, "Do it", Some("r1")).unwrap_err();
+            assert!(
+                matches!(e, CheckpointError::Protected { .. }),
+                "{file}: {e}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(record.join("result.patch")).unwrap(),
+            patch
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("codex-remote.toml")).unwrap(),
+            "# - [ ] Do it\n- [ ] Do it\n"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
-use crate::policy::{ProtectedPaths, RestrictedFiles};
+use crate::policy::{fold_name, ProtectedPaths, RestrictedFiles};
 
 const NULL_BLOB: &str = "0000000000000000000000000000000000000000";
 
@@ -636,7 +636,8 @@ pub struct Conflict {
 /// (`{"kind", "message", "paths"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
-    /// `deletes-most-files`, `patch-too-large`, `symlink-outside` or `ignore-file`.
+    /// `deletes-most-files`, `patch-too-large`, `symlink-outside`, `ignore-file` or
+    /// `agent-config`.
     pub kind: String,
     /// Why it was held back, in words.
     pub message: String,
@@ -675,6 +676,57 @@ pub struct HoldBackPolicy {
     pub ignore_files: bool,
     /// Symlinks that point outside the project are held back.
     pub outside_symlinks: bool,
+    /// Changes to files that make the user's own tools run code or steer the user's own agents
+    /// ([`AGENT_CONFIG_DIRS`], [`AGENT_CONFIG_FILES`]) are held back.
+    pub agent_config: bool,
+    /// More such files (`apply.agent_config_files`: globs as in `restricted.files`).
+    pub agent_config_files: RestrictedFiles,
+}
+
+/// Directories (at any depth) whose files configure an agent or editor that runs code or takes
+/// instructions on the user's machine: hooks, MCP servers, tasks, rules.
+pub const AGENT_CONFIG_DIRS: [&str; 11] = [
+    ".codex",
+    ".agents",
+    ".agent",
+    ".claude",
+    ".cursor",
+    ".gemini",
+    ".vscode",
+    ".devcontainer",
+    ".husky",
+    ".windsurf",
+    ".continue",
+];
+
+/// File names (at any depth) that do the same: MCP server lists, direnv scripts, agent
+/// instructions, commit hooks.
+pub const AGENT_CONFIG_FILES: [&str; 10] = [
+    ".mcp.json",
+    ".envrc",
+    "agents.md",
+    "agents.override.md",
+    "claude.md",
+    "gemini.md",
+    ".cursorrules",
+    ".windsurfrules",
+    ".pre-commit-config.yaml",
+    "copilot-instructions.md",
+];
+
+impl HoldBackPolicy {
+    /// Whether a project-relative path is agent or tool config (names folded as for protected
+    /// paths, so case and invisible characters do not hide one).
+    pub fn is_agent_config(&self, path: &str) -> bool {
+        let components: Vec<String> = path.split('/').map(fold_name).collect();
+        components
+            .iter()
+            .any(|c| AGENT_CONFIG_DIRS.contains(&c.as_str()))
+            || components
+                .last()
+                .is_some_and(|name| AGENT_CONFIG_FILES.contains(&name.as_str()))
+            || self.agent_config_files.is_restricted(path)
+    }
 }
 
 /// Default of `apply.max_patch_bytes`: 100 MiB.
@@ -689,6 +741,8 @@ impl Default for HoldBackPolicy {
             max_deleted_share: DEFAULT_MAX_DELETED_SHARE,
             ignore_files: true,
             outside_symlinks: true,
+            agent_config: true,
+            agent_config_files: RestrictedFiles::new(Vec::new()).expect("no patterns"),
         }
     }
 }
@@ -865,6 +919,22 @@ impl PatchApplier {
             .iter()
             .filter_map(|f| f.old_path.as_deref())
             .collect();
+        // Without the full preimage id a content change cannot be checked against local edits
+        // (our retrieval always writes it: `--full-index`), so such a patch is not applied.
+        if let Some(file) = patch.files.iter().find(|f| {
+            f.old_path.is_some()
+                && (f.added > 0 || f.removed > 0 || f.binary)
+                && !f.old_blob.as_deref().is_some_and(is_full_blob_id)
+        }) {
+            return Err(PatchParseError::new(
+                0,
+                format!(
+                    "`{}` changes content without its full preimage blob id (an `index` line with 40 hex digits), so it cannot be checked against local edits",
+                    file.old_path.as_deref().unwrap_or_default().escape_debug()
+                ),
+            )
+            .into());
+        }
         let mut conflicts = Vec::new();
         for path in &paths {
             if let Some(link) = self.symlinked_parent(path) {
@@ -915,6 +985,100 @@ impl PatchApplier {
             .filter(|p| self.protected.is_protected(p))
             .map(str::to_string)
             .collect();
+        if protected.is_empty() {
+            Ok(())
+        } else {
+            Err(ApplyError::Protected(protected))
+        }
+    }
+
+    /// Whether a change keeping a file (under its name or another) wipes its contents: the new
+    /// version is empty while the local one is not, or a rename removes every line.
+    fn wipes(&self, change: &FileChange, old: &str, new: &str, tree: &Path) -> bool {
+        let Ok(before) = std::fs::symlink_metadata(self.root.join(old)) else {
+            return false;
+        };
+        if !before.is_file() || before.len() == 0 {
+            return false;
+        }
+        let emptied = std::fs::symlink_metadata(tree.join(new))
+            .is_ok_and(|after| after.is_file() && after.len() == 0);
+        let renamed_away = old != new
+            && !change.binary
+            && change.removed > 0
+            && std::fs::read(self.root.join(old)).is_ok_and(|bytes| {
+                let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64
+                    + u64::from(!bytes.ends_with(b"\n"));
+                change.removed >= lines
+            });
+        emptied || renamed_away
+    }
+
+    /// Where a symlink at `path` pointing at `target` leads, project-relative, in the tree as it
+    /// will be once the patch is applied; None when it leaves the project or when a component
+    /// on the way is itself a symlink (locally, or as the patch makes it), so where it leads
+    /// cannot be known from the names alone (`d -> .` makes `d/d/../../..` climb out).
+    fn resolve_link(
+        &self,
+        path: &str,
+        target: &Path,
+        patch: &ParsedPatch,
+        post: &BTreeSet<&str>,
+        tree: &Path,
+    ) -> Option<String> {
+        let touched: BTreeSet<&str> = patch.files.iter().flat_map(FileChange::touched).collect();
+        let is_link = |prefix: &str| {
+            let place = if touched.contains(prefix) {
+                if !post.contains(prefix) {
+                    return false;
+                }
+                tree.join(prefix)
+            } else {
+                self.root.join(prefix)
+            };
+            std::fs::symlink_metadata(place).is_ok_and(|m| m.file_type().is_symlink())
+        };
+        let mut stack: Vec<String> = path.split('/').map(str::to_string).collect();
+        stack.pop();
+        for component in target.components() {
+            match component {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    stack.pop()?;
+                }
+                std::path::Component::Normal(name) => {
+                    stack.push(name.to_str()?.to_string());
+                    if is_link(&stack.join("/")) {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(stack.join("/"))
+    }
+
+    /// Symlinks the result makes whose target is protected (tool state or config): refused like
+    /// a protected path, since writing or ticking through them would change that state.
+    fn check_link_targets(
+        &self,
+        patch: &ParsedPatch,
+        post: &BTreeSet<&str>,
+        tree: &Path,
+    ) -> Result<(), ApplyError> {
+        let mut protected = Vec::new();
+        for path in post {
+            let Ok(target) = std::fs::read_link(tree.join(path)) else {
+                continue;
+            };
+            let lexical = target.to_string_lossy();
+            let resolved = self.resolve_link(path, &target, patch, post, tree);
+            if self.protected.is_protected(&lexical)
+                || resolved.is_some_and(|r| !r.is_empty() && self.protected.is_protected(&r))
+            {
+                protected.push(format!("{path} -> {lexical}"));
+            }
+        }
         if protected.is_empty() {
             Ok(())
         } else {
@@ -1050,6 +1214,7 @@ impl PatchApplier {
             .iter()
             .filter_map(|w| paths.get(w.as_str()).copied())
             .collect();
+        self.check_link_targets(&patch, &post, &tree)?;
         let warnings = self.warnings(&patch, &post, &tree, size);
         if !warnings.is_empty() && !self.allow_held_back {
             return Err(ApplyError::HeldBack(warnings));
@@ -1142,12 +1307,17 @@ impl PatchApplier {
         if size > policy.max_patch_bytes {
             warnings.push(too_large(size, policy.max_patch_bytes));
         }
+        // A file emptied, or renamed with every line removed (`mv a trash/a` with 0% similarity),
+        // is as gone as a deleted one.
         let deleted = patch
             .files
             .iter()
-            .filter(|f| f.new_path.is_none())
-            .filter_map(|f| f.old_path.as_deref())
-            .filter(|old| !post.contains(old))
+            .filter(|f| !f.copied)
+            .filter_map(|f| Some((f, f.old_path.as_deref()?)))
+            .filter(|(f, old)| match f.new_path.as_deref() {
+                None => !post.contains(old),
+                Some(new) => self.wipes(f, old, new, tree),
+            })
             .count();
         let total = self
             .project_files
@@ -1171,12 +1341,25 @@ impl PatchApplier {
                     Some(path),
                 ));
             }
+            if policy.agent_config && policy.is_agent_config(path) {
+                warnings.push(Warning::new(
+                    "agent-config",
+                    "it changes config that makes the user's own tools run code or steers the user's own agents".into(),
+                    Some(path),
+                ));
+            }
             if policy.outside_symlinks && post.contains(path) {
                 if let Ok(target) = std::fs::read_link(tree.join(path)) {
-                    if !link_stays_inside(path, &target) {
+                    if self
+                        .resolve_link(path, &target, patch, post, tree)
+                        .is_none()
+                    {
                         warnings.push(Warning::new(
                             "symlink-outside",
-                            format!("a symlink to `{}`, outside the project", target.display()),
+                            format!(
+                                "a symlink to `{}`, outside the project (or through another symlink, so where it leads cannot be known)",
+                                target.display()
+                            ),
                             Some(path),
                         ));
                     }
@@ -1207,24 +1390,9 @@ fn wildmatch_literal(path: &str) -> String {
     out
 }
 
-/// Whether a symlink at project-relative `path` pointing at `target` stays inside the project.
-fn link_stays_inside(path: &str, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut depth: i64 = path.split('/').count() as i64 - 1;
-    for component in target.components() {
-        match component {
-            std::path::Component::ParentDir => depth -= 1,
-            std::path::Component::Normal(_) => depth += 1,
-            std::path::Component::CurDir => {}
-            _ => return false,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
+/// Whether `id` is a full (40 hex digit) git blob id.
+fn is_full_blob_id(id: &str) -> bool {
+    id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Files under `root`, `.git` and `.codex-remote` left out (used when the caller gave no count).
@@ -1445,14 +1613,6 @@ mod tests {
         assert_eq!(buf, b"diff --git a/x b/x\n");
         buf.clear();
         assert_eq!(read_line_capped(&mut reader, &mut buf).unwrap(), 0);
-    }
-
-    #[test]
-    fn symlink_targets_are_judged_lexically() {
-        assert!(link_stays_inside("a/b/link", Path::new("../c")));
-        assert!(link_stays_inside("link", Path::new("src/x")));
-        assert!(!link_stays_inside("a/link", Path::new("../../etc")));
-        assert!(!link_stays_inside("link", Path::new("/etc/passwd")));
     }
 
     #[test]

@@ -52,7 +52,7 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
 const PREPARE_SCRIPT: &str = r#"set -e
 mirror=$1; lock=$2; trees=$3; name=$4; id=$5; shift 5
 mkdir -p -- "$(dirname -- "$lock")" "$trees"
-trees=$(cd -- "$trees" && pwd)
+trees=$(cd -P -- "$trees" && pwd -P)
 if command -v flock >/dev/null 2>&1; then exec 9>"$lock"; flock 9; fi
 cd -- "$mirror"
 mirror=$(pwd)
@@ -85,12 +85,19 @@ exec 9>&-
 slot=$trees/$n; tree=$slot/$name
 export GIT_DIR="$mirror/.git" GIT_WORK_TREE="$tree" GIT_INDEX_FILE="$slot.index"
 rm -rf -- "$slot.nested"
+# Removes each nested `.git` only from inside its directory, entered physically and checked to
+# be inside the tree: a lingering agent process swapping a parent directory for a symlink
+# between `find` and `rm` cannot point the removal at another directory's `.git`.
+confined_rm='tree=$1; shift
+for g do
+  (cd -P -- "${g%/.git}" 2>/dev/null && case $(pwd -P) in "$tree"/*) rm -rf -- .git ;; esac) || true
+done'
 # A reused tree: drop its git directory and nested ones (the agent's), what the index does not
 # track, then rewrite only the files whose stat or content differs from the new baseline.
 if [ -d "$tree" ] && [ -f "$slot.index" ] &&
   rm -rf -- "$tree/.git" &&
   git clean -ffdxq 2>/dev/null &&
-  find "$tree" -mindepth 2 -name .git -prune -exec rm -rf -- {} + &&
+  find "$tree" -mindepth 2 -name .git -prune -exec sh -c "$confined_rm" sh "$tree" {} + &&
   git read-tree -u --reset "$base" 2>/dev/null; then
   :
 else
@@ -118,8 +125,8 @@ printf '%s %s\n' "$n" "$base"
 /// Args: tree, baseline, mirror, slot, run id. Prints the run's change as a binary git patch on
 /// stdout, and on stderr one `codex-remote-outside: <status>` line per file changed in the mirror.
 const RETRIEVE_SCRIPT: &str = r#"set -e
-tree=$(cd -- "$1" && pwd); base=$2; mirror=$(cd -- "$3" && pwd); slot=$4; id=$5
-slot=$(cd -- "$(dirname -- "$slot")" && pwd)/$(basename -- "$slot")
+tree=$(cd -P -- "$1" && pwd -P); base=$2; mirror=$(cd -- "$3" && pwd); slot=$4; id=$5
+slot=$(cd -P -- "$(dirname -- "$slot")" && pwd -P)/$(basename -- "$slot")
 if [ "$(cat -- "$slot.lease/run" 2>/dev/null)" != "$id" ]; then
   echo "codex-remote: run $id no longer holds its tree $tree (it was returned to the pool)" >&2
   exit 3
@@ -150,8 +157,12 @@ while [ "$pass" -lt 32 ]; do
     case $entry in \"*) continue ;; */) ;; *) continue ;; esac
     if [ -e "$tree/$entry.git" ] || [ -L "$tree/$entry.git" ]; then
       n=0; while [ -e "$slot.nested/$n" ]; do n=$((n + 1)); done
-      mv -- "$tree/$entry.git" "$slot.nested/$n"
-      moved=1
+      # From inside the directory, entered physically and checked to be inside the tree: a
+      # directory swapped for a symlink to elsewhere is never followed (its `.git` stays put).
+      if (cd -P -- "$tree/$entry" 2>/dev/null && case $(pwd -P) in "$tree"/*) ;; *) exit 1 ;; esac &&
+        mv -- .git "$slot.nested/$n"); then
+        moved=1
+      fi
     fi
   done < "$slot.nested/list"
   [ "$moved" = 1 ] || break
@@ -417,4 +428,159 @@ pub async fn prune_idle_trees(
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// Runs one of our scripts as the host would (`sh -c`, the git prelude first), with
+    /// `bin` first on PATH.
+    fn run(body: &str, args: &[&str], bin: &Path) -> String {
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{GIT_PRELUDE}{body}"))
+            .arg("sh")
+            .args(args)
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn git_init(dir: &Path) {
+        let status = Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// A lingering agent process swaps a directory holding a nested repository for a symlink to
+    /// another repository (outside the tree) between our listing and our move: retrieval moves
+    /// nothing of it, so the next preparation cannot delete it. Preparation's removal of nested
+    /// `.git` directories is confined the same way.
+    #[test]
+    fn nested_git_moves_and_removals_never_follow_a_swapped_in_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let (mirror, trees, bin) = (root.join("mirror"), root.join("trees"), root.join("bin"));
+        let victim = root.join("victim");
+        std::fs::create_dir_all(&mirror).unwrap();
+        std::fs::write(mirror.join("a.txt"), "a\n").unwrap();
+        git_init(&victim);
+        std::fs::write(victim.join("keep.txt"), "mine\n").unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        let s = |p: &Path| p.display().to_string();
+        let prepare = |bin: &Path| {
+            let out = run(
+                PREPARE_SCRIPT,
+                &[
+                    &s(&mirror),
+                    &s(&root.join("lock")),
+                    &s(&trees),
+                    "proj",
+                    "r1",
+                ],
+                bin,
+            );
+            out.split_whitespace().nth(1).unwrap().to_string()
+        };
+        let base = prepare(&bin);
+        let tree = trees.join("0/proj");
+        // The agent's nested repository, and a stand-in git that, right after the listing,
+        // swaps its directory for a symlink to the victim (what the racing process does).
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        git_init(&tree.join("sub"));
+        std::fs::write(tree.join("sub/file.txt"), "hi\n").unwrap();
+        let real_git = String::from_utf8(
+            Command::new("sh")
+                .args(["-c", "command -v git"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let wrapper = bin.join("git");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\n{} \"$@\"; rc=$?\ncase \" $* \" in *\" ls-files \"*)\n  if [ ! -L '{t}/sub' ]; then rm -rf '{t}/sub' && ln -s '{v}' '{t}/sub'; fi ;;\nesac\nexit $rc\n",
+                real_git.trim(),
+                t = s(&tree),
+                v = s(&victim),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let slot = trees.join("0");
+        run(
+            RETRIEVE_SCRIPT,
+            &[&s(&tree), &base, &s(&mirror), &s(&slot), "r1"],
+            &bin,
+        );
+        assert!(tree.join("sub").is_symlink(), "the swap happened");
+        assert!(
+            victim.join(".git/HEAD").is_file(),
+            "the victim's .git was moved"
+        );
+        assert_eq!(
+            std::fs::read_dir(trees.join("0.nested")).unwrap().count(),
+            0,
+            "nothing of the victim is in the nested slot"
+        );
+
+        // The next preparation (the lease given back) empties the slot's nested store and the
+        // tree's nested repositories, never the victim's; a removal handed a path through the
+        // swapped-in symlink (a swap between `find` and `rm`) removes nothing.
+        std::fs::remove_dir_all(trees.join("0.lease")).unwrap();
+        std::fs::remove_file(&wrapper).unwrap();
+        prepare(&bin);
+        assert!(
+            victim.join(".git/HEAD").is_file(),
+            "the victim's .git was removed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
+            "mine\n"
+        );
+        let start = PREPARE_SCRIPT.find("confined_rm='").unwrap() + "confined_rm='".len();
+        let confined_rm =
+            &PREPARE_SCRIPT[start..start + PREPARE_SCRIPT[start..].find("'\n").unwrap()];
+        std::os::unix::fs::symlink(&victim, tree.join("lnk")).unwrap();
+        std::fs::create_dir_all(tree.join("in/.git")).unwrap();
+        let status = Command::new("sh")
+            .args(["-c", confined_rm, "sh"])
+            .arg(&tree)
+            .arg(tree.join("lnk/.git"))
+            .arg(tree.join("in/.git"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(
+            victim.join(".git/HEAD").is_file(),
+            "removed through the symlink"
+        );
+        assert!(
+            !tree.join("in/.git").exists(),
+            "a nested .git inside is removed"
+        );
+    }
 }
