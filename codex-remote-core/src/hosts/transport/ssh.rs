@@ -44,6 +44,18 @@ pub enum MuxMode {
     Process,
 }
 
+/// How commands reach the host's shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShellMode {
+    /// One small remote process per session, started once through the login shell (paying the
+    /// user's `~/.bashrc` once), runs every command of the session from framed requests over one
+    /// channel. Falls back to [`ShellMode::PerCommand`] when the host cannot run it.
+    Persistent,
+    /// Every command is its own channel and login shell (pays `~/.bashrc` every time).
+    #[default]
+    PerCommand,
+}
+
 /// Knobs beyond the host spec, mostly for tests and unusual setups.
 #[derive(Debug, Clone, Default)]
 pub struct SshOptions {
@@ -57,6 +69,8 @@ pub struct SshOptions {
     pub control_dir: Option<PathBuf>,
     /// Multiplexing backend.
     pub mux: MuxMode,
+    /// How commands reach the host's shell.
+    pub shell: ShellMode,
 }
 
 /// Runs commands on a host over SSH.
