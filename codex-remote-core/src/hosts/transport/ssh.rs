@@ -11,6 +11,8 @@
 //! (`sshd` makes each session's shell a process-group leader). Scripts longer than one exec
 //! argument may be (Linux: 128 KiB) are sent on stdin ahead of the command's own input.
 
+mod persistent;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,12 +49,13 @@ pub enum MuxMode {
 /// How commands reach the host's shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ShellMode {
-    /// One small remote process per session, started once through the login shell (paying the
-    /// user's `~/.bashrc` once), runs every command of the session from framed requests over one
-    /// channel. Falls back to [`ShellMode::PerCommand`] when the host cannot run it.
+    /// One small remote process per session (Perl, see `ssh/shell_agent.pl`), started once
+    /// through the login shell (so the user's `~/.bashrc` is paid once), runs every command of
+    /// the session from framed requests over one channel. Default. Falls back to
+    /// [`ShellMode::PerCommand`] when the host cannot run it (no `perl`).
+    #[default]
     Persistent,
     /// Every command is its own channel and login shell (pays `~/.bashrc` every time).
-    #[default]
     PerCommand,
 }
 
@@ -79,6 +82,16 @@ pub struct SshTransport {
     destination: String,
     options: SshOptions,
     session: Mutex<Option<Arc<Session>>>,
+    agent: Mutex<AgentState>,
+}
+
+/// The session's persistent remote shell.
+enum AgentState {
+    /// Not started yet (or ended: start it again).
+    None,
+    Running(Arc<persistent::ShellAgent>),
+    /// The host cannot run it: every command gets its own login shell.
+    Unavailable,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -105,6 +118,7 @@ impl SshTransport {
             destination,
             options,
             session: Mutex::new(None),
+            agent: Mutex::new(AgentState::None),
         })
     }
 
@@ -163,22 +177,65 @@ impl SshTransport {
         connected.map_err(|e| classify_connect_error(&self.host, e))
     }
 
-    async fn spawn_on(
-        &self,
-        session: Arc<Session>,
-        spec: &CommandSpec,
-    ) -> Result<RemoteProcess, openssh::Error> {
+    /// The script that runs `spec` on the host (the same whether it runs in its own login shell
+    /// or in the session's persistent shell).
+    fn script(&self, spec: &CommandSpec, announce_pid: bool) -> Result<String, TransportError> {
         let mut env = self.host.env.clone();
         env.extend(spec.env.clone());
-        let script = command_script(&ScriptParts {
+        Ok(command_script(&ScriptParts {
             program: &spec.program,
             args: &spec.args,
             env: &env,
             cwd: spec.cwd.as_deref(),
             shell_init: self.host.shell_init.as_deref().filter(|_| spec.shell_init),
-            announce_pid: true,
-        })
-        .map_err(|_| openssh::Error::InvalidCommand)?;
+            announce_pid,
+        })?)
+    }
+
+    /// The session's persistent shell, started on first use; `None` when the host cannot run
+    /// it (then commands run one login shell each).
+    async fn agent(&self) -> Result<Option<Arc<persistent::ShellAgent>>, TransportError> {
+        let mut state = self.agent.lock().await;
+        match &*state {
+            AgentState::Running(agent) if agent.is_alive() => return Ok(Some(agent.clone())),
+            AgentState::Unavailable => return Ok(None),
+            _ => {}
+        }
+        // Generous: the login shell's rc runs first, and may be slow.
+        let wait = self.host.connect_timeout + Duration::from_secs(60);
+        let mut retried = false;
+        loop {
+            let session = self.session().await?;
+            match persistent::ShellAgent::start(&self.host.name, session.clone(), wait).await {
+                Ok(agent) => {
+                    *state = AgentState::Running(agent.clone());
+                    return Ok(Some(agent));
+                }
+                Err(persistent::StartError::Unavailable(why)) => {
+                    tracing::debug!(host = %self.host.name, %why, "no persistent shell; one login shell per command");
+                    *state = AgentState::Unavailable;
+                    return Ok(None);
+                }
+                Err(persistent::StartError::Session(e)) if !retried => {
+                    tracing::debug!(host = %self.host.name, error = %e, "starting the shell failed; reconnecting");
+                    retried = true;
+                    self.discard(&session).await;
+                }
+                Err(persistent::StartError::Session(e)) => {
+                    return Err(classify_session_error(&self.host, e))
+                }
+            }
+        }
+    }
+
+    async fn spawn_on(
+        &self,
+        session: Arc<Session>,
+        spec: &CommandSpec,
+    ) -> Result<RemoteProcess, openssh::Error> {
+        let script = self
+            .script(spec, true)
+            .map_err(|_| openssh::Error::InvalidCommand)?;
         let (line, prefix) = if script.len() > MAX_INLINE_SCRIPT {
             (stdin_bootstrap(script.len()), Some(script.into_bytes()))
         } else {
@@ -245,6 +302,11 @@ impl Transport for SshTransport {
     async fn spawn(&self, spec: CommandSpec) -> Result<RemoteProcess, TransportError> {
         // Validate before touching the network so bad input is never a connection problem.
         spec.validate()?;
+        if self.options.shell == ShellMode::Persistent {
+            if let Some(agent) = self.agent().await? {
+                return agent.spawn(&spec, self.script(&spec, false)?);
+            }
+        }
         let session = self.session().await?;
         match self.spawn_on(session.clone(), &spec).await {
             Ok(process) => Ok(process),
@@ -303,6 +365,10 @@ impl Transport for SshTransport {
     }
 
     async fn close(&self) -> Result<(), TransportError> {
+        let agent = std::mem::replace(&mut *self.agent.lock().await, AgentState::None);
+        if let AgentState::Running(agent) = agent {
+            agent.stop().await;
+        }
         let session = self.session.lock().await.take();
         // While commands still hold the session, the master goes when the last one is dropped.
         if let Some(Ok(session)) = session.map(Arc::try_unwrap) {
