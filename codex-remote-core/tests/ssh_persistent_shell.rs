@@ -67,7 +67,21 @@ async fn the_rc_is_sourced_once_per_session_not_once_per_command() {
             .unwrap();
         assert_eq!(out.stdout_text(), format!("n{i}"));
     }
-    assert_eq!(rc_count(USER), 1, "10 commands, one session: one rc");
+    // The host's shell init runs in the login shell (bash here, whose `source` sh lacks).
+    let init = SshTransport::new(
+        sshd.host_spec(
+            "[hosts.testhost]\nshell_init = \"source /dev/null; export INIT_RAN=yes\"\n",
+        ),
+        sshd.ssh_options(),
+    )
+    .unwrap();
+    let out = init
+        .run_checked(CommandSpec::script("printf '%s' \"$INIT_RAN\"", &[]).with_shell_init())
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "yes");
+    init.close().await.unwrap();
+    assert_eq!(rc_count(USER), 2, "11 commands, two sessions: two rcs");
     t.close().await.unwrap();
 
     // The same ten commands with a login shell each pay the rc ten times (what the persistent

@@ -4,7 +4,7 @@
 #
 # Frames both ways: type (1 byte), command id (u32 BE), length (u32 BE), payload. Lengths, never
 # markers, delimit data, so no output can break the framing.
-# In:  S spawn (payload: "0"/"1" stdin piped, then the sh script), I stdin bytes, E stdin end,
+# In:  S spawn (payload: "0"/"1" stdin piped, then the script for the login shell's `-c`), I stdin bytes, E stdin end,
 #      K kill the command's process group (TERM, KILL after 2 s), A ack (stream "o"/"e", u32 bytes).
 # Out: O stdout bytes, R stderr bytes, X exit ("c CODE" or "s SIGNAL"), once both streams ended
 #      (and, for a cancelled command, once its process group is gone).
@@ -15,6 +15,8 @@ use Fcntl ();
 
 my $nonce = shift @ARGV;
 my $WINDOW = 1 << 20;
+my $shell = $ENV{SHELL};
+$shell = '/bin/sh' unless defined $shell && $shell =~ m{^/} && -x $shell;
 $SIG{PIPE} = 'IGNORE';
 binmode STDIN;
 binmode STDOUT;
@@ -70,7 +72,11 @@ sub spawn {
         open(STDOUT, '>&', $out_w);
         open(STDERR, '>&', $err_w);
         # Perl marks every other descriptor close-on-exec: only 0, 1 and 2 reach the command.
-        exec('/bin/sh', '-c', $script) or POSIX::_exit(127);
+        # The script runs in the user's shell, as sshd runs it (`$SHELL -c`). That shell must not
+        # source ~/.bashrc again: bash does so for ssh commands only at a top level (SHLVL < 2
+        # after its own increment), so the command sees SHLVL of at least 1, as it would anyway.
+        $ENV{SHLVL} = 1 unless defined $ENV{SHLVL} && $ENV{SHLVL} =~ /^[0-9]+$/ && $ENV{SHLVL} >= 1;
+        exec($shell, '-c', $script) or POSIX::_exit(127);
     }
     close($out_w);
     close($err_w);
