@@ -5,8 +5,14 @@
 //! that socket, with no `ssh` process spawned per command). A master that died or whose socket
 //! went stale is detected on the next command and replaced.
 //!
-//! `sshd` runs every command through the user's login shell, so each command becomes a script
-//! built by [`crate::shell::command_script`]. The script first announces its pid on stderr; the
+//! `sshd` runs every command through the user's login shell, which on Debian sources `~/.bashrc`
+//! even for ssh commands (0.25 s and more when it sets up nvm or pyenv). So by default a session
+//! starts one persistent remote shell ([`ShellMode::Persistent`], module `persistent`) through the
+//! login shell once, and every command runs through it over one channel. Without `perl` on the
+//! host, or with [`ShellMode::PerCommand`], each command is its own channel and login shell:
+//!
+//! Each command becomes a script built by [`crate::shell::command_script`] (the same script in
+//! both modes). Per command, the script first announces its pid on stderr; the
 //! transport strips that line and keeps the pid to cancel the command's process group later
 //! (`sshd` makes each session's shell a process-group leader). Scripts longer than one exec
 //! argument may be (Linux: 128 KiB) are sent on stdin ahead of the command's own input.
