@@ -106,9 +106,15 @@ impl CliError {
                 "review it with `codex-remote diff RUN` and make the changes you want yourself; no flag applies it"
                     .into(),
             ),
-            Error::Runs(RunStoreError::NotFound { .. }) => {
+            Error::Runs(RunStoreError::NotFound { .. } | RunStoreError::InvalidId { .. }) => {
                 Some("`codex-remote runs` lists them".into())
             }
+            Error::Sync(codex_remote_core::sync::SyncError::RootRefused { .. }) => Some(
+                "run `codex-remote init` in your project's directory to anchor the project there, or pass --confirm-push to push this root anyway".into(),
+            ),
+            Error::Sync(codex_remote_core::sync::SyncError::TooLarge { .. }) => Some(
+                "exclude what the agent does not need under [sync] exclude or .gitignore, raise sync.max_push_files / sync.max_push_bytes, run `codex-remote init` in the project's own directory if this root is too wide, or pass --confirm-push".into(),
+            ),
             Error::Exec {
                 failure: ExecFailure::RateLimited { .. },
                 ..
@@ -169,13 +175,13 @@ impl CliError {
             error["disk_full"] = serde_json::json!({ "host": host, "detail": detail });
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::Protected(paths),
+            codex_remote_core::ApplyError::Protected(paths),
         )) = self
         {
             error["protected"] = serde_json::to_value(paths).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::HeldBack(warnings),
+            codex_remote_core::ApplyError::HeldBack(warnings),
         )) = self
         {
             error["warnings"] = serde_json::to_value(warnings).expect("serialisable");

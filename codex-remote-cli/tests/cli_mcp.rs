@@ -108,12 +108,30 @@ async fn tools_are_listed_with_their_schemas() {
         );
     }
     assert!(
-        tools
-            .iter()
-            .filter(|t| t.name != "plan")
-            .all(|t| t.output_schema.is_some()),
-        "every tool but plan declares its output schema"
+        tools.iter().all(|t| t.output_schema.is_some()),
+        "every tool declares its output schema"
     );
+    // plan's output schema is `plan --json`'s object, the same keys the CLI prints.
+    let plan = tools.iter().find(|t| t.name == "plan").unwrap();
+    let output = serde_json::to_value(plan.output_schema.as_ref().unwrap()).unwrap();
+    for key in [
+        "schema_version",
+        "task_id",
+        "type",
+        "model",
+        "model_source",
+        "host",
+        "host_kind",
+        "remote_dir",
+        "restricted",
+        "instruction",
+        "checkpoint",
+    ] {
+        assert!(
+            output["properties"].get(key).is_some(),
+            "plan output schema lacks {key}: {output}"
+        );
+    }
     service.cancel().await.unwrap();
 }
 
@@ -138,6 +156,57 @@ async fn bad_input_is_a_tool_error_classified_like_exit_code_2() {
     );
     let result = call(&service, "status", json!({"run_id": "no-such-run"})).await;
     assert_eq!(failure(&result)["exit_code"], 2);
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_ticks_only_specs_in_the_project_and_credits_only_a_valid_run_id() {
+    let env = Env::new();
+    let spec = env.project.join("SPEC.md");
+    std::fs::write(&spec, "- [ ] Auth\n").unwrap();
+    let outside = env.home.path().join("outside.md");
+    std::fs::write(&outside, "- [ ] Auth\n").unwrap();
+    std::os::unix::fs::symlink(&outside, env.project.join("link.md")).unwrap();
+    let (service, _) = connect(&env).await;
+    // The caller is an agent: `..`, an absolute path or a symlink leading out is refused.
+    for file in ["../outside.md", outside.to_str().unwrap(), "link.md"] {
+        let result = call(
+            &service,
+            "checkpoint",
+            json!({"file": file, "item": "Auth"}),
+        )
+        .await;
+        let error = failure(&result);
+        assert_eq!(error["exit_code"], 2, "{file}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("outside"),
+            "{file}: {error}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "- [ ] Auth\n");
+    // A run id goes into the spec: a line break there would forge another line.
+    let result = call(
+        &service,
+        "checkpoint",
+        json!({"file": "SPEC.md", "item": "Auth", "run_id": "r1)\n- [x] Forged (run r1"}),
+    )
+    .await;
+    let error = failure(&result);
+    assert_eq!(error["exit_code"], 2, "{error}");
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), "- [ ] Auth\n");
+    let done = structured(
+        &call(
+            &service,
+            "checkpoint",
+            json!({"file": "SPEC.md", "item": "Auth", "run_id": "r-1"}),
+        )
+        .await,
+    );
+    assert_eq!(done["outcome"], "marked", "{done}");
+    assert_eq!(
+        std::fs::read_to_string(&spec).unwrap(),
+        "- [x] Auth ← Completed via Codex (run r-1)\n"
+    );
     service.cancel().await.unwrap();
 }
 

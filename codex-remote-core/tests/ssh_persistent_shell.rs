@@ -303,3 +303,34 @@ async fn a_host_without_perl_runs_a_login_shell_per_command() {
     assert_eq!(rc_count(USER), 4);
     t.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_values_never_reach_a_command_line_through_it() {
+    const USER: &str = "codex-remote-rc-env";
+    let Some(sshd) = sshd_for(USER, COUNTING_RC) else {
+        return;
+    };
+    let t = transport(&sshd, ShellMode::Persistent);
+    let secret = "sk-persistent-shell-secret-4242";
+    // The command lists every command line on the host while it runs, then prints the value it
+    // got and whether the script's carrier variable leaked into its environment.
+    let out = t
+        .run_checked(
+            CommandSpec::script(
+                "ps -eo args; printf 'value=%s\\n' \"$API_KEY\"; env | grep -c '^CODEX_REMOTE_SCRIPT=' || true",
+                &[],
+            )
+            .env("API_KEY", secret),
+        )
+        .await
+        .unwrap();
+    let text = out.stdout_text();
+    assert_eq!(text.matches(secret).count(), 1, "{text}");
+    assert!(text.contains(&format!("value={secret}\n")), "{text}");
+    assert!(
+        text.ends_with("value=sk-persistent-shell-secret-4242\n0\n"),
+        "{text}"
+    );
+    assert_eq!(rc_count(USER), 1);
+    t.close().await.unwrap();
+}

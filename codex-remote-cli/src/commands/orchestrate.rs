@@ -17,7 +17,8 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     } else {
         args.hosts.clone()
     };
-    let engine = ctx.engine(config);
+    let engine = ctx.engine(config).with_push_confirmed(args.confirm_push);
+    ctx.check_push(&engine)?;
     let mut run = engine.run_options();
     run.allow_restricted = args.allow_restricted;
     run.allow_held_back = args.allow_held_back;
@@ -67,7 +68,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
         for (task, reason) in &summary.failed {
             text.push_str(&format!("  {task}: {reason}\n"));
         }
-        let plan = codex_remote_core::taskplan::TaskPlan::load(&args.plan).ok();
+        let plan = codex_remote_core::TaskPlan::load(&args.plan).ok();
         for (task, reason) in &summary.not_applied {
             text.push_str(&format!("  {task}: {reason}\n"));
             let run = plan.as_ref().and_then(|p| {

@@ -15,7 +15,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         _ => Some(load_task(&args.task)?),
     };
     let config = ctx.config()?;
-    let engine = ctx.engine(config);
+    let engine = ctx.engine(config).with_push_confirmed(args.confirm_push);
     let overrides = PlanOverrides {
         host: args.host.as_deref(),
         model: args.model.as_deref(),
@@ -44,6 +44,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         _ => plan.task.checkpoint.clone(),
     };
     options.task_plan = args.plan.clone().zip(args.task_id.clone());
+    ctx.check_push(&engine)?;
     if let Some(retries) = args.retries {
         options.retries = retries;
     }
@@ -120,7 +121,7 @@ pub fn print_summary(
         output::print_text(&format!("{}\n", summary.run_id))?;
     } else {
         let checkpoint = ctx
-            .project(None)
+            .project(None)?
             .runs()
             .load(&summary.run_id)
             .ok()
@@ -132,7 +133,7 @@ pub fn print_summary(
 }
 
 fn render_summary(
-    plan: Option<&codex_remote_core::plan::RunPlan>,
+    plan: Option<&codex_remote_core::RunPlan>,
     summary: &RunSummary,
     checkpoint: Option<&codex_remote_core::task::Checkpoint>,
 ) -> String {
@@ -164,7 +165,7 @@ fn render_summary(
         out.push_str(&output::render_stat(&summary.files));
     }
     if let Some(outcome) = &summary.checkpoint {
-        use codex_remote_core::checkpoint::CheckpointOutcome;
+        use codex_remote_core::CheckpointOutcome;
         let (file, item) = checkpoint
             .map(|c| (c.file.as_str(), c.item.trim()))
             .unwrap_or(("the spec", ""));
@@ -195,7 +196,7 @@ fn render_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codex_remote_core::runs::RunWarning;
+    use codex_remote_core::RunWarning;
 
     #[test]
     fn the_text_summary_shows_each_warning_and_its_files() {

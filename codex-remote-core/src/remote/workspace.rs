@@ -32,6 +32,7 @@
 //! removes idle slots. Both run `git gc --auto` in the mirror so its objects do not grow forever.
 
 use crate::layout::{home_relative, RemoteLayout};
+use crate::names::Name;
 use crate::transport::{script_names, CommandSpec, Transport, TransportError, TransportExt};
 
 /// The `codex exec` option that makes a run tree's own `.git` writable under Codex's
@@ -226,6 +227,7 @@ pub struct RunTree {
 
 /// What retrieval found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
 pub struct Retrieved {
     /// The run's change against its baseline, as a binary git patch.
     pub patch: Vec<u8>,
@@ -299,6 +301,7 @@ pub async fn prepare_run(
 }
 
 /// The run's change against its baseline, and what changed outside its tree. One round trip.
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
 pub async fn retrieve(
     transport: &dyn Transport,
     tree: &RunTree,
@@ -361,6 +364,7 @@ fn outside_lines(output: &crate::transport::Output) -> Vec<String> {
 }
 
 /// The run's change against its baseline, as a binary git patch. One round trip.
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
 pub async fn retrieve_patch(
     transport: &dyn Transport,
     tree: &RunTree,
@@ -369,11 +373,12 @@ pub async fn retrieve_patch(
 }
 
 /// Returns a run's tree to the pool and removes its baseline ref and agent files (a tree
-/// prepared before pooling is removed). One round trip.
+/// prepared before pooling is removed). One round trip. `run_id` is a validated [`Name`], so
+/// what is removed stays under the layout's state directory.
 pub async fn remove_run(
     transport: &dyn Transport,
     layout: &RemoteLayout,
-    run_id: &str,
+    run_id: &Name,
 ) -> Result<(), TransportError> {
     let agents = format!("{}/agents/{run_id}", layout.state_dir);
     let legacy = layout.run_dir(run_id);

@@ -15,7 +15,9 @@
 //! both modes). Per command, the script first announces its pid on stderr; the
 //! transport strips that line and keeps the pid to cancel the command's process group later
 //! (`sshd` makes each session's shell a process-group leader). Scripts longer than one exec
-//! argument may be (Linux: 128 KiB) are sent on stdin ahead of the command's own input.
+//! argument may be (Linux: 128 KiB), and every script that exports environment values (the
+//! host's `env`, API keys among them), are sent on stdin ahead of the command's own input, so
+//! no value is ever on a command line on the host.
 
 mod persistent;
 
@@ -242,7 +244,10 @@ impl SshTransport {
         let script = self
             .script(spec, true)
             .map_err(|_| openssh::Error::InvalidCommand)?;
-        let (line, prefix) = if script.len() > MAX_INLINE_SCRIPT {
+        // Environment values (API keys) never travel on the command line, which sshd hands to
+        // the login shell as an argument that every user of the host can read in `ps`.
+        let has_env = !self.host.env.is_empty() || !spec.env.is_empty();
+        let (line, prefix) = if script.len() > MAX_INLINE_SCRIPT || has_env {
             (stdin_bootstrap(script.len()), Some(script.into_bytes()))
         } else {
             (script, None)

@@ -76,7 +76,12 @@ sub spawn {
         # source ~/.bashrc again: bash does so for ssh commands only at a top level (SHLVL < 2
         # after its own increment), so the command sees SHLVL of at least 1, as it would anyway.
         $ENV{SHLVL} = 1 unless defined $ENV{SHLVL} && $ENV{SHLVL} =~ /^[0-9]+$/ && $ENV{SHLVL} >= 1;
-        exec($shell, '-c', $script) or POSIX::_exit(127);
+        # The script (which may export secrets) reaches the shell in the environment, readable
+        # only by this user, never in argv (which every user of the host sees in `ps`); the
+        # shell takes it out of the environment before running it.
+        $ENV{CODEX_REMOTE_SCRIPT} = $script;
+        exec($shell, '-c', 's=$CODEX_REMOTE_SCRIPT; unset CODEX_REMOTE_SCRIPT; eval "$s"')
+            or POSIX::_exit(127);
     }
     close($out_w);
     close($err_w);
