@@ -190,7 +190,7 @@ pub async fn orchestrate(
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
     // Dropping this future (Ctrl-C) stops every task at once: none waiting starts, and the
     // running ones stop following, their agents going on (the next orchestration resumes them).
-    let mut tasks = AbortOnDrop(Vec::new());
+    let mut tasks = AbortOnDrop(Vec::new(), semaphore.clone());
     for (index, (task_id, item)) in work.into_iter().enumerate() {
         let transport = hosts[index % hosts.len()].clone();
         let ctx = TaskContext {
@@ -206,7 +206,10 @@ pub async fn orchestrate(
         let failed_fast = failed_fast.clone();
         let fail_fast = options.fail_fast;
         tasks.0.push(tokio::spawn(async move {
-            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+            // Closed when the orchestration is dropped: a waiting task then never starts.
+            let Ok(_permit) = semaphore.acquire_owned().await else {
+                return;
+            };
             if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = done.send((index, task_id, Err(Unsettled::Skipped))).await;
                 return;
@@ -256,11 +259,14 @@ pub async fn orchestrate(
     Ok(summary)
 }
 
-/// Aborts its tasks when dropped.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+/// Aborts its tasks when dropped. The semaphore is closed first: aborting a running task frees
+/// its permit, and a waiting task woken by that (on another worker) must not start a run before
+/// its own abort lands.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>, Arc<Semaphore>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
+        self.1.close();
         for task in &self.0 {
             task.abort();
         }
