@@ -205,7 +205,15 @@ impl SshTransport {
     async fn agent(&self) -> Result<Option<Arc<persistent::ShellAgent>>, TransportError> {
         let mut state = self.agent.lock().await;
         match &*state {
-            AgentState::Running(agent) if agent.is_alive() => return Ok(Some(agent.clone())),
+            AgentState::Running(agent) if agent.is_alive() => {
+                // A master that died takes the shell's channel with it, which the shell's
+                // reader may not have seen yet: ask the master (a local round trip) first.
+                let session = self.session().await?;
+                if session.check().await.is_ok() {
+                    return Ok(Some(agent.clone()));
+                }
+                self.discard(&session).await;
+            }
             AgentState::Unavailable => return Ok(None),
             _ => {}
         }
@@ -378,7 +386,10 @@ impl Transport for SshTransport {
     async fn close(&self) -> Result<(), TransportError> {
         let agent = std::mem::replace(&mut *self.agent.lock().await, AgentState::None);
         if let AgentState::Running(agent) = agent {
-            agent.stop().await;
+            // Commands still running keep the shell (and the master) until the last one ends.
+            if Arc::strong_count(&agent) == 1 {
+                agent.stop().await;
+            }
         }
         let session = self.session.lock().await.take();
         // While commands still hold the session, the master goes when the last one is dropped.
