@@ -95,7 +95,7 @@ pub use remote::sync;
 pub use workflows::doctor;
 
 internal! {
-    hosts::{shell};
+    hosts::{ondemand, shell};
     planning::{input, instruction, plan, policy};
     records::{checkpoint, patch, runs, taskplan};
     remote::{layout, workspace};
@@ -114,6 +114,7 @@ pub use error::{Error, ErrorKind};
 pub use input::InputError;
 pub use instruction::{ExcludedEntry, Instruction};
 pub use names::{Name, NameError};
+pub use ondemand::RunContainer;
 pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
 pub use patch::{
     ApplyError, Conflict, FileChange, ParsedPatch, PatchParseError, Warning as ApplyWarning,
