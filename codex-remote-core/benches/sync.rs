@@ -241,8 +241,12 @@ fn main() {
         let mut reused = Vec::new();
         let mut previous = format!("bench-{project}");
         for i in 0..n {
-            rt.block_on(remove_run(transport.as_ref(), &layout, &previous))
-                .unwrap();
+            rt.block_on(remove_run(
+                transport.as_ref(),
+                &layout,
+                &codex_remote_core::Name::parse(&previous).unwrap(),
+            ))
+            .unwrap();
             for d in 0..5 {
                 let file = tree.join(format!("src/module{d:03}/file001.ts"));
                 if file.exists() {

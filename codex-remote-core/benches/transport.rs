@@ -1,6 +1,7 @@
 //! Per-command cost of running N sequential commands, measured in one run on one machine:
 //! a fresh `ssh host true` each time, `ssh` through an existing ControlMaster, our SSH transport
-//! (native mux and process mux) on its open session, and the local transport. Repeated for a user
+//! on its open session (its persistent remote shell; a login shell per command with native mux
+//! and with process mux), and the local transport. Repeated for a user
 //! with a light shell rc and one whose `~/.bashrc` is heavy (as with nvm or pyenv sourced at the
 //! top), because sshd runs every command through the login shell.
 //!
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use codex_remote_core::config::Config;
 use codex_remote_core::transport::local::LocalTransport;
-use codex_remote_core::transport::ssh::{MuxMode, SshTransport};
+use codex_remote_core::transport::ssh::{MuxMode, ShellMode, SshTransport};
 use codex_remote_core::transport::{CommandSpec, Transport, TransportExt};
 use codex_remote_testkit::sshd::{SshdOptions, ALIAS};
 use codex_remote_testkit::Sshd;
@@ -107,12 +108,26 @@ fn measure(rt: &tokio::runtime::Runtime, sshd: &Sshd, user: &'static str, rows: 
         per_command: control_master,
     });
 
-    for (method, mux) in [
-        ("codex-remote SSH transport, native mux", MuxMode::Native),
-        ("codex-remote SSH transport, process mux", MuxMode::Process),
+    for (method, mux, shell) in [
+        (
+            "**codex-remote SSH transport, persistent shell (default)**",
+            MuxMode::Native,
+            ShellMode::Persistent,
+        ),
+        (
+            "codex-remote SSH transport, native mux, login shell per command",
+            MuxMode::Native,
+            ShellMode::PerCommand,
+        ),
+        (
+            "codex-remote SSH transport, process mux, login shell per command",
+            MuxMode::Process,
+            ShellMode::PerCommand,
+        ),
     ] {
         let mut options = sshd.ssh_options();
         options.mux = mux;
+        options.shell = shell;
         let t = SshTransport::new(sshd.host_spec(""), options).unwrap();
         rt.block_on(t.connect()).unwrap();
         let d = per_command(n, || {

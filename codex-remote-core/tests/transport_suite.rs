@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use codex_remote_core::config::Config;
 use codex_remote_core::transport::local::LocalTransport;
-use codex_remote_core::transport::ssh::{MuxMode, SshTransport};
+use codex_remote_core::transport::ssh::{MuxMode, ShellMode, SshTransport};
 use codex_remote_core::transport::Transport;
 use codex_remote_testkit::{suite, FakeTransport, Sshd};
 
@@ -55,6 +55,19 @@ async fn ssh_transport_passes_the_suite_with_process_mux() {
     };
     let mut options = sshd.ssh_options();
     options.mux = MuxMode::Process;
+    let t = SshTransport::new(sshd.host_spec(""), options).unwrap();
+    let markers = suite::run_all(&t).await;
+    assert_absent(&markers);
+    t.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_transport_passes_the_suite_with_one_login_shell_per_command() {
+    let Some(sshd) = Sshd::start_or_skip() else {
+        return;
+    };
+    let mut options = sshd.ssh_options();
+    options.shell = ShellMode::PerCommand;
     let t = SshTransport::new(sshd.host_spec(""), options).unwrap();
     let markers = suite::run_all(&t).await;
     assert_absent(&markers);

@@ -5,13 +5,21 @@
 //! that socket, with no `ssh` process spawned per command). A master that died or whose socket
 //! went stale is detected on the next command and replaced.
 //!
-//! `sshd` runs every command through the user's login shell, so each command becomes a script
-//! built by [`crate::shell::command_script`]. The script first announces its pid on stderr; the
+//! `sshd` runs every command through the user's login shell, which on Debian sources `~/.bashrc`
+//! even for ssh commands (0.25 s and more when it sets up nvm or pyenv). So by default a session
+//! starts one persistent remote shell ([`ShellMode::Persistent`], module `persistent`) through the
+//! login shell once, and every command runs through it over one channel. Without `perl` on the
+//! host, or with [`ShellMode::PerCommand`], each command is its own channel and login shell:
+//!
+//! Each command becomes a script built by [`crate::shell::command_script`] (the same script in
+//! both modes). Per command, the script first announces its pid on stderr; the
 //! transport strips that line and keeps the pid to cancel the command's process group later
 //! (`sshd` makes each session's shell a process-group leader). Scripts longer than one exec
 //! argument may be (Linux: 128 KiB), and every script that exports environment values (the
 //! host's `env`, API keys among them), are sent on stdin ahead of the command's own input, so
 //! no value is ever on a command line on the host.
+
+mod persistent;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +54,19 @@ pub enum MuxMode {
     Process,
 }
 
+/// How commands reach the host's shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShellMode {
+    /// One small remote process per session (Perl, see `ssh/shell_agent.pl`), started once
+    /// through the login shell (so the user's `~/.bashrc` is paid once), runs every command of
+    /// the session from framed requests over one channel. Default. Falls back to
+    /// [`ShellMode::PerCommand`] when the host cannot run it (no `perl`).
+    #[default]
+    Persistent,
+    /// Every command is its own channel and login shell (pays `~/.bashrc` every time).
+    PerCommand,
+}
+
 /// Knobs beyond the host spec, mostly for tests and unusual setups.
 #[derive(Debug, Clone, Default)]
 pub struct SshOptions {
@@ -59,6 +80,8 @@ pub struct SshOptions {
     pub control_dir: Option<PathBuf>,
     /// Multiplexing backend.
     pub mux: MuxMode,
+    /// How commands reach the host's shell.
+    pub shell: ShellMode,
 }
 
 /// Runs commands on a host over SSH.
@@ -67,6 +90,16 @@ pub struct SshTransport {
     destination: String,
     options: SshOptions,
     session: Mutex<Option<Arc<Session>>>,
+    agent: Mutex<AgentState>,
+}
+
+/// The session's persistent remote shell.
+enum AgentState {
+    /// Not started yet (or ended: start it again).
+    None,
+    Running(Arc<persistent::ShellAgent>),
+    /// The host cannot run it: every command gets its own login shell.
+    Unavailable,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -93,6 +126,7 @@ impl SshTransport {
             destination,
             options,
             session: Mutex::new(None),
+            agent: Mutex::new(AgentState::None),
         })
     }
 
@@ -151,25 +185,77 @@ impl SshTransport {
         connected.map_err(|e| classify_connect_error(&self.host, e))
     }
 
-    async fn spawn_on(
-        &self,
-        session: Arc<Session>,
-        spec: &CommandSpec,
-    ) -> Result<RemoteProcess, openssh::Error> {
+    /// The script that runs `spec` on the host (the same whether it runs in its own login shell
+    /// or in the session's persistent shell).
+    fn script(&self, spec: &CommandSpec, announce_pid: bool) -> Result<String, TransportError> {
         let mut env = self.host.env.clone();
         env.extend(spec.env.clone());
-        let script = command_script(&ScriptParts {
+        Ok(command_script(&ScriptParts {
             program: &spec.program,
             args: &spec.args,
             env: &env,
             cwd: spec.cwd.as_deref(),
             shell_init: self.host.shell_init.as_deref().filter(|_| spec.shell_init),
-            announce_pid: true,
-        })
-        .map_err(|_| openssh::Error::InvalidCommand)?;
+            announce_pid,
+        })?)
+    }
+
+    /// The session's persistent shell, started on first use; `None` when the host cannot run
+    /// it (then commands run one login shell each).
+    async fn agent(&self) -> Result<Option<Arc<persistent::ShellAgent>>, TransportError> {
+        let mut state = self.agent.lock().await;
+        match &*state {
+            AgentState::Running(agent) if agent.is_alive() => {
+                // A master that died takes the shell's channel with it, which the shell's
+                // reader may not have seen yet: ask the master (a local round trip) first.
+                let session = self.session().await?;
+                if session.check().await.is_ok() {
+                    return Ok(Some(agent.clone()));
+                }
+                self.discard(&session).await;
+            }
+            AgentState::Unavailable => return Ok(None),
+            _ => {}
+        }
+        // Generous: the login shell's rc runs first, and may be slow.
+        let wait = self.host.connect_timeout + Duration::from_secs(60);
+        let mut retried = false;
+        loop {
+            let session = self.session().await?;
+            match persistent::ShellAgent::start(&self.host.name, session.clone(), wait).await {
+                Ok(agent) => {
+                    *state = AgentState::Running(agent.clone());
+                    return Ok(Some(agent));
+                }
+                Err(persistent::StartError::Unavailable(why)) => {
+                    tracing::debug!(host = %self.host.name, %why, "no persistent shell; one login shell per command");
+                    *state = AgentState::Unavailable;
+                    return Ok(None);
+                }
+                Err(persistent::StartError::Session(e)) if !retried => {
+                    tracing::debug!(host = %self.host.name, error = %e, "starting the shell failed; reconnecting");
+                    retried = true;
+                    self.discard(&session).await;
+                }
+                Err(persistent::StartError::Session(e)) => {
+                    return Err(classify_session_error(&self.host, e))
+                }
+            }
+        }
+    }
+
+    async fn spawn_on(
+        &self,
+        session: Arc<Session>,
+        spec: &CommandSpec,
+    ) -> Result<RemoteProcess, openssh::Error> {
+        let script = self
+            .script(spec, true)
+            .map_err(|_| openssh::Error::InvalidCommand)?;
         // Environment values (API keys) never travel on the command line, which sshd hands to
         // the login shell as an argument that every user of the host can read in `ps`.
-        let (line, prefix) = if script.len() > MAX_INLINE_SCRIPT || !env.is_empty() {
+        let has_env = !self.host.env.is_empty() || !spec.env.is_empty();
+        let (line, prefix) = if script.len() > MAX_INLINE_SCRIPT || has_env {
             (stdin_bootstrap(script.len()), Some(script.into_bytes()))
         } else {
             (script, None)
@@ -235,6 +321,11 @@ impl Transport for SshTransport {
     async fn spawn(&self, spec: CommandSpec) -> Result<RemoteProcess, TransportError> {
         // Validate before touching the network so bad input is never a connection problem.
         spec.validate()?;
+        if self.options.shell == ShellMode::Persistent {
+            if let Some(agent) = self.agent().await? {
+                return agent.spawn(&spec, self.script(&spec, false)?);
+            }
+        }
         let session = self.session().await?;
         match self.spawn_on(session.clone(), &spec).await {
             Ok(process) => Ok(process),
@@ -293,6 +384,13 @@ impl Transport for SshTransport {
     }
 
     async fn close(&self) -> Result<(), TransportError> {
+        let agent = std::mem::replace(&mut *self.agent.lock().await, AgentState::None);
+        if let AgentState::Running(agent) = agent {
+            // Commands still running keep the shell (and the master) until the last one ends.
+            if Arc::strong_count(&agent) == 1 {
+                agent.stop().await;
+            }
+        }
         let session = self.session.lock().await.take();
         // While commands still hold the session, the master goes when the last one is dropped.
         if let Some(Ok(session)) = session.map(Arc::try_unwrap) {

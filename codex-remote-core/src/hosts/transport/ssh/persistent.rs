@@ -1,0 +1,453 @@
+//! The persistent remote shell: one small process per SSH session runs every command of the
+//! session, so the login shell (and the user's `~/.bashrc`, which Debian's bash sources even for
+//! ssh commands) runs once per session instead of once per command.
+//!
+//! The remote side is `shell_agent.pl`, constant Perl text started as `exec perl -e SCRIPT NONCE`
+//! through the login shell (perl-base is on every Debian and Ubuntu host, and on macOS). It
+//! announces itself with the nonce on a line of its own, after whatever the rc printed; from then
+//! on both directions carry length-prefixed frames (type, command id, length, payload), so no
+//! command's output can forge a frame. A command is still argv: the same script as per-command
+//! execution, built by [`crate::shell::command_script`], run by `/bin/sh -c` in its own session
+//! (process group), with its own stdin, stdout and stderr pipes. Output is flow-controlled per
+//! command and stream (at most [`WINDOW`] bytes in flight until we acknowledge them as read), so
+//! a slow reader of one command slows that command only, and memory stays bounded. Cancel sends
+//! TERM to the command's process group, KILL 2 s later.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openssh::{Session, Stdio};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use super::super::{
+    BoxReader, BoxWriter, CommandSpec, ExitStatus, ProcessControl, RemoteProcess, Stdin,
+    TransportError,
+};
+
+/// The agent's Perl text (constant; no data is ever spliced into it).
+const AGENT: &str = include_str!("shell_agent.pl");
+/// Bytes of one stream the agent sends before waiting for our acknowledgement (as the agent's
+/// `$WINDOW`).
+pub(super) const WINDOW: usize = 1 << 20;
+/// The most a login shell may print before the agent's announcement.
+const MAX_NOISE: usize = 1 << 20;
+/// Stdin is sent in frames of at most this size.
+const CHUNK: usize = 64 * 1024;
+
+enum Event {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+struct Slot {
+    events: mpsc::UnboundedSender<Event>,
+    exit: Option<oneshot::Sender<ExitStatus>>,
+}
+
+type Slots = Arc<Mutex<HashMap<u32, Slot>>>;
+
+/// Why the agent could not be started.
+pub(super) enum StartError {
+    /// The session itself failed (reconnect and retry).
+    Session(openssh::Error),
+    /// The host cannot run the agent (no perl, the rc ate the channel...): run per command.
+    Unavailable(String),
+}
+
+/// A running agent on one session.
+pub(super) struct ShellAgent {
+    host: String,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    slots: Slots,
+    next_id: AtomicU32,
+    alive: Arc<AtomicBool>,
+    shutdown: Arc<tokio::sync::Notify>,
+    ended: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn frame(kind: u8, id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.push(kind);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+impl ShellAgent {
+    /// Starts the agent on `session` and waits for its announcement (after the login shell and
+    /// its rc ran, once).
+    pub(super) async fn start(
+        host: &str,
+        session: Arc<Session>,
+        wait: Duration,
+    ) -> Result<Arc<ShellAgent>, StartError> {
+        let nonce = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        let line = format!(
+            "exec perl -e {} {}",
+            crate::shell::quote(AGENT),
+            crate::shell::quote(&nonce)
+        );
+        let mut command = session.clone().arc_raw_command(line);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().await.map_err(StartError::Session)?;
+        let mut stdin = child.stdin().take().expect("piped");
+        let stdout = child.stdout().take().expect("piped");
+        let mut stderr = child.stderr().take().expect("piped");
+        // What the rc prints on stderr is of no use to anyone; keep the pipe drained.
+        let stderr_text = Arc::new(Mutex::new(Vec::new()));
+        let kept = stderr_text.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut kept = kept.lock().expect("not poisoned");
+                if kept.len() < 4096 {
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        let mut stdout = BufReader::with_capacity(64 * 1024, stdout);
+        let announce = format!("\u{1e}codex-remote-shell {nonce}\n").into_bytes();
+        let handshake = async {
+            let mut noise = 0usize;
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = stdout.read_until(b'\n', &mut line).await.unwrap_or(0);
+                if n == 0 {
+                    return false;
+                }
+                // The rc may print without a newline before it: match the end of the line.
+                if line.ends_with(&announce) {
+                    return true;
+                }
+                noise += n;
+                if noise > MAX_NOISE {
+                    return false;
+                }
+            }
+        };
+        let ok = tokio::time::timeout(wait, handshake).await.unwrap_or(false);
+        if !ok {
+            let _ = stdin.shutdown().await;
+            drop(stdin);
+            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            let said = String::from_utf8_lossy(&stderr_text.lock().expect("not poisoned"))
+                .trim()
+                .to_string();
+            return Err(StartError::Unavailable(if said.is_empty() {
+                "it did not announce itself".into()
+            } else {
+                said
+            }));
+        }
+
+        let (frames, mut frames_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    frame = frames_rx.recv() => match frame {
+                        Some(frame) if stdin.write_all(&frame).await.is_ok() => {}
+                        _ => break,
+                    },
+                    _ = stop.notified() => break,
+                }
+            }
+            let _ = stdin.shutdown().await;
+        });
+        let slots: Slots = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let reader = {
+            let slots = slots.clone();
+            let alive = alive.clone();
+            tokio::spawn(async move {
+                let _ = read_frames(&mut stdout, &slots).await;
+                alive.store(false, Ordering::SeqCst);
+                // The agent is gone: every command still open ends without a status.
+                slots.lock().expect("not poisoned").clear();
+                let _ = child.wait().await;
+            })
+        };
+        Ok(Arc::new(ShellAgent {
+            host: host.to_string(),
+            frames,
+            slots,
+            next_id: AtomicU32::new(1),
+            alive,
+            shutdown,
+            ended: Mutex::new(Some(reader)),
+        }))
+    }
+
+    /// Whether the agent still runs.
+    pub(super) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst) && !self.frames.is_closed()
+    }
+
+    /// Ends the agent (its input closes, so it exits, ending its commands) and waits for its
+    /// channel to close, so the session can be closed after it.
+    pub(super) async fn stop(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        self.shutdown.notify_one();
+        let reader = self.ended.lock().expect("not poisoned").take();
+        if let Some(mut reader) = reader {
+            if tokio::time::timeout(Duration::from_secs(5), &mut reader)
+                .await
+                .is_err()
+            {
+                reader.abort();
+            }
+        }
+    }
+
+    /// Runs one command through the agent.
+    pub(super) fn spawn(
+        self: &Arc<Self>,
+        spec: &CommandSpec,
+        script: String,
+    ) -> Result<RemoteProcess, TransportError> {
+        if !self.is_alive() {
+            return Err(self.lost());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        let (exit_tx, exit_rx) = oneshot::channel();
+        self.slots.lock().expect("not poisoned").insert(
+            id,
+            Slot {
+                events: events_tx,
+                exit: Some(exit_tx),
+            },
+        );
+        // As with a login shell per command, a script longer than one exec argument may be
+        // travels on stdin ahead of the command's own input.
+        let (script, prefix) = if script.len() > super::MAX_INLINE_SCRIPT {
+            (
+                crate::shell::stdin_bootstrap(script.len()),
+                Some(script.into_bytes()),
+            )
+        } else {
+            (script, None)
+        };
+        let piped = prefix.is_some() || spec.stdin != Stdin::Null;
+        let mut payload = Vec::with_capacity(script.len() + 1);
+        payload.push(if piped { b'1' } else { b'0' });
+        payload.extend_from_slice(script.as_bytes());
+        if self.frames.send(frame(b'S', id, &payload)).is_err() {
+            self.slots.lock().expect("not poisoned").remove(&id);
+            return Err(self.lost());
+        }
+
+        // Output: one pipe per stream, fed in order, each chunk acknowledged once the reader
+        // took it (which lets the agent read more of that stream).
+        let (out_w, out_r) = tokio::io::duplex(CHUNK);
+        let (err_w, err_r) = tokio::io::duplex(CHUNK);
+        let frames = self.frames.clone();
+        tokio::spawn(async move {
+            let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+            let (err_tx, err_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+            let feed_out = feed(out_rx, out_w, frames.clone(), id, b'o');
+            let feed_err = feed(err_rx, err_w, frames, id, b'e');
+            let split = async move {
+                while let Some(event) = events_rx.recv().await {
+                    let _ = match event {
+                        Event::Stdout(data) => out_tx.send(data),
+                        Event::Stderr(data) => err_tx.send(data),
+                    };
+                }
+            };
+            tokio::join!(split, feed_out, feed_err);
+        });
+
+        for chunk in prefix.iter().flat_map(|p| p.chunks(CHUNK)) {
+            let _ = self.frames.send(frame(b'I', id, chunk));
+        }
+        let stdin: Option<BoxWriter> = match &spec.stdin {
+            Stdin::Null => {
+                if piped {
+                    let _ = self.frames.send(frame(b'E', id, &[]));
+                }
+                None
+            }
+            Stdin::Bytes(bytes) => {
+                for chunk in bytes.chunks(CHUNK) {
+                    let _ = self.frames.send(frame(b'I', id, chunk));
+                }
+                let _ = self.frames.send(frame(b'E', id, &[]));
+                None
+            }
+            Stdin::Piped => {
+                let (writer, mut reader) = tokio::io::duplex(CHUNK);
+                let frames = self.frames.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; CHUNK];
+                    loop {
+                        match reader.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if frames.send(frame(b'I', id, &buf[..n])).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = frames.send(frame(b'E', id, &[]));
+                });
+                Some(Box::new(writer))
+            }
+        };
+        let control = AgentControl {
+            agent: self.clone(),
+            id,
+            exit: Some(exit_rx),
+            finished: None,
+        };
+        Ok(RemoteProcess::new(
+            spec.display(),
+            stdin,
+            Box::new(out_r) as BoxReader,
+            Box::new(err_r) as BoxReader,
+            Box::new(control),
+            spec.timeout,
+        ))
+    }
+
+    fn lost(&self) -> TransportError {
+        TransportError::Disconnected {
+            host: self.host.clone(),
+            detail: "the session's remote shell ended".into(),
+        }
+    }
+}
+
+/// Writes one stream's chunks to its pipe, acknowledging each once written.
+async fn feed(
+    mut chunks: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut pipe: tokio::io::DuplexStream,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    id: u32,
+    stream: u8,
+) {
+    let mut open = true;
+    while let Some(chunk) = chunks.recv().await {
+        // A reader that went away still gets its window back, so the command can finish.
+        if open && pipe.write_all(&chunk).await.is_err() {
+            open = false;
+        }
+        let mut ack = vec![stream];
+        ack.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+        let _ = frames.send(frame(b'A', id, &ack));
+    }
+}
+
+/// Dispatches the agent's frames until its output ends.
+async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
+    stdout: &mut R,
+    slots: &Slots,
+) -> std::io::Result<()> {
+    let mut header = [0u8; 9];
+    loop {
+        stdout.read_exact(&mut header).await?;
+        let kind = header[0];
+        let id = u32::from_be_bytes(header[1..5].try_into().expect("4 bytes"));
+        let len = u32::from_be_bytes(header[5..9].try_into().expect("4 bytes")) as usize;
+        if len > WINDOW {
+            return Err(std::io::Error::other("oversized frame"));
+        }
+        let mut payload = vec![0u8; len];
+        stdout.read_exact(&mut payload).await?;
+        let mut slots = slots.lock().expect("not poisoned");
+        match kind {
+            b'O' | b'R' => {
+                if let Some(slot) = slots.get(&id) {
+                    let event = if kind == b'O' {
+                        Event::Stdout(payload)
+                    } else {
+                        Event::Stderr(payload)
+                    };
+                    let _ = slot.events.send(event);
+                }
+            }
+            b'X' => {
+                if let Some(mut slot) = slots.remove(&id) {
+                    if let Some(exit) = slot.exit.take() {
+                        let _ = exit.send(parse_status(&payload));
+                    }
+                }
+            }
+            _ => return Err(std::io::Error::other("unknown frame")),
+        }
+    }
+}
+
+fn parse_status(payload: &[u8]) -> ExitStatus {
+    let text = String::from_utf8_lossy(payload);
+    let number = |s: &str| s.trim().parse::<i32>().unwrap_or(0);
+    match text.split_once(' ') {
+        Some(("c", code)) => ExitStatus::Code(number(code)),
+        Some(("s", signal)) => ExitStatus::Signal(number(signal)),
+        _ => ExitStatus::Signal(0),
+    }
+}
+
+struct AgentControl {
+    agent: Arc<ShellAgent>,
+    id: u32,
+    exit: Option<oneshot::Receiver<ExitStatus>>,
+    finished: Option<ExitStatus>,
+}
+
+#[async_trait]
+impl ProcessControl for AgentControl {
+    async fn wait(&mut self) -> Result<ExitStatus, TransportError> {
+        if let Some(status) = self.finished {
+            return Ok(status);
+        }
+        let Some(exit) = self.exit.take() else {
+            return Err(self.agent.lost());
+        };
+        match exit.await {
+            Ok(status) => {
+                self.finished = Some(status);
+                Ok(status)
+            }
+            Err(_) => Err(self.agent.lost()),
+        }
+    }
+
+    async fn cancel(&mut self) -> Result<(), TransportError> {
+        if self.finished.is_some() {
+            return Ok(());
+        }
+        if self.agent.frames.send(frame(b'K', self.id, &[])).is_err() {
+            return Err(self.agent.lost());
+        }
+        // TERM, then KILL after 2 s: the group is gone well within this.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.wait()).await;
+        self.finished.get_or_insert(ExitStatus::Signal(15));
+        Ok(())
+    }
+}
+
+impl Drop for ShellAgent {
+    fn drop(&mut self) {
+        // The writer then closes the agent's input; the agent exits and the reader ends.
+        self.shutdown.notify_one();
+    }
+}
