@@ -64,7 +64,9 @@ pub use planning::{input, instruction, model, plan, policy, schema, task};
 use records::json_edit;
 pub use records::{checkpoint, patch, runs, taskplan};
 pub use remote::{layout, sync, workspace};
-pub use workflows::{doctor, engine, orchestrate, pipeline, prerequisites, progress, run};
+pub use workflows::{
+    doctor, engine, interactive, orchestrate, pipeline, prerequisites, progress, run,
+};
 
 pub use atomic::write_atomic;
 pub use checkpoint::{mark_checkpoint, CheckpointError, CheckpointOutcome};

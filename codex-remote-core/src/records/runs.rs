@@ -90,6 +90,30 @@ pub struct RunRecord {
     /// What about the result deserves the user's attention (set when it is retrieved).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<RunWarning>,
+    /// How the agent ran: `exec` (headless, the default; absent from older records) or
+    /// `interactive` (the Codex TUI over a terminal).
+    #[serde(default, skip_serializing_if = "RunKind::is_exec")]
+    pub kind: RunKind,
+}
+
+/// How a run's agent ran.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// `codex exec`, headless, detached from the connection.
+    #[default]
+    Exec,
+    /// The Codex TUI, over the user's terminal (`codex-remote interactive`).
+    Interactive,
+}
+
+impl RunKind {
+    /// Whether this is the default kind (left out of the record).
+    pub fn is_exec(&self) -> bool {
+        *self == RunKind::Exec
+    }
 }
 
 /// Something about a run's result that is not a clean success.

@@ -384,50 +384,6 @@ impl Engine {
         self.project(None).name
     }
 
-    /// The command that opens an interactive Codex session in the project's mirror on a host
-    /// (`ssh -t` for a real terminal, or the login shell for `local`), for the caller to run
-    /// with its own terminal. The command line comes from the one quoting function.
-    pub fn interactive_command(
-        &self,
-        host: Option<&str>,
-        ssh_config: Option<&Path>,
-    ) -> Result<std::process::Command, Error> {
-        let host = self.config.host(host)?;
-        let dir = host.project_dir(&self.project_name());
-        let script = crate::shell::command_script(&crate::shell::ScriptParts {
-            program: &host.codex,
-            args: &[],
-            env: &host.env,
-            cwd: Some(&dir),
-            shell_init: host.shell_init.as_deref(),
-            announce_pid: false,
-        })
-        .map_err(TransportError::from)?;
-        Ok(match &host.kind {
-            crate::host::HostKind::Local => {
-                let mut command = std::process::Command::new(
-                    std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
-                );
-                command.arg("-c").arg(&script);
-                command
-            }
-            crate::host::HostKind::Ssh { destination } => {
-                let mut command = std::process::Command::new("ssh");
-                if let Some(file) = ssh_config {
-                    command.arg("-F").arg(file);
-                }
-                command.arg("-t").arg("--").arg(destination).arg(&script);
-                command
-            }
-            crate::host::HostKind::Container { engine, target } => {
-                let argv = crate::transport::container::exec_argv(*engine, target, true);
-                let mut command = std::process::Command::new(&argv[0]);
-                command.args(&argv[1..]).arg("sh").arg("-c").arg(&script);
-                command
-            }
-        })
-    }
-
     /// Plans a task: host, model (with why), instruction, restricted files.
     pub fn plan(&self, task: TaskSpec, overrides: &PlanOverrides<'_>) -> Result<RunPlan, Error> {
         let mut plan = crate::plan::plan(
@@ -592,6 +548,18 @@ impl Engine {
             .flatten()
         {
             return Err(full);
+        }
+        if record.kind == crate::runs::RunKind::Interactive {
+            // Its agent was the TUI on a terminal: nothing to follow; its result is retrieved.
+            return Err(InputError::new(
+                format!("run `{}`", record.id),
+                "it is an interactive session: there is no agent to attach to",
+            )
+            .hint(format!(
+                "`codex-remote diff {0}` retrieves what it did; `codex-remote pull {0} --apply` applies it",
+                record.id
+            ))
+            .into());
         }
         if !matches!(record.phase, Phase::Running | Phase::Retrieving) {
             return Err(Error::NotRunning {

@@ -154,6 +154,7 @@ pub fn new_record(
         attempt_log_start: 0,
         finish: None,
         warnings: Vec::new(),
+        kind: Default::default(),
     }
 }
 

@@ -423,9 +423,13 @@ pub async fn follow_and_finish(
         let taken = pipeline::apply(config, project, record, options);
         if let Ok(taken) = &taken {
             // What would have held the result back, taken because the run allowed it.
-            record
-                .warnings
-                .extend(taken.warnings.iter().cloned().map(crate::runs::RunWarning::from));
+            record.warnings.extend(
+                taken
+                    .warnings
+                    .iter()
+                    .cloned()
+                    .map(crate::runs::RunWarning::from),
+            );
         }
         if let Err(e) = taken {
             // A refused result is recorded as refused, with its reason; other failures leave a
