@@ -1,0 +1,237 @@
+//! `codex-remote interactive` in a real terminal (tmux), over a real sshd, with the real Codex
+//! TUI talking to the scripted model server: it works in a run tree of its own, and what it did
+//! comes back as a run (`diff`, `pull --apply`); nothing of it is left running on the host.
+//! Without a terminal it refuses before pushing anything.
+
+mod common;
+
+use std::path::Path;
+
+use codex_remote_testkit::model_server::write_file_server;
+use common::{setup_with, stderr, stdout, Tmux};
+
+/// The live processes (zombies left out) whose environment has `CODEX_HOME=<home>`: Codex and
+/// everything it started, app-servers included (this test's Codex home is its own).
+fn processes_of_codex_home(home: &Path) -> Vec<String> {
+    let wanted = format!("CODEX_HOME={}", home.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, s)| s.chars().next());
+        if matches!(state, Some(Some('Z' | 'X')) | None) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        found.push(format!(
+            "{name}: {}",
+            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+        ));
+    }
+    found
+}
+
+/// Ends whatever still runs with this Codex home when the test ends, passed or failed.
+struct EndLeftovers(std::path::PathBuf);
+
+impl Drop for EndLeftovers {
+    fn drop(&mut self) {
+        for process in processes_of_codex_home(&self.0) {
+            if let Some(pid) = process.split(':').next() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid])
+                    .output();
+            }
+        }
+    }
+}
+
+#[test]
+fn interactive_works_in_a_run_tree_and_its_changes_come_back_through_diff_and_pull() {
+    let Some(s) = setup_with(write_file_server(), true) else {
+        return;
+    };
+    let codex_home = s.sshd.dir().join("codex-home");
+    let _leftovers = EndLeftovers(codex_home.clone());
+    // The host's codex, when it opens the TUI, starts Codex's app-server daemon first (`codex
+    // app-server --listen unix:// --managed-daemon` and its `pid-update-loop`, each in a session
+    // of its own), as Codex's TUI does by itself when it may: what a session leaves running on
+    // the host. (Its other uses, such as the prerequisite check's, start nothing.)
+    let codex = codex_remote_testkit::model_server::codex_binary().unwrap();
+    let wrapper = s.sshd.write_file(
+        "codex-with-daemon",
+        &format!(
+            "#!/bin/sh\ncase $1 in --no-daemon) '{0}' app-server daemon start >/dev/null 2>&1 || exit 97 ;; esac\nexec '{0}' \"$@\"\n",
+            codex.display()
+        ),
+    );
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(s.env.project.join("codex-remote.toml")).unwrap();
+    let config = config.replacen(
+        "]\nworkspace",
+        &format!("]\ncodex = \"{}\"\nworkspace", wrapper.display()),
+        1,
+    );
+    s.env.write("codex-remote.toml", &config);
+    let mirror = s.sshd.dir().join("ws/myapp");
+
+    let mut vars = s.env.vars.clone();
+    vars.push(("HOME".into(), s.env.home.path().display().to_string()));
+    let binary = env!("CARGO_BIN_EXE_codex-remote");
+    let tmux = Tmux::start(
+        "interactive",
+        &s.env.project,
+        &vars,
+        &[binary, "interactive"],
+    );
+
+    // Codex asks whether to trust the run tree (a directory it has not seen: the run's own, not
+    // the mirror): yes.
+    let screen = tmux.wait_for_within(60, "Codex's trust question", |screen| {
+        screen.contains("Trust this folder")
+    });
+    assert!(
+        screen.contains("ws/.codex-remote/myapp/trees/0/myapp"),
+        "Codex runs in a run tree: {screen}"
+    );
+    // (The TUI may draw the question before it reads keys: the answer is repeated until taken.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tmux.screen().contains("Trust this folder") {
+        assert!(std::time::Instant::now() < deadline, "{}", tmux.screen());
+        tmux.keys(&["Enter"]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    tmux.wait_for("the prompt", |screen| screen.contains("Ask Codex"));
+
+    // The scripted model answers `WRITE made.txt` with a command writing it, then "done".
+    tmux.paste("WRITE made.txt");
+    tmux.wait_for("the prompt typed", |screen| {
+        screen.contains("WRITE made.txt")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the command and the answer", |screen| {
+        screen.contains("made.txt") && screen.contains("done") && screen.contains("Ask Codex")
+    });
+    // The user leaves a process running in the background, in a session of its own (as Codex's
+    // own app-server daemon does): the session's end must end it too.
+    tmux.paste("!setsid nohup sleep 600 >/dev/null 2>&1 &");
+    tmux.wait_for("the shell command typed", |screen| {
+        screen.contains("sleep 600 >/dev/null")
+    });
+    tmux.keys(&["Enter"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !processes_of_codex_home(&codex_home)
+        .iter()
+        .any(|p| p.contains("sleep 600"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", tmux.screen());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let during = processes_of_codex_home(&codex_home);
+    assert!(
+        during.iter().any(|p| p.contains("app-server --listen")),
+        "the app-server daemon runs during the session: {during:#?}"
+    );
+    assert!(
+        during.iter().any(|p| p.contains("sleep 600")),
+        "the agent's background process runs on the host during the session: {during:#?}"
+    );
+    assert!(
+        !mirror.join("made.txt").exists(),
+        "the session wrote in its own tree, not in the mirror"
+    );
+
+    // Quit Codex: the session's change comes back as a run.
+    tmux.paste("/quit");
+    tmux.keys(&["Enter"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = tmux.exit_status() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "codex-remote did not end after /quit; screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let screen = tmux.screen();
+    assert_eq!(status, 0, "{screen}");
+    assert!(screen.contains("files    1 changed"), "{screen}");
+    assert!(
+        screen.contains("codex-remote pull interactive-"),
+        "{screen}"
+    );
+
+    // Nothing of the session is left on the host: no Codex, no app-server.
+    let left = processes_of_codex_home(&codex_home);
+    assert!(left.is_empty(), "left running on the host: {left:#?}");
+
+    // A run like any other: kind interactive, completed, its result waiting to be applied.
+    let status: serde_json::Value =
+        serde_json::from_slice(&s.env.run(&["status", "last", "--json"]).stdout).unwrap();
+    assert_eq!(status["run"]["kind"], "interactive", "{status}");
+    assert_eq!(status["run"]["phase"], "completed", "{status}");
+    assert!(!s.env.project.join("made.txt").exists());
+
+    let out = s.env.run(&["diff", "last"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff = stdout(&out);
+    assert!(diff.contains("+++ b/made.txt"), "{diff}");
+    assert!(diff.contains("+made.txt"), "{diff}");
+
+    let out = s.env.run(&["pull", "last", "--apply"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("made.txt")).unwrap(),
+        "made.txt\n"
+    );
+
+    // The next push keeps it (it is the project's now).
+    let out = s.env.run(&["push"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(mirror.join("made.txt")).unwrap(),
+        "made.txt\n"
+    );
+}
+
+#[test]
+fn interactive_without_a_terminal_fails_up_front_and_pushes_nothing() {
+    let Some(s) = setup_with(write_file_server(), true) else {
+        return;
+    };
+    // stdin is /dev/null and stdout a pipe.
+    let out = s.env.run(&["interactive"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("stdin and stdout are not a terminal"), "{err}");
+    assert!(err.contains("codex-remote run --prompt"), "{err}");
+    assert!(
+        !s.sshd.dir().join("ws").exists(),
+        "nothing was pushed to the host"
+    );
+    let runs: serde_json::Value =
+        serde_json::from_slice(&s.env.run(&["runs", "--json"]).stdout).unwrap();
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(0), "{runs}");
+
+    // In JSON, the error is a JSON line like any other.
+    let out = s.env.run(&["interactive", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(line.to_string().contains("not a terminal"), "{line}");
+}
