@@ -169,13 +169,13 @@ impl CliError {
             error["disk_full"] = serde_json::json!({ "host": host, "detail": detail });
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::Protected(paths),
+            codex_remote_core::ApplyError::Protected(paths),
         )) = self
         {
             error["protected"] = serde_json::to_value(paths).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::patch::ApplyError::HeldBack(warnings),
+            codex_remote_core::ApplyError::HeldBack(warnings),
         )) = self
         {
             error["warnings"] = serde_json::to_value(warnings).expect("serialisable");

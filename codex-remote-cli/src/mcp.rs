@@ -504,15 +504,9 @@ impl McpServer {
 
 /// Follows a run to its end (attaching when its agent still works) and reports it.
 async fn follow(engine: &Engine, run_id: &str) -> Result<WaitOutput, ToolFailure> {
-    let status = engine
-        .status(run_id)
-        .await
-        .map_err(|e| ToolFailure::from(e))?;
+    let status = engine.status(run_id).await.map_err(ToolFailure::from)?;
     if matches!(status.run.phase, Phase::Running | Phase::Retrieving) {
-        let handle = engine
-            .attach(run_id)
-            .await
-            .map_err(|e| ToolFailure::from(e))?;
+        let handle = engine.attach(run_id).await.map_err(ToolFailure::from)?;
         return match handle.wait().await {
             Ok(done) => Ok(WaitOutput {
                 run_id: run_id.to_string(),
@@ -582,6 +576,22 @@ fn short(event: &Event) -> String {
     }
 }
 
+/// The `plan` tool's result: `plan --json`'s object. The report borrows its plan, so the value is
+/// carried serialised and its schema is the report's own.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct PlanOutput(serde_json::Value);
+
+impl JsonSchema for PlanOutput {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        codex_remote_core::PlanReport::<'static>::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        codex_remote_core::PlanReport::<'static>::json_schema(generator)
+    }
+}
+
 #[tool_router]
 impl McpServer {
     /// What a run of this task would do, without contacting the host.
@@ -592,11 +602,11 @@ impl McpServer {
     async fn plan(
         &self,
         Parameters(input): Parameters<TaskInput>,
-    ) -> Result<Json<serde_json::Value>, CallToolResult> {
+    ) -> Result<Json<PlanOutput>, CallToolResult> {
         let plan = self.plan_of(&input)?;
-        Ok(Json(
+        Ok(Json(PlanOutput(
             serde_json::to_value(plan.report()).expect("plan reports serialise"),
-        ))
+        )))
     }
 
     /// Starts a run detached and returns its id at once.
@@ -889,7 +899,7 @@ impl McpServer {
         options.run.apply = true;
         tokio::spawn(async move {
             let result = engine.orchestrate(&plan, &hosts, options, None).await;
-            let _ = tx.send_modify(|view| {
+            tx.send_modify(|view| {
                 view.finished = true;
                 match result {
                     Ok(summary) => {

@@ -77,7 +77,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// What would have held a result back, when the user took it anyway (empty when nothing did).
-pub fn render_taken_warnings(warnings: &[codex_remote_core::patch::Warning]) -> String {
+pub fn render_taken_warnings(warnings: &[codex_remote_core::ApplyWarning]) -> String {
     warnings
         .iter()
         .map(|w| format!("warning: applied despite: {w}\n"))

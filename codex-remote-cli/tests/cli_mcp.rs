@@ -108,12 +108,30 @@ async fn tools_are_listed_with_their_schemas() {
         );
     }
     assert!(
-        tools
-            .iter()
-            .filter(|t| t.name != "plan")
-            .all(|t| t.output_schema.is_some()),
-        "every tool but plan declares its output schema"
+        tools.iter().all(|t| t.output_schema.is_some()),
+        "every tool declares its output schema"
     );
+    // plan's output schema is `plan --json`'s object, the same keys the CLI prints.
+    let plan = tools.iter().find(|t| t.name == "plan").unwrap();
+    let output = serde_json::to_value(plan.output_schema.as_ref().unwrap()).unwrap();
+    for key in [
+        "schema_version",
+        "task_id",
+        "type",
+        "model",
+        "model_source",
+        "host",
+        "host_kind",
+        "remote_dir",
+        "restricted",
+        "instruction",
+        "checkpoint",
+    ] {
+        assert!(
+            output["properties"].get(key).is_some(),
+            "plan output schema lacks {key}: {output}"
+        );
+    }
     service.cancel().await.unwrap();
 }
 

@@ -52,21 +52,51 @@ mod records;
 mod remote;
 mod workflows;
 
-pub mod atomic;
-pub mod config;
-pub mod error;
+/// Internal modules: reachable inside the crate by their flat paths (`crate::runs`), public
+/// only under the `test-internals` feature, which this workspace's own integration tests and
+/// benchmarks turn on (hidden from the docs; not an API). An embedder uses the crate root's
+/// re-exports and the public modules above.
+macro_rules! internal {
+    ($($folder:ident::{$($name:ident),* $(,)?});* $(;)?) => {$(
+        #[cfg(feature = "test-internals")]
+        #[doc(hidden)]
+        pub use $folder::{$($name),*};
+        #[cfg(not(feature = "test-internals"))]
+        #[allow(unused_imports)]
+        use $folder::{$($name),*};
+    )*};
+}
 
-// The public families: the four traits with their implementations, and the formats an
-// embedder reads or writes.
+#[cfg(feature = "test-internals")]
+#[doc(hidden)]
+pub mod atomic;
+#[cfg(not(feature = "test-internals"))]
+mod atomic;
+pub mod config;
+#[cfg(feature = "test-internals")]
+#[doc(hidden)]
+pub mod error;
+#[cfg(not(feature = "test-internals"))]
+mod error;
+
+// The public families: the four traits with their implementations (transport, sync, executor,
+// model), the formats an embedder reads or writes (config, host, task, events, schema), doctor's
+// checks, and the scripted model server that `codex-remote demo` and tests stand in for the
+// provider with.
 pub use agent::{events, executor, model_server};
-pub use hosts::{host, shell, transport};
-pub use planning::{input, instruction, model, plan, policy, schema, task};
+pub use hosts::{host, transport};
+pub use planning::{model, schema, task};
+pub use remote::sync;
+pub use workflows::doctor;
+
+internal! {
+    hosts::{shell};
+    planning::{input, instruction, plan, policy};
+    records::{checkpoint, patch, runs, taskplan};
+    remote::{layout, workspace};
+    workflows::{engine, interactive, orchestrate, pipeline, prerequisites, progress, run};
+}
 use records::json_edit;
-pub use records::{checkpoint, patch, runs, taskplan};
-pub use remote::{layout, sync, workspace};
-pub use workflows::{
-    doctor, engine, interactive, orchestrate, pipeline, prerequisites, progress, run,
-};
 
 pub use atomic::write_atomic;
 pub use checkpoint::{mark_checkpoint, CheckpointError, CheckpointOutcome};
@@ -78,13 +108,19 @@ pub use engine::{
 pub use error::{Error, ErrorKind};
 pub use input::InputError;
 pub use instruction::{ExcludedEntry, Instruction};
+pub use interactive::{InteractiveSession, InteractiveSummary};
 pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
-pub use patch::{ApplyError, Conflict, FileChange, PatchParseError};
+pub use patch::{
+    ApplyError, Conflict, FileChange, ParsedPatch, PatchParseError, Warning as ApplyWarning,
+};
+pub use pipeline::Project;
 pub use plan::{find_project_root, PlanOverrides, PlanReport, RunPlan, PLAN_SCHEMA_VERSION};
 pub use policy::RestrictedFiles;
+pub use prerequisites::PrerequisiteCache;
 pub use progress::{Event, EventKind};
-pub use run::{RunOptions, RunSummary};
-pub use runs::{FinishOptions, Phase, RunRecord, RunStoreError};
+pub use run::{unrecorded_events, RunOptions, RunSummary};
+pub use runs::{FinishOptions, Phase, RunKind, RunRecord, RunStore, RunStoreError, RunWarning};
 pub use shell::{quote as shell_quote, ScriptError};
 pub use task::TaskSpec;
+pub use taskplan::TaskPlan;
 pub use workspace::RunTree;

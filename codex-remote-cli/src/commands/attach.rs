@@ -1,8 +1,8 @@
 //! `attach`, `status`, `logs` and `cancel`: working with runs whose agent lives on the host.
 
 use codex_remote_core::events::CodexEvent;
-use codex_remote_core::runs::Phase;
 use codex_remote_core::EventKind;
+use codex_remote_core::Phase;
 use tokio::sync::mpsc;
 
 use super::{progress, Context};

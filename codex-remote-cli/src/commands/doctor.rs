@@ -11,7 +11,7 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     let transport = ctx.transport(host.clone())?;
     // What doctor learns about the agent's prerequisites spares the next run its own check.
     let root = codex_remote_core::find_project_root(&ctx.cwd);
-    let cache = codex_remote_core::prerequisites::PrerequisiteCache::new(&root);
+    let cache = codex_remote_core::PrerequisiteCache::new(&root);
     let checks = codex_remote_core::doctor::diagnose_and_remember(transport.as_ref(), &cache).await;
     let _ = transport.close().await;
     let ok = checks.iter().all(|c| c.ok);

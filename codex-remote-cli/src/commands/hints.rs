@@ -1,6 +1,6 @@
 //! Next steps that name the run, added to an error by a command that knows which run failed.
 
-use codex_remote_core::patch::ApplyError;
+use codex_remote_core::ApplyError;
 
 use crate::error::CliError;
 

@@ -109,7 +109,7 @@ fn ignore_records(dir: &std::path::Path) -> Result<Option<PathBuf>, CliError> {
     }
     new.push_str(RECORDS_ENTRY);
     new.push('\n');
-    codex_remote_core::atomic::write_atomic(&path, new.as_bytes())
+    codex_remote_core::write_atomic(&path, new.as_bytes())
         .map_err(CliError::io(format!("writing {}", path.display())))?;
     Ok(Some(path))
 }

@@ -21,7 +21,7 @@ pub fn cancelling(run_id: &str) -> String {
 
 /// `orchestrate`: what was left running, from the plan's entries, and how to go on.
 pub fn orchestrate_detached(plan: &Path) -> String {
-    let running: Vec<(String, String)> = codex_remote_core::taskplan::TaskPlan::load(plan)
+    let running: Vec<(String, String)> = codex_remote_core::TaskPlan::load(plan)
         .map(|p| {
             p.tasks()
                 .iter()

@@ -81,9 +81,9 @@ impl Context {
 
     /// The project at the working directory (see `find_project_root`): its run records, for
     /// resolving `last` and for `watch`.
-    pub fn project(&self, name: Option<&str>) -> codex_remote_core::pipeline::Project {
-        let root = codex_remote_core::plan::find_project_root(&self.cwd);
-        codex_remote_core::pipeline::Project::new(&root, name)
+    pub fn project(&self, name: Option<&str>) -> codex_remote_core::Project {
+        let root = codex_remote_core::find_project_root(&self.cwd);
+        codex_remote_core::Project::new(&root, name)
     }
 
     /// The engine for the project at the working directory (see `find_project_root`),
@@ -135,7 +135,7 @@ pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
             files: {
                 let cwd = std::env::current_dir()
                     .map_err(CliError::io("cannot read the current directory"))?;
-                let root = codex_remote_core::plan::find_project_root(&cwd);
+                let root = codex_remote_core::find_project_root(&cwd);
                 scope::resolve(&root, &cwd, &args.files)?
             },
         },

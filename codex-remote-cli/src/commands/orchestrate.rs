@@ -67,7 +67,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
         for (task, reason) in &summary.failed {
             text.push_str(&format!("  {task}: {reason}\n"));
         }
-        let plan = codex_remote_core::taskplan::TaskPlan::load(&args.plan).ok();
+        let plan = codex_remote_core::TaskPlan::load(&args.plan).ok();
         for (task, reason) in &summary.not_applied {
             text.push_str(&format!("  {task}: {reason}\n"));
             let run = plan.as_ref().and_then(|p| {

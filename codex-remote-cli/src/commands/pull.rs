@@ -22,7 +22,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
         engine
             .retrieve(&run)
             .await
-            .map(|d| codex_remote_core::engine::Applied {
+            .map(|d| codex_remote_core::Applied {
                 run_id: d.run_id,
                 patch_path: d.patch_path,
                 files: d.files,
@@ -52,9 +52,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
                 pulled.patch_path.display()
             ));
         }
-        if let Some(codex_remote_core::checkpoint::CheckpointOutcome::Marked { line }) =
-            &pulled.checkpoint
-        {
+        if let Some(codex_remote_core::CheckpointOutcome::Marked { line }) = &pulled.checkpoint {
             text.push_str(&format!("ticked the checklist item (line {line})\n"));
         }
         if args.apply {

@@ -132,7 +132,7 @@ pub fn print_summary(
 }
 
 fn render_summary(
-    plan: Option<&codex_remote_core::plan::RunPlan>,
+    plan: Option<&codex_remote_core::RunPlan>,
     summary: &RunSummary,
     checkpoint: Option<&codex_remote_core::task::Checkpoint>,
 ) -> String {
@@ -164,7 +164,7 @@ fn render_summary(
         out.push_str(&output::render_stat(&summary.files));
     }
     if let Some(outcome) = &summary.checkpoint {
-        use codex_remote_core::checkpoint::CheckpointOutcome;
+        use codex_remote_core::CheckpointOutcome;
         let (file, item) = checkpoint
             .map(|c| (c.file.as_str(), c.item.trim()))
             .unwrap_or(("the spec", ""));
@@ -195,7 +195,7 @@ fn render_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codex_remote_core::runs::RunWarning;
+    use codex_remote_core::RunWarning;
 
     #[test]
     fn the_text_summary_shows_each_warning_and_its_files() {

@@ -1,7 +1,7 @@
 //! Run references on the command line: a run id, `last` (the newest run of the project) or
 //! `last~N` (the N-th before it), as git's `HEAD~N`.
 
-use codex_remote_core::runs::RunStore;
+use codex_remote_core::RunStore;
 
 use crate::error::CliError;
 
@@ -37,7 +37,7 @@ pub fn resolve(store: &RunStore, reference: &str) -> Result<String, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codex_remote_core::runs::RunRecord;
+    use codex_remote_core::RunRecord;
 
     fn record(id: &str, created_at: &str) -> RunRecord {
         serde_json::from_value(serde_json::json!({

@@ -12,7 +12,7 @@ use crate::policy::RestrictedFiles;
 use crate::task::TaskSpec;
 
 /// Why an entry was left out of the instruction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ExcludedEntry {
     /// The entry as written in the task.
     pub entry: String,

@@ -101,7 +101,7 @@ pub fn find_project_root(start: &Path) -> PathBuf {
 }
 
 /// The stable `plan --json` object. Field names and meanings only ever grow.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlanReport<'a> {
     /// Always [`PLAN_SCHEMA_VERSION`].
     pub schema_version: u32,

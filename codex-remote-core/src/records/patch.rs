@@ -940,6 +940,7 @@ impl PatchApplier {
     }
 
     /// Checks, then applies a patch held in memory. On any error the tree is untouched.
+    #[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
     pub fn apply(&self, patch_bytes: &[u8]) -> Result<Applied, ApplyError> {
         let mut file = tempfile::NamedTempFile::new().map_err(|e| ApplyError::Io {
             context: "writing the patch to a scratch file".into(),

@@ -226,6 +226,7 @@ pub struct RunTree {
 
 /// What retrieval found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
 pub struct Retrieved {
     /// The run's change against its baseline, as a binary git patch.
     pub patch: Vec<u8>,
@@ -299,6 +300,7 @@ pub async fn prepare_run(
 }
 
 /// The run's change against its baseline, and what changed outside its tree. One round trip.
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
 pub async fn retrieve(
     transport: &dyn Transport,
     tree: &RunTree,
@@ -361,6 +363,7 @@ fn outside_lines(output: &crate::transport::Output) -> Vec<String> {
 }
 
 /// The run's change against its baseline, as a binary git patch. One round trip.
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
 pub async fn retrieve_patch(
     transport: &dyn Transport,
     tree: &RunTree,

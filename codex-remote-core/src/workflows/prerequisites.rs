@@ -249,6 +249,7 @@ impl ProbeReport {
 
 /// Decides how Codex authenticates from what the host reported: `codex login status`, the names
 /// of the set environment variables, and `$CODEX_HOME/config.toml`.
+#[cfg(test)]
 pub fn judge_auth(
     host: &str,
     login: (bool, &str),
@@ -281,7 +282,7 @@ pub fn provider_from_args(args: &[String]) -> Option<String> {
     })
 }
 
-/// [`judge_auth`] with the provider a host's `codex_args` choose, if any.
+/// `judge_auth` with the provider a host's `codex_args` choose, if any.
 pub fn judge_auth_with(
     host: &str,
     login: (bool, &str),

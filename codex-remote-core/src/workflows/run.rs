@@ -899,3 +899,29 @@ fn fail(store: &RunStore, record: &mut RunRecord, error: &str) -> Result<(), Err
     store.save(record)?;
     Ok(())
 }
+
+/// The whole lines of a running run's current attempt that its agent has written on the host
+/// and the local record does not hold yet, read once (no follow) and never recorded: a look at
+/// a detached run that leaves recording events exactly once to whoever follows it.
+pub async fn unrecorded_events(
+    transport: &SharedTransport,
+    project: &Project,
+    record: &RunRecord,
+) -> Result<Vec<String>, Error> {
+    use crate::transport::TransportExt;
+    let dir =
+        RemoteLayout::new(transport.host(), &record.project).agent_dir(&record.id, record.attempt);
+    let remote = transport.read_file(&format!("{dir}/events.jsonl")).await?;
+    let local_len = std::fs::metadata(project.runs().run_dir(&record.id).join("events.jsonl"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let offset = local_len.saturating_sub(record.attempt_log_start) as usize;
+    let rest = remote.get(offset..).unwrap_or_default();
+    // A partial last line is still being written: leave it for next time.
+    let end = rest.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    Ok(String::from_utf8_lossy(&rest[..end])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}

@@ -10,8 +10,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::SystemTime;
 
-use codex_remote_core::executor::CodexExecutor;
-use codex_remote_core::pipeline::{self, Project};
+use codex_remote_core::Project;
 
 use super::Context;
 use crate::cli::WatchArgs;
@@ -25,7 +24,7 @@ pub async fn run(ctx: &Context, args: WatchArgs) -> Result<i32, CliError> {
     let plan = args.plan.clone();
     if let Some(plan) = &plan {
         // A broken plan is an error up front, not a blank panel.
-        codex_remote_core::taskplan::TaskPlan::load(plan)?;
+        codex_remote_core::TaskPlan::load(plan)?;
     }
     let watcher = Watcher::new(project.runs());
     if std::io::stdout().is_terminal() && !ctx.json {
@@ -104,7 +103,7 @@ async fn plain(
 
 /// The plan's codex-remote entries, one line each.
 pub fn plan_lines(path: &Path) -> Vec<String> {
-    let Ok(plan) = codex_remote_core::taskplan::TaskPlan::load(path) else {
+    let Ok(plan) = codex_remote_core::TaskPlan::load(path) else {
         return vec![format!("plan {}: unreadable", path.display())];
     };
     let tasks: Vec<_> = plan
@@ -139,71 +138,50 @@ pub fn plan_lines(path: &Path) -> Vec<String> {
 }
 
 /// The patch of a run, retrieved from the host first when it is not in the record yet.
-async fn diff_text(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
-    let store = project.runs();
-    let mut record = store.load(id)?;
-    if store.read_patch(id).is_err() {
-        let config = ctx.config()?;
-        let transport = ctx.transport(config.host(Some(&record.host))?)?;
-        pipeline::retrieve(transport.clone(), project, &mut record).await?;
-        let _ = transport.close().await;
-    }
-    let patch = store.read_patch(id)?;
-    if patch.is_empty() {
+async fn diff_text(ctx: &Context, _project: &Project, id: &str) -> Result<String, CliError> {
+    let engine = ctx.engine(ctx.config()?);
+    let diff = engine.diff(id).await;
+    engine.close().await;
+    let diff = diff?;
+    if diff.patch.is_empty() {
         return Ok("(the run changed nothing)".into());
     }
-    Ok(String::from_utf8_lossy(&patch).into_owned())
+    Ok(String::from_utf8_lossy(&diff.patch).into_owned())
 }
 
 /// Applies a finished run's result, as `pull RUN --apply --keep` would, and ticks the run's
 /// checklist item (its task's `checkpoint`) as `run` would have.
 async fn apply(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
-    let config = ctx.config()?;
-    let store = project.runs();
-    let mut record = store.load(id)?;
-    if record.applied_at.is_some() {
+    if project.runs().load(id)?.applied_at.is_some() {
         return Ok(format!("run {id} was already applied"));
     }
-    if store.read_patch(id).is_err() {
-        let transport = ctx.transport(config.host(Some(&record.host))?)?;
-        pipeline::retrieve(transport.clone(), project, &mut record).await?;
-        let _ = transport.close().await;
-    }
-    pipeline::apply(
-        &config,
-        project,
-        &mut record,
-        pipeline::ApplyOptions::default(),
-    )?;
+    let engine = ctx.engine(ctx.config()?);
+    let options = codex_remote_core::ApplyOptions {
+        keep: true,
+        ..Default::default()
+    };
+    let applied = engine.apply(id, &options).await;
+    engine.close().await;
+    let applied = applied?;
     let mut said = format!("applied run {id} to {}", project.root.display());
-    if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
-        let path = project.root.join(&spec.file);
-        match codex_remote_core::checkpoint::mark_checkpoint(&path, &spec.item, Some(id)) {
-            Ok(outcome) => {
-                let line = match outcome {
-                    codex_remote_core::checkpoint::CheckpointOutcome::Marked { line }
-                    | codex_remote_core::checkpoint::CheckpointOutcome::AlreadyDone { line } => {
-                        line
-                    }
-                };
-                said.push_str(&format!(
-                    "; ticked `{}` in {}:{line}",
-                    spec.item.trim(),
-                    spec.file
-                ));
-            }
-            Err(e) => said.push_str(&format!("; the checklist item was not ticked: {e}")),
-        }
+    let item = project.runs().load(id)?.finish.and_then(|f| f.checkpoint);
+    if let (Some(outcome), Some(spec)) = (applied.checkpoint, item) {
+        let (codex_remote_core::CheckpointOutcome::Marked { line }
+        | codex_remote_core::CheckpointOutcome::AlreadyDone { line }) = outcome;
+        said.push_str(&format!(
+            "; ticked `{}` in {}:{line}",
+            spec.item.trim(),
+            spec.file
+        ));
     }
     Ok(said)
 }
 
 /// Cancels a run's agent, as `cancel RUN` would.
-async fn cancel(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
-    let config = ctx.config()?;
-    let mut record = project.runs().load(id)?;
-    let transport = ctx.transport(config.host(Some(&record.host))?)?;
-    codex_remote_core::run::cancel(project, &mut record, transport.clone(), &CodexExecutor).await?;
-    let _ = transport.close().await;
+async fn cancel(ctx: &Context, _project: &Project, id: &str) -> Result<String, CliError> {
+    let engine = ctx.engine(ctx.config()?);
+    let cancelled = engine.cancel(id).await;
+    engine.close().await;
+    cancelled?;
     Ok(format!("cancelled run {id}"))
 }

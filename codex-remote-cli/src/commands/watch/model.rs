@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use codex_remote_core::events::{CodexEvent, ItemKind};
-use codex_remote_core::runs::{Phase, RunRecord, RunStore};
+use codex_remote_core::{Phase, RunRecord, RunStore};
 
 /// One run as the watch shows it.
 #[derive(Debug, Clone)]
@@ -212,7 +212,7 @@ impl Watcher {
                     Some(n) => *n,
                     None => match std::fs::read(&patch_path) {
                         Ok(patch) => {
-                            let n = codex_remote_core::patch::ParsedPatch::parse(&patch)
+                            let n = codex_remote_core::ParsedPatch::parse(&patch)
                                 .map(|p| p.files.len())
                                 .unwrap_or(0);
                             self.patch_files.insert(record.id.clone(), n);

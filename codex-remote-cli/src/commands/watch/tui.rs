@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use codex_remote_core::pipeline::Project;
+use codex_remote_core::Project;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
@@ -181,8 +181,7 @@ fn fetch_remote(ctx: &Context, app: &mut App, done: &mpsc::Sender<Fetched>) {
         .remote
         .fetched_at
         .is_none_or(|at| at.elapsed() >= Duration::from_secs(2));
-    let running =
-        view.record.phase == codex_remote_core::runs::Phase::Running && view.record.attempt > 0;
+    let running = view.record.phase == codex_remote_core::Phase::Running && view.record.attempt > 0;
     if !running || app.remote.fetching || !due {
         return;
     }
@@ -448,7 +447,7 @@ fn draw_list(frame: &mut Frame, app: &mut App, area: ratatui::layout::Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codex_remote_core::runs::RunRecord;
+    use codex_remote_core::RunRecord;
     use ratatui::backend::TestBackend;
 
     fn record(id: &str, phase: &str, created: &str, updated: &str) -> RunRecord {
