@@ -661,7 +661,11 @@ impl Engine {
             .rev()
             .map(CodexEvent::parse)
             .find(|e| !matches!(e, CodexEvent::Other { .. }));
-        let agent = if record.phase == Phase::Running && record.attempt > 0 {
+        // (An interactive session has no supervised agent to probe: its terminal is the user's.)
+        let agent = if record.phase == Phase::Running
+            && record.attempt > 0
+            && record.kind == crate::runs::RunKind::Exec
+        {
             let transport = self.transport_named(&record.host)?;
             let dir = RemoteLayout::new(transport.host(), &record.project)
                 .agent_dir(&record.id, record.attempt);

@@ -176,9 +176,17 @@ impl Engine {
             .await
             .map_err(|e| Error::from(e).on_host(&host.name))?;
         let store = project.runs();
-        record.phase = Phase::Retrieving;
-        record.updated_at = now();
-        store.save(record)?;
+        // `cancel RUN` from elsewhere may have ended the session: it stays cancelled, but what
+        // it did is retrieved all the same.
+        if let Ok(latest) = store.load(&record.id) {
+            *record = latest;
+        }
+        let cancelled = record.phase == Phase::Cancelled;
+        if !cancelled {
+            record.phase = Phase::Retrieving;
+            record.updated_at = now();
+            store.save(record)?;
+        }
         let parsed = pipeline::retrieve(transport.clone(), &project, record)
             .await
             .map_err(|e| e.on_host(&host.name))?;
@@ -187,7 +195,9 @@ impl Engine {
             pipeline::remove_remote(transport, &project, record).await?;
             remote_removed = true;
         }
-        record.phase = Phase::Completed;
+        if !cancelled {
+            record.phase = Phase::Completed;
+        }
         record.updated_at = now();
         store.save(record)?;
         Ok(InteractiveSummary {
