@@ -154,7 +154,9 @@ pub struct Tmux {
 impl Tmux {
     /// Starts `program` in `dir` with only PATH, TERM and `vars` in its environment.
     pub fn start(name: &str, dir: &Path, vars: &[(String, String)], program: &[&str]) -> Tmux {
-        let socket = format!("cr-{name}-{}", std::process::id());
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("cr-{name}-{}-{n}", std::process::id());
         let conf = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(conf.path(), "set -g remain-on-exit on\n").unwrap();
         let mut command = Command::new("tmux");
