@@ -158,6 +158,19 @@ fn session_round_trip(env: &Env, codex_home: &Path, mirror: &Path) {
     assert_eq!(status["run"]["kind"], "interactive", "{status}");
     assert_eq!(status["run"]["phase"], "completed", "{status}");
     assert!(!env.project.join("made.txt").exists());
+    // There is no agent to attach to; `attach` says where the result is.
+    let out = env.run(&["attach", "last"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("interactive session"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("codex-remote diff interactive-"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = env.run(&["diff", "last"]);
     assert!(out.status.success(), "{}", stderr(&out));
