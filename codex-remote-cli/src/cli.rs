@@ -162,6 +162,10 @@ pub struct RunArgs {
     /// Extra argument for `codex exec`, e.g. `--codex-arg=-c --codex-arg=model_verbosity="low"` (repeatable).
     #[arg(long = "codex-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub codex_args: Vec<String>,
+    /// Push the project root even when it is the home directory, `/`, a repository above the
+    /// working directory with no commit, or above sync.max_push_files / sync.max_push_bytes.
+    #[arg(long)]
+    pub confirm_push: bool,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -210,6 +214,10 @@ pub struct OrchestrateArgs {
     /// Keep the runs' trees on the hosts after applying.
     #[arg(long)]
     pub keep: bool,
+    /// Push the project root even when it is the home directory, `/`, a repository above the
+    /// working directory with no commit, or above sync.max_push_files / sync.max_push_bytes.
+    #[arg(long)]
+    pub confirm_push: bool,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +278,10 @@ pub struct PushArgs {
     /// Remote workspace name (default: the project directory's name).
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
+    /// Push the project root even when it is the home directory, `/`, a repository above the
+    /// working directory with no commit, or above sync.max_push_files / sync.max_push_bytes.
+    #[arg(long)]
+    pub confirm_push: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -106,9 +106,15 @@ impl CliError {
                 "review it with `codex-remote diff RUN` and make the changes you want yourself; no flag applies it"
                     .into(),
             ),
-            Error::Runs(RunStoreError::NotFound { .. }) => {
+            Error::Runs(RunStoreError::NotFound { .. } | RunStoreError::InvalidId { .. }) => {
                 Some("`codex-remote runs` lists them".into())
             }
+            Error::Sync(codex_remote_core::sync::SyncError::RootRefused { .. }) => Some(
+                "run `codex-remote init` in your project's directory to anchor the project there, or pass --confirm-push to push this root anyway".into(),
+            ),
+            Error::Sync(codex_remote_core::sync::SyncError::TooLarge { .. }) => Some(
+                "exclude what the agent does not need under [sync] exclude or .gitignore, raise sync.max_push_files / sync.max_push_bytes, run `codex-remote init` in the project's own directory if this root is too wide, or pass --confirm-push".into(),
+            ),
             Error::Exec {
                 failure: ExecFailure::RateLimited { .. },
                 ..

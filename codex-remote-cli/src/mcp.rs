@@ -837,10 +837,26 @@ impl McpServer {
         &self,
         Parameters(input): Parameters<CheckpointInput>,
     ) -> Result<Json<CheckpointOutput>, CallToolResult> {
-        let path = self.path_in_project(&input.file, "the spec file")?;
-        let outcome =
-            codex_remote_core::mark_checkpoint(&path, &input.item, input.run_id.as_deref())
-                .map_err(|e| fail(e.into()))?;
+        self.path_in_project(&input.file, "the spec file")?;
+        let run_id = match &input.run_id {
+            Some(run_id) => {
+                let run_id = self.resolve(run_id)?;
+                // The run id goes into the spec: a name like any other, never a line break.
+                codex_remote_core::Name::parse(&run_id).map_err(|e| {
+                    ToolFailure::bad_input(format!("`run_id`: {e}"), None).into_error()
+                })?;
+                Some(run_id)
+            }
+            None => None,
+        };
+        // Only a spec inside the project, symlinks resolved.
+        let outcome = codex_remote_core::mark_checkpoint_in(
+            &self.root,
+            &input.file,
+            &input.item,
+            run_id.as_deref(),
+        )
+        .map_err(|e| fail(e.into()))?;
         let outcome = match outcome {
             codex_remote_core::CheckpointOutcome::Marked { .. } => "marked",
             _ => "already",

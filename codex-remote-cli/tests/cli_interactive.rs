@@ -128,18 +128,7 @@ fn session_round_trip(env: &Env, codex_home: &Path, mirror: &Path) {
     // Quit Codex: the session's change comes back as a run.
     tmux.paste("/quit");
     tmux.keys(&["Enter"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = tmux.exit_status() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "codex-remote did not end after /quit; screen:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = tmux.wait_exit(60);
     let screen = tmux.screen();
     assert_eq!(status, 0, "{screen}");
     assert!(screen.contains("files    1 changed"), "{screen}");

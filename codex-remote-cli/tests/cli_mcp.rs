@@ -160,6 +160,57 @@ async fn bad_input_is_a_tool_error_classified_like_exit_code_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_ticks_only_specs_in_the_project_and_credits_only_a_valid_run_id() {
+    let env = Env::new();
+    let spec = env.project.join("SPEC.md");
+    std::fs::write(&spec, "- [ ] Auth\n").unwrap();
+    let outside = env.home.path().join("outside.md");
+    std::fs::write(&outside, "- [ ] Auth\n").unwrap();
+    std::os::unix::fs::symlink(&outside, env.project.join("link.md")).unwrap();
+    let (service, _) = connect(&env).await;
+    // The caller is an agent: `..`, an absolute path or a symlink leading out is refused.
+    for file in ["../outside.md", outside.to_str().unwrap(), "link.md"] {
+        let result = call(
+            &service,
+            "checkpoint",
+            json!({"file": file, "item": "Auth"}),
+        )
+        .await;
+        let error = failure(&result);
+        assert_eq!(error["exit_code"], 2, "{file}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("outside"),
+            "{file}: {error}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "- [ ] Auth\n");
+    // A run id goes into the spec: a line break there would forge another line.
+    let result = call(
+        &service,
+        "checkpoint",
+        json!({"file": "SPEC.md", "item": "Auth", "run_id": "r1)\n- [x] Forged (run r1"}),
+    )
+    .await;
+    let error = failure(&result);
+    assert_eq!(error["exit_code"], 2, "{error}");
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), "- [ ] Auth\n");
+    let done = structured(
+        &call(
+            &service,
+            "checkpoint",
+            json!({"file": "SPEC.md", "item": "Auth", "run_id": "r-1"}),
+        )
+        .await,
+    );
+    assert_eq!(done["outcome"], "marked", "{done}");
+    assert_eq!(
+        std::fs::read_to_string(&spec).unwrap(),
+        "- [x] Auth ← Completed via Codex (run r-1)\n"
+    );
+    service.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_wait_diff_apply_through_mcp_on_a_real_host() {
     let Some(s) = setup(
         vec![

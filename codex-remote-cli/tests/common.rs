@@ -235,6 +235,22 @@ impl Tmux {
         (parts.next() == Some("1")).then(|| parts.next().and_then(|s| s.parse().ok()).unwrap_or(-1))
     }
 
+    /// Waits for the program to exit (at most `secs` seconds) and returns its exit status.
+    pub fn wait_exit(&self, secs: u64) -> i32 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the program did not end; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Polls the screen until `pred` holds; fails (showing the screen) after `secs` seconds.
     pub fn wait_for_within(&self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);

@@ -86,7 +86,7 @@ fn main() {
         let transport: SharedTransport = Arc::new(
             SshTransport::new(config.host(Some(ALIAS)).unwrap(), sshd.ssh_options()).unwrap(),
         );
-        let project = Project::new(local.path(), Some(label));
+        let project = Project::new(local.path(), Some(label)).unwrap();
         let options = OrchestrateOptions {
             parallel: tasks,
             fail_fast: false,

@@ -173,6 +173,14 @@ pub struct SyncConfig {
     /// Also leave out what `.gitignore` ignores (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub respect_gitignore: Option<bool>,
+    /// A push of more files than this is refused unless confirmed with `--confirm-push`
+    /// (default 20000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_push_files: Option<u64>,
+    /// A push of more bytes than this is refused unless confirmed with `--confirm-push`
+    /// (default 209715200, 200 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_push_bytes: Option<u64>,
 }
 
 /// `[retry]`.
@@ -353,6 +361,20 @@ pub struct SyncSettings {
     pub respect_gitignore: bool,
 }
 
+/// Default `sync.max_push_files`.
+pub const DEFAULT_MAX_PUSH_FILES: u64 = 20_000;
+/// Default `sync.max_push_bytes` (200 MiB).
+pub const DEFAULT_MAX_PUSH_BYTES: u64 = 200 * 1024 * 1024;
+
+/// The largest push made without confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PushLimits {
+    /// Files.
+    pub max_files: u64,
+    /// Bytes of file content.
+    pub max_bytes: u64,
+}
+
 /// Retry policy after layering.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryPolicy {
@@ -509,6 +531,12 @@ impl ConfigFile {
             }
             if sync.respect_gitignore.is_some() {
                 mine.respect_gitignore = sync.respect_gitignore;
+            }
+            if sync.max_push_files.is_some() {
+                mine.max_push_files = sync.max_push_files;
+            }
+            if sync.max_push_bytes.is_some() {
+                mine.max_push_bytes = sync.max_push_bytes;
             }
         }
         if let Some(retry) = other.retry {
@@ -741,6 +769,15 @@ impl Config {
                 .exclude
                 .unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
             respect_gitignore: sync.respect_gitignore.unwrap_or(true),
+        }
+    }
+
+    /// The largest push made without confirmation: (files, bytes).
+    pub fn push_limits(&self) -> PushLimits {
+        let sync = self.merged.sync.clone().unwrap_or_default();
+        PushLimits {
+            max_files: sync.max_push_files.unwrap_or(DEFAULT_MAX_PUSH_FILES),
+            max_bytes: sync.max_push_bytes.unwrap_or(DEFAULT_MAX_PUSH_BYTES),
         }
     }
 

@@ -141,8 +141,21 @@ impl Error {
             Error::Checkpoint(crate::checkpoint::CheckpointError::NoMatch { .. }) => {
                 Some("the match is exact, apart from surrounding whitespace".into())
             }
-            Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => {
+            Error::Runs(crate::runs::RunStoreError::NotFound { .. })
+            | Error::Runs(crate::runs::RunStoreError::InvalidId { .. }) => {
                 Some("list the project's runs to find its id".into())
+            }
+            Error::Runs(crate::runs::RunStoreError::Damaged { .. }) => Some(
+                "a record that is not what its folder says (or unreadable) is never used; remove its folder".into(),
+            ),
+            Error::Sync(crate::sync::SyncError::RootRefused { .. }) => Some(
+                "anchor the project in its own directory with a codex-remote.toml, or confirm the push of this root".into(),
+            ),
+            Error::Sync(crate::sync::SyncError::TooLarge { .. }) => Some(
+                "exclude what the agent does not need ([sync] exclude, .gitignore), raise sync.max_push_files / sync.max_push_bytes, anchor the project in its own directory with a codex-remote.toml, or confirm the push".into(),
+            ),
+            Error::Checkpoint(crate::checkpoint::CheckpointError::OutsideProject { .. }) => {
+                Some("name a spec file inside the project, relative to its root".into())
             }
             Error::Exec { failure, host, .. } => exec_hint(failure, host),
             Error::HostDiskFull { host, .. } => Some(format!(
@@ -177,7 +190,11 @@ impl Error {
             Error::Transport(e) => Error::transport_kind(e),
             Error::Sync(crate::sync::SyncError::Transport(e)) => Error::transport_kind(e),
             Error::Sync(crate::sync::SyncError::MissingProgram { .. }) => ErrorKind::Prerequisite,
-            Error::Sync(crate::sync::SyncError::NotADirectory(_)) => ErrorKind::BadInput,
+            Error::Sync(
+                crate::sync::SyncError::NotADirectory(_)
+                | crate::sync::SyncError::RootRefused { .. }
+                | crate::sync::SyncError::TooLarge { .. },
+            ) => ErrorKind::BadInput,
             Error::Sync(_) => ErrorKind::TaskFailed,
             Error::Apply(
                 crate::patch::ApplyError::Conflicts(_)
@@ -194,7 +211,10 @@ impl Error {
                 ErrorKind::TaskFailed
             }
             Error::Checkpoint(_) => ErrorKind::BadInput,
-            Error::Runs(crate::runs::RunStoreError::NotFound { .. }) => ErrorKind::BadInput,
+            Error::Runs(
+                crate::runs::RunStoreError::NotFound { .. }
+                | crate::runs::RunStoreError::InvalidId { .. },
+            ) => ErrorKind::BadInput,
             Error::Runs(_) => ErrorKind::TaskFailed,
             Error::Exec { failure, .. } => match failure {
                 ExecFailure::RateLimited { .. } => ErrorKind::RateLimited,

@@ -78,6 +78,11 @@ pub mod config;
 pub mod error;
 #[cfg(not(feature = "test-internals"))]
 mod error;
+#[cfg(feature = "test-internals")]
+#[doc(hidden)]
+pub mod names;
+#[cfg(not(feature = "test-internals"))]
+mod names;
 
 // The public families: the four traits with their implementations (transport, sync, executor,
 // model), the formats an embedder reads or writes (config, host, task, events, schema), doctor's
@@ -99,7 +104,7 @@ internal! {
 use records::json_edit;
 
 pub use atomic::write_atomic;
-pub use checkpoint::{mark_checkpoint, CheckpointError, CheckpointOutcome};
+pub use checkpoint::{mark_checkpoint, mark_checkpoint_in, CheckpointError, CheckpointOutcome};
 pub use config::Config;
 pub use engine::{
     Applied, ApplyOptions, Canceller, DefaultSyncers, DefaultTransports, Diff, Engine,
@@ -109,6 +114,7 @@ pub use error::{Error, ErrorKind};
 pub use input::InputError;
 pub use instruction::{ExcludedEntry, Instruction};
 pub use interactive::{InteractiveSession, InteractiveSummary};
+pub use names::{Name, NameError};
 pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
 pub use patch::{
     ApplyError, Conflict, FileChange, ParsedPatch, PatchParseError, Warning as ApplyWarning,

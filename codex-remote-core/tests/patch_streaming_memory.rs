@@ -38,7 +38,7 @@ async fn an_80_megabyte_patch_is_retrieved_and_applied_in_bounded_memory() {
     let config = Config::from_files([ConfigFile::parse(&toml, "t").unwrap()]).unwrap();
     let local = tempfile::tempdir().unwrap();
     std::fs::write(local.path().join("README.md"), "small project\n").unwrap();
-    let project = Project::new(local.path(), Some("big"));
+    let project = Project::new(local.path(), Some("big")).unwrap();
 
     pipeline::push(transport.clone(), &config, &project, None)
         .await

@@ -228,7 +228,7 @@ async fn round_trip_with(syncer: &dyn Syncer, f: &Fixture) {
     );
 
     // Released, the tree goes back to the pool; pruning removes idle trees.
-    remove_run(f.transport.as_ref(), &f.layout, "run-1")
+    remove_run(f.transport.as_ref(), &f.layout, &"run-1".parse().unwrap())
         .await
         .unwrap();
     assert!(
@@ -667,7 +667,7 @@ async fn a_reused_tree_moves_to_the_new_baseline_touching_only_changed_files() {
     )
     .await;
     retrieve_patch(f.transport.as_ref(), &first).await.unwrap();
-    remove_run(f.transport.as_ref(), &f.layout, "r1")
+    remove_run(f.transport.as_ref(), &f.layout, &"r1".parse().unwrap())
         .await
         .unwrap();
 
@@ -716,7 +716,7 @@ async fn a_reused_tree_moves_to_the_new_baseline_touching_only_changed_files() {
         .await
         .unwrap();
     assert_eq!(third.slot, Some(1));
-    remove_run(f.transport.as_ref(), &f.layout, "r3")
+    remove_run(f.transport.as_ref(), &f.layout, &"r3".parse().unwrap())
         .await
         .unwrap();
     let pruned = prune_idle_trees(f.transport.as_ref(), &f.layout)
@@ -848,7 +848,9 @@ async fn a_removed_runs_baseline_is_collected_from_the_mirror() {
     let first = prepare_run(transport.as_ref(), &layout, "g1", &[])
         .await
         .unwrap();
-    remove_run(transport.as_ref(), &layout, "g1").await.unwrap();
+    remove_run(transport.as_ref(), &layout, &"g1".parse().unwrap())
+        .await
+        .unwrap();
     // Collect at once (and in the foreground) from now on.
     let mirror = workspace.path().join("gc");
     for (key, value) in [
@@ -864,7 +866,9 @@ async fn a_removed_runs_baseline_is_collected_from_the_mirror() {
         .await
         .unwrap();
     assert_ne!(first.baseline, second.baseline);
-    remove_run(transport.as_ref(), &layout, "g2").await.unwrap();
+    remove_run(transport.as_ref(), &layout, &"g2".parse().unwrap())
+        .await
+        .unwrap();
     let exists = |object: &str| {
         std::process::Command::new("git")
             .args(["cat-file", "-e", object])

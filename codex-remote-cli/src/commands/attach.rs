@@ -12,7 +12,7 @@ use crate::{exit, output};
 
 /// The run id a reference (`last`, `last~N` or an id) names.
 fn run_id(ctx: &Context, reference: &str) -> Result<String, CliError> {
-    super::runref::resolve(&ctx.project(None).runs(), reference)
+    super::runref::resolve(&ctx.project(None)?.runs(), reference)
 }
 
 pub async fn attach(ctx: &Context, args: RunRefArgs) -> Result<i32, CliError> {
@@ -82,7 +82,7 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
     }
     text.push_str(&format!("events    {} recorded\n", status.events_recorded));
     let events = std::fs::read_to_string(
-        ctx.project(None)
+        ctx.project(None)?
             .runs()
             .run_dir(&record.id)
             .join("events.jsonl"),
@@ -122,7 +122,7 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
         progress::Mode::Stdout
     };
     let display = tokio::spawn(progress::render(Some(rx), mode, ctx.verbose.max(1)));
-    let project = ctx.project(None);
+    let project = ctx.project(None)?;
     let record = project.runs().load(&run)?;
     let result = if args.follow {
         // Ctrl-C detaches: the agent goes on.

@@ -9,7 +9,13 @@ use crate::{exit, output};
 
 pub fn run(ctx: &Context, args: CheckpointArgs) -> Result<i32, CliError> {
     let run = match &args.run {
-        Some(run) => Some(super::runref::resolve(&ctx.project(None).runs(), run)?),
+        Some(run) => {
+            let run = super::runref::resolve(&ctx.project(None)?.runs(), run)?;
+            // A run id is a name like any other: it goes into the spec, so never a line break.
+            codex_remote_core::Name::parse(&run)
+                .map_err(|e| CliError::from(e.input("<command line>", "--run")))?;
+            Some(run)
+        }
         None => None,
     };
     let outcome = mark_checkpoint(&args.spec, &args.item, run.as_deref())

@@ -13,7 +13,7 @@ pub async fn run(ctx: &Context, args: DiffArgs) -> Result<i32, CliError> {
         .config()
         .unwrap_or_else(|_| codex_remote_core::Config::builtin());
     let engine = ctx.engine(config);
-    let run = super::runref::resolve(&ctx.project(None).runs(), &args.run)?;
+    let run = super::runref::resolve(&ctx.project(None)?.runs(), &args.run)?;
     let diff = engine.diff(&run).await;
     engine.close().await;
     let diff = diff?;

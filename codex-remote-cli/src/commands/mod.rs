@@ -81,17 +81,31 @@ impl Context {
 
     /// The project at the working directory (see `find_project_root`): its run records, for
     /// resolving `last` and for `watch`.
-    pub fn project(&self, name: Option<&str>) -> codex_remote_core::Project {
-        let root = codex_remote_core::find_project_root(&self.cwd);
-        codex_remote_core::Project::new(&root, name)
+    pub fn project(&self, name: Option<&str>) -> Result<codex_remote_core::Project, CliError> {
+        codex_remote_core::Project::find(&self.cwd, name)
+            .map_err(|e| CliError::from(e.input("<project name>", "project")))
     }
 
     /// The engine for the project at the working directory (see `find_project_root`),
     /// reaching hosts with this command's ssh options.
     pub fn engine(&self, config: Config) -> codex_remote_core::Engine {
-        let root = codex_remote_core::find_project_root(&self.cwd);
-        codex_remote_core::Engine::new(config, root)
+        codex_remote_core::Engine::found_from(config, &self.cwd)
             .with_transports(codex_remote_core::DefaultTransports(self.ssh_options()))
+    }
+
+    /// Checks what a push would send (refusing a root or size the user did not confirm) and
+    /// shows it on stderr before anything is sent.
+    pub fn check_push(&self, engine: &codex_remote_core::Engine) -> Result<(), CliError> {
+        let scope = engine.push_scope()?;
+        if !self.quiet && !self.json {
+            eprintln!(
+                "pushing {} ({} files, {})",
+                scope.root.display(),
+                scope.files,
+                crate::output::human_bytes(scope.bytes)
+            );
+        }
+        Ok(())
     }
 
     /// The transport for a host.

@@ -17,7 +17,8 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     } else {
         args.hosts.clone()
     };
-    let engine = ctx.engine(config);
+    let engine = ctx.engine(config).with_push_confirmed(args.confirm_push);
+    ctx.check_push(&engine)?;
     let mut run = engine.run_options();
     run.allow_restricted = args.allow_restricted;
     run.allow_held_back = args.allow_held_back;

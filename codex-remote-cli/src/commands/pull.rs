@@ -9,7 +9,7 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let engine = ctx.engine(ctx.config()?);
-    let run = super::runref::resolve(&ctx.project(None).runs(), &args.run)?;
+    let run = super::runref::resolve(&ctx.project(None)?.runs(), &args.run)?;
     let result = if args.apply {
         let options = ApplyOptions {
             allow_restricted: args.allow_restricted,

@@ -11,10 +11,15 @@ use crate::error::CliError;
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PushArgs) -> Result<i32, CliError> {
-    let mut engine = ctx.engine(ctx.config()?);
+    let mut engine = ctx
+        .engine(ctx.config()?)
+        .with_push_confirmed(args.confirm_push);
     if let Some(name) = &args.project {
+        codex_remote_core::Name::parse(name)
+            .map_err(|e| CliError::from(e.input("<command line>", "--project")))?;
         engine = engine.with_project_name(name);
     }
+    ctx.check_push(&engine)?;
     let (tx, rx) = mpsc::channel(16);
     let show = !ctx.quiet && !ctx.json && std::io::stderr().is_terminal();
     let display = tokio::spawn(show_progress(rx, show));

@@ -15,7 +15,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         _ => Some(load_task(&args.task)?),
     };
     let config = ctx.config()?;
-    let engine = ctx.engine(config);
+    let engine = ctx.engine(config).with_push_confirmed(args.confirm_push);
     let overrides = PlanOverrides {
         host: args.host.as_deref(),
         model: args.model.as_deref(),
@@ -44,6 +44,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         _ => plan.task.checkpoint.clone(),
     };
     options.task_plan = args.plan.clone().zip(args.task_id.clone());
+    ctx.check_push(&engine)?;
     if let Some(retries) = args.retries {
         options.retries = retries;
     }
@@ -120,7 +121,7 @@ pub fn print_summary(
         output::print_text(&format!("{}\n", summary.run_id))?;
     } else {
         let checkpoint = ctx
-            .project(None)
+            .project(None)?
             .runs()
             .load(&summary.run_id)
             .ok()

@@ -310,10 +310,12 @@ impl CodexExecutor {
 /// records its pid, marks its environment with the attempt's random marker (inherited by the
 /// agent and everything it starts, whatever process group or session they move to, so `cancel`
 /// can find them all), runs the agent script with the instruction on stdin and its events
-/// appended to events.jsonl, then records the exit status. Args: agent dir, agent script;
-/// stdin: the instruction. Prints the supervisor's pid.
+/// appended to events.jsonl, then records the exit status. Args: agent dir, agent script, then
+/// the names of the environment variables the agent inherits from this command (their values
+/// are in its environment, never in an argument); stdin: the instruction. Prints the
+/// supervisor's pid.
 const LAUNCH_SCRIPT: &str = r#"set -e
-dir=$1; script=$2
+dir=$1; script=$2; shift 2
 mkdir -p -- "$dir"
 if ! err=$(mkdir -- "$dir/launched" 2>&1); then
   [ -d "$dir/launched" ] || { printf '%s\n' "$err" >&2; exit 1; }
@@ -329,7 +331,10 @@ supervise='dir=$1; script=$2; shell=$3; echo $$ > "$dir/pid.tmp"; mv -f "$dir/pi
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
   unit="codex-remote-$(date +%s)-$$"
   printf '%s\n' "$unit" > "$dir/unit"
-  systemd-run --user --quiet --collect --unit="$unit" sh -c "$supervise" supervise "$dir" "$script" "$shell"
+  # The user manager does not inherit this environment: hand over each variable by name
+  # (systemd-run takes the value from its own environment, so no value is on its command line).
+  n=$#; for name do set -- "$@" "--setenv=$name"; done; shift "$n"
+  systemd-run --user --quiet --collect --unit="$unit" "$@" sh -c "$supervise" supervise "$dir" "$script" "$shell"
 else
   setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$shell" >/dev/null 2>&1 < /dev/null &
 fi
@@ -473,20 +478,31 @@ impl Executor for CodexExecutor {
         request.extra_args = extra;
         let codex = Self::command(&transport.host().codex, &request);
         let host = transport.host();
-        let mut env = host.env.clone();
-        env.extend(codex.env.clone());
         // The agent's own command line, built by the one quoting function; shell init first.
+        // It carries no environment values: those (the host's `env`, API keys among them) are
+        // set on the launch command by the transport, off every command line, and the agent
+        // inherits them; only their names are passed, for systemd-run's `--setenv=NAME`.
+        let no_env = Default::default();
         let script = crate::shell::command_script(&crate::shell::ScriptParts {
             program: &codex.program,
             args: &codex.args,
-            env: &env,
+            env: &no_env,
             cwd: codex.cwd.as_deref(),
             shell_init: host.shell_init.as_deref(),
             announce_pid: false,
         })?;
         let dir = crate::layout::home_relative(agent_dir);
-        let spec = agent_script(script_names::LAUNCH_AGENT, LAUNCH_SCRIPT, &[dir, &script])
+        let names: Vec<&str> = host
+            .env
+            .keys()
+            .chain(codex.env.keys())
+            .map(String::as_str)
+            .collect();
+        let mut args = vec![dir, script.as_str()];
+        args.extend(names);
+        let mut spec = agent_script(script_names::LAUNCH_AGENT, LAUNCH_SCRIPT, &args)
             .stdin_bytes(request.instruction.clone().into_bytes());
+        spec.env = codex.env.clone();
         let output = crate::transport::TransportExt::run_checked(transport, spec).await?;
         output
             .stdout_text()
@@ -559,6 +575,8 @@ impl Executor for CodexExecutor {
                 held_empty = true;
                 continue;
             }
+            // The agent's output may quote its environment: no host secret is recorded.
+            let text = transport.host().redact(&text);
             let event = CodexEvent::parse(&text);
             let _ = events.send(ExecEvent { raw: text, event }).await;
         }
@@ -586,12 +604,14 @@ impl Executor for CodexExecutor {
         Ok(FollowEnd {
             status,
             vanished: first == Some("vanished"),
-            stderr: trailer
-                .iter()
-                .skip(1)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n"),
+            stderr: transport.host().redact(
+                &trailer
+                    .iter()
+                    .skip(1)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
         })
     }
 

@@ -128,6 +128,17 @@ pub enum HostKeyPolicy {
     AcceptNew,
 }
 
+/// Values of a host's `env` shorter than this are not redacted from messages (a `1` or `true`
+/// would garble every message; secrets are longer).
+pub const MIN_REDACTED_LEN: usize = 6;
+
+fn serialize_redacted<S: serde::Serializer>(
+    env: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(env.keys().map(|k| (k, "[redacted]")))
+}
+
 /// A fully resolved host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostSpec {
@@ -142,7 +153,10 @@ pub struct HostSpec {
     pub shell_init: Option<String>,
     /// The Codex binary.
     pub codex: String,
-    /// Environment for remote commands.
+    /// Environment for remote commands. Its values are secrets (API keys): serialised as
+    /// `[redacted]`, never put on a command line, and removed from recorded messages by
+    /// [`HostSpec::redact`].
+    #[serde(serialize_with = "serialize_redacted")]
     pub env: BTreeMap<String, String>,
     /// SSH connect timeout.
     #[serde(skip)]
@@ -163,6 +177,28 @@ impl HostSpec {
     /// ```
     pub fn project_dir(&self, project: &str) -> String {
         format!("{}/{}", self.workspace.trim_end_matches('/'), project)
+    }
+
+    /// `text` with every value of the host's `env` that is at least [`MIN_REDACTED_LEN`]
+    /// characters long replaced by `[redacted NAME]`: for messages, records, plans and events
+    /// that may quote a command, its stderr or the agent's output.
+    ///
+    /// ```
+    /// # use codex_remote_core::config::Config;
+    /// let mut host = Config::builtin().host(Some("local")).unwrap();
+    /// host.env.insert("OPENAI_API_KEY".into(), "sk-abcdef123456".into());
+    /// host.env.insert("N".into(), "1".into());
+    /// assert_eq!(host.redact("export OPENAI_API_KEY='sk-abcdef123456' N=1"),
+    ///            "export OPENAI_API_KEY='[redacted OPENAI_API_KEY]' N=1");
+    /// ```
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for (name, value) in &self.env {
+            if value.chars().count() >= MIN_REDACTED_LEN && text.contains(value.as_str()) {
+                text = text.replace(value.as_str(), &format!("[redacted {name}]"));
+            }
+        }
+        text
     }
 
     /// Whether this is the built-in local host.

@@ -115,6 +115,48 @@ pub enum ScriptError {
 /// assert_eq!(script, "source ~/.config/nvm/nvm.sh\ncd \"$HOME\"/'workspace/app' || exit 1\nexec 'git' 'status'\n");
 /// ```
 pub fn command_script(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
+    script_with_env_file(parts, None)
+}
+
+/// [`command_script`] that also reads its environment from a file on the host, removing the
+/// file once read, where the exports would be (after the shell init and `cd`). For commands
+/// whose stdin is not ours to use (a TTY): the values travel in a 0600 file written through
+/// stdin (see [`export_lines`]) instead of on the command line.
+///
+/// ```
+/// use codex_remote_core::shell::{command_script_with_env_file, ScriptParts};
+/// let env = Default::default();
+/// let script = command_script_with_env_file(&ScriptParts {
+///     program: "codex", args: &[], env: &env, cwd: Some("~/w/app"),
+///     shell_init: None, announce_pid: false,
+/// }, "~/w/.codex-remote/env.1").unwrap();
+/// assert_eq!(script, "cd \"$HOME\"/'w/app' || exit 1\nf=\"$HOME\"/'w/.codex-remote/env.1'; . \"$f\"; rm -f -- \"$f\"\nexec 'codex'\n");
+/// ```
+pub fn command_script_with_env_file(
+    parts: &ScriptParts<'_>,
+    env_file: &str,
+) -> Result<String, ScriptError> {
+    check_nul("the environment file", env_file)?;
+    script_with_env_file(parts, Some(env_file))
+}
+
+/// `export NAME='value'` lines for `env`: the content of an environment file.
+pub fn export_lines(env: &BTreeMap<String, String>) -> Result<String, ScriptError> {
+    let mut lines = String::new();
+    for (name, value) in env {
+        if !is_identifier(name) {
+            return Err(ScriptError::BadEnvName(name.clone()));
+        }
+        check_nul(&format!("environment variable {name}"), value)?;
+        lines.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    Ok(lines)
+}
+
+fn script_with_env_file(
+    parts: &ScriptParts<'_>,
+    env_file: Option<&str>,
+) -> Result<String, ScriptError> {
     if parts.program.is_empty() {
         return Err(ScriptError::EmptyProgram);
     }
@@ -136,12 +178,12 @@ pub fn command_script(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
         check_nul("the working directory", cwd)?;
         script.push_str(&format!("cd {} || exit 1\n", quote_path(cwd)));
     }
-    for (name, value) in parts.env {
-        if !is_identifier(name) {
-            return Err(ScriptError::BadEnvName(name.clone()));
-        }
-        check_nul(&format!("environment variable {name}"), value)?;
-        script.push_str(&format!("export {name}={}\n", quote(value)));
+    script.push_str(&export_lines(parts.env)?);
+    if let Some(file) = env_file {
+        script.push_str(&format!(
+            "f={}; . \"$f\"; rm -f -- \"$f\"\n",
+            quote_path(file)
+        ));
     }
     script.push_str("exec ");
     // `--`-style protection is the program's business; here a leading `-` is just a word.
@@ -154,11 +196,17 @@ pub fn command_script(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
     Ok(script)
 }
 
-/// The short command that reads a script of `len` bytes from stdin and runs it, leaving the rest
-/// of stdin to the script's program. Used when a script is too long for one exec argument (Linux
-/// refuses a single argument over 128 KiB).
+/// The short command that reads a script of `len` bytes from stdin and runs it in the login
+/// shell itself (as an inline script would run), leaving the rest of stdin to the script's
+/// program. Used when a script is too long for one exec argument (Linux refuses a single
+/// argument over 128 KiB), and whenever it carries environment values: a command line is
+/// visible to every user of the host in `ps`, stdin is not.
+///
+/// ```
+/// assert_eq!(codex_remote_core::shell::stdin_bootstrap(42), r#"eval "$(head -c 42)""#);
+/// ```
 pub fn stdin_bootstrap(len: usize) -> String {
-    format!("exec sh -c 'eval \"$(head -c {len})\"'")
+    format!("eval \"$(head -c {len})\"")
 }
 
 /// One word of an `rsync -e` command. rsync splits that option on spaces and honours single and

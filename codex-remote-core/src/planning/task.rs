@@ -187,7 +187,11 @@ pub struct TaskSpec {
     #[serde(rename = "$schema", default, skip_serializing)]
     #[schemars(skip)]
     pub schema: Option<String>,
-    /// Stable identifier: letters, digits, `.`, `_` and `-`.
+    /// Stable identifier: 1 to 128 letters, digits, `.`, `_` and `-`, starting with a letter, a digit or `_`.
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    )]
     pub id: String,
     /// One-line summary; becomes the TASK line of the instruction.
     pub title: String,
@@ -197,8 +201,12 @@ pub struct TaskSpec {
     /// The Codex model to use, overriding the model table (the `--model` flag overrides this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Remote workspace name; default: the local project directory's name.
+    /// Remote workspace name (a name: letters, digits, `.`, `_`, `-`; no leading `.` or `-`); default: the local project directory's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    )]
     pub project: Option<String>,
     /// The files the task is about.
     #[serde(default)]
@@ -370,12 +378,18 @@ impl TaskSpec {
     }
 
     /// The remote workspace name: `project`, or the local project directory's name.
+    /// The explicit name was validated when the task was loaded; a directory name is made
+    /// valid with [`crate::names::Name::derive`].
     pub fn project_name(&self, project_root: &Path) -> String {
         self.project.clone().unwrap_or_else(|| {
-            project_root
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "project".to_string())
+            crate::names::Name::derive(
+                &project_root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                "project",
+            )
+            .into_string()
         })
     }
 
@@ -390,13 +404,9 @@ impl TaskSpec {
             return Err(err("id", "must not be empty".into())
                 .hint("give the task a short name such as `auth-migration`"));
         }
-        if let Some(bad) = self
-            .id
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        {
-            return Err(err("id", format!("contains `{bad}`, which is not allowed"))
-                .hint("use only letters, digits, `.`, `_` and `-`; the id names files and remote directories"));
+        if let Err(e) = crate::names::Name::parse(&self.id) {
+            return Err(err("id", e.to_string())
+                .hint("the id names files and remote directories: use 1 to 128 letters, digits, `.`, `_` and `-`, starting with a letter, a digit or `_`"));
         }
         if self.title.trim().is_empty() {
             return Err(err("title", "must not be empty".into())
@@ -442,11 +452,10 @@ impl TaskSpec {
             }
         }
         if let Some(project) = &self.project {
-            if project.is_empty() || project.contains('/') || project == "." || project == ".." {
-                return Err(
-                    err("project", format!("`{project}` is not a directory name"))
-                        .hint("name the remote workspace directory, without slashes"),
-                );
+            if let Err(e) = crate::names::Name::parse(project) {
+                return Err(err("project", e.to_string()).hint(
+                    "name the remote workspace directory: letters, digits, `.`, `_` and `-`, starting with a letter, a digit or `_`",
+                ));
             }
         }
         Ok(())

@@ -6,8 +6,12 @@
 //! Lines inside fenced code blocks are never touched. Exactly one open item must match; none or
 //! several is an error listing the candidates, and nothing is written. The file is rewritten
 //! atomically with every other byte unchanged (line endings, final newline, unicode).
+//!
+//! A run's spec ([`mark_checkpoint_in`]) must be inside the project: a path with `..` or an
+//! absolute path leading out, or a symlink resolving outside, is refused. A spec that is a
+//! symlink stays one: the tick is written atomically to the file it points to.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::atomic::write_atomic;
 
@@ -50,6 +54,16 @@ pub enum CheckpointError {
         item: String,
         /// Their lines.
         lines: Vec<usize>,
+    },
+    /// The spec is not inside the project.
+    #[error("the checkpoint file `{file}` is outside the project {}{how}", .root.display())]
+    OutsideProject {
+        /// The spec file as given.
+        file: String,
+        /// The project root.
+        root: PathBuf,
+        /// How it leaves: `` or ` through a symlink`.
+        how: &'static str,
     },
     /// The file could not be read or written.
     #[error("{file}")]
@@ -209,13 +223,67 @@ pub fn mark_in_text(
     }
 }
 
-/// Ticks `item` in the spec file at `path`, atomically.
+/// The spec `file` of a run (relative to the project `root`, or absolute) as the real path it
+/// names, refused unless that is inside the project, symlinks resolved.
+pub fn spec_in_project(root: &Path, file: &str) -> Result<PathBuf, CheckpointError> {
+    let outside = |how| CheckpointError::OutsideProject {
+        file: file.to_string(),
+        root: root.to_path_buf(),
+        how,
+    };
+    let io = |source| CheckpointError::Io {
+        file: file.to_string(),
+        source,
+    };
+    let joined = root.join(file);
+    // Lexically first, so `../x.md` is refused whether or not it exists.
+    let mut depth: Vec<&std::ffi::OsStr> = Vec::new();
+    let relative = joined.strip_prefix(root).map_err(|_| outside(""))?;
+    for component in relative.components() {
+        match component {
+            std::path::Component::Normal(part) => depth.push(part),
+            std::path::Component::ParentDir if depth.pop().is_some() => {}
+            std::path::Component::CurDir => {}
+            _ => return Err(outside("")),
+        }
+    }
+    let real_root = root.canonicalize().map_err(io)?;
+    let real = joined.canonicalize().map_err(io)?;
+    if !real.starts_with(&real_root) {
+        return Err(outside(" through a symlink"));
+    }
+    Ok(real)
+}
+
+/// Ticks `item` in the run's spec `file`, which must be inside the project at `root` (see
+/// [`spec_in_project`]).
+pub fn mark_checkpoint_in(
+    root: &Path,
+    file: &str,
+    item: &str,
+    run_id: Option<&str>,
+) -> Result<CheckpointOutcome, CheckpointError> {
+    spec_in_project(root, file)?;
+    mark_checkpoint(&root.join(file), item, run_id)
+}
+
+/// Ticks `item` in the spec file at `path`, atomically. A symlink is followed: the file it
+/// points to is rewritten and the link stays a link.
 pub fn mark_checkpoint(
     path: &Path,
     item: &str,
     run_id: Option<&str>,
 ) -> Result<CheckpointOutcome, CheckpointError> {
     let file = path.display().to_string();
+    let target = if path.is_symlink() {
+        path.canonicalize().map_err(|source| CheckpointError::Io {
+            file: file.clone(),
+            source,
+        })?
+    } else {
+        path.to_path_buf()
+    };
+    let path = target.as_path();
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
         file: file.clone(),
         source,
@@ -293,6 +361,61 @@ mod tests {
             mark("- [X] Auth\n", "Auth").unwrap().1,
             CheckpointOutcome::AlreadyDone { line: 1 }
         );
+    }
+
+    #[test]
+    fn specs_outside_the_project_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        let outside = dir.path().join("x.md");
+        std::fs::write(&outside, "- [ ] Auth\n").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("docs/escape.md")).unwrap();
+        std::os::unix::fs::symlink("../x.md", root.join("relative-escape.md")).unwrap();
+        for file in [
+            "../x.md".to_string(),
+            "docs/../../x.md".to_string(),
+            outside.display().to_string(),
+            "docs/escape.md".to_string(),
+            "relative-escape.md".to_string(),
+        ] {
+            let e = mark_checkpoint_in(&root, &file, "Auth", Some("r1")).unwrap_err();
+            assert!(
+                matches!(e, CheckpointError::OutsideProject { .. }),
+                "{file}: {e}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "- [ ] Auth\n");
+        // Inside is fine, however it is written.
+        std::fs::write(root.join("docs/SPEC.md"), "- [ ] Auth\n").unwrap();
+        for file in [
+            "docs/SPEC.md".to_string(),
+            root.join("docs/./SPEC.md").display().to_string(),
+        ] {
+            assert!(spec_in_project(&root, &file).is_ok(), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_symlinked_spec_stays_a_symlink_and_its_target_is_ticked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("specs")).unwrap();
+        std::fs::write(root.join("specs/real.md"), "# S\n- [ ] Auth\n").unwrap();
+        std::os::unix::fs::symlink("specs/real.md", root.join("SPEC.md")).unwrap();
+        let outcome = mark_checkpoint_in(root, "SPEC.md", "Auth", Some("r1")).unwrap();
+        assert_eq!(outcome, CheckpointOutcome::Marked { line: 2 });
+        assert!(root.join("SPEC.md").is_symlink(), "the link was replaced");
+        assert_eq!(
+            std::fs::read_link(root.join("SPEC.md")).unwrap(),
+            Path::new("specs/real.md")
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("specs/real.md")).unwrap(),
+            "# S\n- [x] Auth ← Completed via Codex (run r1)\n"
+        );
+        let names: Vec<_> = std::fs::read_dir(root.join("specs")).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary left beside the target");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
+use crate::names::Name;
 use crate::workspace::RunTree;
 
 /// Where run records live, relative to the project root.
@@ -200,8 +201,10 @@ pub fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// A fresh run id: `<task-id>-<utc timestamp>-<random>`, sortable by time.
+/// A fresh run id: `<task-id>-<utc timestamp>-<random>`, sortable by time. The task id part
+/// is cut so the whole id stays a valid [`Name`] for any valid task id.
 pub fn new_run_id(task_id: &str) -> String {
+    let task_id: String = task_id.chars().take(Name::MAX_LEN - 25).collect();
     let stamp: String = now()
         .chars()
         .filter(|c| c.is_ascii_digit())
@@ -228,6 +231,14 @@ pub enum RunStoreError {
         id: String,
         /// Where we looked.
         dir: String,
+    },
+    /// A run id that is not a valid name (see [`crate::names`]).
+    #[error("`{}` is not a run id: {reason}", .id.escape_debug())]
+    InvalidId {
+        /// The id given.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// The record is unreadable.
     #[error("the run record {path} is damaged: {message}")]
@@ -265,8 +276,13 @@ impl RunStore {
         self.run_dir(id).join("result.patch")
     }
 
-    /// Saves a record (creating its directory).
+    /// Saves a record (creating its directory). A record whose id, task id or project is not a
+    /// valid [`Name`] is refused: nothing is written.
     pub fn save(&self, record: &RunRecord) -> Result<(), RunStoreError> {
+        check_names(record).map_err(|message| RunStoreError::Damaged {
+            path: self.dir.display().to_string(),
+            message,
+        })?;
         let path = self.run_dir(&record.id).join("run.json");
         let mut json = serde_json::to_vec_pretty(record).expect("records serialise");
         json.push(b'\n');
@@ -276,20 +292,20 @@ impl RunStore {
         })
     }
 
-    /// Loads a record.
+    /// Loads a record, only from the folder named by `id` (a valid [`Name`]); a record whose
+    /// own id differs from its folder, or whose project or task id is not a valid name, is
+    /// damaged, never used.
     pub fn load(&self, id: &str) -> Result<RunRecord, RunStoreError> {
-        if id.is_empty() || id.contains('/') || id.starts_with('.') {
-            return Err(RunStoreError::NotFound {
-                id: id.to_string(),
-                dir: self.dir.display().to_string(),
-            });
-        }
-        let path = self.run_dir(id).join("run.json");
+        let id = Name::parse(id).map_err(|e| RunStoreError::InvalidId {
+            id: e.name,
+            reason: e.reason,
+        })?;
+        let path = self.run_dir(&id).join("run.json");
         let text = match std::fs::read(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(RunStoreError::NotFound {
-                    id: id.to_string(),
+                    id: id.into_string(),
                     dir: self.dir.display().to_string(),
                 })
             }
@@ -300,10 +316,20 @@ impl RunStore {
                 })
             }
         };
-        serde_json::from_slice(&text).map_err(|e| RunStoreError::Damaged {
+        let damaged = |message: String| RunStoreError::Damaged {
             path: path.display().to_string(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let record: RunRecord =
+            serde_json::from_slice(&text).map_err(|e| damaged(e.to_string()))?;
+        if record.id != *id {
+            return Err(damaged(format!(
+                "its id `{}` does not match its folder `{id}`, so it is never used",
+                record.id.escape_debug()
+            )));
+        }
+        check_names(&record).map_err(damaged)?;
+        Ok(record)
     }
 
     /// Stores the result patch.
@@ -342,5 +368,106 @@ impl RunStore {
             .collect();
         records.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(records)
+    }
+}
+
+/// Every name in a record that becomes a path is a valid [`Name`].
+fn check_names(record: &RunRecord) -> Result<(), String> {
+    for (field, value) in [
+        ("id", &record.id),
+        ("task_id", &record.task_id),
+        ("project", &record.project),
+    ] {
+        Name::parse(value).map_err(|e| format!("field `{field}`: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            task_id: "t".into(),
+            host: "local".into(),
+            project: "app".into(),
+            remote_mirror: "~/workspace/app".into(),
+            tree: None,
+            phase: Phase::Completed,
+            created_at: now(),
+            updated_at: now(),
+            applied_at: Some(now()),
+            remote_removed: false,
+            error: None,
+            attempt: 1,
+            attempt_log_start: 0,
+            finish: None,
+            warnings: Vec::new(),
+            kind: RunKind::Exec,
+        }
+    }
+
+    #[test]
+    fn a_record_is_loaded_only_from_the_folder_named_by_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path());
+        store.save(&record("good")).unwrap();
+        // A planted record whose id climbs out of the runs directory.
+        let planted = store.run_dir("zz");
+        std::fs::create_dir_all(&planted).unwrap();
+        let mut json = serde_json::to_value(record("good")).unwrap();
+        json["id"] = "../../../../victim".into();
+        std::fs::write(planted.join("run.json"), json.to_string()).unwrap();
+        let e = store.load("zz").unwrap_err();
+        assert!(
+            matches!(&e, RunStoreError::Damaged { message, .. } if message.contains("does not match its folder `zz`")),
+            "{e}"
+        );
+        // A copy of a good record in another folder is not that run either.
+        std::fs::create_dir_all(store.run_dir("copy")).unwrap();
+        std::fs::copy(
+            store.run_dir("good").join("run.json"),
+            store.run_dir("copy").join("run.json"),
+        )
+        .unwrap();
+        assert!(store.load("copy").is_err());
+        let ids: Vec<String> = store.list().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec!["good"]);
+    }
+
+    #[test]
+    fn hostile_ids_and_names_are_refused_before_any_file_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path());
+        for id in ["../x", "..", ".", "", "a/b", "-x"] {
+            assert!(
+                matches!(store.load(id), Err(RunStoreError::InvalidId { .. })),
+                "{id}"
+            );
+        }
+        for (field, bad) in [
+            ("id", "../../escaped"),
+            ("project", ".codex-remote"),
+            ("task_id", "../t"),
+        ] {
+            let mut r = record("ok");
+            match field {
+                "id" => r.id = bad.into(),
+                "project" => r.project = bad.into(),
+                _ => r.task_id = bad.into(),
+            }
+            let e = store.save(&r).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        assert!(!dir.path().join(".codex-remote").exists());
+        assert!(!dir.path().join("escaped").exists());
+    }
+
+    #[test]
+    fn run_ids_of_the_longest_task_ids_are_names() {
+        let id = new_run_id(&"t".repeat(Name::MAX_LEN));
+        assert!(Name::parse(&id).is_ok(), "{id}");
     }
 }

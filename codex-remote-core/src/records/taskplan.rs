@@ -124,8 +124,26 @@ fn parse(path: &Path, text: &str) -> Result<Value, InputError> {
                     .at_opt(crate::input::locate_top_level_key(text, key)));
             }
         }
+        // The ids of the entries codex-remote runs name run records and remote directories.
+        if map["executor"] == "codex-remote" {
+            let id = map["task_id"].as_str().expect("checked above");
+            if let Err(e) = crate::names::Name::parse(id) {
+                return Err(e
+                    .input(&name, &field("task_id"))
+                    .at_opt(locate_literal(text, id)));
+            }
+        }
     }
     Ok(value)
+}
+
+/// Where a string value is written in the JSON text (1-based line and column).
+fn locate_literal(text: &str, value: &str) -> Option<(usize, usize)> {
+    let literal = serde_json::to_string(value).ok()?;
+    text.lines().enumerate().find_map(|(index, line)| {
+        line.find(&literal)
+            .map(|col| (index + 1, line[..col].chars().count() + 1))
+    })
 }
 
 impl TaskPlan {
@@ -456,6 +474,26 @@ mod tests {
         );
         assert!(text.contains("\"version\": 2") && text.ends_with("}\n"));
         assert!(text.contains("\"status\": \"running\"") && text.contains("\"run_id\": \"r1\""));
+    }
+
+    #[test]
+    fn task_ids_that_would_leave_the_project_are_refused_with_their_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("task_plan.json");
+        let plan = "[\n  { \"task_id\": \"ok\", \"executor\": \"human\", \"status\": \"pending\" },\n  { \"task_id\": \"../../../../escaped-run\", \"executor\": \"codex-remote\", \"instruction\": \"x\", \"status\": \"pending\" }\n]\n";
+        std::fs::write(&path, plan).unwrap();
+        let e = TaskPlan::load(&path).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("tasks[1].task_id"), "{e}");
+        assert_eq!((e.line, e.column), (Some(3), Some(16)), "{e}");
+        assert!(e.message.contains("contains `/`"), "{e}");
+        assert!(task_spec(&path, "../../../../escaped-run").is_err());
+        // An entry someone else executes may use any id: it never becomes a path.
+        std::fs::write(
+            &path,
+            "[{ \"task_id\": \"../human\", \"executor\": \"human\", \"status\": \"pending\" }]",
+        )
+        .unwrap();
+        assert!(TaskPlan::load(&path).is_ok());
     }
 
     #[test]

@@ -32,6 +32,7 @@
 //! removes idle slots. Both run `git gc --auto` in the mirror so its objects do not grow forever.
 
 use crate::layout::{home_relative, RemoteLayout};
+use crate::names::Name;
 use crate::transport::{script_names, CommandSpec, Transport, TransportError, TransportExt};
 
 /// The `codex exec` option that makes a run tree's own `.git` writable under Codex's
@@ -372,11 +373,12 @@ pub async fn retrieve_patch(
 }
 
 /// Returns a run's tree to the pool and removes its baseline ref and agent files (a tree
-/// prepared before pooling is removed). One round trip.
+/// prepared before pooling is removed). One round trip. `run_id` is a validated [`Name`], so
+/// what is removed stays under the layout's state directory.
 pub async fn remove_run(
     transport: &dyn Transport,
     layout: &RemoteLayout,
-    run_id: &str,
+    run_id: &Name,
 ) -> Result<(), TransportError> {
     let agents = format!("{}/agents/{run_id}", layout.state_dir);
     let legacy = layout.run_dir(run_id);

@@ -117,6 +117,10 @@ pub struct Engine {
     config: Config,
     root: PathBuf,
     project_name: Option<String>,
+    /// The directory the root was found from, for the checks before pushing.
+    found_from: Option<PathBuf>,
+    /// The user confirmed pushing the root whatever it is and however large.
+    push_confirmed: bool,
     transports: Arc<dyn TransportFactory>,
     syncers: Arc<dyn SyncerFactory>,
     executor: Arc<dyn Executor>,
@@ -281,6 +285,8 @@ impl Engine {
             config,
             root: project_root.into(),
             project_name: None,
+            found_from: None,
+            push_confirmed: false,
             transports: Arc::new(DefaultTransports::default()),
             syncers: Arc::new(DefaultSyncers),
             executor: Arc::new(CodexExecutor),
@@ -295,8 +301,24 @@ impl Engine {
     /// variables, and the real parts.
     pub fn from_env(dir: &Path) -> Result<Self, Error> {
         let config = crate::config::ConfigLoader::from_env(dir.to_path_buf()).load()?;
-        Ok(Self::new(config, crate::plan::find_project_root(dir))
-            .with_transports(DefaultTransports::from_env()))
+        Ok(Self::found_from(config, dir).with_transports(DefaultTransports::from_env()))
+    }
+
+    /// An engine for the project holding `dir` (see [`crate::plan::find_project_root`]),
+    /// remembering `dir` so a push can refuse a root that is wider than the project (see
+    /// [`crate::sync::check_push`]).
+    pub fn found_from(config: Config, dir: &Path) -> Self {
+        let mut engine = Self::new(config, crate::plan::find_project_root(dir));
+        engine.found_from = Some(dir.to_path_buf());
+        engine
+    }
+
+    /// Pushes the root even when it is the home directory, `/`, a commitless repository above
+    /// the working directory, or above `sync.max_push_files` / `sync.max_push_bytes` (the
+    /// user's `--confirm-push`).
+    pub fn with_push_confirmed(mut self, confirmed: bool) -> Self {
+        self.push_confirmed = confirmed;
+        self
     }
 
     /// Reaches hosts through this factory.
@@ -375,13 +397,23 @@ impl Engine {
         }
     }
 
-    fn project(&self, name: Option<&str>) -> Project {
-        Project::new(&self.root, name.or(self.project_name.as_deref()))
+    pub(crate) fn project(&self, name: Option<&str>) -> Result<Project, Error> {
+        let mut project = Project::new(&self.root, name.or(self.project_name.as_deref()))
+            .map_err(|e| e.input("<project name>", "project"))?;
+        project.origin.found_from = self.found_from.clone();
+        project.push_confirmed = self.push_confirmed;
+        Ok(project)
+    }
+
+    /// What a push would send (root, files, bytes), or why it is refused; checked again by
+    /// every push.
+    pub fn push_scope(&self) -> Result<crate::sync::PushScope, Error> {
+        pipeline::push_scope(&self.config, &self.project(None)?)
     }
 
     /// The project's remote workspace name.
-    pub fn project_name(&self) -> String {
-        self.project(None).name
+    pub fn project_name(&self) -> Result<String, Error> {
+        Ok(self.project(None)?.name.into_string())
     }
 
     /// Plans a task: host, model (with why), instruction, restricted files.
@@ -423,7 +455,7 @@ impl Engine {
         progress: Option<mpsc::Sender<PushProgress>>,
     ) -> Result<PushReport, Error> {
         let transport = self.transport(&self.config.host(host)?)?;
-        let project = self.project(None);
+        let project = self.project(None)?;
         self.push_to(transport, &project, progress).await
     }
 
@@ -476,7 +508,11 @@ impl Engine {
         mut options: RunOptions,
         events: &mpsc::Sender<Event>,
     ) -> Result<(RunRecord, SharedTransport), Error> {
-        let project = self.project(Some(&plan.project));
+        let project = self.project(Some(&plan.project))?;
+        // Refused before anything is sent: the spec a run ticks is inside the project.
+        if let Some(spec) = &options.checkpoint {
+            crate::checkpoint::spec_in_project(&project.root, &spec.file)?;
+        }
         let entry = options.task_plan.clone();
         if let Some((path, id)) = &entry {
             crate::taskplan::mark_running(path, id, None)?;
@@ -540,7 +576,7 @@ impl Engine {
     /// Follows a run whose agent is working on the host (started detached, or whose client went
     /// away), from where the local record stopped, and finishes it as it was asked to.
     pub async fn attach(&self, run_id: &str) -> Result<RunHandle, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let record = project.runs().load(run_id)?;
         // A run that failed on the host's full disk says so again, as that failure.
         if let Some(full) = (record.phase == Phase::Failed)
@@ -592,7 +628,7 @@ impl Engine {
         let (run_id, host) = (record.id.clone(), record.host.clone());
         let id = run_id.clone();
         let task = tokio::spawn(async move {
-            let project = engine.project(Some(&record.project));
+            let project = engine.project(Some(&record.project))?;
             let (run_tx, run_rx) = mpsc::channel(256);
             let forward = forward(run_rx, events);
             let followed = crate::run::follow_and_finish(
@@ -651,7 +687,7 @@ impl Engine {
     /// A run's record, its agent's state (asked of the host only while it may be alive) and
     /// its recorded events.
     pub async fn status(&self, run_id: &str) -> Result<RunStatus, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let record = project.runs().load(run_id)?;
         let events =
             std::fs::read_to_string(project.runs().run_dir(&record.id).join("events.jsonl"))
@@ -689,7 +725,7 @@ impl Engine {
         follow: bool,
         events: mpsc::Sender<Event>,
     ) -> Result<(), Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let store = project.runs();
         let mut record = store.load(run_id)?;
         let recorded = std::fs::read_to_string(store.run_dir(&record.id).join("events.jsonl"))
@@ -720,7 +756,7 @@ impl Engine {
     /// Cancels a run's agent (its whole process group on the host) and records it; its
     /// task_plan.json entry, if any, becomes `failed` ("cancelled").
     pub async fn cancel(&self, run_id: &str) -> Result<RunRecord, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let mut record = project.runs().load(run_id)?;
         let transport = self.transport_named(&record.host)?;
         crate::run::cancel(&project, &mut record, transport, self.executor.as_ref()).await?;
@@ -735,7 +771,7 @@ impl Engine {
 
     /// The run's change: the stored patch, fetched from the host first if it was not yet.
     pub async fn diff(&self, run_id: &str) -> Result<Diff, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let store = project.runs();
         let record = store.load(run_id)?;
         match store.read_patch(&record.id) {
@@ -747,7 +783,7 @@ impl Engine {
     /// Fetches the run's change from the host again (when its tree is still there) and stores
     /// it in the record.
     pub async fn retrieve(&self, run_id: &str) -> Result<Diff, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let store = project.runs();
         let mut record = store.load(run_id)?;
         if !record.remote_removed {
@@ -760,7 +796,7 @@ impl Engine {
     /// Applies the run's change to the project, all or nothing; then returns the host's tree
     /// to the pool unless `keep`. A run is applied at most once.
     pub async fn apply(&self, run_id: &str, options: &ApplyOptions) -> Result<Applied, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let store = project.runs();
         let mut record = store.load(run_id)?;
         if let Some(at) = &record.applied_at {
@@ -788,8 +824,9 @@ impl Engine {
         // Finish what the run asked for: its checklist item.
         let mut checkpoint = None;
         if let Some(spec) = record.finish.as_ref().and_then(|f| f.checkpoint.clone()) {
-            checkpoint = Some(crate::checkpoint::mark_checkpoint(
-                &project.root.join(&spec.file),
+            checkpoint = Some(crate::checkpoint::mark_checkpoint_in(
+                &project.root,
+                &spec.file,
                 &spec.item,
                 Some(&record.id),
             )?);
@@ -798,7 +835,7 @@ impl Engine {
         if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
             // The host layout is named after the run's own project.
-            let project = self.project(Some(&record.project));
+            let project = self.project(Some(&record.project))?;
             pipeline::remove_remote(transport, &project, &mut record).await?;
             remote_removed = true;
         }
@@ -815,7 +852,7 @@ impl Engine {
 
     /// Every run recorded in the project, oldest first.
     pub fn list(&self) -> Result<Vec<RunRecord>, Error> {
-        Ok(self.project(None).runs().list()?)
+        Ok(self.project(None)?.runs().list()?)
     }
 
     /// Removes the host trees of applied runs, and of runs older than `older_than`. Returns the
@@ -832,7 +869,7 @@ impl Engine {
                 .unwrap_or(false);
             if record.applied_at.is_some() || old {
                 let transport = self.transport_named(&record.host)?;
-                let project = self.project(Some(&record.project));
+                let project = self.project(Some(&record.project))?;
                 pipeline::remove_remote(transport, &project, &mut record).await?;
                 pruned.push(record.id.clone());
             }
@@ -844,7 +881,7 @@ impl Engine {
     /// configured host its runs used, and lets git collect the mirrors' unreachable objects.
     /// Returns `(host, trees removed)` for each host where some were.
     pub async fn prune_idle_trees(&self) -> Result<Vec<(String, usize)>, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let mut hosts: Vec<String> = self.list()?.into_iter().map(|r| r.host).collect();
         hosts.sort();
         hosts.dedup();
@@ -871,7 +908,7 @@ impl Engine {
         mut options: OrchestrateOptions,
         events: Option<mpsc::Sender<Event>>,
     ) -> Result<OrchestrateSummary, Error> {
-        let project = self.project(None);
+        let project = self.project(None)?;
         let mut transports = Vec::new();
         for name in hosts {
             transports.push(self.transport_named(name)?);

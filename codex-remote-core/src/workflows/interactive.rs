@@ -83,7 +83,7 @@ impl Engine {
         let host = self.config().host(host)?;
         let transport = self.transport(&host)?;
         self.check_prerequisites(transport.as_ref()).await?;
-        let project = Project::new(self.root(), Some(&self.project_name()));
+        let project = self.project(None)?;
         if let Err(e) = self.push(Some(&host.name), None).await {
             return Err(crate::run::push_failed(
                 &project,
@@ -121,25 +121,41 @@ impl Engine {
         record.updated_at = now();
         store.save(&record)?;
         let tree = record.tree.as_ref().expect("start_run prepares the tree");
-        let mut env = host.env.clone();
-        env.insert("CODEX_REMOTE_AGENT".into(), marker);
-        let script = crate::shell::command_script(&crate::shell::ScriptParts {
+        // The marker is no secret: it goes on the command line. The host's env values do not:
+        // locally they are the shell's environment; elsewhere they go through a 0600 file
+        // written through stdin, which the session reads and removes.
+        let marker_env =
+            std::collections::BTreeMap::from([("CODEX_REMOTE_AGENT".to_string(), marker)]);
+        let args = codex_args();
+        let parts = crate::shell::ScriptParts {
             program: &host.codex,
-            args: &codex_args(),
-            env: &env,
+            args: &args,
+            env: &marker_env,
             cwd: Some(&tree.dir),
             shell_init: host.shell_init.as_deref(),
             announce_pid: false,
-        })
+        };
+        if let crate::host::HostKind::Local = &host.kind {
+            let script = crate::shell::command_script(&parts).map_err(TransportError::from)?;
+            let mut command = std::process::Command::new(
+                std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
+            );
+            command.arg("-c").arg(&script).envs(&host.env);
+            return Ok(InteractiveSession { record, command });
+        }
+        let staged = crate::transport::stage_env_file(transport.as_ref())
+            .await
+            .map_err(|e| Error::from(e).on_host(&host.name));
+        let script = match staged {
+            Ok(None) => crate::shell::command_script(&parts),
+            Ok(Some(file)) => crate::shell::command_script_with_env_file(&parts, &file),
+            Err(e) => {
+                fail(&project, &mut record, &e.to_string())?;
+                return Err(e);
+            }
+        }
         .map_err(TransportError::from)?;
         let command = match &host.kind {
-            crate::host::HostKind::Local => {
-                let mut command = std::process::Command::new(
-                    std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
-                );
-                command.arg("-c").arg(&script);
-                command
-            }
             crate::host::HostKind::Ssh { destination } => {
                 let mut command = std::process::Command::new("ssh");
                 if let Some(file) = ssh_config {
@@ -154,6 +170,7 @@ impl Engine {
                 command.args(&argv[1..]).arg("sh").arg("-c").arg(&script);
                 command
             }
+            crate::host::HostKind::Local => unreachable!("handled above"),
         };
         Ok(InteractiveSession { record, command })
     }
@@ -166,7 +183,7 @@ impl Engine {
         &self,
         record: &mut RunRecord,
     ) -> Result<InteractiveSummary, Error> {
-        let project = Project::new(self.root(), Some(&record.project));
+        let project = self.project(Some(&record.project))?;
         let host = self.config().host(Some(&record.host))?;
         let transport: SharedTransport = self.transport(&host)?;
         let agent_dir =

@@ -341,8 +341,9 @@ async fn settle_one(
                         .and_then(|f| f.checkpoint.clone())
                         .or_else(|| options.run.checkpoint.clone());
                     if let Some(spec) = checkpoint {
-                        crate::checkpoint::mark_checkpoint(
-                            &project.root.join(&spec.file),
+                        crate::checkpoint::mark_checkpoint_in(
+                            &project.root,
+                            &spec.file,
                             &spec.item,
                             Some(&record.id),
                         )?;

@@ -8,10 +8,11 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::error::Error;
 use crate::layout::RemoteLayout;
+use crate::names::{Name, NameError};
 use crate::patch::{Applied, ParsedPatch, PatchApplier};
 use crate::policy::ProtectedPaths;
 use crate::runs::{new_run_id, now, Phase, RunRecord, RunStore};
-use crate::sync::{syncer_for, PushProgress, PushReport, PushRequest};
+use crate::sync::{syncer_for, PushProgress, PushReport, PushRequest, PushScope, RootOrigin};
 use crate::transport::SharedTransport;
 use crate::workspace;
 
@@ -21,27 +22,64 @@ pub struct Project {
     /// The project root.
     pub root: PathBuf,
     /// The remote workspace name.
-    pub name: String,
+    pub name: Name,
+    /// Where the root came from (for the checks made before pushing).
+    pub origin: RootOrigin,
+    /// The user confirmed pushing this root whatever it is and however large
+    /// (`--confirm-push`).
+    pub push_confirmed: bool,
 }
 
 impl Project {
-    /// The project at `root`, named after its directory unless `name` is given.
-    pub fn new(root: &Path, name: Option<&str>) -> Self {
-        let name = name.map(str::to_string).unwrap_or_else(|| {
-            root.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "project".into())
-        });
-        Self {
+    /// The project at `root`, named `name` when given (refused unless it is a valid
+    /// [`Name`]), else after its directory (made valid with [`Name::derive`]).
+    pub fn new(root: &Path, name: Option<&str>) -> Result<Self, NameError> {
+        let name = match name {
+            Some(name) => Name::parse(name)?,
+            None => Name::derive(
+                &root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                "project",
+            ),
+        };
+        Ok(Self {
             root: root.to_path_buf(),
             name,
-        }
+            origin: RootOrigin {
+                found_from: None,
+                home: std::env::var_os("HOME").map(PathBuf::from),
+            },
+            push_confirmed: false,
+        })
+    }
+
+    /// The project holding `start` (see [`crate::plan::find_project_root`]), remembering
+    /// where it was found from so a push can refuse a root that is too wide.
+    pub fn find(start: &Path, name: Option<&str>) -> Result<Self, NameError> {
+        let mut project = Self::new(&crate::plan::find_project_root(start), name)?;
+        project.origin.found_from = Some(start.to_path_buf());
+        Ok(project)
     }
 
     /// The run records of this project.
     pub fn runs(&self) -> RunStore {
         RunStore::new(&self.root)
     }
+}
+
+/// What pushing the project would send, or why it is refused: `/`, the home directory, a
+/// repository above the working directory with no commit and no `codex-remote.toml`, or more
+/// than `sync.max_push_files` / `sync.max_push_bytes`, unless [`Project::push_confirmed`].
+pub fn push_scope(config: &Config, project: &Project) -> Result<PushScope, Error> {
+    Ok(crate::sync::check_push(
+        &project.root,
+        &project.origin,
+        &config.sync(),
+        config.push_limits(),
+        project.push_confirmed,
+    )?)
 }
 
 /// Pushes the project to the host's mirror with the default syncer for the transport.
@@ -69,6 +107,8 @@ pub async fn push_with(
     project: &Project,
     progress: Option<mpsc::Sender<PushProgress>>,
 ) -> Result<PushReport, Error> {
+    // Refused before anything is sent, whichever syncer sends it.
+    push_scope(config, project)?;
     let layout = RemoteLayout::new(transport.host(), &project.name);
     let request = PushRequest {
         local_root: project.root.clone(),
@@ -141,7 +181,7 @@ pub fn new_record(
         id: new_run_id(task_id),
         task_id: task_id.to_string(),
         host: transport.host().name.clone(),
-        project: project.name.clone(),
+        project: project.name.to_string(),
         remote_mirror: layout.mirror.clone(),
         tree: None,
         phase: Phase::Pending,
@@ -266,8 +306,23 @@ pub async fn remove_remote(
     project: &Project,
     record: &mut RunRecord,
 ) -> Result<(), Error> {
-    let layout = RemoteLayout::new(transport.host(), &project.name);
-    workspace::remove_run(transport.as_ref(), &layout, &record.id).await?;
+    // Built only from names validated here, whatever the record says: the tree removed is
+    // `<workspace>/.codex-remote/<project>/runs/<id>` and nothing else.
+    let invalid = |field: &str, e: NameError| {
+        Error::Runs(crate::runs::RunStoreError::Damaged {
+            path: project
+                .runs()
+                .run_dir(&record.id)
+                .join("run.json")
+                .display()
+                .to_string(),
+            message: format!("field `{field}`: {e}; nothing was removed"),
+        })
+    };
+    let run_id = Name::parse(&record.id).map_err(|e| invalid("id", e))?;
+    let name = Name::parse(&record.project).map_err(|e| invalid("project", e))?;
+    let layout = RemoteLayout::new(transport.host(), &name);
+    workspace::remove_run(transport.as_ref(), &layout, &run_id).await?;
     record.remote_removed = true;
     record.updated_at = now();
     project.runs().save(record)?;

@@ -182,6 +182,10 @@ pub async fn start(
     options: &RunOptions,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<RunRecord, Error> {
+    // Refused before anything is sent: the spec a run ticks is inside the project.
+    if let Some(spec) = &options.checkpoint {
+        crate::checkpoint::spec_in_project(&project.root, &spec.file)?;
+    }
     let host = transport.host().name.clone();
     // Before anything is pushed: codex on the host and a way for it to authenticate.
     let cache = crate::prerequisites::PrerequisiteCache::new(&project.root);
@@ -447,8 +451,9 @@ pub async fn follow_and_finish(
     set_phase(&store, record, Phase::Completed, events).await?;
     let mut checkpoint = None;
     if let (true, Some(spec)) = (applied, &finish.checkpoint) {
-        checkpoint = Some(crate::checkpoint::mark_checkpoint(
-            &project.root.join(&spec.file),
+        checkpoint = Some(crate::checkpoint::mark_checkpoint_in(
+            &project.root,
+            &spec.file,
             &spec.item,
             Some(&record.id),
         )?);

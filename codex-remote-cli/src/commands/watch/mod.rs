@@ -19,7 +19,7 @@ use crate::{exit, output};
 use model::{plain_line, Watcher};
 
 pub async fn run(ctx: &Context, args: WatchArgs) -> Result<i32, CliError> {
-    let project = ctx.project(None);
+    let project = ctx.project(None)?;
     // As the user named it (relative to the working directory), which is how it is shown.
     let plan = args.plan.clone();
     if let Some(plan) = &plan {

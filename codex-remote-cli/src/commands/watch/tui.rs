@@ -475,7 +475,7 @@ mod tests {
     #[test]
     fn the_list_and_the_events_of_a_run_render_in_words() {
         let dir = tempfile::tempdir().unwrap();
-        let project = Project::new(dir.path(), Some("myapp"));
+        let project = Project::new(dir.path(), Some("myapp")).unwrap();
         let store = project.runs();
         let done = record(
             "fix-login-20260101-100000-ab12",

@@ -113,14 +113,9 @@ impl ContainerTransport {
     fn argv(&self, script_len: usize) -> Vec<String> {
         let mut argv = exec_argv(self.engine, &self.target, false);
         argv[0] = self.program.clone();
-        // `stdin_bootstrap` is written for a login shell's command line; here `sh` gets it as
-        // its `-c` text directly.
-        let bootstrap = stdin_bootstrap(script_len);
-        let inner = bootstrap
-            .strip_prefix("exec sh -c '")
-            .and_then(|rest| rest.strip_suffix('\''))
-            .expect("stdin_bootstrap has the form exec sh -c '...'");
-        argv.extend(["sh".into(), "-c".into(), inner.to_string()]);
+        // `stdin_bootstrap` is shell code that reads the script from stdin and runs it in the
+        // shell that reads it: here `sh` gets it as its `-c` text.
+        argv.extend(["sh".into(), "-c".into(), stdin_bootstrap(script_len)]);
         argv
     }
 

@@ -803,6 +803,27 @@ mv -f -- "$tmp" "$target"
 trap - EXIT
 "#;
 
+/// Writes the host's `env` as `export` lines into a fresh 0600 file in the host's state
+/// directory (`<workspace>/.codex-remote/env.<random>`), sent through stdin, for a command whose
+/// own stdin is not ours to use (a TTY session): it reads and removes the file (see
+/// [`crate::shell::command_script_with_env_file`]). `None` when the host has no env.
+pub async fn stage_env_file(transport: &dyn Transport) -> Result<Option<String>, TransportError> {
+    let host = transport.host();
+    if host.env.is_empty() {
+        return Ok(None);
+    }
+    let exports = crate::shell::export_lines(&host.env)?;
+    let file = format!(
+        "{}/.codex-remote/env.{:016x}",
+        host.workspace.trim_end_matches('/'),
+        rand::random::<u64>()
+    );
+    transport
+        .write_file_atomic(&file, exports.as_bytes())
+        .await?;
+    Ok(Some(file))
+}
+
 /// Signals a remote process group: TERM, up to 2 s for it to go, then KILL and up to 2 s more,
 /// so that when it returns the group is gone. Constant script; the pid arrives as an argument.
 /// `kill -s SIG --` is the form dash's builtin also accepts.
@@ -842,9 +863,9 @@ pub(crate) fn check_status(
         }),
         status => Err(TransportError::CommandFailed {
             host: host.name.clone(),
-            command: command.to_string(),
+            command: host.redact(command),
             status,
-            stderr: output.stderr_text().trim().to_string(),
+            stderr: host.redact(output.stderr_text().trim()),
         }),
     }
 }

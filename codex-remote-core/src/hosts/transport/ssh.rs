@@ -9,7 +9,9 @@
 //! built by [`crate::shell::command_script`]. The script first announces its pid on stderr; the
 //! transport strips that line and keeps the pid to cancel the command's process group later
 //! (`sshd` makes each session's shell a process-group leader). Scripts longer than one exec
-//! argument may be (Linux: 128 KiB) are sent on stdin ahead of the command's own input.
+//! argument may be (Linux: 128 KiB), and every script that exports environment values (the
+//! host's `env`, API keys among them), are sent on stdin ahead of the command's own input, so
+//! no value is ever on a command line on the host.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -165,7 +167,9 @@ impl SshTransport {
             announce_pid: true,
         })
         .map_err(|_| openssh::Error::InvalidCommand)?;
-        let (line, prefix) = if script.len() > MAX_INLINE_SCRIPT {
+        // Environment values (API keys) never travel on the command line, which sshd hands to
+        // the login shell as an argument that every user of the host can read in `ps`.
+        let (line, prefix) = if script.len() > MAX_INLINE_SCRIPT || !env.is_empty() {
             (stdin_bootstrap(script.len()), Some(script.into_bytes()))
         } else {
             (script, None)

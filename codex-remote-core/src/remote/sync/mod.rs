@@ -109,6 +109,28 @@ pub enum SyncError {
     /// The project root is not a directory.
     #[error("the project root `{0}` is not a directory")]
     NotADirectory(PathBuf),
+    /// The project root is one that is never pushed without confirmation.
+    #[error("refusing to push {}: {reason}", .root.display())]
+    RootRefused {
+        /// The root found.
+        root: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The push is larger than the configured limits.
+    #[error("refusing to push {}: {files} files, {bytes} bytes is above the limit of {max_files} files or {max_bytes} bytes", .root.display())]
+    TooLarge {
+        /// The root.
+        root: PathBuf,
+        /// Files selected.
+        files: u64,
+        /// Bytes selected.
+        bytes: u64,
+        /// `sync.max_push_files`.
+        max_files: u64,
+        /// `sync.max_push_bytes`.
+        max_bytes: u64,
+    },
 }
 
 impl SyncError {
@@ -141,6 +163,109 @@ pub fn syncer_for(transport: SharedTransport) -> Arc<dyn Syncer> {
     } else {
         Arc::new(rsync::RsyncSyncer::new(transport))
     }
+}
+
+/// What a push would send, checked before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushScope {
+    /// The local project root.
+    pub root: PathBuf,
+    /// Files selected.
+    pub files: u64,
+    /// Bytes of file content selected.
+    pub bytes: u64,
+}
+
+/// Where a project root came from, for [`check_push`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootOrigin {
+    /// The directory the root was found from (the working directory), when it was searched
+    /// for rather than given.
+    pub found_from: Option<PathBuf>,
+    /// The user's home directory.
+    pub home: Option<PathBuf>,
+}
+
+/// Decides whether `root` may be pushed, and how much it is: refuses `/`, the home directory
+/// and any directory holding it, and a repository above the directory it was found from that has no commit and no
+/// `codex-remote.toml` (an empty `/tmp/.git` left by a sandbox), then a selection above
+/// `limits`. `confirmed` (the user's `--confirm-push`) lifts every refusal.
+pub fn check_push(
+    root: &Path,
+    origin: &RootOrigin,
+    settings: &SyncSettings,
+    limits: crate::config::PushLimits,
+    confirmed: bool,
+) -> Result<PushScope, SyncError> {
+    if !confirmed {
+        if let Some(reason) = refused_root(root, origin) {
+            return Err(SyncError::RootRefused {
+                root: root.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    let files = select_files(root, settings)?;
+    let scope = PushScope {
+        root: root.to_path_buf(),
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.size).sum(),
+    };
+    if !confirmed && (scope.files > limits.max_files || scope.bytes > limits.max_bytes) {
+        return Err(SyncError::TooLarge {
+            root: scope.root,
+            files: scope.files,
+            bytes: scope.bytes,
+            max_files: limits.max_files,
+            max_bytes: limits.max_bytes,
+        });
+    }
+    Ok(scope)
+}
+
+fn refused_root(root: &Path, origin: &RootOrigin) -> Option<String> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let real = canonical(root);
+    if real.parent().is_none() {
+        return Some("it is the file system's root `/`".into());
+    }
+    if let Some(home) = origin.home.as_deref().map(canonical) {
+        if home == real {
+            return Some("it is your home directory".into());
+        }
+        if home.starts_with(&real) {
+            return Some(format!("it holds your home directory {}", home.display()));
+        }
+    }
+    let found_from = origin.found_from.as_deref().map(canonical)?;
+    if found_from != real
+        && root.join(".git").exists()
+        && !root.join(crate::config::PROJECT_FILE).exists()
+        && !has_commit(root)
+    {
+        return Some(format!(
+            "it is a repository above {} with no commit and no {} (such as an empty .git a sandbox left behind)",
+            found_from.display(),
+            crate::config::PROJECT_FILE
+        ));
+    }
+    None
+}
+
+/// Whether the repository at `root` has a commit (asked of git itself; no git, or no
+/// repository git recognises, is no commit).
+fn has_commit(root: &Path) -> bool {
+    std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(root.join(".git"))
+        .args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// One file (or symlink) selected for pushing.
@@ -266,6 +391,41 @@ mod tests {
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
             respect_gitignore: gitignore,
         }
+    }
+
+    #[test]
+    fn roots_holding_home_are_refused_and_confirmation_lifts_every_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home/me");
+        let project = home.join("src/app");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join("a.txt"), "a").unwrap();
+        let origin = RootOrigin {
+            found_from: Some(project.clone()),
+            home: Some(home.clone()),
+        };
+        let limits = crate::config::PushLimits {
+            max_files: 10,
+            max_bytes: 10,
+        };
+        let check = |root: &Path, confirmed| {
+            check_push(root, &origin, &settings(&[], false), limits, confirmed)
+        };
+        for (root, reason) in [
+            (home.as_path(), "your home directory"),
+            (
+                dir.path().join("home").as_path(),
+                "holds your home directory",
+            ),
+        ] {
+            match check(root, false) {
+                Err(SyncError::RootRefused { reason: r, .. }) => assert!(r.contains(reason), "{r}"),
+                other => panic!("{}: {other:?}", root.display()),
+            }
+        }
+        let scope = check(&project, false).unwrap();
+        assert_eq!((scope.files, scope.bytes), (1, 1));
+        assert_eq!(check(&home, true).unwrap().files, 1);
     }
 
     #[test]
