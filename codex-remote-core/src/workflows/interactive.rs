@@ -172,6 +172,9 @@ impl Engine {
             }
             crate::host::HostKind::Local => unreachable!("handled above"),
         };
+        // The session may last hours: [`Engine::finish_interactive`] connects afresh rather
+        // than trusting a connection left idle that long.
+        self.close().await;
         Ok(InteractiveSession { record, command })
     }
 
