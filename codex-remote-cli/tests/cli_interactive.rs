@@ -226,6 +226,79 @@ fn interactive_on_the_local_host_works_in_a_run_tree_too() {
     session_round_trip(&env, &codex_home, &host_dir.join("ws/myapp"));
 }
 
+/// The pid of the `ssh` client that `pid` started.
+fn ssh_child_of(pid: &str) -> Option<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once(") ")?;
+            let ppid = rest.split_whitespace().nth(1)?;
+            (comm.ends_with("(ssh") && ppid == pid)
+                .then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+}
+
+#[test]
+fn a_dropped_connection_still_brings_the_sessions_change_back_and_leaves_nothing_running() {
+    let Some(s) = setup_with(write_file_server(), true) else {
+        return;
+    };
+    let codex_home = s.sshd.dir().join("codex-home");
+    let _leftovers = EndLeftovers(codex_home.clone());
+    let wrapper = codex_starting_its_daemon(s.sshd.dir());
+    let config = std::fs::read_to_string(s.env.project.join("codex-remote.toml")).unwrap();
+    s.env.write(
+        "codex-remote.toml",
+        &config.replacen(
+            "]\nworkspace",
+            &format!("]\ncodex = \"{}\"\nworkspace", wrapper.display()),
+            1,
+        ),
+    );
+    let mut vars = s.env.vars.clone();
+    vars.push(("HOME".into(), s.env.home.path().display().to_string()));
+    let binary = env!("CARGO_BIN_EXE_codex-remote");
+    let tmux = Tmux::start("dropped", &s.env.project, &vars, &[binary, "interactive"]);
+    tmux.wait_for_within(60, "Codex's trust question", |screen| {
+        screen.contains("Trust this folder")
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tmux.screen().contains("Trust this folder") {
+        assert!(std::time::Instant::now() < deadline, "{}", tmux.screen());
+        tmux.keys(&["Enter"]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    tmux.wait_for("the prompt", |screen| screen.contains("Ask Codex"));
+    tmux.paste("WRITE made.txt");
+    tmux.wait_for("the prompt typed", |screen| {
+        screen.contains("WRITE made.txt")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the answer", |screen| {
+        screen.contains("done") && screen.contains("Ask Codex")
+    });
+    assert!(!processes_of_codex_home(&codex_home).is_empty());
+
+    // The connection drops: the ssh client dies.
+    let client = tmux.tmux(&["display", "-p", "-t", "w", "#{pane_pid}"]);
+    let ssh = ssh_child_of(client.trim()).expect("the session's ssh client");
+    std::process::Command::new("kill")
+        .args(["-KILL", &ssh])
+        .status()
+        .unwrap();
+    let status = tmux.wait_exit(60);
+    let screen = tmux.screen();
+    assert_eq!(status, 0, "{screen}");
+    assert!(screen.contains("files    1 changed"), "{screen}");
+    let left = processes_of_codex_home(&codex_home);
+    assert!(left.is_empty(), "left running on the host: {left:#?}");
+    let out = s.env.run(&["diff", "last"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("+made.txt"), "{}", stdout(&out));
+}
+
 #[test]
 fn interactive_without_a_terminal_fails_up_front_and_pushes_nothing() {
     let Some(s) = setup_with(write_file_server(), true) else {

@@ -45,9 +45,20 @@ pub async fn run(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
             record.host
         );
     }
-    // The terminal is the session's until it ends (Ctrl-C goes to Codex).
-    let status = tokio::task::spawn_blocking(move || command.status())
-        .await
+    // The terminal is the session's until it ends: raw from here (Ctrl-C goes to Codex, even
+    // before ssh is up), and given back as it was found afterwards, even when the session's
+    // ssh died without restoring it (a dropped connection).
+    let raw = ratatui::crossterm::terminal::enable_raw_mode().is_ok();
+    let status = tokio::task::spawn_blocking(move || command.status()).await;
+    if raw {
+        let _ = ratatui::crossterm::terminal::disable_raw_mode();
+        let _ = ratatui::crossterm::execute!(
+            std::io::stdout(),
+            ratatui::crossterm::terminal::LeaveAlternateScreen,
+            ratatui::crossterm::cursor::Show
+        );
+    }
+    let status = status
         .map_err(|e| CliError::Usage(format!("the session's waiter failed: {e}")))?
         .map_err(CliError::io("starting the interactive session"))?;
     let finished = engine.finish_interactive(&mut record).await;
