@@ -104,7 +104,8 @@ fn session_round_trip(env: &Env, codex_home: &Path, mirror: &Path) {
         tmux.keys(&["Enter"]);
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    tmux.wait_for("the prompt", |screen| screen.contains("Ask Codex"));
+    // (Codex's composer shows its shortcuts line once it takes input.)
+    tmux.wait_for("the prompt", |screen| screen.contains("? for shortcuts"));
 
     // The scripted model answers `WRITE made.txt` with a command writing it, then "done".
     tmux.paste("WRITE made.txt");
@@ -113,7 +114,7 @@ fn session_round_trip(env: &Env, codex_home: &Path, mirror: &Path) {
     });
     tmux.keys(&["Enter"]);
     tmux.wait_for("the command and the answer", |screen| {
-        screen.contains("made.txt") && screen.contains("done") && screen.contains("Ask Codex")
+        screen.contains("made.txt") && screen.contains("• done") && screen.contains("Worked for")
     });
     let during = processes_of_codex_home(codex_home);
     assert!(
@@ -270,14 +271,15 @@ fn a_dropped_connection_still_brings_the_sessions_change_back_and_leaves_nothing
         tmux.keys(&["Enter"]);
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    tmux.wait_for("the prompt", |screen| screen.contains("Ask Codex"));
+    // (Codex's composer shows its shortcuts line once it takes input.)
+    tmux.wait_for("the prompt", |screen| screen.contains("? for shortcuts"));
     tmux.paste("WRITE made.txt");
     tmux.wait_for("the prompt typed", |screen| {
         screen.contains("WRITE made.txt")
     });
     tmux.keys(&["Enter"]);
     tmux.wait_for("the answer", |screen| {
-        screen.contains("done") && screen.contains("Ask Codex")
+        screen.contains("• done") && screen.contains("Worked for")
     });
     assert!(!processes_of_codex_home(&codex_home).is_empty());
 

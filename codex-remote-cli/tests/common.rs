@@ -229,10 +229,16 @@ impl Tmux {
             "-p",
             "-t",
             "w",
-            "#{pane_dead} #{pane_dead_status}",
+            "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
         ]);
-        let mut parts = out.split_whitespace();
-        (parts.next() == Some("1")).then(|| parts.next().and_then(|s| s.parse().ok()).unwrap_or(-1))
+        let mut parts = out.trim().split(':');
+        if parts.next() != Some("1") {
+            return None;
+        }
+        // A status, or 128 + the signal that ended it, as a shell says.
+        let status = parts.next().and_then(|s| s.parse().ok());
+        let signal = parts.next().and_then(|s| s.parse::<i32>().ok());
+        Some(status.or(signal.map(|s| 128 + s)).unwrap_or(-1))
     }
 
     /// Waits for the program to exit (at most `secs` seconds) and returns its exit status.
