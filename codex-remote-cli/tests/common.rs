@@ -222,7 +222,8 @@ impl Tmux {
         self.tmux(&["paste-buffer", "-p", "-d", "-b", "typed", "-t", "w"]);
     }
 
-    /// The program's exit status once it has exited, `None` while it runs.
+    /// The program's exit status once it has exited (128 + the signal when one ended it), `None`
+    /// while it runs.
     pub fn exit_status(&self) -> Option<i32> {
         let out = self.tmux(&[
             "display",
@@ -238,7 +239,8 @@ impl Tmux {
         // A status, or 128 + the signal that ended it, as a shell says.
         let status = parts.next().and_then(|s| s.parse().ok());
         let signal = parts.next().and_then(|s| s.parse::<i32>().ok());
-        Some(status.or(signal.map(|s| 128 + s)).unwrap_or(-1))
+        // (Neither yet: tmux has not recorded how it ended; ask again.)
+        status.or(signal.map(|s| 128 + s))
     }
 
     /// Waits for the program to exit (at most `secs` seconds) and returns its exit status.
