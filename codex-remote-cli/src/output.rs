@@ -1,19 +1,79 @@
 //! Rendering: text for people, JSON for programs. Only this module and the commands print.
+//!
+//! Text from the host and the agent (events, messages, file names, patches, error text) is
+//! untrusted: an escape sequence in it could rewrite what the user sees (erase the line above,
+//! retitle the terminal, write the clipboard). Every line printed for people goes through
+//! [`safe`], which shows control characters instead of sending them; JSON escapes them too.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde::Serialize;
 
 use crate::error::CliError;
 
+/// Whether the terminal would act on `c` instead of showing it: C0 controls but newline and
+/// tab, DEL, C1 controls (`U+009B` is a CSI on some terminals), and the bidirectional
+/// overrides and isolates that reorder what is shown.
+fn is_control(c: char) -> bool {
+    (c < ' ' && c != '\n' && c != '\t')
+        || ('\u{7f}'..='\u{9f}').contains(&c)
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// `text` with every control character shown as an escape (`\x1b`, `\u{202e}`) instead of
+/// being sent to the terminal; newlines and tabs stay.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !is_control(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Prints one JSON value as one line (JSON Lines: every line on stdout is one object).
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
-    let mut line = serde_json::to_vec(value).map_err(|e| CliError::Io {
+    let line = serde_json::to_string(value).map_err(|e| CliError::Io {
         context: "writing JSON".into(),
         source: e.into(),
     })?;
+    let mut line = json_safe(&line).into_owned().into_bytes();
     line.push(b'\n');
     write_stdout(&line)
+}
+
+/// Prints one line of JSON made already (an event's `--json` line), escaped like [`print_json`].
+pub fn print_json_line(json: &str) -> Result<(), CliError> {
+    let mut line = json_safe(json).into_owned().into_bytes();
+    line.push(b'\n');
+    write_stdout(&line)
+}
+
+/// serde_json escapes C0 controls but sends DEL, C1 and bidi controls raw; outside strings JSON
+/// is plain ASCII, so escaping them as `\uXXXX` keeps the same JSON value.
+fn json_safe(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_control) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_control(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Prints a JSON document for people to read (indented), such as a schema without `--json`.
@@ -26,13 +86,20 @@ pub fn print_json_document<T: Serialize>(value: &T) -> Result<(), CliError> {
     write_stdout(&text)
 }
 
-/// Prints text to stdout.
+/// Prints text to stdout, its control characters shown (see [`safe`]).
 pub fn print_text(text: &str) -> Result<(), CliError> {
+    write_stdout(safe(text).as_bytes())
+}
+
+/// Prints text to stdout as it is: only for text whose untrusted parts were made [`safe`]
+/// already, or a patch going to a program rather than a terminal.
+pub fn print_raw(text: &str) -> Result<(), CliError> {
     write_stdout(text.as_bytes())
 }
 
-/// Prints one line to stdout.
+/// Prints one line to stdout, its control characters shown (see [`safe`]).
 pub fn print_line(line: &str) -> Result<(), CliError> {
+    let line = safe(line);
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line.as_bytes());
     bytes.push(b'\n');
@@ -56,7 +123,7 @@ pub fn report_error(error: &CliError, json: bool) {
     if json {
         let _ = print_json(&error.to_json());
     } else {
-        eprintln!("{}", error.render());
+        eprintln!("{}", safe(&error.render()));
     }
 }
 
@@ -128,10 +195,16 @@ fn display_path(file: &codex_remote_core::FileChange) -> String {
     }
 }
 
-/// Colours a patch like `git diff --color`.
-pub fn render_patch(patch: &str, color: bool) -> String {
+/// Colours a patch like `git diff --color`; with `escape` (it goes to a terminal, or to a pager
+/// that reads colours) its control characters are shown instead of sent.
+pub fn render_patch(patch: &str, color: bool, escape: bool) -> String {
+    let patch = if escape {
+        safe(patch)
+    } else {
+        Cow::Borrowed(patch)
+    };
     if !color {
-        return patch.to_string();
+        return patch.into_owned();
     }
     let mut out = String::with_capacity(patch.len() + patch.len() / 8);
     for line in patch.split_inclusive('\n') {

@@ -146,7 +146,10 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
                     }
                 }
                 Err(e) if !ctx.json => {
-                    eprintln!("codex-remote: showing the recorded events only: {e}")
+                    eprintln!(
+                        "codex-remote: showing the recorded events only: {}",
+                        crate::output::safe(&e.to_string())
+                    )
                 }
                 Err(_) => {}
             }

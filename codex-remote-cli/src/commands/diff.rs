@@ -32,14 +32,17 @@ pub async fn run(ctx: &Context, args: DiffArgs) -> Result<i32, CliError> {
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    let mut out = output::render_stat(&diff.files);
+    let mut out = output::safe(&output::render_stat(&diff.files)).into_owned();
     if !args.stat {
         out.push('\n');
+        // Raw bytes only for a program reading the patch (`diff RUN > change.patch`).
+        let escape = color || std::io::stdout().is_terminal();
         out.push_str(&output::render_patch(
             &String::from_utf8_lossy(&diff.patch),
             color,
+            escape,
         ));
     }
-    output::print_text(&out)?;
+    output::print_raw(&out)?;
     Ok(exit::OK)
 }

@@ -108,7 +108,7 @@ async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) -> Vec<(Str
             resumed.push((event.task_id.clone().unwrap_or_default(), run_id.clone()));
         }
         if mode == progress::Mode::Json {
-            let _ = output::print_line(&progress::json_line(&event));
+            let _ = output::print_json_line(&progress::json_line(&event));
             continue;
         }
         let task_id = event.task_id.clone().unwrap_or_default();
@@ -116,6 +116,7 @@ async fn render(mut rx: mpsc::Receiver<Event>, mode: progress::Mode) -> Vec<(Str
         let Some(line) = describe(&event.kind) else {
             continue;
         };
+        let line = output::safe(&line).into_owned();
         match &multi {
             Some(multi) => {
                 let bar = bars.entry(task_id.clone()).or_insert_with(|| {

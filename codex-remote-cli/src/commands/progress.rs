@@ -57,7 +57,7 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
     while let Some(event) = rx.recv().await {
         if mode == Mode::Json {
             // A closed stdout does not stop the run: the record keeps every event.
-            let _ = crate::output::print_line(&json_line(&event));
+            let _ = crate::output::print_json_line(&json_line(&event));
             continue;
         }
         let line: Option<String> = match &event.kind {
@@ -124,7 +124,9 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
                     _ => None,
                 },
                 CodexEvent::TurnCompleted { usage } => {
-                    tokens += usage.input_tokens + usage.output_tokens;
+                    tokens = tokens
+                        .saturating_add(usage.input_tokens)
+                        .saturating_add(usage.output_tokens);
                     None
                 }
                 CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
@@ -134,6 +136,9 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
             },
             _ => None,
         };
+        // Event text is the agent's: shown, never sent to the terminal as control sequences.
+        let line = line.map(|l| crate::output::safe(&l).into_owned());
+        let current = crate::output::safe(&current);
         match (&spinner, line) {
             (Some(bar), line) => {
                 if let Some(line) = line {

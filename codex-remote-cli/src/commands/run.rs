@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         engine.close().await;
         let record = record?;
         if ctx.json {
-            output::print_line(&progress::json_line(&Event::from(EventKind::Detached {
+            output::print_json_line(&progress::json_line(&Event::from(EventKind::Detached {
                 run_id: record.id.clone(),
                 host: record.host.clone(),
             })))?;

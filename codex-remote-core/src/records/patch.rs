@@ -956,6 +956,14 @@ impl PatchApplier {
     /// Checks, then applies the patch stored at `patch_path`. On any error the tree is
     /// untouched (unless undoing a failed write failed too: [`ApplyError::RollbackFailed`]).
     pub fn apply_file(&self, patch_path: &Path) -> Result<Applied, ApplyError> {
+        // Held back before git reads it: git holds a whole patch in memory.
+        let size = std::fs::metadata(patch_path).map(|m| m.len()).unwrap_or(0);
+        if size > self.hold_back.max_patch_bytes && !self.allow_held_back {
+            return Err(ApplyError::HeldBack(vec![too_large(
+                size,
+                self.hold_back.max_patch_bytes,
+            )]));
+        }
         let full = ParsedPatch::read(patch_path)?;
         self.check_protected(&full)?;
         let (kept, left_out): (Vec<FileChange>, Vec<FileChange>) =
@@ -978,14 +986,6 @@ impl PatchApplier {
             });
         }
         self.check(&patch)?;
-        let size = std::fs::metadata(patch_path).map(|m| m.len()).unwrap_or(0);
-        if size > self.hold_back.max_patch_bytes && !self.allow_held_back {
-            // Held back at once: no point writing it all out in a scratch directory first.
-            return Err(ApplyError::HeldBack(vec![too_large(
-                size,
-                self.hold_back.max_patch_bytes,
-            )]));
-        }
         let scratch = self.scratch_dir()?;
         let tree = scratch.path().join("tree");
         let io = |context: String| move |source| ApplyError::Io { context, source };

@@ -57,7 +57,7 @@ async fn plain(
                     })
                 })
                 .collect();
-            println!("{}", serde_json::json!({ "runs": runs }));
+            let _ = crate::output::print_json(&serde_json::json!({ "runs": runs }));
             return Ok(exit::OK);
         }
         let mut text = String::new();

@@ -156,7 +156,10 @@ impl EventTally {
             let event = CodexEvent::parse(line);
             match &event {
                 CodexEvent::TurnCompleted { usage } => {
-                    self.tokens += usage.input_tokens + usage.output_tokens
+                    self.tokens = self
+                        .tokens
+                        .saturating_add(usage.input_tokens)
+                        .saturating_add(usage.output_tokens)
                 }
                 CodexEvent::ItemCompleted { item } => {
                     if let ItemKind::FileChange { changes, .. } = &item.kind {

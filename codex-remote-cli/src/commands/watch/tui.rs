@@ -336,7 +336,10 @@ fn draw(frame: &mut Frame, app: &mut App) {
     } else {
         app.message.clone()
     };
-    frame.render_widget(Paragraph::new(footer_text), footer);
+    frame.render_widget(
+        Paragraph::new(crate::output::safe(&footer_text).into_owned()),
+        footer,
+    );
     match &app.view {
         View::List => draw_list(frame, app, body),
         View::Events { id, scroll } => {
@@ -354,7 +357,8 @@ fn draw(frame: &mut Frame, app: &mut App) {
                 .iter()
                 .cloned()
                 .chain(remote)
-                .map(Line::raw)
+                // The agent's words are shown, never sent to the terminal as escapes.
+                .map(|l| Line::raw(crate::output::safe(&l).into_owned()))
                 .collect();
             let text = if lines.is_empty() {
                 vec![Line::raw("no events recorded yet")]
@@ -375,11 +379,13 @@ fn draw(frame: &mut Frame, app: &mut App) {
         }
         View::Diff { id, text, scroll } => {
             frame.render_widget(
-                Paragraph::new(text.as_str()).scroll((*scroll, 0)).block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .title(format!(" diff of {id} ")),
-                ),
+                Paragraph::new(crate::output::safe(text).into_owned())
+                    .scroll((*scroll, 0))
+                    .block(
+                        Block::default()
+                            .borders(Borders::ALL)
+                            .title(format!(" diff of {id} ")),
+                    ),
                 body,
             );
         }
@@ -413,7 +419,7 @@ fn draw_list(frame: &mut Frame, app: &mut App, area: ratatui::layout::Rect) {
                 v.tokens.to_string(),
                 v.files_changed.to_string(),
                 v.state.clone(),
-                activity_words(v, now),
+                crate::output::safe(&activity_words(v, now)).into_owned(),
             ])
         })
         .collect();
