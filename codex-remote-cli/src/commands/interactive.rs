@@ -38,12 +38,13 @@ pub async fn run(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     let mut record = session.record;
     let mut command = session.command;
     if !ctx.quiet {
-        eprintln!(
+        let line = format!(
             "codex-remote: interactive run {} in {} on {}; its changes come back when Codex exits",
             record.id,
             record.tree.as_ref().map(|t| t.dir.as_str()).unwrap_or("?"),
             record.host
         );
+        eprintln!("{}", output::safe(&line));
     }
     // The terminal is the session's until it ends: raw from here (Ctrl-C goes to Codex, even
     // before ssh is up), and given back as it was found afterwards, even when the session's
