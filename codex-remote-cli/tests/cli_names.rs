@@ -226,7 +226,7 @@ fn an_empty_git_directory_above_does_not_widen_the_project() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // notes.txt, codex-remote.toml and the .gitignore `init` wrote.
     assert!(
-        stderr(&out).contains(&format!("pushing {} (3 files,", cwd.display())),
+        stderr(&out).contains(&format!("project to push: {} (3 files,", cwd.display())),
         "{}",
         stderr(&out)
     );

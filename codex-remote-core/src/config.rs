@@ -99,6 +99,23 @@ pub struct HostConfigFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub kubernetes: Option<PodRef>,
+    /// Make the host on demand: each run gets a fresh container or pod of `image`, started by
+    /// this engine (`podman`, `docker` or `kubernetes`) before the push and removed once the
+    /// result is retrieved (instead of `ssh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<ContainerEngine>,
+    /// The image of an on-demand host's containers (with `engine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub image: Option<ImageName>,
+    /// Extra arguments for `podman run` / `docker run` (a list of strings), or for Kubernetes
+    /// a pod spec overlay as JSON or YAML text (`kubectl run --overrides`); with `engine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_args: Option<RunArgs>,
+    /// The Kubernetes namespace of an on-demand host's pods (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub namespace: Option<ContainerName>,
     /// Directory holding the remote projects (default `~/workspace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
@@ -136,6 +153,9 @@ impl HostConfigFile {
         let mut ways = Vec::new();
         if self.ssh.is_some() {
             ways.push(("ssh", None));
+        }
+        if self.engine.is_some() {
+            ways.push(("engine", None));
         }
         for (engine, target) in [
             (ContainerEngine::Podman, self.podman.as_ref().map(|t| &t.0)),
@@ -276,6 +296,45 @@ impl From<ContainerName> for String {
     fn from(value: ContainerName) -> Self {
         value.0
     }
+}
+
+/// A container image reference, checked so that it cannot be read as an option.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ImageName(String);
+
+impl TryFrom<String> for ImageName {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let valid = !value.is_empty()
+            && !value.starts_with('-')
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(format!(
+                "`{}` is not an image reference: no spaces, not starting with `-`",
+                value.escape_debug()
+            ));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl From<ImageName> for String {
+    fn from(value: ImageName) -> Self {
+        value.0
+    }
+}
+
+/// `run_args` of an on-demand host: arguments for `podman run` / `docker run`, or a pod spec
+/// overlay (JSON or YAML text) for Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RunArgs {
+    /// Extra arguments for `podman run` / `docker run`.
+    Args(Vec<String>),
+    /// A pod spec overlay for `kubectl run --overrides`, as JSON or YAML.
+    Overlay(String),
 }
 
 /// A Kubernetes pod, `NAMESPACE/POD` or `NAMESPACE/POD/CONTAINER`, each part checked.
@@ -499,6 +558,7 @@ impl ConfigFile {
                 mine.podman = None;
                 mine.docker = None;
                 mine.kubernetes = None;
+                mine.engine = None;
             }
             macro_rules! take {
                 ($($field:ident),*) => { $( if host.$field.is_some() { mine.$field = host.$field; } )* };
@@ -508,6 +568,10 @@ impl ConfigFile {
                 podman,
                 docker,
                 kubernetes,
+                engine,
+                image,
+                run_args,
+                namespace,
                 workspace,
                 shell_init,
                 codex,
@@ -690,8 +754,15 @@ impl Config {
                     ),
                 )
                 .field(format!("hosts.{name}"))
-                .hint("keep exactly one of `ssh`, `podman`, `docker` and `kubernetes`"));
+                .hint("keep exactly one of `ssh`, `podman`, `docker`, `kubernetes` and `engine` (a host made on demand)"));
             }
+        }
+        for (name, host) in &self.merged.hosts {
+            on_demand(name, host).map_err(|(field, message, hint)| {
+                InputError::new(self.source_name(), message)
+                    .field(format!("hosts.{name}.{field}"))
+                    .hint(hint)
+            })?;
         }
         if let Some(retry) = &self.merged.retry {
             for (key, value) in [
@@ -847,6 +918,14 @@ impl Config {
         };
         let kind = if name == LOCAL_HOST {
             HostKind::Local
+        } else if let Some(made) =
+            on_demand(name, &configured).map_err(|(field, message, hint)| {
+                InputError::new(self.source_name(), message)
+                    .field(format!("hosts.{name}.{field}"))
+                    .hint(hint)
+            })?
+        {
+            HostKind::OnDemand(made)
         } else if let Some((engine, target)) = container {
             HostKind::Container { engine, target }
         } else {
@@ -885,6 +964,97 @@ impl Config {
             },
         })
     }
+}
+
+/// The on-demand settings of a host table (`None` without `engine`), checked: `image` given,
+/// `run_args` of the engine's shape. Errors are `(key, message, hint)`.
+fn on_demand(
+    name: &str,
+    host: &HostConfigFile,
+) -> Result<Option<crate::host::OnDemand>, (&'static str, String, String)> {
+    let Some(engine) = host.engine else {
+        for (key, set) in [
+            ("image", host.image.is_some()),
+            ("run_args", host.run_args.is_some()),
+            ("namespace", host.namespace.is_some()),
+        ] {
+            if set {
+                return Err((
+                    key,
+                    format!("`{key}` is only for hosts made on demand, and host `{name}` has no `engine`"),
+                    "add `engine = \"podman\"` (or `docker`, `kubernetes`), or remove the key".into(),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let Some(image) = &host.image else {
+        return Err((
+            "image",
+            format!("host `{name}` is made on demand by {engine} but has no `image`"),
+            "add `image = \"IMAGE\"`, the image each run's container starts from".into(),
+        ));
+    };
+    let (mut run_args, mut pod_overlay) = (Vec::new(), None);
+    match (&host.run_args, engine) {
+        (None, _) => {}
+        (Some(RunArgs::Args(args)), ContainerEngine::Podman | ContainerEngine::Docker) => {
+            run_args = args.clone();
+        }
+        (Some(RunArgs::Overlay(text)), ContainerEngine::Kubernetes) => {
+            let value: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+                (
+                    "run_args",
+                    format!("the pod spec overlay is not JSON or YAML: {e}"),
+                    "write a pod spec fragment such as `{ \"spec\": { \"nodeSelector\": { \"gpu\": \"yes\" } } }`".into(),
+                )
+            })?;
+            if !value.is_object() {
+                return Err((
+                    "run_args",
+                    "the pod spec overlay must be a mapping".into(),
+                    "write a pod spec fragment such as `{ \"spec\": { ... } }`".into(),
+                ));
+            }
+            pod_overlay = Some(value.to_string());
+        }
+        (Some(RunArgs::Args(_)), ContainerEngine::Kubernetes) => {
+            return Err((
+                "run_args",
+                "for kubernetes, `run_args` is a pod spec overlay (JSON or YAML text), not a list"
+                    .into(),
+                "write `run_args = '{ \"spec\": { ... } }'`".into(),
+            ))
+        }
+        (Some(RunArgs::Overlay(_)), _) => {
+            return Err((
+                "run_args",
+                format!(
+                    "for {engine}, `run_args` is a list of `{} run` arguments",
+                    engine.program()
+                ),
+                "write `run_args = [\"--network\", \"host\"]`".into(),
+            ))
+        }
+    }
+    if host.namespace.is_some() && engine != ContainerEngine::Kubernetes {
+        return Err((
+            "namespace",
+            format!("`namespace` is for kubernetes, and host `{name}` uses {engine}"),
+            "remove it".into(),
+        ));
+    }
+    Ok(Some(crate::host::OnDemand {
+        engine,
+        image: image.0.clone(),
+        run_args,
+        pod_overlay,
+        namespace: host
+            .namespace
+            .as_ref()
+            .map(|n| n.0.clone())
+            .unwrap_or_else(|| "default".into()),
+    }))
 }
 
 /// A `--host` written as a container URL: `podman://CONTAINER`, `docker://CONTAINER`,
@@ -1028,6 +1198,79 @@ mod tests {
         assert_eq!(host.host_key_policy, HostKeyPolicy::Strict);
         let e = config.host(Some("-oProxyCommand=x")).unwrap_err();
         assert_eq!(e.source_name, "--host");
+    }
+
+    #[test]
+    fn hosts_made_on_demand_are_checked_and_resolved() {
+        let config = |text: &str| Config::from_files([parse(text)?]);
+        let host = config(
+            "[hosts.box]\nengine = \"podman\"\nimage = \"node:20\"\nrun_args = [\"--network\", \"host\"]\n",
+        )
+        .unwrap()
+        .host(Some("box"))
+        .unwrap();
+        let HostKind::OnDemand(made) = &host.kind else {
+            panic!("{host:?}")
+        };
+        assert_eq!(made.engine, ContainerEngine::Podman);
+        assert_eq!(made.image, "node:20");
+        assert_eq!(made.run_args, ["--network", "host"]);
+        assert_eq!(host.workspace, DEFAULT_WORKSPACE);
+        // A YAML overlay for Kubernetes becomes JSON for `--overrides`.
+        let host = config("[hosts.k]\nengine = \"kubernetes\"\nimage = \"node:20\"\nnamespace = \"team\"\nrun_args = \"\"\"\nspec:\n  nodeSelector:\n    gpu: \"yes\"\n\"\"\"\n")
+            .unwrap()
+            .host(Some("k"))
+            .unwrap();
+        let HostKind::OnDemand(made) = &host.kind else {
+            panic!("{host:?}")
+        };
+        assert_eq!(made.namespace, "team");
+        assert_eq!(
+            made.pod_overlay.as_deref(),
+            Some(r#"{"spec":{"nodeSelector":{"gpu":"yes"}}}"#)
+        );
+        for (text, field, words) in [
+            (
+                "[hosts.b]\nengine = \"docker\"\n",
+                "hosts.b.image",
+                "no `image`",
+            ),
+            ("[hosts.b]\nimage = \"x\"\n", "hosts.b.image", "no `engine`"),
+            (
+                "[hosts.b]\nengine = \"docker\"\nimage = \"x\"\nrun_args = \"{}\"\n",
+                "hosts.b.run_args",
+                "list of `docker run`",
+            ),
+            (
+                "[hosts.b]\nengine = \"kubernetes\"\nimage = \"x\"\nrun_args = [\"-v\"]\n",
+                "hosts.b.run_args",
+                "pod spec overlay",
+            ),
+            (
+                "[hosts.b]\nengine = \"kubernetes\"\nimage = \"x\"\nrun_args = \"[1, 2]\"\n",
+                "hosts.b.run_args",
+                "mapping",
+            ),
+            (
+                "[hosts.b]\nengine = \"podman\"\nimage = \"x\"\nnamespace = \"n\"\n",
+                "hosts.b.namespace",
+                "for kubernetes",
+            ),
+            (
+                "[hosts.b]\nengine = \"podman\"\nssh = \"b\"\nimage = \"x\"\n",
+                "hosts.b",
+                "more than one way",
+            ),
+        ] {
+            let e = config(text).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{text}: {e}");
+            assert!(e.message.contains(words), "{text}: {e}");
+        }
+        // Nothing that `podman run` could read as an option passes as the image.
+        let e = parse("[hosts.b]\nengine = \"podman\"\nimage = \"--privileged\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("hosts.b.image"), "{e}");
+        let e = parse("[hosts.b]\nengine = \"lxc\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("hosts.b.engine"), "{e}");
     }
 
     #[test]

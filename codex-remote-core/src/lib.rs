@@ -95,7 +95,7 @@ pub use remote::sync;
 pub use workflows::doctor;
 
 internal! {
-    hosts::{shell};
+    hosts::{ondemand, shell};
     planning::{input, instruction, plan, policy};
     records::{checkpoint, patch, runs, taskplan};
     remote::{layout, workspace};
@@ -115,6 +115,7 @@ pub use input::InputError;
 pub use instruction::{ExcludedEntry, Instruction};
 pub use interactive::{InteractiveSession, InteractiveSummary};
 pub use names::{Name, NameError};
+pub use ondemand::RunContainer;
 pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
 pub use patch::{
     ApplyError, Conflict, FileChange, ParsedPatch, PatchParseError, Warning as ApplyWarning,

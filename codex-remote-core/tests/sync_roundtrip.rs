@@ -63,6 +63,12 @@ fn make_project(root: &Path) {
     write(root, "debug.log", b"ignored\n");
     write(root, "dist/bundle.js", b"ignored\n");
     write(root, "node_modules/dep/index.js", b"excluded\n");
+    // The user's config, with another host's secret: never pushed.
+    write(
+        root,
+        "codex-remote.toml",
+        b"[hosts.other.env]\nTOKEN = \"s3cret\"\n",
+    );
     for name in ODD_NAMES {
         write(root, name, format!("content of {name}\n").as_bytes());
     }
@@ -188,6 +194,10 @@ async fn round_trip_with(syncer: &dyn Syncer, f: &Fixture) {
     assert!(
         !mirror.join("node_modules").exists() && !mirror.join("debug.log").exists(),
         "excludes and .gitignore are honoured"
+    );
+    assert!(
+        !mirror.join("codex-remote.toml").exists(),
+        "the user's config (other hosts' secrets) stays here"
     );
 
     let tree = prepare_run(

@@ -16,7 +16,8 @@ use codex_remote_core::host::HostSpec;
 pub const IMAGE: &str = "localhost/codex-remote-test:latest";
 
 /// Read-only binds that give the container this machine's programs.
-const SYSTEM_BINDS: [&str; 4] = ["/usr", "/lib", "/lib64", "/bin"];
+/// (`/etc/alternatives` too: Debian's `awk`, `editor` and the like are links through it.)
+const SYSTEM_BINDS: [&str; 5] = ["/usr", "/lib", "/lib64", "/bin", "/etc/alternatives"];
 
 /// A running container, removed on drop.
 pub struct Podman {

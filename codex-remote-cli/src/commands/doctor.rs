@@ -12,10 +12,19 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     // What doctor learns about the agent's prerequisites spares the next run its own check.
     let root = codex_remote_core::find_project_root(&ctx.cwd);
     let cache = codex_remote_core::PrerequisiteCache::new(&root);
-    let checks = codex_remote_core::doctor::diagnose_and_remember(transport.as_ref(), &cache).await;
+    let checks = if matches!(host.kind, codex_remote_core::host::HostKind::OnDemand(_)) {
+        // A host made on demand: its engine and image, then the usual checks in a container
+        // started for them.
+        codex_remote_core::doctor::diagnose_on_demand(&host, &cache).await
+    } else {
+        codex_remote_core::doctor::diagnose_and_remember(transport.as_ref(), &cache).await
+    };
     let _ = transport.close().await;
     let ok = checks.iter().all(|c| c.ok);
-    let connected = checks.first().is_some_and(|c| c.ok);
+    let connected = checks
+        .iter()
+        .take_while(|c| c.name != "host key known")
+        .all(|c| c.ok);
     if ctx.json {
         output::print_json(&serde_json::json!({ "host": host.name, "ok": ok, "checks": checks }))?;
     } else {

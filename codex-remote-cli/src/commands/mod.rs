@@ -99,7 +99,7 @@ impl Context {
         let scope = engine.push_scope()?;
         if !self.quiet && !self.json {
             eprintln!(
-                "pushing {} ({} files, {})",
+                "project to push: {} ({} files, {})",
                 scope.root.display(),
                 scope.files,
                 crate::output::human_bytes(scope.bytes)

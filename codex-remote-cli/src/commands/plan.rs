@@ -53,6 +53,10 @@ pub fn render(plan: &RunPlan) -> String {
         HostKind::Container { engine, target } => {
             format!("{} ({engine} exec {target})", plan.host.name)
         }
+        HostKind::OnDemand(made) => format!(
+            "{} (a fresh {} container of {} per run)",
+            plan.host.name, made.engine, made.image
+        ),
     };
     let _ = writeln!(out, "host        {host}");
     let _ = writeln!(out, "remote dir  {}", plan.remote_dir);

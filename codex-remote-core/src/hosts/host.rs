@@ -26,10 +26,31 @@ pub enum HostKind {
         /// The container (`podman`, `docker`), or `NAMESPACE/POD[/CONTAINER]` (`kubernetes`).
         target: String,
     },
+    /// A fresh container or pod for each run, started before the push and removed once the
+    /// run's result is retrieved (see [`crate::ondemand`]).
+    #[serde(rename = "on-demand")]
+    OnDemand(OnDemand),
+}
+
+/// How the container or pod of a host made on demand is started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OnDemand {
+    /// The engine that starts it.
+    pub engine: ContainerEngine,
+    /// The image it runs.
+    pub image: String,
+    /// Extra arguments for `podman run` / `docker run` (empty for Kubernetes).
+    pub run_args: Vec<String>,
+    /// The pod spec overlay for Kubernetes (`kubectl run --overrides`), as JSON.
+    pub pod_overlay: Option<String>,
+    /// The Kubernetes namespace its pods go in.
+    pub namespace: String,
 }
 
 /// A container engine whose `exec -i` runs commands in a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerEngine {
     /// `podman exec -i CONTAINER ...`.

@@ -2,5 +2,6 @@
 //! SSH, container engines) and the one module that writes shell syntax ([`shell`]).
 
 pub mod host;
+pub mod ondemand;
 pub mod shell;
 pub mod transport;

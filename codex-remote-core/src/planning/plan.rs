@@ -120,7 +120,8 @@ pub struct PlanReport<'a> {
     pub reasoning_effort: Option<&'a str>,
     /// Host name.
     pub host: &'a str,
-    /// `local`, `ssh`, `podman`, `docker` or `kubernetes`.
+    /// `local`, `ssh`, `podman`, `docker`, `kubernetes`, or `on-demand` (a fresh container per
+    /// run).
     pub host_kind: &'static str,
     /// The ssh destination, or null for other hosts.
     pub ssh_destination: Option<&'a str>,
@@ -148,6 +149,7 @@ impl RunPlan {
             HostKind::Local => ("local", None, None),
             HostKind::Ssh { destination } => ("ssh", Some(destination.as_str()), None),
             HostKind::Container { engine, target } => (engine.key(), None, Some(target.as_str())),
+            HostKind::OnDemand(_) => ("on-demand", None, None),
         };
         PlanReport {
             schema_version: PLAN_SCHEMA_VERSION,

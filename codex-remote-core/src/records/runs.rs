@@ -91,6 +91,9 @@ pub struct RunRecord {
     /// What about the result deserves the user's attention (set when it is retrieved).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<RunWarning>,
+    /// The run's own container, when its host is made on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ondemand::RunContainer>,
     /// How the agent ran: `exec` (headless, the default; absent from older records) or
     /// `interactive` (the Codex TUI over a terminal).
     #[serde(default, skip_serializing_if = "RunKind::is_exec")]
@@ -405,6 +408,7 @@ mod tests {
             attempt_log_start: 0,
             finish: None,
             warnings: Vec::new(),
+            container: None,
             kind: RunKind::Exec,
         }
     }

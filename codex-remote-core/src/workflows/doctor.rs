@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::host::HostKeyPolicy;
+use crate::host::{HostKeyPolicy, HostKind};
 use crate::prerequisites::{probe, CodexAuth, PrerequisiteCache, Prerequisites};
 use crate::transport::{CommandSpec, Transport, TransportExt};
 
@@ -63,6 +63,145 @@ pub async fn diagnose_and_remember(
     checks
 }
 
+/// The checks of a host made on demand: its engine and image here, then every usual check in a
+/// container started for the purpose (and removed after). Remembers what it learns in `cache`.
+pub async fn diagnose_on_demand(
+    host: &crate::host::HostSpec,
+    cache: &PrerequisiteCache,
+) -> Vec<Check> {
+    use crate::host::ContainerEngine;
+    use crate::ondemand::engine_command;
+    let Some(spec) = crate::ondemand::spec_of(host) else {
+        return Vec::new();
+    };
+    let program = spec.engine.program();
+    let mut checks = Vec::new();
+    let started = Instant::now();
+    let version: Vec<String> = match spec.engine {
+        ContainerEngine::Kubernetes => vec![program.into(), "version".into(), "--client".into()],
+        _ => vec![program.into(), "version".into()],
+    };
+    match engine_command(&version).await {
+        Ok(_) => checks.push(check(
+            "engine available",
+            started,
+            true,
+            format!("`{program}` runs"),
+            None,
+        )),
+        Err(detail) => {
+            checks.push(check(
+                "engine available",
+                started,
+                false,
+                detail,
+                Some(format!(
+                    "install {program} on this machine, or set `engine` under [hosts.{}]",
+                    host.name
+                )),
+            ));
+            return checks;
+        }
+    }
+    let started = Instant::now();
+    let image = spec.image.clone();
+    let exists: Option<Vec<String>> = match spec.engine {
+        ContainerEngine::Podman => Some(vec![
+            program.into(),
+            "image".into(),
+            "exists".into(),
+            image.clone(),
+        ]),
+        ContainerEngine::Docker => Some(vec![
+            program.into(),
+            "image".into(),
+            "inspect".into(),
+            "--format".into(),
+            "{{.Id}}".into(),
+            image.clone(),
+        ]),
+        ContainerEngine::Kubernetes => None,
+    };
+    match exists {
+        None => checks.push(check(
+            "image available",
+            started,
+            true,
+            format!("`{image}` is pulled by the cluster when a pod starts (checked by starting one below)"),
+            None,
+        )),
+        Some(argv) => match engine_command(&argv).await {
+            Ok(_) => checks.push(check("image available", started, true, format!("`{image}` is here"), None)),
+            Err(detail) => {
+                checks.push(check(
+                    "image available",
+                    started,
+                    false,
+                    format!("`{image}` is not here: {detail}"),
+                    Some(format!("`{program} pull {image}` (or build it), or fix `image` under [hosts.{}]", host.name)),
+                ));
+                return checks;
+            }
+        },
+    }
+    let started = Instant::now();
+    let probe_id = format!("doctor-{:04x}", rand::random::<u16>());
+    let container = match crate::ondemand::start(host, &probe_id, "doctor").await {
+        Ok(container) => {
+            checks.push(check(
+                "container starts",
+                started,
+                true,
+                format!("started `{}` for the checks below", container.target),
+                None,
+            ));
+            container
+        }
+        Err(e) => {
+            checks.push(check(
+                "container starts",
+                started,
+                false,
+                e.to_string(),
+                Some(format!(
+                    "check `run_args` under [hosts.{}]; the image needs `sh` and `sleep`",
+                    host.name
+                )),
+            ));
+            return checks;
+        }
+    };
+    let inside = crate::ondemand::container_host(host, &container);
+    match crate::transport::container::ContainerTransport::new(inside) {
+        Ok(transport) => checks.extend(diagnose_and_remember(&transport, cache).await),
+        Err(e) => checks.push(check(
+            "host reachable",
+            Instant::now(),
+            false,
+            e.to_string(),
+            None,
+        )),
+    }
+    let started = Instant::now();
+    match crate::ondemand::remove(&container).await {
+        Ok(()) => checks.push(check(
+            "container removed",
+            started,
+            true,
+            format!("`{}` is gone", container.target),
+            None,
+        )),
+        Err(e) => checks.push(check(
+            "container removed",
+            started,
+            false,
+            e.to_string(),
+            None,
+        )),
+    }
+    checks
+}
+
 async fn diagnose_learning(
     transport: &dyn Transport,
     learned: &mut Option<Prerequisites>,
@@ -72,26 +211,42 @@ async fn diagnose_learning(
     let mut checks = Vec::new();
 
     let started = Instant::now();
+    // The first check names how the host is reached, and its fix is a command to try.
+    let (reachable, try_it) = match &host.kind {
+        HostKind::Ssh { .. } => ("ssh reachable", format!("try `ssh {name} true`")),
+        HostKind::Container { engine, target }
+        | HostKind::OnDemand(crate::host::OnDemand {
+            engine,
+            image: target,
+            ..
+        }) => (
+            "host reachable",
+            format!(
+                "check that `{}` runs here and that `{target}` exists (e.g. `{} ps`)",
+                engine.key(),
+                engine.key()
+            ),
+        ),
+        HostKind::Local => (
+            "host reachable",
+            "check that `sh` runs on this machine".to_string(),
+        ),
+    };
     match transport.ping().await {
         Ok(rtt) => checks.push(check(
-            "ssh reachable",
+            reachable,
             started,
             true,
             format!("round trip {} ms", rtt.as_millis()),
             None,
         )),
         Err(e) => {
-            let fix = if e.is_connection() {
-                Some(e.to_string())
-            } else {
-                None
-            };
             checks.push(check(
-                "ssh reachable",
+                reachable,
                 started,
                 false,
                 e.to_string(),
-                fix.or(Some(format!("try `ssh {name} true`"))),
+                Some(try_it),
             ));
             return checks;
         }

@@ -383,6 +383,11 @@ impl Engine {
         self.transport(&self.config.host(Some(host))?)
     }
 
+    /// The transport that reaches a run: its own container when its host is made on demand.
+    fn transport_of(&self, record: &RunRecord) -> Result<SharedTransport, Error> {
+        crate::ondemand::for_run(record, self.transport_named(&record.host)?)
+    }
+
     /// Closes every connection the engine opened (later use reconnects).
     pub async fn close(&self) {
         let connections: Vec<SharedTransport> = self
@@ -519,9 +524,14 @@ impl Engine {
         }
         let started = async {
             let transport = self.transport(&plan.host)?;
+            // A host made on demand has no container yet: the run starts its own, and checks and
+            // pushes there.
+            let on_demand = crate::ondemand::spec_of(&plan.host).is_some();
             // Before anything is pushed: codex on the host and a way for it to authenticate.
-            self.check_prerequisites(transport.as_ref()).await?;
-            if !options.skip_push {
+            if !on_demand {
+                self.check_prerequisites(transport.as_ref()).await?;
+            }
+            if !options.skip_push && !on_demand {
                 let _ = events
                     .send(
                         EventKind::Phase {
@@ -603,7 +613,7 @@ impl Engine {
                 phase: record.phase.to_string(),
             });
         }
-        let transport = self.transport_named(&record.host)?;
+        let transport = self.transport_of(&record)?;
         let (tx, rx) = mpsc::channel(1024);
         let retry = self.config.retry();
         Ok(self.follow(
@@ -702,7 +712,7 @@ impl Engine {
             && record.attempt > 0
             && record.kind == crate::runs::RunKind::Exec
         {
-            let transport = self.transport_named(&record.host)?;
+            let transport = self.transport_of(&record)?;
             let dir = RemoteLayout::new(transport.host(), &record.project)
                 .agent_dir(&record.id, record.attempt);
             Some(self.executor.probe(transport.as_ref(), &dir).await?)
@@ -735,7 +745,7 @@ impl Engine {
             let _ = events.send(EventKind::Codex { codex }.into()).await;
         }
         if follow && record.phase == Phase::Running {
-            let transport = self.transport_named(&record.host)?;
+            let transport = self.transport_of(&record)?;
             let (tx, rx) = mpsc::channel(256);
             let forwarder = forward(rx, events);
             let followed = crate::run::follow_attempt(
@@ -787,8 +797,13 @@ impl Engine {
         let store = project.runs();
         let mut record = store.load(run_id)?;
         if !record.remote_removed {
-            let transport = self.transport_named(&record.host)?;
+            let transport = self.transport_of(&record)?;
             pipeline::retrieve(transport, &project, &mut record).await?;
+            // Retrieved: a finished run made on demand needs its container no more.
+            let keep = record.finish.as_ref().is_some_and(|f| f.keep);
+            if !keep && record.phase.is_finished() {
+                crate::ondemand::release(&store, &mut record).await?;
+            }
         }
         diff_of(&project, &record.id, store.read_patch(&record.id)?)
     }
@@ -808,7 +823,7 @@ impl Engine {
         }
         // Retrieved to disk and applied from there: memory does not grow with the patch.
         if !record.remote_removed {
-            let transport = self.transport_named(&record.host)?;
+            let transport = self.transport_of(&record)?;
             pipeline::retrieve(transport, &project, &mut record).await?;
         }
         let applied = pipeline::apply(
@@ -832,7 +847,14 @@ impl Engine {
             )?);
         }
         let mut remote_removed = false;
-        if !options.keep && !record.remote_removed {
+        if record.container.as_ref().is_some_and(|c| !c.removed) {
+            // A run made on demand: its container goes, its tree with it (never under an agent
+            // still working there: `attach` finishes that run).
+            if !options.keep && !self.agent_may_be_working(&record).await {
+                crate::ondemand::release(&store, &mut record).await?;
+                remote_removed = true;
+            }
+        } else if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
             // The host layout is named after the run's own project.
             let project = self.project(Some(&record.project))?;
@@ -850,6 +872,23 @@ impl Engine {
         })
     }
 
+    /// Whether the run's agent may still be working on its host (asked of the host while the
+    /// record says it runs; an unanswered question counts as yes).
+    async fn agent_may_be_working(&self, record: &RunRecord) -> bool {
+        if record.phase != Phase::Running || record.attempt == 0 {
+            return false;
+        }
+        let Ok(transport) = self.transport_of(record) else {
+            return true;
+        };
+        let dir = RemoteLayout::new(transport.host(), &record.project)
+            .agent_dir(&record.id, record.attempt);
+        !matches!(
+            self.executor.probe(transport.as_ref(), &dir).await,
+            Ok(AgentState::Finished { .. } | AgentState::Vanished | AgentState::NotStarted)
+        )
+    }
+
     /// Every run recorded in the project, oldest first.
     pub fn list(&self) -> Result<Vec<RunRecord>, Error> {
         Ok(self.project(None)?.runs().list()?)
@@ -861,12 +900,21 @@ impl Engine {
         let cutoff = SystemTime::now() - options.older_than;
         let mut pruned = Vec::new();
         for mut record in self.list()? {
-            if record.tree.is_none() || record.remote_removed {
-                continue;
-            }
             let old = humantime::parse_rfc3339(&record.created_at)
                 .map(|t| t < cutoff)
                 .unwrap_or(false);
+            // A container made on demand that was left (kept, or its removal failed): it goes
+            // once its run is over or retrieved.
+            if record.container.as_ref().is_some_and(|c| !c.removed)
+                && (record.phase.is_finished() || record.applied_at.is_some() || old)
+            {
+                crate::ondemand::release(&self.project(None)?.runs(), &mut record).await?;
+                pruned.push(record.id.clone());
+                continue;
+            }
+            if record.tree.is_none() || record.remote_removed {
+                continue;
+            }
             if record.applied_at.is_some() || old {
                 let transport = self.transport_named(&record.host)?;
                 let project = self.project(Some(&record.project))?;
@@ -891,6 +939,10 @@ impl Engine {
             let Ok(spec) = self.config.host(Some(&host)) else {
                 continue;
             };
+            // A host made on demand keeps no pool: each run's container went with it.
+            if crate::ondemand::spec_of(&spec).is_some() {
+                continue;
+            }
             let count = pipeline::prune_idle_trees(self.transport(&spec)?, &project).await?;
             if count > 0 {
                 removed.push((host, count));
@@ -922,10 +974,16 @@ impl Engine {
         if has_work && !transports.is_empty() {
             // One push per host serves every run of the plan; every host's agent prerequisites
             // are checked before the first push.
-            for transport in &transports {
+            // Hosts made on demand are checked and pushed to in each run's own container.
+            let reached = || {
+                transports
+                    .iter()
+                    .filter(|t| crate::ondemand::spec_of(t.host()).is_none())
+            };
+            for transport in reached() {
                 self.check_prerequisites(transport.as_ref()).await?;
             }
-            for transport in &transports {
+            for transport in reached() {
                 self.push_to(transport.clone(), &project, None).await?;
             }
         }

@@ -81,6 +81,14 @@ impl Engine {
         ssh_config: Option<&Path>,
     ) -> Result<InteractiveSession, Error> {
         let host = self.config().host(host)?;
+        if let crate::host::HostKind::OnDemand(_) = &host.kind {
+            return Err(crate::input::InputError::new(
+                format!("host `{}`", host.name),
+                "the host is made on demand: it has no container to open a session in",
+            )
+            .hint("run a task on it, or open a session in a running container with `--host podman://NAME`")
+            .into());
+        }
         let transport = self.transport(&host)?;
         self.check_prerequisites(transport.as_ref()).await?;
         let project = self.project(None)?;
@@ -170,7 +178,9 @@ impl Engine {
                 command.args(&argv[1..]).arg("sh").arg("-c").arg(&script);
                 command
             }
-            crate::host::HostKind::Local => unreachable!("handled above"),
+            crate::host::HostKind::Local | crate::host::HostKind::OnDemand(_) => {
+                unreachable!("handled above")
+            }
         };
         // The session may last hours: [`Engine::finish_interactive`] connects afresh rather
         // than trusting a connection left idle that long.

@@ -324,7 +324,7 @@ async fn settle_one(
             };
             match applied {
                 Ok(_) => {
-                    if !options.run.keep {
+                    if !options.run.keep && !record.remote_removed {
                         if let Some(transport) = hosts.iter().find(|t| t.host().name == record.host)
                         {
                             // Cleaning the host need not hold up the next apply.
@@ -469,7 +469,7 @@ impl TaskContext {
                 record
             }
         };
-        follow_and_finish(
+        let finished = follow_and_finish(
             &self.project,
             &self.config,
             &mut record,
@@ -478,7 +478,16 @@ impl TaskContext {
             retry,
             tx,
         )
-        .await?;
+        .await;
+        // A run made on demand has its result in the local record now (or is over): its
+        // container goes, unless kept (`--keep`). Applying works from the local record.
+        if !self.options.keep && (finished.is_ok() || record.phase.is_finished()) {
+            let released = crate::ondemand::release(&self.project.runs(), &mut record).await;
+            if finished.is_ok() {
+                released?;
+            }
+        }
+        finished?;
         Ok(record)
     }
 }

@@ -128,14 +128,25 @@ pub async fn push_with(
 }
 
 /// Records a new run and prepares its isolated tree on the host (after a push).
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))]
 pub async fn start_run(
     transport: SharedTransport,
     config: &Config,
     project: &Project,
     task_id: &str,
 ) -> Result<RunRecord, Error> {
+    let record = new_record(transport.as_ref(), project, task_id);
+    start_run_as(transport, config, project, record).await
+}
+
+/// [`start_run`] for a record made beforehand (a run whose container was started for it).
+pub async fn start_run_as(
+    transport: SharedTransport,
+    config: &Config,
+    project: &Project,
+    mut record: RunRecord,
+) -> Result<RunRecord, Error> {
     let layout = RemoteLayout::new(transport.host(), &project.name);
-    let mut record = new_record(transport.as_ref(), project, task_id);
     let store = project.runs();
     store.save(&record)?;
     let prepared = workspace::prepare_run(
@@ -194,6 +205,7 @@ pub fn new_record(
         attempt_log_start: 0,
         finish: None,
         warnings: Vec::new(),
+        container: None,
         kind: Default::default(),
     }
 }

@@ -186,6 +186,83 @@ pub async fn start(
     if let Some(spec) = &options.checkpoint {
         crate::checkpoint::spec_in_project(&project.root, &spec.file)?;
     }
+    if crate::ondemand::spec_of(transport.host()).is_some() {
+        return start_on_demand(plan, config, project, transport, executor, options, events).await;
+    }
+    start_as(
+        plan, config, project, transport, executor, options, events, None,
+    )
+    .await
+}
+
+/// [`start`] on a host made on demand: the run's own container first, then everything in it
+/// (its push included: a fresh container has no mirror). A start that fails removes the
+/// container.
+async fn start_on_demand(
+    plan: &RunPlan,
+    config: &Config,
+    project: &Project,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+    options: &RunOptions,
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<RunRecord, Error> {
+    // A push that would be refused is refused before any container starts.
+    pipeline::push_scope(config, project)?;
+    let mut record = pipeline::new_record(transport.as_ref(), project, &plan.task.id);
+    let container = crate::ondemand::start(transport.host(), &record.id, &project.name).await?;
+    record.container = Some(container.clone());
+    // Recorded at once: whatever happens next, `runs --prune` finds the container.
+    let store = project.runs();
+    if let Err(e) = store.save(&record) {
+        crate::ondemand::remove(&container).await?;
+        return Err(e.into());
+    }
+    let inside = crate::ondemand::for_run(&record, transport)?;
+    let options = RunOptions {
+        skip_push: false,
+        ..options.clone()
+    };
+    let id = record.id.clone();
+    let started = start_as(
+        plan,
+        config,
+        project,
+        inside,
+        executor,
+        &options,
+        events,
+        Some(record),
+    )
+    .await;
+    if let Err(e) = &started {
+        match store.load(&id) {
+            Ok(mut saved) => {
+                // Recorded, so `status` says why it never ran.
+                if !saved.phase.is_finished() {
+                    saved.phase = Phase::Failed;
+                    saved.error = Some(e.to_string());
+                    saved.updated_at = now();
+                }
+                crate::ondemand::release(&store, &mut saved).await?;
+            }
+            Err(_) => crate::ondemand::remove(&container).await?,
+        }
+    }
+    started
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_as(
+    plan: &RunPlan,
+    config: &Config,
+    project: &Project,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+    options: &RunOptions,
+    events: &mpsc::Sender<RunEvent>,
+    made: Option<RunRecord>,
+) -> Result<RunRecord, Error> {
     let host = transport.host().name.clone();
     // Before anything is pushed: codex on the host and a way for it to authenticate.
     let cache = crate::prerequisites::PrerequisiteCache::new(&project.root);
@@ -198,7 +275,9 @@ pub async fn start(
         };
         let _ = events.send(RunEvent::Pushed(pushed)).await;
     }
-    let mut record = pipeline::start_run(transport.clone(), config, project, &plan.task.id)
+    let made =
+        made.unwrap_or_else(|| pipeline::new_record(transport.as_ref(), project, &plan.task.id));
+    let mut record = pipeline::start_run_as(transport.clone(), config, project, made)
         .await
         .map_err(|e| e.on_host(&host))?;
     let store = project.runs();
@@ -330,8 +409,33 @@ fn local_log_len(store: &RunStore, run_id: &str) -> u64 {
 }
 
 /// Follows the run's agent from where the local record stopped until it finishes, retrying a
-/// rate-limited agent, then retrieves and (as the run asked) applies the result.
+/// rate-limited agent, then retrieves and (as the run asked) applies the result. A run made on
+/// demand is followed in its own container, which goes once the run is over (unless kept).
 pub async fn follow_and_finish(
+    project: &Project,
+    config: &Config,
+    record: &mut RunRecord,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+    retry: (Duration, Duration),
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<RunSummary, Error> {
+    let transport = crate::ondemand::for_run(record, transport)?;
+    let finished =
+        follow_and_finish_in(project, config, record, transport, executor, retry, events).await;
+    // Over (its result retrieved, or failed, refused, cancelled): nothing of it stays. A run
+    // still running or not yet retrieved keeps its container for `attach` and `pull`.
+    let keep = record.finish.as_ref().is_some_and(|f| f.keep);
+    if !keep && record.phase.is_finished() {
+        let released = crate::ondemand::release(&project.runs(), record).await;
+        if finished.is_ok() {
+            released?;
+        }
+    }
+    finished
+}
+
+async fn follow_and_finish_in(
     project: &Project,
     config: &Config,
     record: &mut RunRecord,
@@ -874,13 +978,19 @@ pub async fn cancel(
         ))
         .into());
     }
-    if record.attempt > 0 {
+    let container_gone = record.container.as_ref().is_some_and(|c| c.removed);
+    if record.attempt > 0 && !container_gone {
+        let transport = crate::ondemand::for_run(record, transport)?;
         let agent_dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
         executor.cancel(transport.as_ref(), &agent_dir).await?;
     }
     record.phase = Phase::Cancelled;
     record.updated_at = now();
     project.runs().save(record)?;
+    // A run made on demand takes its container with it, unless asked to keep it.
+    if !record.finish.as_ref().is_some_and(|f| f.keep) {
+        crate::ondemand::release(&project.runs(), record).await?;
+    }
     Ok(())
 }
 

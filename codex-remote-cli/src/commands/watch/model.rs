@@ -39,10 +39,10 @@ impl RunView {
     }
 }
 
-/// Whether the run may still change (every phase but the three ends, so phases added later,
-/// such as parking on a usage limit, count as active).
+/// Whether the run may still change (every phase but the ends, so phases added later, such as
+/// parking on a usage limit, count as active).
 pub fn is_active(phase: Phase) -> bool {
-    !matches!(phase, Phase::Completed | Phase::Failed | Phase::Cancelled)
+    !phase.is_finished()
 }
 
 /// The phase's name as recorded (`running`, `completed`...).

@@ -902,6 +902,7 @@ pub fn for_host(
         crate::host::HostKind::Container { .. } => {
             Arc::new(container::ContainerTransport::new(host)?)
         }
+        crate::host::HostKind::OnDemand(_) => Arc::new(crate::ondemand::OnDemandHost::new(host)),
     })
 }
 

@@ -280,7 +280,7 @@ pub struct SelectedFile {
 }
 
 /// Walks the project like the syncers do: `.gitignore` (if configured), the excludes, no `.git`,
-/// no symlinks that point outside the project, never following links.
+/// no `.codex-remote/` or root `codex-remote.toml`, no symlinks that point outside the project, never following links.
 pub fn select_files(root: &Path, settings: &SyncSettings) -> Result<Vec<SelectedFile>, SyncError> {
     if !root.is_dir() {
         return Err(SyncError::NotADirectory(root.to_path_buf()));
@@ -290,7 +290,8 @@ pub fn select_files(root: &Path, settings: &SyncSettings) -> Result<Vec<Selected
         .exclude
         .iter()
         .map(String::as_str)
-        .chain([".git", ".codex-remote/"])
+        // Our config is the user's, not the agent's: it may hold other hosts' env secrets.
+        .chain([".git", ".codex-remote/", "/codex-remote.toml"])
     {
         excludes
             .add_line(None, pattern)

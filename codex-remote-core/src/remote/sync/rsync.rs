@@ -38,6 +38,8 @@ pub fn rsync_filter_args(request: &PushRequest) -> Vec<String> {
         // The mirror's .git is the runs' baseline repository; the local one is never pushed.
         "--exclude=/.git".to_string(),
         "--exclude=/.codex-remote/".to_string(),
+        // Our config is the user's, not the agent's: it may hold other hosts' env secrets.
+        "--exclude=/codex-remote.toml".to_string(),
     ];
     if request.settings.respect_gitignore {
         args.push("--filter=:- .gitignore".to_string());
