@@ -30,7 +30,7 @@ pub enum Command {
     /// Show what a run would do: task, model and why, host, remote directory, excluded files, instruction.
     Plan(PlanArgs),
     /// Run a task end to end: push, run Codex on the host, retrieve the change, apply it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// See the whole workflow work: a throwaway project on this machine, the real Codex CLI
     /// (fetched from npm once), a scripted model server standing in for OpenAI.
     Demo(DemoArgs),
@@ -166,6 +166,34 @@ pub struct RunArgs {
     /// working directory with no commit, or above sync.max_push_files / sync.max_push_bytes.
     #[arg(long)]
     pub confirm_push: bool,
+    #[command(flatten)]
+    pub long_run: LongRunArgs,
+}
+
+/// Usage-limit parking and notifications, shared by `run` and `orchestrate`.
+#[derive(Debug, Args)]
+pub struct LongRunArgs {
+    /// How long a run may stay parked at usage limits, in all (`90m`, `6h`, `0s`; default: the
+    /// config's `max_wait`, else 6h). A reset further away fails the run with exit 5.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_wait: Option<std::time::Duration>,
+    /// Run this local command when a run ends, parks or fails, with its summary JSON on stdin
+    /// (split on whitespace, no shell; default: the config's `notify`).
+    #[arg(long, value_name = "CMD")]
+    pub notify: Option<String>,
+}
+
+impl LongRunArgs {
+    /// Lays the flags over the config's defaults in `options`.
+    pub fn apply(&self, options: &mut codex_remote_core::RunOptions) {
+        if let Some(max_wait) = self.max_wait {
+            options.max_wait = max_wait;
+        }
+        if let Some(notify) = &self.notify {
+            let argv: Vec<String> = notify.split_whitespace().map(str::to_string).collect();
+            options.notify = (!argv.is_empty()).then_some(argv);
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -218,6 +246,8 @@ pub struct OrchestrateArgs {
     /// working directory with no commit, or above sync.max_push_files / sync.max_push_bytes.
     #[arg(long)]
     pub confirm_push: bool,
+    #[command(flatten)]
+    pub long_run: LongRunArgs,
 }
 
 #[derive(Debug, Args)]

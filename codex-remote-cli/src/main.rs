@@ -109,7 +109,7 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
     let ctx = commands::Context::new(&cli)?;
     match cli.command {
         Command::Plan(args) => commands::plan::run(&ctx, args),
-        Command::Run(args) => commands::run::run(&ctx, args).await,
+        Command::Run(args) => commands::run::run(&ctx, *args).await,
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
         Command::Attach(args) => commands::attach::attach(&ctx, args).await,

@@ -92,7 +92,7 @@ fn assert_demo_worked(out: &Output) {
     assert!(stdout.contains("(applied)"), "{stdout}");
     assert!(stdout.contains("src/greet.ts   | added"), "{stdout}");
     assert!(stdout.contains("return `Hello, ${name}!`;"), "{stdout}");
-    assert!(stderr.contains("pushed 4 files"), "{stderr}");
+    assert!(stderr.contains("pushed 3 files"), "{stderr}");
     assert!(stderr.contains("agent: Added src/greet.ts"), "{stderr}");
 }
 

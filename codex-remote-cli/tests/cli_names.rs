@@ -224,9 +224,9 @@ fn an_empty_git_directory_above_does_not_widen_the_project() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = push_from(&env, &cwd, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // notes.txt, codex-remote.toml and the .gitignore `init` wrote.
+    // notes.txt and the .gitignore `init` wrote (never codex-remote.toml: it is the user's).
     assert!(
-        stderr(&out).contains(&format!("project to push: {} (3 files,", cwd.display())),
+        stderr(&out).contains(&format!("project to push: {} (2 files,", cwd.display())),
         "{}",
         stderr(&out)
     );
@@ -288,7 +288,7 @@ fn pushes_above_the_limits_need_confirm_push() {
     let out = env.run(&["push", "--host", "local"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("6 files, ")
+        stderr(&out).contains("5 files, ")
             && stderr(&out).contains("bytes is above the limit of 3 files or 1000000 bytes"),
         "{}",
         stderr(&out)

@@ -68,6 +68,14 @@ pub struct ConfigFile {
     /// Retrying rate-limited runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// How long a run parked at a usage limit may wait for the limit to reset, in all (a
+    /// duration such as `90m` or `6h`; default `6h`). A reset further away fails the run (exit 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
+    /// A local command run when a run ends, parks or fails, with the run's summary JSON on
+    /// stdin: program and arguments, no shell (e.g. `["notify-send", "codex-remote"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
     /// End a run whose agent shows no progress (no event) for this long: `90s`, `10m`, `1h`;
     /// `0s` never (default `10m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +209,15 @@ pub struct SyncConfig {
     /// (default 209715200, 200 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_push_bytes: Option<u64>,
+}
+
+/// The default `max_wait`: long enough for a 5-hour usage window to reset.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
+
+/// Parses a `max_wait` / `--max-wait` duration (`90m`, `6h`, `0s`).
+pub fn parse_max_wait(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like 90m or 6h: {e}"))
 }
 
 /// `[retry]`.
@@ -547,6 +564,12 @@ impl ConfigFile {
         if other.default_host.is_some() {
             self.default_host = other.default_host;
         }
+        if other.max_wait.is_some() {
+            self.max_wait = other.max_wait;
+        }
+        if other.notify.is_some() {
+            self.notify = other.notify;
+        }
         if other.stall_timeout.is_some() {
             self.stall_timeout = other.stall_timeout;
         }
@@ -732,6 +755,23 @@ impl Config {
                 .hint("give the remote host another name, such as `[hosts.penguin]`"));
             }
         }
+        if let Some(max_wait) = &self.merged.max_wait {
+            parse_max_wait(max_wait).map_err(|message| {
+                InputError::new(self.source_name(), message)
+                    .field("max_wait")
+                    .hint("write a duration such as `90m`, `6h` or `0s` (never wait)")
+            })?;
+        }
+        if self
+            .merged
+            .notify
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n[0].is_empty())
+        {
+            return Err(InputError::new(self.source_name(), "names no program")
+                .field("notify")
+                .hint("write the program and its arguments, such as `[\"notify-send\", \"codex-remote\"]`"));
+        }
         if let Some(text) = &self.merged.stall_timeout {
             humantime::parse_duration(text).map_err(|e| {
                 InputError::new(
@@ -841,6 +881,20 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_EXCLUDES.iter().map(|s| s.to_string()).collect()),
             respect_gitignore: sync.respect_gitignore.unwrap_or(true),
         }
+    }
+
+    /// How long a run may stay parked at a usage limit, in all (`max_wait`, default 6 h).
+    pub fn max_wait(&self) -> Duration {
+        self.merged
+            .max_wait
+            .as_deref()
+            .and_then(|s| parse_max_wait(s).ok())
+            .unwrap_or(DEFAULT_MAX_WAIT)
+    }
+
+    /// The `notify` command (program and arguments), if any.
+    pub fn notify(&self) -> Option<Vec<String>> {
+        self.merged.notify.clone().filter(|n| !n.is_empty())
     }
 
     /// The largest push made without confirmation: (files, bytes).
@@ -1096,6 +1150,28 @@ mod tests {
 
     fn parse(text: &str) -> Result<ConfigFile, InputError> {
         ConfigFile::parse(text, "c.toml")
+    }
+
+    #[test]
+    fn max_wait_and_notify_are_checked() {
+        let config = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(PROJECT_FILE), text).unwrap();
+            ConfigLoader {
+                user_file: None,
+                start_dir: dir.path().to_path_buf(),
+                env: BTreeMap::new(),
+            }
+            .load()
+        };
+        let e = config("max_wait = \"soon\"\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("max_wait"), "{e}");
+        let e = config("notify = []\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("notify"), "{e}");
+        let ok = config("max_wait = \"90m\"\nnotify = [\"notify-send\", \"x y\"]\n").unwrap();
+        assert_eq!(ok.max_wait(), Duration::from_secs(5400));
+        assert_eq!(ok.notify().unwrap(), ["notify-send", "x y"]);
+        assert_eq!(Config::builtin().max_wait(), DEFAULT_MAX_WAIT);
     }
 
     #[test]

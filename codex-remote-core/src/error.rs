@@ -217,7 +217,9 @@ impl Error {
             ) => ErrorKind::BadInput,
             Error::Runs(_) => ErrorKind::TaskFailed,
             Error::Exec { failure, .. } => match failure {
-                ExecFailure::RateLimited { .. } => ErrorKind::RateLimited,
+                ExecFailure::RateLimited { .. } | ExecFailure::UsageLimited { .. } => {
+                    ErrorKind::RateLimited
+                }
                 ExecFailure::AuthExpired { .. }
                 | ExecFailure::CodexNotFound { .. }
                 | ExecFailure::WorkspaceMissing { .. } => ErrorKind::Prerequisite,
@@ -281,6 +283,15 @@ fn exec_message(failure: &ExecFailure, host: &str, attempts: u32) -> String {
         ExecFailure::RateLimited { message } => {
             format!("still rate-limited after {attempts} attempt(s) on `{host}`: {message}")
         }
+        ExecFailure::UsageLimited { message, resume_at } => format!(
+            "the Codex usage limit is reached on `{host}`{}: {message}",
+            resume_at
+                .map(|at| format!(
+                    " and resets only at {}, past the run's max_wait",
+                    crate::runs::rfc3339_of(at)
+                ))
+                .unwrap_or_default()
+        ),
         ExecFailure::AuthExpired { message } => {
             format!("codex's credentials were refused on `{host}` (not logged in, login expired, or a bad API key): {message}")
         }
@@ -317,6 +328,7 @@ fn exec_hint(failure: &ExecFailure, host: &str) -> Option<String> {
         ExecFailure::RateLimited { .. } => {
             "wait for the quota to reset, or allow more retries ([retry] in the config)".into()
         }
+        ExecFailure::UsageLimited { .. } => "the run waits for a reset only up to `max_wait`; raise it (config `max_wait`) or run the task again after the reset".into(),
         ExecFailure::AuthExpired { .. } => {
             format!("run `codex login` on {host}, or check the CODEX_API_KEY it runs with")
         }

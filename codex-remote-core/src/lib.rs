@@ -83,6 +83,11 @@ mod error;
 pub mod names;
 #[cfg(not(feature = "test-internals"))]
 mod names;
+#[cfg(feature = "test-internals")]
+#[doc(hidden)]
+pub mod notify;
+#[cfg(not(feature = "test-internals"))]
+mod notify;
 
 // The public families: the four traits with their implementations (transport, sync, executor,
 // model), the formats an embedder reads or writes (config, host, task, events, schema), doctor's
@@ -126,7 +131,9 @@ pub use policy::RestrictedFiles;
 pub use prerequisites::PrerequisiteCache;
 pub use progress::{Event, EventKind};
 pub use run::{unrecorded_events, RunOptions, RunSummary};
-pub use runs::{FinishOptions, Phase, RunKind, RunRecord, RunStore, RunStoreError, RunWarning};
+pub use runs::{
+    rfc3339_of, FinishOptions, Phase, RunKind, RunRecord, RunStore, RunStoreError, RunWarning,
+};
 pub use shell::{quote as shell_quote, ScriptError};
 pub use task::TaskSpec;
 pub use taskplan::TaskPlan;

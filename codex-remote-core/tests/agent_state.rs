@@ -113,6 +113,8 @@ async fn a_launch_on_a_full_disk_says_so_in_the_hosts_words() {
         extra_args: Vec::new(),
         timeout: None,
         stall_timeout: None,
+        max_wait_secs: None,
+        resume_thread: None,
     };
     let agent = disk.path().join("agents/r/1").display().to_string();
     let result = CodexExecutor.launch(&t, &agent, &request).await;

@@ -28,6 +28,8 @@ fn request() -> ExecRequest {
         extra_args: Vec::new(),
         timeout: None,
         stall_timeout: None,
+        max_wait_secs: None,
+        resume_thread: None,
     }
 }
 

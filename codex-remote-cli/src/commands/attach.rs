@@ -71,9 +71,22 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         "created   {}\nupdated   {}\n",
         record.created_at, record.updated_at
     ));
+    if let (codex_remote_core::Phase::Waiting, Some(at)) = (record.phase, &record.resume_at) {
+        text.push_str(&format!(
+            "resumes   {at} (parked at a usage limit; the host resumes thread {} then)\n",
+            record.thread_id.as_deref().unwrap_or("?")
+        ));
+    }
     if record.attempt > 0 {
         text.push_str(&format!("attempt   {}\n", record.attempt));
     }
+    if let Some(thread) = &record.thread_id {
+        text.push_str(&format!("thread    {thread}\n"));
+    }
+    text.push_str(&format!(
+        "tokens    {}\n",
+        super::run::render_usage(&record.usage)
+    ));
     if let Some(agent) = &status.agent {
         text.push_str(&format!(
             "agent     {}\n",

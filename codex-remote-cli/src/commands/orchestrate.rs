@@ -26,6 +26,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
     if let Some(retries) = args.retries {
         run.retries = retries;
     }
+    args.long_run.apply(&mut run);
     let options = OrchestrateOptions {
         parallel: args.parallel,
         fail_fast: args.fail_fast,
@@ -60,6 +61,10 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
             text.push_str(&format!(", {} skipped", summary.skipped.len()));
         }
         text.push('\n');
+        text.push_str(&format!(
+            "tokens {}\n",
+            super::run::render_usage(&summary.usage)
+        ));
         for (task, run) in &resumed {
             text.push_str(&format!(
                 "  {task}: resumed run {run} from an interrupted orchestration\n"
@@ -156,6 +161,19 @@ fn describe(event: &EventKind) -> Option<String> {
         } => Some(format!(
             "rate limited; retry {attempt}/{of} in {delay_secs:.1}s"
         )),
+        EventKind::Waiting { resume_at, .. } => {
+            Some(format!("usage limit: parked until {resume_at}"))
+        }
+        EventKind::ThreadResumed { reason, .. } => Some(format!("resumed ({reason})")),
+        EventKind::HostParked { host, until } => Some(format!(
+            "host {host} reached its usage limit: no new task goes there until {until}"
+        )),
+        EventKind::AllParked { until } => Some(format!(
+            "every host is at its usage limit; waiting, continues at {until}"
+        )),
+        EventKind::Moved { from, to } => {
+            Some(format!("{from} is parked; moved to {to}, starting afresh"))
+        }
         EventKind::Codex { codex } => match codex {
             CodexEvent::ItemStarted { item } => match &item.kind {
                 ItemKind::CommandExecution { command, .. } => {

@@ -82,6 +82,18 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
             } => Some(format!(
                 "rate limited ({reason}); retry {attempt}/{of} in {delay_secs:.1}s"
             )),
+            EventKind::Waiting {
+                resume_at, source, ..
+            } => {
+                current = format!("waiting until {resume_at}");
+                Some(format!(
+                    "usage limit reached: parked until {resume_at} ({source}); the host resumes the same thread then, with or without this client"
+                ))
+            }
+            EventKind::ThreadResumed { thread_id, reason } => {
+                current = "running".into();
+                Some(format!("resumed thread {thread_id} ({reason})"))
+            }
             EventKind::Codex { codex } => match codex {
                 CodexEvent::ItemStarted { item } => match &item.kind {
                     ItemKind::CommandExecution { command, .. } => {
@@ -124,9 +136,8 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
                     _ => None,
                 },
                 CodexEvent::TurnCompleted { usage } => {
-                    tokens = tokens
-                        .saturating_add(usage.input_tokens)
-                        .saturating_add(usage.output_tokens);
+                    // Cumulative per thread: the latest figure is the thread's total.
+                    tokens = usage.input_tokens.saturating_add(usage.output_tokens);
                     None
                 }
                 CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),

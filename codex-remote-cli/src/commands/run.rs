@@ -48,6 +48,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     if let Some(retries) = args.retries {
         options.retries = retries;
     }
+    args.long_run.apply(&mut options);
     if args.detach {
         let record = engine.start_detached(&plan, options).await;
         engine.close().await;
@@ -156,10 +157,14 @@ fn render_summary(
         plan.map(|p| format!(" ({})", p.model_reason()))
             .unwrap_or_default()
     ));
-    out.push_str(&format!(
-        "tokens   {} in, {} out\n",
-        summary.usage.input_tokens, summary.usage.output_tokens
-    ));
+    out.push_str(&format!("tokens   {}\n", render_usage(&summary.usage)));
+    if summary.resumes > 0 {
+        out.push_str(&format!(
+            "resumed  {} time(s), thread {}\n",
+            summary.resumes,
+            summary.thread_id.as_deref().unwrap_or("?")
+        ));
+    }
     out.push_str(&format!("files    {} changed\n", summary.files.len()));
     if !summary.files.is_empty() {
         out.push_str(&output::render_stat(&summary.files));
@@ -193,6 +198,17 @@ fn render_summary(
     out
 }
 
+/// `1200 in (800 cached), 300 out (120 reasoning)`.
+pub fn render_usage(usage: &codex_remote_core::events::Usage) -> String {
+    format!(
+        "{} in ({} cached), {} out ({} reasoning)",
+        usage.input_tokens,
+        usage.cached_input_tokens,
+        usage.output_tokens,
+        usage.reasoning_output_tokens
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +223,8 @@ mod tests {
             host: "h".into(),
             model: "m".into(),
             usage: Default::default(),
+            thread_id: None,
+            resumes: 0,
             last_message: Some("Created the files".into()),
             files: Vec::new(),
             applied: false,

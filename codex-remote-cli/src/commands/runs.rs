@@ -58,6 +58,15 @@ pub async fn run(ctx: &Context, args: RunsArgs) -> Result<i32, CliError> {
             ""
         };
         let phase = r.phase.to_string();
+        let mut applied = applied.to_string();
+        if let (codex_remote_core::Phase::Waiting, Some(at)) = (r.phase, &r.resume_at) {
+            applied = format!("until {at}");
+        }
+        if r.usage.input_tokens.saturating_add(r.usage.output_tokens) > 0 {
+            applied = format!("{applied} {}", super::run::render_usage(&r.usage))
+                .trim()
+                .to_string();
+        }
         let line = format!(
             "{}  {:<10}  {:<10}  {}  {} {}",
             r.id, phase, r.host, r.created_at, applied, remote

@@ -9,8 +9,11 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// Token usage of a turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+/// Token usage (of a turn, or in all).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(default)]
 pub struct Usage {
     /// Input tokens.
     pub input_tokens: u64,
@@ -20,6 +23,49 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Reasoning output tokens (newer Codex versions).
     pub reasoning_output_tokens: u64,
+}
+
+/// Totals Codex's usage over a run's events. `turn.completed.usage` is cumulative per thread
+/// (a resumed thread reports its whole history), so each thread counts once, with its last
+/// figures; threads started afresh (a relaunch, a retry) add up.
+#[derive(Debug, Clone, Default)]
+pub struct UsageTally {
+    thread: String,
+    per_thread: std::collections::BTreeMap<String, Usage>,
+}
+
+impl UsageTally {
+    /// Takes one event into account.
+    pub fn observe(&mut self, event: &CodexEvent) {
+        match event {
+            CodexEvent::ThreadStarted { thread_id } => self.thread = thread_id.clone(),
+            CodexEvent::TurnCompleted { usage } => {
+                let entry = self.per_thread.entry(self.thread.clone()).or_default();
+                // Cumulative: the later figure includes the earlier one (max guards against a
+                // Codex that reports per turn after all).
+                // (Saturating: the figures come from the host.)
+                *entry = if usage.input_tokens.saturating_add(usage.output_tokens)
+                    >= entry.input_tokens.saturating_add(entry.output_tokens)
+                {
+                    *usage
+                } else {
+                    let mut sum = *entry;
+                    sum.add(usage);
+                    sum
+                };
+            }
+            _ => {}
+        }
+    }
+
+    /// The total so far.
+    pub fn total(&self) -> Usage {
+        let mut total = Usage::default();
+        for usage in self.per_thread.values() {
+            total.add(usage);
+        }
+        total
+    }
 }
 
 impl Usage {
@@ -161,6 +207,39 @@ pub enum CodexEvent {
         /// The message.
         message: String,
     },
+    /// codex-remote's host-side supervisor parked the run at a usage limit (a
+    /// `codex-remote.parked` line it appends to the agent's log).
+    Parked {
+        /// The thread it will resume.
+        thread_id: String,
+        /// When it resumes (Unix seconds).
+        resume_at: u64,
+        /// Where `resume_at` came from: `session` (Codex's rate-limit snapshot), `message`
+        /// (the "try again at" time of Codex's message) or `fallback`.
+        source: String,
+    },
+    /// The supervisor resumed the thread (`codex exec resume`) after a park or an interruption.
+    Resumed {
+        /// The thread resumed.
+        thread_id: String,
+        /// `usage-limit` or `interrupted`.
+        reason: String,
+    },
+    /// After a resume, the thread's session file showed a turn under another sandbox than the
+    /// run's: the supervisor stopped, and the result is not trusted.
+    PolicyChanged {
+        /// The run's sandbox mode.
+        expected: String,
+        /// The modes the thread's turns ran under, comma-separated.
+        seen: String,
+    },
+    /// The supervisor gave up waiting: the limit resets after the run's `max_wait`.
+    GaveUp {
+        /// When the limit resets (Unix seconds).
+        resume_at: u64,
+        /// The run's `max_wait`, in seconds.
+        max_wait_secs: u64,
+    },
     /// An event type we do not know, kept whole.
     Other {
         /// Its `type`, if it had one.
@@ -293,6 +372,23 @@ impl CodexEvent {
             Some("error") => Some(CodexEvent::Error {
                 message: text(&value, "message"),
             }),
+            Some("codex-remote.parked") => Some(CodexEvent::Parked {
+                thread_id: text(&value, "thread_id"),
+                resume_at: number(&value, "resume_at"),
+                source: text(&value, "source"),
+            }),
+            Some("codex-remote.resumed") => Some(CodexEvent::Resumed {
+                thread_id: text(&value, "thread_id"),
+                reason: text(&value, "reason"),
+            }),
+            Some("codex-remote.policy_changed") => Some(CodexEvent::PolicyChanged {
+                expected: text(&value, "expected"),
+                seen: text(&value, "seen"),
+            }),
+            Some("codex-remote.gave_up") => Some(CodexEvent::GaveUp {
+                resume_at: number(&value, "resume_at"),
+                max_wait_secs: number(&value, "max_wait_secs"),
+            }),
             _ => None,
         };
         parsed.unwrap_or(CodexEvent::Other {
@@ -388,6 +484,43 @@ mod tests {
                 }
             }
         ));
+    }
+
+    #[test]
+    fn usage_counts_each_thread_once_across_resumes() {
+        let log = [
+            r#"{"type":"thread.started","thread_id":"t1"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":100,"cached_input_tokens":10,"output_tokens":20,"reasoning_output_tokens":5}}"#,
+            r#"{"type":"codex-remote.parked","thread_id":"t1","resume_at":1795600436,"source":"session"}"#,
+            r#"{"type":"codex-remote.resumed","thread_id":"t1","reason":"usage-limit"}"#,
+            r#"{"type":"thread.started","thread_id":"t1"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":250,"cached_input_tokens":90,"output_tokens":50,"reasoning_output_tokens":7}}"#,
+            // A fresh thread (a retry) adds up.
+            r#"{"type":"thread.started","thread_id":"t2"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":2,"reasoning_output_tokens":0}}"#,
+        ];
+        let mut tally = UsageTally::default();
+        let events: Vec<CodexEvent> = log.iter().map(|l| CodexEvent::parse(l)).collect();
+        for event in &events {
+            tally.observe(event);
+        }
+        assert_eq!(
+            tally.total(),
+            Usage {
+                input_tokens: 251,
+                cached_input_tokens: 90,
+                output_tokens: 52,
+                reasoning_output_tokens: 7
+            }
+        );
+        assert_eq!(
+            events[2],
+            CodexEvent::Parked {
+                thread_id: "t1".into(),
+                resume_at: 1795600436,
+                source: "session".into()
+            }
+        );
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub struct ExecRequest {
     pub extra_args: Vec<String>,
     /// Cancel the agent after this long.
     pub timeout: Option<Duration>,
+    /// How long the host-side supervisor may keep the run parked at usage limits, in all
+    /// (seconds; `None`: the built-in default).
+    #[serde(default)]
+    pub max_wait_secs: Option<u64>,
+    /// Resume this Codex thread instead of starting afresh (a relaunch after the agent was
+    /// interrupted); not recorded: it belongs to one attempt.
+    #[serde(skip)]
+    pub resume_thread: Option<String>,
     /// End the run when the agent shows no progress (no event) for this long; `None` never.
     /// Records made before this setting existed get the default.
     #[serde(default = "default_stall_timeout")]
@@ -64,6 +72,14 @@ pub enum ExecFailure {
     RateLimited {
         /// Codex's message.
         message: String,
+    },
+    /// The account's usage limit was reached, and it does not reset within the run's
+    /// `max_wait` (or the thread could not be resumed).
+    UsageLimited {
+        /// Codex's message.
+        message: String,
+        /// When the limit resets (Unix seconds), when known.
+        resume_at: Option<u64>,
     },
     /// Authentication was refused (401/403): not logged in, or the login expired.
     AuthExpired {
@@ -110,7 +126,12 @@ impl ExecFailure {
     /// Classifies a failed turn's message.
     pub fn from_message(message: &str) -> ExecFailure {
         let lower = message.to_ascii_lowercase();
-        if lower.contains("429")
+        if is_usage_limit(message) {
+            ExecFailure::UsageLimited {
+                message: message.to_string(),
+                resume_at: None,
+            }
+        } else if lower.contains("429")
             || lower.contains("too many requests")
             || lower.contains("rate limit")
             || lower.contains("usage limit")
@@ -135,6 +156,90 @@ impl ExecFailure {
     }
 }
 
+/// Whether `text` looks like a Codex thread id (letters, digits and `-`, at most 64): what
+/// the host reports as one is untrusted.
+pub fn is_thread_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Whether Codex's message says the account's usage limit (not a rate limit) was reached.
+pub fn is_usage_limit(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    lower.contains("usage limit") || lower.contains("usage_limit")
+}
+
+/// The delay a failure message states (`Please try again in 1.5s`, `try again in 20ms`,
+/// `retry after 3 seconds`, `Retry-After: 2`), if any.
+pub fn stated_delay(message: &str) -> Option<Duration> {
+    let lower = message.to_ascii_lowercase();
+    for marker in [
+        "try again in ",
+        "retry after ",
+        "retry-after: ",
+        "retry-after:",
+    ] {
+        let Some(at) = lower.find(marker) else {
+            continue;
+        };
+        let rest = &lower[at + marker.len()..];
+        // A Go-style duration (`1m30s`, `1.5s`, `250ms`) or a number of seconds.
+        let token: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect();
+        let token = token.trim_end_matches('.');
+        if let Ok(secs) = token.parse::<f64>() {
+            return capped(secs);
+        }
+        let mut total = 0f64;
+        let mut number = String::new();
+        let mut chars = token.chars().peekable();
+        let mut any = false;
+        while let Some(c) = chars.next() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let mut unit = c.to_string();
+            while let Some(&n) = chars.peek() {
+                if n.is_ascii_alphabetic() {
+                    unit.push(n);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let value: f64 = number.parse().ok()?;
+            number.clear();
+            total += value
+                * match unit.as_str() {
+                    "ms" => 0.001,
+                    "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+                    "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+                    "h" | "hour" | "hours" => 3600.0,
+                    _ => return None,
+                };
+            any = true;
+        }
+        if any && number.is_empty() {
+            return capped(total);
+        }
+    }
+    None
+}
+
+/// The longest stated delay honoured as is (the text comes from the host).
+const MAX_STATED_DELAY: Duration = Duration::from_secs(3600);
+
+fn capped(secs: f64) -> Option<Duration> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_STATED_DELAY, |d| d.min(MAX_STATED_DELAY)))
+}
+
 /// How an agent run ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct ExecOutcome {
@@ -156,6 +261,7 @@ pub(crate) struct ExecOutcome {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OutcomeBuilder {
     outcome: Option<ExecOutcome>,
+    usage: crate::events::UsageTally,
 }
 
 impl OutcomeBuilder {
@@ -169,11 +275,27 @@ impl OutcomeBuilder {
             files_reported: Vec::new(),
             failure: None,
         });
+        self.usage.observe(event);
+        outcome.usage = self.usage.total();
         match event {
             CodexEvent::ThreadStarted { thread_id } => outcome.thread_id = Some(thread_id.clone()),
-            CodexEvent::TurnCompleted { usage } => outcome.usage.add(usage),
             CodexEvent::TurnFailed { message } => {
                 outcome.failure = Some(ExecFailure::from_message(message))
+            }
+            // The thread goes on: what failed before the park is behind it.
+            CodexEvent::Resumed { .. } => outcome.failure = None,
+            CodexEvent::PolicyChanged { expected, seen } => {
+                outcome.failure = Some(ExecFailure::TurnFailed {
+                    message: format!(
+                        "the resumed Codex thread ran under the sandbox(es) `{seen}`, not the run's `{expected}`; its result is not trusted (hint: check `codex_args` / `--codex-arg` for sandbox settings)"
+                    ),
+                })
+            }
+            CodexEvent::GaveUp { resume_at, .. } => {
+                if let Some(ExecFailure::UsageLimited { resume_at: at, .. }) = &mut outcome.failure
+                {
+                    *at = Some(*resume_at);
+                }
             }
             CodexEvent::ItemCompleted { item } => match &item.kind {
                 ItemKind::AgentMessage { text } => outcome.last_message = Some(text.clone()),
@@ -214,6 +336,16 @@ pub enum AgentState {
     Running {
         /// The supervisor's pid (leader of the agent's process group).
         pid: u32,
+    },
+    /// Parked at a usage limit: the supervisor waits on the host and resumes the thread at
+    /// `resume_at`.
+    Waiting {
+        /// The supervisor's pid.
+        pid: u32,
+        /// When it resumes (Unix seconds).
+        resume_at: u64,
+        /// The thread it resumes (checked to be a plain id).
+        thread_id: Option<String>,
     },
     /// It finished with this status.
     Finished {
@@ -303,19 +435,81 @@ impl CodexExecutor {
         spec.stdin = crate::transport::Stdin::Bytes(request.instruction.clone().into_bytes());
         spec
     }
+
+    /// The command that resumes a thread of `request`'s agent: `codex exec resume --json -m
+    /// MODEL`, the run tree's writable `.git` (as [`Self::command`]), the reasoning effort, the request's extra arguments (translated where `exec
+    /// resume` lacks the option: `--sandbox M` becomes `-c sandbox_mode="M"`; `--cd` and
+    /// `--profile` are dropped), and last `-c sandbox_mode="MODE"` (`exec resume` has no `-s`
+    /// and no `-C`: the sandbox is pinned by config, last so it wins, and it runs from the run's
+    /// directory). The thread id and `-` (prompt on stdin) come after, on the host.
+    pub fn resume_command(codex: &str, request: &ExecRequest) -> CommandSpec {
+        let mut spec = CommandSpec::new(codex)
+            .args(["exec", "resume", "--json", "-m", &request.model.model])
+            // As for the first launch: the run tree's own git directory stays writable.
+            .args(["-c", crate::workspace::TREE_GIT_WRITABLE]);
+        if let Some(effort) = &request.model.reasoning_effort {
+            spec = spec
+                .arg("-c")
+                .arg(format!("model_reasoning_effort={}", toml_string(effort)));
+        }
+        let mut extra = request.extra_args.iter();
+        while let Some(arg) = extra.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            match name {
+                "-s" | "--sandbox" => {
+                    if let Some(mode) = inline.or_else(|| extra.next().cloned()) {
+                        spec = spec
+                            .arg("-c")
+                            .arg(format!("sandbox_mode={}", toml_string(&mode)));
+                    }
+                }
+                "-C" | "--cd" | "-p" | "--profile" => {
+                    if inline.is_none() {
+                        extra.next();
+                    }
+                }
+                _ => spec = spec.arg(arg.clone()),
+            }
+        }
+        // Last, so it wins over any `-c sandbox_mode` before it, as `--sandbox` does for `exec`.
+        spec = spec
+            .arg("-c")
+            .arg(format!("sandbox_mode={}", toml_string(&request.sandbox)));
+        spec.cwd = Some(request.dir.clone());
+        spec.shell_init = true;
+        spec
+    }
 }
+
+/// A TOML basic string (for `-c key=value`, whose value Codex parses as TOML).
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).expect("strings serialise")
+}
+
+/// The prompt a resumed thread gets after a usage-limit park.
+pub const CONTINUE_AFTER_LIMIT: &str = "Your previous turn stopped because the account's usage limit was reached; the limit has reset. Continue the task from where you stopped: the work you did so far is in the working directory.";
+
+/// The prompt a resumed thread gets after its agent was interrupted (host reboot, OOM kill,
+/// crash).
+pub const CONTINUE_AFTER_INTERRUPTION: &str = "Your previous turn was interrupted (the agent's process ended unexpectedly). Continue the task from where you stopped: check the state of the working directory first, then finish the task.";
+
+/// The default `max_wait` in seconds, when the request does not say.
+const DEFAULT_MAX_WAIT_SECS: u64 = 6 * 3600;
 
 /// Starts the supervisor detached (systemd-run --user where the user manager runs, so that
 /// logind's KillUserProcesses does not end it at logout; else setsid nohup). The supervisor
-/// records its pid, marks its environment with the attempt's random marker (inherited by the
-/// agent and everything it starts, whatever process group or session they move to, so `cancel`
-/// can find them all), runs the agent script with the instruction on stdin and its events
-/// appended to events.jsonl, then records the exit status. Args: agent dir, agent script, then
-/// the names of the environment variables the agent inherits from this command (their values
-/// are in its environment, never in an argument); stdin: the instruction. Prints the
-/// supervisor's pid.
+/// ([`SUPERVISE_SCRIPT`]) marks its environment with the attempt's random marker (inherited by
+/// the agent and everything it starts, whatever process group or session they move to, so
+/// `cancel` can find them all). Args: agent dir, agent script, resume script, resume-at script,
+/// max wait (s), thread to resume first (or empty), its prompt, the prompt after a usage limit,
+/// the supervisor's own script, the sandbox mode, then the names of the environment variables
+/// the agent inherits from this command (their values are in its environment, never in an
+/// argument); stdin: the instruction. Prints the supervisor's pid.
 const LAUNCH_SCRIPT: &str = r#"set -e
-dir=$1; script=$2; shift 2
+dir=$1; script=$2; resume=$3; at_script=$4; max_wait=$5; first=$6; prompt=$7; limit_prompt=$8; supervise=$9; sandbox=${10}; shift 10
 mkdir -p -- "$dir"
 if ! err=$(mkdir -- "$dir/launched" 2>&1); then
   [ -d "$dir/launched" ] || { printf '%s\n' "$err" >&2; exit 1; }
@@ -327,20 +521,144 @@ od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > "$dir/marker"
 # The agent script runs in the login shell, like every ssh command: the user's shell_init is
 # written for it (`source` is not POSIX).
 shell=${SHELL:-/bin/sh}
-supervise='dir=$1; script=$2; shell=$3; echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"; CODEX_REMOTE_AGENT=$(cat "$dir/marker"); export CODEX_REMOTE_AGENT; "$shell" -c "$script" < "$dir/instruction" >> "$dir/events.jsonl" 2>> "$dir/stderr.log"; echo $? > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"'
 if command -v systemd-run >/dev/null 2>&1 && systemctl --user is-system-running >/dev/null 2>&1; then
   unit="codex-remote-$(date +%s)-$$"
   printf '%s\n' "$unit" > "$dir/unit"
   # The user manager does not inherit this environment: hand over each variable by name
   # (systemd-run takes the value from its own environment, so no value is on its command line).
   n=$#; for name do set -- "$@" "--setenv=$name"; done; shift "$n"
-  systemd-run --user --quiet --collect --unit="$unit" "$@" sh -c "$supervise" supervise "$dir" "$script" "$shell"
+  systemd-run --user --quiet --collect --unit="$unit" "$@" sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox"
 else
-  setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$shell" >/dev/null 2>&1 < /dev/null &
+  setsid nohup sh -c "$supervise" supervise "$dir" "$script" "$resume" "$at_script" "$shell" "$max_wait" "$first" "$prompt" "$limit_prompt" "$sandbox" >/dev/null 2>&1 < /dev/null &
 fi
 i=0
 while [ ! -s "$dir/pid" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 cat "$dir/pid"
+"#;
+
+/// The host-side supervisor: records its pid, runs the agent (or resumes the thread `$7`), and
+/// while the agent ends at a usage limit, parks: works out when the limit resets (the resume-at
+/// script), appends a `codex-remote.parked` line to the event log, sleeps until then and
+/// resumes the same thread with `codex exec resume` (a `codex-remote.resumed` line) — all on
+/// the host, with no client connected. A reset past `max_wait` (counted from the first park)
+/// appends `codex-remote.gave_up` instead. A Codex that was killed or crashed mid-thread is
+/// resumed the same way (at most twice; its leftover processes ended first). Finally records
+/// Codex's exit status.
+const SUPERVISE_SCRIPT: &str = r#"dir=$1; script=$2; resume=$3; at_script=$4; shell=$5; max_wait=$6; thread=$7; prompt=$8; limit_prompt=$9; sandbox=${10}
+cat /proc/sys/kernel/random/boot_id > "$dir/boot_id" 2>/dev/null || rm -f "$dir/boot_id"
+echo $$ > "$dir/pid.tmp"; mv -f "$dir/pid.tmp" "$dir/pid"
+# The attempt's marker, inherited by Codex and everything it starts (see CANCEL_SCRIPT).
+CODEX_REMOTE_AGENT=$(cat "$dir/marker"); export CODEX_REMOTE_AGENT
+log=$dir/events.jsonl
+valid_thread() { case $1 in ''|*[!A-Za-z0-9-]*) return 1 ;; esac; }
+# Resumes thread $1 with the prompt $2, then checks in the thread's session file that every turn
+# ran under the run's sandbox (exit status 97 and a policy_changed line otherwise).
+resume_thread() {
+  start=$(wc -c < "$log")
+  printf '%s\n' "$2" | "$shell" -c "$resume" sh "$1" - >> "$log" 2>> "$dir/stderr.log"
+  rc=$?
+  seen=$(CODEX_REMOTE_THREAD=$1 CODEX_REMOTE_SANDBOXES=1 "$shell" -c "$at_script" 2>> "$dir/stderr.log" | sed -n 's/^codex-remote-sandboxes: //p' | tail -n 1)
+  case $seen in
+    ''|"$sandbox") ;;
+    *[!a-z,-]*) rc=97 ;;
+    *) printf '{"type":"codex-remote.policy_changed","expected":"%s","seen":"%s"}\n' "$sandbox" "$seen" >> "$log"; rc=97 ;;
+  esac
+}
+start=$(wc -c < "$log")
+if valid_thread "$thread"; then
+  printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"interrupted"}\n' "$thread" >> "$log"
+  resume_thread "$thread" "$prompt"
+else
+  "$shell" -c "$script" < "$dir/instruction" >> "$log" 2>> "$dir/stderr.log"
+  rc=$?
+fi
+parked=; crashes=0
+while [ "$rc" -ne 0 ] && [ "$rc" -ne 97 ]; do
+  thread=$(sed -n 's/^{"type":"thread.started","thread_id":"\([A-Za-z0-9-]*\)"}$/\1/p' "$log" | head -n 1)
+  valid_thread "$thread" || break
+  # Codex killed (OOM killer, a signal) or crashed (a Rust panic exits 101): what it left
+  # running goes, then the same thread resumes; at most twice.
+  if [ "$rc" -gt 128 ] || [ "$rc" -eq 101 ]; then
+    crashes=$((crashes + 1)); [ "$crashes" -le 2 ] || break
+    others=$(ps -eo pid=,pgid= 2>/dev/null | awk -v g="$$" '$2 == g && $1 != g { print $1 }')
+    for p in $others; do kill -s KILL "$p" 2>/dev/null; done
+    printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"interrupted"}\n' "$thread" >> "$log"
+    resume_thread "$thread" "$prompt"
+    continue
+  fi
+  # Only a usage limit parks: the last turn.failed of this attempt says so.
+  tail -c +"$((start + 1))" "$log" | grep '^{"type":"turn.failed"' | tail -n 1 | grep -qi 'usage.limit' || break
+  now=$(date +%s)
+  [ -n "$parked" ] || parked=$now
+  out=$(CODEX_REMOTE_LOG=$log CODEX_REMOTE_FROM=$start CODEX_REMOTE_THREAD=$thread "$shell" -c "$at_script" 2>> "$dir/stderr.log" | sed -n 's/^codex-remote-resume-at: //p' | tail -n 1)
+  at=${out%% *}; source=${out#* }
+  case $at in ''|*[!0-9]*) at=$((now + 600)); source=fallback ;; esac
+  case $source in session|message|fallback) ;; *) source=fallback ;; esac
+  # Never a hot loop of resumes against a limit that has not reset yet.
+  [ "$at" -ge $((now + 2)) ] || at=$((now + 2))
+  if [ "$at" -gt $((parked + max_wait)) ]; then
+    printf '{"type":"codex-remote.gave_up","resume_at":%s,"max_wait_secs":%s}\n' "$at" "$max_wait" >> "$log"
+    break
+  fi
+  printf '%s %s\n' "$at" "$thread" > "$dir/waiting.tmp"; mv -f "$dir/waiting.tmp" "$dir/waiting"
+  printf '{"type":"codex-remote.parked","thread_id":"%s","resume_at":%s,"source":"%s"}\n' "$thread" "$at" "$source" >> "$log"
+  while now=$(date +%s); [ "$now" -lt "$at" ]; do
+    left=$((at - now)); [ "$left" -gt 60 ] && left=60
+    sleep "$left"
+  done
+  rm -f "$dir/waiting"
+  printf '{"type":"codex-remote.resumed","thread_id":"%s","reason":"usage-limit"}\n' "$thread" >> "$log"
+  resume_thread "$thread" "$limit_prompt"
+done
+echo "$rc" > "$dir/status.tmp"; mv -f "$dir/status.tmp" "$dir/status"
+"#;
+
+/// Works out when a usage limit resets; prints `codex-remote-resume-at: EPOCH SOURCE` (with
+/// `CODEX_REMOTE_SANDBOXES` set instead: `codex-remote-sandboxes: ` and the sandbox modes the
+/// thread's turns ran under, comma-separated; nothing when its session file is not found). The
+/// prefix tells the answer from whatever the user's shell init prints. Runs in the user's shell after
+/// the shell init and the host's environment (for `CODEX_HOME`), with the event log, the byte
+/// where the failed attempt began and the thread in `CODEX_REMOTE_LOG`, `CODEX_REMOTE_FROM`
+/// and `CODEX_REMOTE_THREAD`. The rule (docs/cli.md, "Usage limits"): (1) the rate-limit
+/// snapshot Codex recorded in the thread's session file (`token_count.rate_limits`): the latest
+/// `resets_at` of a window at 100 %, if still ahead; (2) the time in Codex's message ("try again
+/// at 9:01 AM" / "at Sep 15th, 2026 7:59 PM", host's time zone, GNU or busybox `date -d`), plus
+/// one minute as Codex shows only the minute, a bare time already past meaning tomorrow;
+/// (3) ten minutes from now.
+const RESUME_AT_SCRIPT: &str = r#"now=$(date +%s)
+home=${CODEX_HOME:-$HOME/.codex}
+file=$(find "$home/sessions" -type f -name "rollout-*-$CODEX_REMOTE_THREAD.jsonl" 2>/dev/null | head -n 1)
+if [ -n "$CODEX_REMOTE_SANDBOXES" ]; then
+  # The other question: the sandbox modes the thread's turns ran under, comma-separated.
+  [ -n "$file" ] || exit 0
+  printf 'codex-remote-sandboxes: %s\n' "$(grep '"type":"turn_context"' "$file" \
+    | sed -n 's/.*"sandbox_policy":{"type":"\([a-z-]*\)".*/\1/p' | sort -u | paste -s -d , -)"
+  exit 0
+fi
+if [ -n "$file" ]; then
+  at=$(grep '"type":"token_count"' "$file" | grep '"rate_limits"' | tail -n 1 | awk '{
+    n = split($0, parts, "{"); best = 0
+    for (i = 1; i <= n; i++) {
+      p = parts[i]
+      if (!match(p, /"used_percent":[0-9.]+/)) continue
+      u = substr(p, RSTART + 15, RLENGTH - 15) + 0
+      if (!match(p, /"resets_at":[0-9]+/)) continue
+      r = substr(p, RSTART + 12, RLENGTH - 12) + 0
+      if (u >= 100 && r > best) best = r
+    }
+    if (best > 0) printf "%d\n", best
+  }')
+  case $at in ''|*[!0-9]*) ;; *) if [ "$at" -gt "$now" ]; then echo "codex-remote-resume-at: $at session"; exit 0; fi ;; esac
+fi
+when=$(tail -c +"$((CODEX_REMOTE_FROM + 1))" "$CODEX_REMOTE_LOG" | grep '^{"type":"turn.failed"' | tail -n 1 \
+  | sed -n 's/.*try again at \([A-Za-z0-9:, ]*[AP]M\)\..*/\1/p' \
+  | sed -e 's/\([0-9]\)st,/\1,/' -e 's/\([0-9]\)nd,/\1,/' -e 's/\([0-9]\)rd,/\1,/' -e 's/\([0-9]\)th,/\1,/')
+if [ -n "$when" ] && t=$(date -d "$when" +%s 2>/dev/null); then
+  t=$((t + 60))
+  case $when in *,*) ;; *) if [ "$t" -le "$now" ]; then t=$((t + 86400)); fi ;; esac
+  echo "codex-remote-resume-at: $t message"; exit 0
+fi
+echo "codex-remote-resume-at: $((now + 600)) fallback"
 "#;
 
 /// Shell functions shared by the follow, probe and cancel scripts. They expect `dir` (the agent
@@ -357,6 +675,13 @@ token=$(cat "$dir/marker" 2>/dev/null || true)
 case $pid in ''|*[!0-9]*) pid= ;; esac
 if [ -n "$pid" ] && [ "$pid" -le 1 ]; then pid=; fi
 case $token in *[!0-9a-f]*) token= ;; esac
+# same_boot: the host has not rebooted since the launch (where it has a boot id). After a reboot
+# nothing of the attempt runs, and its recorded pid may name an unrelated process by now: it is
+# never taken as alive nor signalled.
+# (Both read once: the follow's watcher asks every 20 ms, and this boot cannot change under it.)
+booted=$(cat "$dir/boot_id" 2>/dev/null || true)
+boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || true)
+same_boot() { [ -z "$booted" ] || [ "$booted" = "$boot" ]; }
 # alive PID: the process exists and is not a zombie.
 alive() {
   case $1 in ''|*[!0-9]*) return 1 ;; esac
@@ -379,6 +704,7 @@ marked() {
 }
 # agent_alive: the supervisor, or a process of its group (Codex itself), still runs.
 agent_alive() {
+  same_boot || return 1
   alive "$pid" && return 0
   for p in $(marked); do
     s=
@@ -417,10 +743,12 @@ tail -c 4000 "$dir/stderr.log" 2>/dev/null || true
 /// The line that ends the event stream of a follow.
 const FOLLOW_END: &str = "\u{1e}codex-remote-follow-end";
 
-/// Prints `running PID`, `finished CODE`, `vanished` or `not-started`.
+/// Prints `running PID`, `waiting PID RESUME_AT THREAD`, `finished CODE`, `vanished` or
+/// `not-started`.
 const PROBE_SCRIPT: &str = r#"
 if [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
-elif agent_alive; then echo "running $pid"
+elif agent_alive; then
+  if [ -s "$dir/waiting" ]; then echo "waiting $pid $(cat "$dir/waiting")"; else echo "running $pid"; fi
 elif [ -e "$dir/status" ]; then echo "finished $(cat "$dir/status")"
 elif [ -n "$pid" ]; then echo vanished
 else echo not-started; fi
@@ -433,6 +761,7 @@ else echo not-started; fi
 const CANCEL_SCRIPT: &str = r#"
 unit=$(cat "$dir/unit" 2>/dev/null || true)
 case $unit in codex-remote-[0-9]*) ;; *) unit= ;; esac
+same_boot || { pid=; unit=; }
 signal() {
   if [ -n "$pid" ]; then kill -s "$1" -- "-$pid" 2>/dev/null || true; fi
   if [ -n "$unit" ]; then systemctl --user kill --signal="$1" -- "$unit" >/dev/null 2>&1 || true; fi
@@ -476,21 +805,40 @@ impl Executor for CodexExecutor {
         let mut extra = transport.host().codex_args.clone();
         extra.append(&mut request.extra_args);
         request.extra_args = extra;
-        let codex = Self::command(&transport.host().codex, &request);
         let host = transport.host();
-        // The agent's own command line, built by the one quoting function; shell init first.
-        // It carries no environment values: those (the host's `env`, API keys among them) are
-        // set on the launch command by the transport, off every command line, and the agent
-        // inherits them; only their names are passed, for systemd-run's `--setenv=NAME`.
+        // The agent's own command lines, built by the one quoting function; shell init first.
+        // They carry no environment values: those (the host's `env`, API keys among them) are
+        // set on the launch command by the transport, off every command line, and the
+        // supervisor, Codex, its resumes and the resume-at script inherit them; only their
+        // names are passed, for systemd-run's `--setenv=NAME`.
         let no_env = Default::default();
-        let script = crate::shell::command_script(&crate::shell::ScriptParts {
-            program: &codex.program,
-            args: &codex.args,
-            env: &no_env,
-            cwd: codex.cwd.as_deref(),
-            shell_init: host.shell_init.as_deref(),
-            announce_pid: false,
-        })?;
+        let script_for = |spec: &CommandSpec, passing_args: bool| {
+            let parts = crate::shell::ScriptParts {
+                program: &spec.program,
+                args: &spec.args,
+                env: &no_env,
+                cwd: spec.cwd.as_deref(),
+                shell_init: host.shell_init.as_deref(),
+                announce_pid: false,
+            };
+            if passing_args {
+                crate::shell::command_script_passing_args(&parts)
+            } else {
+                crate::shell::command_script(&parts)
+            }
+        };
+        let codex = Self::command(&host.codex, &request);
+        let script = script_for(&codex, false)?;
+        let resume = script_for(&Self::resume_command(&host.codex, &request), true)?;
+        let at_script = script_for(
+            &CommandSpec::new("sh").args(["-c", RESUME_AT_SCRIPT]),
+            false,
+        )?;
+        let max_wait = request
+            .max_wait_secs
+            .unwrap_or(DEFAULT_MAX_WAIT_SECS)
+            .to_string();
+        let first = request.resume_thread.clone().unwrap_or_default();
         let dir = crate::layout::home_relative(agent_dir);
         let names: Vec<&str> = host
             .env
@@ -498,7 +846,18 @@ impl Executor for CodexExecutor {
             .chain(codex.env.keys())
             .map(String::as_str)
             .collect();
-        let mut args = vec![dir, script.as_str()];
+        let mut args = vec![
+            dir,
+            &script,
+            &resume,
+            &at_script,
+            &max_wait,
+            &first,
+            CONTINUE_AFTER_INTERRUPTION,
+            CONTINUE_AFTER_LIMIT,
+            SUPERVISE_SCRIPT,
+            &request.sandbox,
+        ];
         args.extend(names);
         let mut spec = agent_script(script_names::LAUNCH_AGENT, LAUNCH_SCRIPT, &args)
             .stdin_bytes(request.instruction.clone().into_bytes());
@@ -635,6 +994,14 @@ impl Executor for CodexExecutor {
             ) {
                 (Some("finished"), Some(code)) => AgentState::Finished { code: code as i32 },
                 (Some("running"), Some(pid)) => AgentState::Running { pid: pid as u32 },
+                (Some("waiting"), Some(pid)) => match words.next().and_then(|w| w.parse().ok()) {
+                    Some(resume_at) => AgentState::Waiting {
+                        pid: pid as u32,
+                        resume_at,
+                        thread_id: words.next().filter(|t| is_thread_id(t)).map(str::to_string),
+                    },
+                    None => AgentState::Running { pid: pid as u32 },
+                },
                 (Some("vanished"), _) => AgentState::Vanished,
                 _ => AgentState::NotStarted,
             },
@@ -722,6 +1089,213 @@ mod tests {
     }
 
     #[test]
+    fn usage_limits_are_told_from_rate_limits() {
+        let limit = "You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/usage to purchase more credits or try again at 9:42 AM.";
+        assert!(matches!(
+            ExecFailure::from_message(limit),
+            ExecFailure::UsageLimited {
+                resume_at: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ExecFailure::from_message("rate limit exceeded: Please try again in 1.5s."),
+            ExecFailure::RateLimited { .. }
+        ));
+    }
+
+    #[test]
+    fn stated_delays_are_read_and_bounded() {
+        let secs = |m: &str| stated_delay(m).map(|d| d.as_secs_f64());
+        assert_eq!(
+            secs("Rate limit reached. Please try again in 1.5s. Visit ..."),
+            Some(1.5)
+        );
+        assert_eq!(secs("try again in 250ms"), Some(0.25));
+        assert_eq!(secs("Please try again in 1m30s."), Some(90.0));
+        assert_eq!(secs("retry after 3 seconds"), Some(3.0));
+        assert_eq!(secs("Retry-After: 2"), Some(2.0));
+        assert_eq!(
+            secs("exceeded retry limit, last status: 429 Too Many Requests"),
+            None
+        );
+        assert_eq!(secs("try again at 9:42 AM."), None);
+        assert_eq!(secs("try again in soon"), None);
+        // Hostile figures: never a panic, never more than an hour.
+        assert_eq!(secs("try again in 1e300s"), None);
+        assert_eq!(secs("try again in 1e300"), Some(3600.0));
+        assert_eq!(secs("try again in 99999999999h"), Some(3600.0));
+        assert_eq!(secs("try again in NaN"), None);
+    }
+
+    /// Runs the resume-at rule with a session dir and an event log; returns (epoch, source).
+    fn resume_at(session: Option<&str>, failed: &str) -> (i64, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let thread = "01a21215-4f74-7383-9b55-d58d986f9953";
+        if let Some(line) = session {
+            let sessions = dir.path().join("home/sessions/2026/11/25");
+            std::fs::create_dir_all(&sessions).unwrap();
+            std::fs::write(
+                sessions.join(format!("rollout-2026-11-25T09-41-56-{thread}.jsonl")),
+                format!("{{\"type\":\"session_meta\"}}\n{line}\n"),
+            )
+            .unwrap();
+        }
+        let log = dir.path().join("events.jsonl");
+        std::fs::write(
+            &log,
+            format!("{{\"type\":\"thread.started\",\"thread_id\":\"{thread}\"}}\n{{\"type\":\"turn.failed\",\"error\":{{\"message\":\"{failed}\"}}}}\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", RESUME_AT_SCRIPT])
+            .env("CODEX_HOME", dir.path().join("home"))
+            .env("CODEX_REMOTE_LOG", &log)
+            .env("CODEX_REMOTE_FROM", "0")
+            .env("CODEX_REMOTE_THREAD", thread)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (at, source) = text
+            .trim()
+            .strip_prefix("codex-remote-resume-at: ")
+            .unwrap()
+            .split_once(' ')
+            .unwrap();
+        (at.parse().unwrap(), source.to_string())
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn date(text: &str) -> i64 {
+        let out = std::process::Command::new("date")
+            .args(["-d", text, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn resume_at_prefers_the_session_snapshot_of_an_exhausted_window() {
+        let reset = now() + 120;
+        let weekly = now() + 7 * 86400;
+        let snapshot = format!(
+            r#"{{"type":"event_msg","payload":{{"type":"token_count","info":null,"rate_limits":{{"limit_id":"codex","primary":{{"used_percent":100.0,"window_minutes":300,"resets_at":{reset}}},"secondary":{{"used_percent":40.0,"window_minutes":10080,"resets_at":{weekly}}}}}}}}}"#
+        );
+        let message = "You hit your usage limit. try again at 9:42 AM.";
+        assert_eq!(
+            resume_at(Some(&snapshot), message),
+            (reset, "session".into())
+        );
+        // A window not at 100 % says nothing about this limit; a reset in the past neither.
+        let half = snapshot.replace("100.0", "50.0");
+        assert_eq!(resume_at(Some(&half), "no time here").1, "fallback");
+        let past = snapshot.replace(&reset.to_string(), "1000");
+        assert_eq!(resume_at(Some(&past), "no time here").1, "fallback");
+    }
+
+    #[test]
+    fn host_given_thread_ids_and_resets_are_checked() {
+        assert!(is_thread_id("01a21215-4f74-7383-9b55-d58d986f9953"));
+        for hostile in ["", "a b", "$(reboot)", "x;y", "../x", "*", &"a".repeat(65)] {
+            assert!(!is_thread_id(hostile), "{hostile}");
+        }
+        // A session file whose reset is not a number is not believed.
+        let hostile = r#"{"type":"event_msg","payload":{"type":"token_count","rate_limits":{"primary":{"used_percent":100.0,"window_minutes":300,"resets_at":"$(touch /tmp/pwned)"}}}}"#;
+        assert_eq!(resume_at(Some(hostile), "no time here").1, "fallback");
+    }
+
+    #[test]
+    fn the_sandboxes_of_a_thread_are_read_from_its_session_file() {
+        let sandboxes = |lines: &[&str]| {
+            let dir = tempfile::tempdir().unwrap();
+            let thread = "01a2-beef";
+            let sessions = dir.path().join("sessions/2026/11/25");
+            std::fs::create_dir_all(&sessions).unwrap();
+            std::fs::write(
+                sessions.join(format!("rollout-x-{thread}.jsonl")),
+                lines.join("\n") + "\n",
+            )
+            .unwrap();
+            let out = std::process::Command::new("sh")
+                .args(["-c", RESUME_AT_SCRIPT])
+                .env("CODEX_HOME", dir.path())
+                .env("CODEX_REMOTE_THREAD", thread)
+                .env("CODEX_REMOTE_SANDBOXES", "1")
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .strip_prefix("codex-remote-sandboxes: ")
+                .unwrap()
+                .to_string()
+        };
+        let turn = |mode: &str| {
+            format!(
+                r#"{{"type":"turn_context","payload":{{"cwd":"/w","approval_policy":"never","sandbox_policy":{{"type":"{mode}","network_access":false}},"model":"m"}}}}"#
+            )
+        };
+        let (ww, ro) = (turn("workspace-write"), turn("read-only"));
+        assert_eq!(
+            sandboxes(&[&ww, r#"{"type":"event_msg"}"#, &ww]),
+            "workspace-write"
+        );
+        assert_eq!(sandboxes(&[&ww, &ro]), "read-only,workspace-write");
+    }
+
+    #[test]
+    fn a_policy_change_after_a_resume_fails_the_run() {
+        let mut builder = OutcomeBuilder::default();
+        for line in [
+            r#"{"type":"codex-remote.resumed","thread_id":"t","reason":"usage-limit"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":1,"output_tokens":1}}"#,
+            r#"{"type":"codex-remote.policy_changed","expected":"workspace-write","seen":"danger-full-access,workspace-write"}"#,
+        ] {
+            builder.observe(&CodexEvent::parse(line));
+        }
+        let outcome = builder.finish(ExitStatus::Code(97), "");
+        assert!(
+            matches!(&outcome.failure, Some(ExecFailure::TurnFailed { message }) if message.contains("danger-full-access")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn resume_at_reads_the_message_time_in_the_host_zone() {
+        let (at, source) = resume_at(
+            None,
+            "You hit your usage limit. Visit x or try again at 9:42 AM.",
+        );
+        assert_eq!(source, "message");
+        let mut expected = date("9:42 AM") + 60;
+        if expected <= now() {
+            expected += 86400;
+        }
+        assert_eq!(at, expected);
+        let (at, source) = resume_at(
+            None,
+            "You hit your usage limit. Visit x or try again at Sep 15th, 2030 7:59 PM.",
+        );
+        assert_eq!(
+            (at, source.as_str()),
+            (date("Sep 15, 2030 7:59 PM") + 60, "message")
+        );
+        let (at, source) = resume_at(None, "You hit your usage limit. Try again later.");
+        assert_eq!(source, "fallback");
+        assert!((at - now() - 600).abs() <= 2, "{at}");
+    }
+
+    #[test]
     fn backoff_grows_and_is_bounded() {
         let (initial, max) = (Duration::from_secs(1), Duration::from_secs(10));
         for attempt in 0..8 {
@@ -744,6 +1318,8 @@ mod tests {
             sandbox: "workspace-write".into(),
             extra_args: vec!["--skip-git-repo-check".into()],
             timeout: None,
+            max_wait_secs: None,
+            resume_thread: None,
             stall_timeout: None,
         };
         let spec = CodexExecutor::command("codex", &request);
@@ -769,9 +1345,43 @@ mod tests {
         assert!(!spec.args.iter().any(|a| a.contains("rm -rf")));
         assert_eq!(
             spec.stdin,
-            crate::transport::Stdin::Bytes(request.instruction.into_bytes())
+            crate::transport::Stdin::Bytes(request.instruction.clone().into_bytes())
         );
         assert!(spec.shell_init);
+        assert_eq!(spec.cwd.as_deref(), Some("~/w/runs/r1"));
+
+        // The resume pins what `exec resume` cannot take as flags, and runs from the same dir.
+        let mut request = request;
+        request.extra_args = [
+            "--sandbox",
+            "read-only",
+            "--cd",
+            "x",
+            "--profile=p",
+            "--skip-git-repo-check",
+        ]
+        .map(String::from)
+        .to_vec();
+        let spec = CodexExecutor::resume_command("codex", &request);
+        assert_eq!(
+            spec.args,
+            [
+                "exec",
+                "resume",
+                "--json",
+                "-m",
+                "gpt-5.3-codex",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[\".git\"]",
+                "-c",
+                "model_reasoning_effort=\"high\"",
+                "-c",
+                "sandbox_mode=\"read-only\"",
+                "--skip-git-repo-check",
+                "-c",
+                "sandbox_mode=\"workspace-write\"",
+            ]
+        );
         assert_eq!(spec.cwd.as_deref(), Some("~/w/runs/r1"));
     }
 }

@@ -29,6 +29,16 @@ pub enum Reply {
     Items(Vec<Value>),
     /// An HTTP error status with this body.
     Status(u16, String),
+    /// The account's usage limit, as the ChatGPT backend answers it: HTTP 429 with a
+    /// `usage_limit_reached` error (`resets_at`, `resets_in_seconds`) and the
+    /// `x-codex-primary-*` rate-limit headers (100 % used, resetting then).
+    UsageLimit {
+        /// Seconds until the limit resets, counted from the reply.
+        resets_in_seconds: u64,
+    },
+    /// A stream that fails with `rate_limit_exceeded` and this message (as the Responses API
+    /// reports a rate limit mid-stream, e.g. "... Please try again in 1.5s.").
+    RateLimitFailed(String),
 }
 
 impl Reply {
@@ -268,6 +278,35 @@ fn serve(stream: TcpStream, state: &Arc<Mutex<State>>, gate: &Gate) -> std::io::
         }
         gate.pass();
         let response = match reply {
+            Reply::UsageLimit { resets_in_seconds } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock after 1970")
+                    .as_secs();
+                let resets_at = now + resets_in_seconds;
+                let body = json!({ "error": {
+                    "type": "usage_limit_reached",
+                    "message": "The usage limit has been reached",
+                    "plan_type": "plus",
+                    "resets_at": resets_at,
+                    "resets_in_seconds": resets_in_seconds,
+                } })
+                .to_string();
+                format!(
+                    "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nx-codex-primary-used-percent: 100\r\nx-codex-primary-window-minutes: 300\r\nx-codex-primary-reset-at: {resets_at}\r\nx-codex-primary-reset-after-seconds: {resets_in_seconds}\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+            Reply::RateLimitFailed(message) => {
+                let mut sse = String::new();
+                for (name, data) in [
+                    ("response.created", json!({ "type": "response.created", "response": { "id": "resp_1" } })),
+                    ("response.failed", json!({ "type": "response.failed", "response": { "id": "resp_1", "error": { "code": "rate_limit_exceeded", "message": message } } })),
+                ] {
+                    sse.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+                }
+                format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{sse}", sse.len())
+            }
             Reply::Status(code, body) => format!(
                 "HTTP/1.1 {code} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                 reason(code),

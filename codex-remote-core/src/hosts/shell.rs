@@ -196,6 +196,26 @@ fn script_with_env_file(
     Ok(script)
 }
 
+/// [`command_script`] whose program also gets the script's own positional arguments (`"$@"`)
+/// after its fixed ones: for values known only on the host, such as a Codex thread id, which
+/// thus travel as argv words and are never parsed as shell code.
+///
+/// ```
+/// use codex_remote_core::shell::{command_script_passing_args, ScriptParts};
+/// let args = vec!["resume".to_string()];
+/// let env = Default::default();
+/// let script = command_script_passing_args(&ScriptParts {
+///     program: "codex", args: &args, env: &env, cwd: None, shell_init: None, announce_pid: false,
+/// }).unwrap();
+/// assert_eq!(script, "exec 'codex' 'resume' \"$@\"\n");
+/// ```
+pub fn command_script_passing_args(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
+    let mut script = command_script(parts)?;
+    script.pop();
+    script.push_str(" \"$@\"\n");
+    Ok(script)
+}
+
 /// The short command that reads a script of `len` bytes from stdin and runs it in the login
 /// shell itself (as an inline script would run), leaving the rest of stdin to the script's
 /// program. Used when a script is too long for one exec argument (Linux refuses a single

@@ -24,6 +24,9 @@ pub enum Phase {
     Syncing,
     /// The agent is working.
     Running,
+    /// Parked at a usage limit: the host-side supervisor resumes the same Codex thread at
+    /// `resume_at`.
+    Waiting,
     /// Fetching the result.
     Retrieving,
     /// Finished; the result patch is in the record.
@@ -88,6 +91,15 @@ pub struct RunRecord {
     /// How the run was asked to finish, so `attach` can finish it the same way.
     #[serde(default)]
     pub finish: Option<FinishOptions>,
+    /// While `waiting`: when the run resumes (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<String>,
+    /// The Codex thread the run's agent works in (what a resume continues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// Tokens used so far, over every attempt and resume.
+    #[serde(default)]
+    pub usage: crate::events::Usage,
     /// What about the result deserves the user's attention (set when it is retrieved).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<RunWarning>,
@@ -197,11 +209,26 @@ pub struct FinishOptions {
     /// The orchestration plan entry to keep true: (task_plan.json path, task id).
     #[serde(default)]
     pub task_plan: Option<(PathBuf, String)>,
+    /// The local command told when the run ends, parks or fails (program and arguments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
 }
 
 /// The current time as RFC 3339 (UTC, seconds).
 pub fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+///
+/// The figure may come from the host: one past the year 9999 is shown as 9999-12-31T23:59:59Z,
+/// never a panic.
+pub fn rfc3339_of(epoch_secs: u64) -> String {
+    const LAST: u64 = 253_402_300_799;
+    humantime::format_rfc3339_seconds(
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(epoch_secs.min(LAST)),
+    )
+    .to_string()
 }
 
 /// A fresh run id: `<task-id>-<utc timestamp>-<random>`, sortable by time. The task id part
@@ -407,10 +434,20 @@ mod tests {
             attempt: 1,
             attempt_log_start: 0,
             finish: None,
+            resume_at: None,
+            thread_id: None,
+            usage: Default::default(),
             warnings: Vec::new(),
             container: None,
             kind: RunKind::Exec,
         }
+    }
+
+    #[test]
+    fn host_given_times_never_panic() {
+        assert_eq!(rfc3339_of(1_795_600_436), "2026-11-25T09:53:56Z");
+        assert_eq!(rfc3339_of(u64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_of(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -607,7 +607,10 @@ impl Engine {
             ))
             .into());
         }
-        if !matches!(record.phase, Phase::Running | Phase::Retrieving) {
+        if !matches!(
+            record.phase,
+            Phase::Running | Phase::Waiting | Phase::Retrieving
+        ) {
             return Err(Error::NotRunning {
                 run_id: record.id.clone(),
                 phase: record.phase.to_string(),
@@ -698,7 +701,7 @@ impl Engine {
     /// its recorded events.
     pub async fn status(&self, run_id: &str) -> Result<RunStatus, Error> {
         let project = self.project(None)?;
-        let record = project.runs().load(run_id)?;
+        let mut record = project.runs().load(run_id)?;
         let events =
             std::fs::read_to_string(project.runs().run_dir(&record.id).join("events.jsonl"))
                 .unwrap_or_default();
@@ -708,14 +711,36 @@ impl Engine {
             .map(CodexEvent::parse)
             .find(|e| !matches!(e, CodexEvent::Other { .. }));
         // (An interactive session has no supervised agent to probe: its terminal is the user's.)
-        let agent = if record.phase == Phase::Running
+        let agent = if matches!(record.phase, Phase::Running | Phase::Waiting)
             && record.attempt > 0
             && record.kind == crate::runs::RunKind::Exec
         {
             let transport = self.transport_of(&record)?;
             let dir = RemoteLayout::new(transport.host(), &record.project)
                 .agent_dir(&record.id, record.attempt);
-            Some(self.executor.probe(transport.as_ref(), &dir).await?)
+            let state = self.executor.probe(transport.as_ref(), &dir).await?;
+            // The host knows best whether the run is parked (it parks with no client connected):
+            // its answer is recorded.
+            let (phase, resume_at) = match &state {
+                crate::executor::AgentState::Waiting {
+                    resume_at,
+                    thread_id,
+                    ..
+                } => {
+                    if record.thread_id.is_none() {
+                        record.thread_id = thread_id.clone();
+                    }
+                    (Phase::Waiting, Some(crate::runs::rfc3339_of(*resume_at)))
+                }
+                _ => (Phase::Running, None),
+            };
+            if (phase, &resume_at) != (record.phase, &record.resume_at) {
+                record.phase = phase;
+                record.resume_at = resume_at;
+                record.updated_at = crate::runs::now();
+                project.runs().save(&record)?;
+            }
+            Some(state)
         } else {
             None
         };
@@ -744,7 +769,7 @@ impl Engine {
             let codex = CodexEvent::parse(line);
             let _ = events.send(EventKind::Codex { codex }.into()).await;
         }
-        if follow && record.phase == Phase::Running {
+        if follow && matches!(record.phase, Phase::Running | Phase::Waiting) {
             let transport = self.transport_of(&record)?;
             let (tx, rx) = mpsc::channel(256);
             let forwarder = forward(rx, events);

@@ -5,10 +5,17 @@
 //! Resuming relies on the records: an entry marked `running` whose run is still going on a host
 //! is re-attached (never started twice); one whose result was retrieved is applied; one with no
 //! live run is started afresh.
+//!
+//! Usage limits: hosts are picked when a task starts, never in advance. A host whose run parked
+//! at a usage limit (or whose run of this project is recorded `waiting`) gets no new task until
+//! its reset; a task that parks while another host has quota is cancelled there and started
+//! afresh on that host (its thread belongs to the parked account); when every host is parked,
+//! the orchestrator says when it continues and waits.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
@@ -50,6 +57,30 @@ pub enum OrchestrateEvent {
         task_id: String,
         /// Its run.
         run_id: String,
+    },
+    /// A host reached its usage limit: no new task goes there until `until` (RFC 3339).
+    HostParked {
+        /// The host.
+        host: String,
+        /// When its limit resets.
+        until: String,
+    },
+    /// Every host is parked: the orchestrator waits until `until` (RFC 3339) to start `task_id`.
+    AllParked {
+        /// The task waiting for a host.
+        task_id: String,
+        /// When the first host's limit resets.
+        until: String,
+    },
+    /// A task that parked on `from` was cancelled there and starts afresh on `to`, which has
+    /// quota.
+    Moved {
+        /// The task.
+        task_id: String,
+        /// The parked host.
+        from: String,
+        /// The host it moves to.
+        to: String,
     },
     /// A task reached its end.
     Finished {
@@ -106,6 +137,96 @@ pub struct OrchestrateSummary {
     pub not_applied: Vec<(String, String)>,
     /// Tasks not started because of --fail-fast.
     pub skipped: Vec<String>,
+    /// Tokens used by the plan's runs (every run of the settled tasks, each thread once).
+    pub usage: crate::events::Usage,
+}
+
+/// A task parked at a usage limit moves to a host with quota only when its reset is further away
+/// than this; a nearer one is waited for (moving starts the task over).
+const MOVE_WHEN_RESET_BEYOND: Duration = Duration::from_secs(15 * 60);
+
+/// Which hosts have quota: each host's usage-limit reset, when it is parked.
+struct Board {
+    hosts: Vec<SharedTransport>,
+    parked: Mutex<Vec<Option<SystemTime>>>,
+    next: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl Board {
+    fn new(hosts: Vec<SharedTransport>) -> Self {
+        let parked = Mutex::new(vec![None; hosts.len()]);
+        Self {
+            hosts,
+            parked,
+            next: Default::default(),
+            changed: Default::default(),
+        }
+    }
+
+    fn index_of(&self, host: &str) -> Option<usize> {
+        self.hosts.iter().position(|t| t.host().name == host)
+    }
+
+    /// Marks `host` parked until `until`.
+    fn park(&self, host: &str, until: SystemTime) {
+        if let Some(i) = self.index_of(host) {
+            let mut parked = self.parked.lock().expect("board lock");
+            parked[i] = Some(parked[i].map_or(until, |t| t.max(until)));
+        }
+    }
+
+    /// Marks `host` as having quota again (a run of it resumed).
+    fn unpark(&self, host: &str) {
+        if let Some(i) = self.index_of(host) {
+            self.parked.lock().expect("board lock")[i] = None;
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// A host with quota (round-robin), or the earliest reset when there is none.
+    fn try_pick(&self, except: Option<&str>) -> Result<SharedTransport, Option<SystemTime>> {
+        let now = SystemTime::now();
+        let parked = self.parked.lock().expect("board lock");
+        let n = self.hosts.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if parked[i].is_none_or(|t| t <= now)
+                && Some(self.hosts[i].host().name.as_str()) != except
+            {
+                return Ok(self.hosts[i].clone());
+            }
+        }
+        Err(parked.iter().flatten().min().copied())
+    }
+
+    /// A host with quota; when every host is parked, says so and waits for the first reset.
+    async fn pick(
+        &self,
+        task_id: &str,
+        events: &mpsc::Sender<OrchestrateEvent>,
+    ) -> SharedTransport {
+        loop {
+            let earliest = match self.try_pick(None) {
+                Ok(host) => return host,
+                Err(earliest) => earliest.unwrap_or_else(SystemTime::now),
+            };
+            let _ = events
+                .send(OrchestrateEvent::AllParked {
+                    task_id: task_id.to_string(),
+                    until: humantime::format_rfc3339_seconds(earliest).to_string(),
+                })
+                .await;
+            let wait = earliest
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.changed.notified() => {}
+            }
+        }
+    }
 }
 
 enum Work {
@@ -136,7 +257,12 @@ fn plan_work(path: &Path, project: &Project) -> Result<Vec<(String, Work)>, Erro
                     })
                     .cloned();
                 match record {
-                    Some(r) if matches!(r.phase, Phase::Running | Phase::Retrieving) => {
+                    Some(r)
+                        if matches!(
+                            r.phase,
+                            Phase::Running | Phase::Waiting | Phase::Retrieving
+                        ) =>
+                    {
                         work.push((id, Work::Attach(r)))
                     }
                     Some(r)
@@ -173,6 +299,16 @@ pub async fn orchestrate(
         .into());
     }
     let work = plan_work(plan_path, project)?;
+    let board = Arc::new(Board::new(hosts.clone()));
+    // A run of this project parked on a host (this plan's, resumed, or another) says the host
+    // has no quota until its reset.
+    for record in project.runs().list()? {
+        if let (Phase::Waiting, Some(at)) = (record.phase, &record.resume_at) {
+            if let Ok(at) = humantime::parse_rfc3339(at) {
+                board.park(&record.host, at);
+            }
+        }
+    }
     // One push per host serves every run: runs of one project share the host's mirror, and
     // each still gets its own tree and baseline. (`skip_push`: the caller pushed already.)
     // The agent's prerequisites are checked on every host before the first push.
@@ -190,10 +326,10 @@ pub async fn orchestrate(
     let order: Vec<String> = work.iter().map(|(id, _)| id.clone()).collect();
     // Dropping this future (Ctrl-C) stops every task at once: none waiting starts, and the
     // running ones stop following, their agents going on (the next orchestration resumes them).
-    let mut tasks = AbortOnDrop(Vec::new());
+    let mut tasks = AbortOnDrop(Vec::new(), semaphore.clone());
     for (index, (task_id, item)) in work.into_iter().enumerate() {
-        let transport = hosts[index % hosts.len()].clone();
         let ctx = TaskContext {
+            board: board.clone(),
             plan_path: plan_path.to_path_buf(),
             config: config.clone(),
             project: project.clone(),
@@ -206,12 +342,15 @@ pub async fn orchestrate(
         let failed_fast = failed_fast.clone();
         let fail_fast = options.fail_fast;
         tasks.0.push(tokio::spawn(async move {
-            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+            // Closed: the orchestration was dropped (Ctrl-C); this task never starts.
+            let Ok(_permit) = semaphore.acquire_owned().await else {
+                return;
+            };
             if fail_fast && failed_fast.load(std::sync::atomic::Ordering::SeqCst) {
                 let _ = done.send((index, task_id, Err(Unsettled::Skipped))).await;
                 return;
             }
-            let result = ctx.run_task(&task_id, item, transport).await;
+            let result = ctx.run_task(&task_id, item).await;
             if result.is_err() {
                 failed_fast.store(true, std::sync::atomic::Ordering::SeqCst);
             }
@@ -256,11 +395,14 @@ pub async fn orchestrate(
     Ok(summary)
 }
 
-/// Aborts its tasks when dropped.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+/// Aborts its tasks when dropped. The semaphore that lets them start is closed first: a running
+/// task aborted before a waiting one would hand its permit on, and the waiting task could
+/// start (on another worker thread) before its own abort lands.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>, Arc<Semaphore>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
+        self.1.close();
         for task in &self.0 {
             task.abort();
         }
@@ -280,6 +422,13 @@ async fn settle_one(
     summary: &mut OrchestrateSummary,
     cleanups: &mut Vec<tokio::task::JoinHandle<Result<(), Error>>>,
 ) -> Result<(), Error> {
+    // Every run of the task counts (one cancelled on a parked host and started again elsewhere
+    // spent tokens too).
+    for record in project.runs().list()? {
+        if record.task_id == task_id {
+            summary.usage.add(&record.usage);
+        }
+    }
     let (outcome, reason) = match result {
         Err(Unsettled::Skipped) => {
             summary.skipped.push(task_id.to_string());
@@ -374,6 +523,7 @@ async fn settle_one(
 }
 
 struct TaskContext {
+    board: Arc<Board>,
     plan_path: PathBuf,
     config: Config,
     project: Project,
@@ -384,29 +534,110 @@ struct TaskContext {
 
 impl TaskContext {
     /// Runs (or resumes) one task up to a retrieved result; applying is the orchestrator's.
-    async fn run_task(
-        &self,
-        task_id: &str,
-        work: Work,
-        transport: SharedTransport,
-    ) -> Result<RunRecord, Unsettled> {
-        let (tx, mut rx) = mpsc::channel::<RunEvent>(256);
-        let forward = self.events.clone();
-        let id = task_id.to_string();
-        let forwarder = tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                let _ = forward
-                    .send(OrchestrateEvent::Task {
-                        task_id: id.clone(),
-                        event,
-                    })
-                    .await;
+    async fn run_task(&self, task_id: &str, mut work: Work) -> Result<RunRecord, Unsettled> {
+        let mut prefer: Option<SharedTransport> = None;
+        loop {
+            let transport = match &work {
+                Work::Start => match prefer.take() {
+                    Some(host) => host,
+                    None => self.board.pick(task_id, &self.events).await,
+                },
+                Work::Attach(record) | Work::Apply(record) => {
+                    match self.board.index_of(&record.host) {
+                        Some(i) => self.board.hosts[i].clone(),
+                        None => {
+                            return Err(Unsettled::Failed(Error::Input(
+                                crate::input::InputError::new(
+                                    "--hosts",
+                                    format!(
+                                        "task `{task_id}`'s run `{}` is on host `{}`, which is not among the hosts",
+                                        record.id, record.host
+                                    ),
+                                )
+                                .hint("add that host to --hosts to pick the run up"),
+                            )))
+                        }
+                    }
+                }
+            };
+            let host = transport.host().name.clone();
+            let (tx, mut rx) = mpsc::channel::<RunEvent>(256);
+            let (move_tx, move_rx) = tokio::sync::oneshot::channel::<SharedTransport>();
+            let forward = self.events.clone();
+            let board = self.board.clone();
+            let id = task_id.to_string();
+            let parked_host = host.clone();
+            let forwarder = tokio::spawn(async move {
+                let mut move_tx = Some(move_tx);
+                while let Some(event) = rx.recv().await {
+                    match &event {
+                        RunEvent::Waiting { resume_at, .. } => {
+                            let at = humantime::parse_rfc3339(resume_at).ok();
+                            if let Some(at) = at {
+                                board.park(&parked_host, at);
+                            }
+                            // A reset close at hand is worth waiting for: moving redoes the
+                            // task from the start.
+                            let far = at.is_none_or(|at| {
+                                at.duration_since(SystemTime::now())
+                                    .is_ok_and(|left| left > MOVE_WHEN_RESET_BEYOND)
+                            });
+                            let _ = forward
+                                .send(OrchestrateEvent::HostParked {
+                                    host: parked_host.clone(),
+                                    until: resume_at.clone(),
+                                })
+                                .await;
+                            // Another host has quota: the task moves there.
+                            if let (true, Ok(to)) = (far, board.try_pick(Some(&parked_host))) {
+                                if let Some(move_tx) = move_tx.take() {
+                                    let _ = move_tx.send(to);
+                                }
+                            }
+                        }
+                        RunEvent::Resumed { reason, .. } if reason == "usage-limit" => {
+                            board.unpark(&parked_host)
+                        }
+                        _ => {}
+                    }
+                    let _ = forward
+                        .send(OrchestrateEvent::Task {
+                            task_id: id.clone(),
+                            event,
+                        })
+                        .await;
+                }
+            });
+            let result = self
+                .drive(task_id, work, transport.clone(), &tx, move_rx)
+                .await;
+            drop(tx);
+            let _ = forwarder.await;
+            match result {
+                Ok(Driven::Done(record)) => return Ok(record),
+                Ok(Driven::Moved(mut record, to)) => {
+                    crate::run::cancel(
+                        &self.project,
+                        &mut record,
+                        transport,
+                        self.executor.as_ref(),
+                    )
+                    .await
+                    .map_err(Unsettled::Failed)?;
+                    let _ = self
+                        .events
+                        .send(OrchestrateEvent::Moved {
+                            task_id: task_id.to_string(),
+                            from: host,
+                            to: to.host().name.clone(),
+                        })
+                        .await;
+                    prefer = Some(to);
+                    work = Work::Start;
+                }
+                Err(e) => return Err(Unsettled::Failed(e)),
             }
-        });
-        let result = self.drive(task_id, work, transport, &tx).await;
-        drop(tx);
-        let _ = forwarder.await;
-        result.map_err(Unsettled::Failed)
+        }
     }
 
     async fn drive(
@@ -415,10 +646,11 @@ impl TaskContext {
         work: Work,
         transport: SharedTransport,
         tx: &mpsc::Sender<RunEvent>,
-    ) -> Result<RunRecord, Error> {
+        moved: tokio::sync::oneshot::Receiver<SharedTransport>,
+    ) -> Result<Driven, Error> {
         let retry = (self.options.initial_delay, self.options.max_delay);
         let mut record = match work {
-            Work::Apply(record) => return Ok(record),
+            Work::Apply(record) => return Ok(Driven::Done(record)),
             Work::Attach(record) => {
                 let _ = self
                     .events
@@ -477,17 +709,92 @@ impl TaskContext {
             self.executor.as_ref(),
             retry,
             tx,
-        )
-        .await;
-        // A run made on demand has its result in the local record now (or is over): its
-        // container goes, unless kept (`--keep`). Applying works from the local record.
-        if !self.options.keep && (finished.is_ok() || record.phase.is_finished()) {
-            let released = crate::ondemand::release(&self.project.runs(), &mut record).await;
-            if finished.is_ok() {
-                released?;
+        );
+        tokio::select! {
+            result = finished => {
+                // A run made on demand has its result in the local record now (or is over):
+                // its container goes, unless kept (`--keep`). Applying works from the local
+                // record.
+                if !self.options.keep && (result.is_ok() || record.phase.is_finished()) {
+                    let released =
+                        crate::ondemand::release(&self.project.runs(), &mut record).await;
+                    if result.is_ok() {
+                        released?;
+                    }
+                }
+                result?;
+                Ok(Driven::Done(record))
+            }
+            Ok(to) = moved => {
+                // The record on disk is the truth (the follow saved its park there).
+                let record = self.project.runs().load(&record.id)?;
+                Ok(Driven::Moved(record, to))
             }
         }
-        finished?;
-        Ok(record)
+    }
+}
+
+/// How driving a task ended.
+enum Driven {
+    /// Its run finished (its result retrieved).
+    Done(RunRecord),
+    /// Its run parked while another host had quota: cancel it, start afresh there.
+    Moved(RunRecord, SharedTransport),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(names: &[&str]) -> Board {
+        let config = Config::builtin();
+        Board::new(
+            names
+                .iter()
+                .map(|name| {
+                    Arc::new(crate::transport::local::LocalTransport::new(
+                        config.host(Some(name)).unwrap(),
+                    )) as SharedTransport
+                })
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_parked_host_gets_no_task_until_its_reset() {
+        let board = board(&["a", "b"]);
+        let soon = SystemTime::now() + Duration::from_secs(3600);
+        board.park("a", soon);
+        for _ in 0..4 {
+            assert_eq!(board.try_pick(None).unwrap().host().name, "b");
+        }
+        assert!(board.try_pick(Some("b")).is_err());
+        // Every host parked: the earliest reset is when it continues.
+        let sooner = SystemTime::now() + Duration::from_secs(60);
+        board.park("b", sooner);
+        assert_eq!(board.try_pick(None).err(), Some(Some(sooner)));
+        // A reset in the past, or a resumed run, gives the host its quota back.
+        board.park("b", SystemTime::now() - Duration::from_secs(1));
+        assert!(board.try_pick(None).is_err(), "a park only ever extends");
+        board.unpark("b");
+        assert_eq!(board.try_pick(None).unwrap().host().name, "b");
+    }
+
+    #[tokio::test]
+    async fn when_every_host_is_parked_pick_says_when_and_waits_for_the_reset() {
+        let board = board(&["a"]);
+        let reset = SystemTime::now() + Duration::from_millis(300);
+        board.park("a", reset);
+        let (tx, mut rx) = mpsc::channel(8);
+        let picked = board.pick("t1", &tx).await;
+        assert_eq!(picked.host().name, "a");
+        assert!(SystemTime::now() >= reset);
+        match rx.recv().await {
+            Some(OrchestrateEvent::AllParked { task_id, until }) => {
+                assert_eq!(task_id, "t1");
+                assert_eq!(until, humantime::format_rfc3339_seconds(reset).to_string());
+            }
+            _ => panic!("no all-parked event"),
+        }
     }
 }

@@ -99,6 +99,41 @@ pub enum EventKind {
         /// The run id.
         run_id: String,
     },
+    /// The run parked at a usage limit; the host resumes the same Codex thread at `resume_at`.
+    Waiting {
+        /// When it resumes (RFC 3339).
+        resume_at: String,
+        /// Where that time came from: `session`, `message` or `fallback`.
+        source: String,
+        /// The thread it resumes.
+        thread_id: String,
+    },
+    /// The run's Codex thread was resumed (after a usage-limit park, or an interrupted agent).
+    ThreadResumed {
+        /// The thread.
+        thread_id: String,
+        /// `usage-limit` or `interrupted`.
+        reason: String,
+    },
+    /// An orchestration's host reached its usage limit: no new task goes there until `until`.
+    HostParked {
+        /// The host.
+        host: String,
+        /// When its limit resets (RFC 3339).
+        until: String,
+    },
+    /// Every host of an orchestration is parked: the task waits until `until` to start.
+    AllParked {
+        /// When the first host's limit resets (RFC 3339).
+        until: String,
+    },
+    /// A task parked on `from` was cancelled there and starts afresh on `to`, which has quota.
+    Moved {
+        /// The parked host.
+        from: String,
+        /// The host it moves to.
+        to: String,
+    },
     /// An orchestrated task reached its end.
     Finished {
         /// How it ended.
@@ -126,6 +161,18 @@ impl From<RunEvent> for EventKind {
             },
             RunEvent::Launched { attempt, pid } => EventKind::Launched { attempt, pid },
             RunEvent::Codex(exec) => EventKind::Codex { codex: exec.event },
+            RunEvent::Waiting {
+                resume_at,
+                source,
+                thread_id,
+            } => EventKind::Waiting {
+                resume_at,
+                source,
+                thread_id,
+            },
+            RunEvent::Resumed { thread_id, reason } => {
+                EventKind::ThreadResumed { thread_id, reason }
+            }
             RunEvent::Retrying {
                 attempt,
                 of,
@@ -159,6 +206,15 @@ impl From<OrchestrateEvent> for Event {
                 outcome,
                 reason,
             } => (task_id, EventKind::Finished { outcome, reason }),
+            OrchestrateEvent::HostParked { host, until } => {
+                return Event::from(EventKind::HostParked { host, until })
+            }
+            OrchestrateEvent::AllParked { task_id, until } => {
+                (task_id, EventKind::AllParked { until })
+            }
+            OrchestrateEvent::Moved { task_id, from, to } => {
+                (task_id, EventKind::Moved { from, to })
+            }
         };
         Event {
             task_id: Some(task_id),

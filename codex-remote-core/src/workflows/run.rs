@@ -64,6 +64,12 @@ pub struct RunOptions {
     /// Skip the push (the caller pushed this project to the host already, as `orchestrate`
     /// does once per host for all its runs).
     pub skip_push: bool,
+    /// How long the run may stay parked at usage limits, in all (config `max_wait`,
+    /// `--max-wait`); past it the run fails with exit 5.
+    pub max_wait: Duration,
+    /// A local command (program and arguments) run with the run's summary JSON on stdin when
+    /// it ends, parks or fails (config `notify`, `--notify`).
+    pub notify: Option<Vec<String>>,
 }
 
 impl RunOptions {
@@ -85,6 +91,8 @@ impl RunOptions {
             checkpoint: None,
             task_plan: None,
             skip_push: false,
+            max_wait: config.max_wait(),
+            notify: config.notify(),
         }
     }
 
@@ -97,6 +105,7 @@ impl RunOptions {
             retries: self.retries,
             checkpoint: self.checkpoint.clone(),
             task_plan: self.task_plan.clone(),
+            notify: self.notify.clone(),
         }
     }
 }
@@ -124,6 +133,22 @@ pub enum RunEvent {
     },
     /// An event from Codex.
     Codex(ExecEvent),
+    /// The run parked at a usage limit; the host resumes the same thread at `resume_at`.
+    Waiting {
+        /// When it resumes (RFC 3339).
+        resume_at: String,
+        /// Where that time came from (`session`, `message`, `fallback`).
+        source: String,
+        /// The thread it resumes.
+        thread_id: String,
+    },
+    /// The run's thread was resumed (after a park, or an interrupted agent).
+    Resumed {
+        /// The thread.
+        thread_id: String,
+        /// `usage-limit` or `interrupted`.
+        reason: String,
+    },
     /// A rate-limited attempt will be retried.
     Retrying {
         /// The retry about to happen (1-based).
@@ -148,8 +173,12 @@ pub struct RunSummary {
     pub host: String,
     /// The model.
     pub model: String,
-    /// Tokens used by the last attempt.
+    /// Tokens used by the whole run (every attempt and resume; each thread counted once).
     pub usage: Usage,
+    /// The Codex thread of the run's agent.
+    pub thread_id: Option<String>,
+    /// How many times the thread was resumed (usage-limit parks and interruptions).
+    pub resumes: u32,
     /// The agent's last message.
     pub last_message: Option<String>,
     /// The files changed by the run (from the patch).
@@ -348,6 +377,8 @@ fn request_for(plan: &RunPlan, record: &RunRecord, options: &RunOptions) -> Exec
         sandbox: options.sandbox.clone(),
         extra_args: options.extra_args.clone(),
         timeout: options.timeout,
+        max_wait_secs: Some(options.max_wait.as_secs()),
+        resume_thread: None,
         stall_timeout: options.stall_timeout,
     }
 }
@@ -409,9 +440,35 @@ fn local_log_len(store: &RunStore, run_id: &str) -> u64 {
 }
 
 /// Follows the run's agent from where the local record stopped until it finishes, retrying a
-/// rate-limited agent, then retrieves and (as the run asked) applies the result. A run made on
-/// demand is followed in its own container, which goes once the run is over (unless kept).
+/// rate-limited agent, then retrieves and (as the run asked) applies the result. A usage limit
+/// parks the run on the host (phase `waiting`) and the follow goes on through the resume; the
+/// `notify` command, if any, hears of parks, the end and failures. A run made on demand is
+/// followed in its own container, which goes once the run is over (unless kept).
 pub async fn follow_and_finish(
+    project: &Project,
+    config: &Config,
+    record: &mut RunRecord,
+    transport: SharedTransport,
+    executor: &dyn Executor,
+    retry: (Duration, Duration),
+    events: &mpsc::Sender<RunEvent>,
+) -> Result<RunSummary, Error> {
+    let notify = record.finish.as_ref().and_then(|f| f.notify.clone());
+    let result =
+        follow_and_finish_in(project, config, record, transport, executor, retry, events).await;
+    if let Some(command) = &notify {
+        let payload = match &result {
+            Ok(summary) => crate::notify::ended(summary),
+            // A broken stream is not the run's end: the agent goes on.
+            Err(Error::Transport(e)) if e.is_connection() => return result,
+            Err(e) => crate::notify::failed(record, e),
+        };
+        crate::notify::run(command, &payload).await;
+    }
+    result
+}
+
+async fn follow_and_finish_in(
     project: &Project,
     config: &Config,
     record: &mut RunRecord,
@@ -422,7 +479,7 @@ pub async fn follow_and_finish(
 ) -> Result<RunSummary, Error> {
     let transport = crate::ondemand::for_run(record, transport)?;
     let finished =
-        follow_and_finish_in(project, config, record, transport, executor, retry, events).await;
+        follow_and_finish_inner(project, config, record, transport, executor, retry, events).await;
     // Over (its result retrieved, or failed, refused, cancelled): nothing of it stays. A run
     // still running or not yet retrieved keeps its container for `attach` and `pull`.
     let keep = record.finish.as_ref().is_some_and(|f| f.keep);
@@ -435,7 +492,7 @@ pub async fn follow_and_finish(
     finished
 }
 
-async fn follow_and_finish_in(
+async fn follow_and_finish_inner(
     project: &Project,
     config: &Config,
     record: &mut RunRecord,
@@ -453,11 +510,15 @@ async fn follow_and_finish_in(
         retries: 0,
         checkpoint: None,
         task_plan: None,
+        notify: None,
     });
     let request = read_request(&store, &record.id)?;
     // Everything shown goes through one forwarder that notes the agent's progress (for the
     // stall watchdog) and keeps the order of what is shown.
     let progress = std::sync::Arc::new(tokio::sync::watch::channel(Instant::now()).0);
+    // A park never holds the stall clock back longer than the run may wait (the time comes
+    // from the host).
+    let max_park = Duration::from_secs(request.max_wait_secs.unwrap_or(6 * 3600));
     let (forward_tx, mut forward_rx) = mpsc::channel::<RunEvent>(256);
     let forwarder = {
         let (progress, events) = (progress.clone(), events.clone());
@@ -468,6 +529,15 @@ async fn follow_and_finish_in(
                 if matches!(&event, RunEvent::Codex(e) if !matches!(e.event, CodexEvent::Error { .. }))
                 {
                     progress.send_replace(Instant::now());
+                }
+                // A run parked at a usage limit is silent until its reset: the stall clock
+                // starts again from `resume_at`.
+                if let RunEvent::Codex(ExecEvent {
+                    event: CodexEvent::Parked { resume_at, .. },
+                    ..
+                }) = &event
+                {
+                    progress.send_replace(Instant::now() + until_epoch(*resume_at).min(max_park));
                 }
                 let _ = events.send(event).await;
             }
@@ -553,6 +623,7 @@ async fn follow_and_finish_in(
         applied = true;
     }
     set_phase(&store, record, Phase::Completed, events).await?;
+    let history = run_history(&dir.join("events.jsonl"));
     let mut checkpoint = None;
     if let (true, Some(spec)) = (applied, &finish.checkpoint) {
         checkpoint = Some(crate::checkpoint::mark_checkpoint_in(
@@ -567,7 +638,9 @@ async fn follow_and_finish_in(
         task_id: record.task_id.clone(),
         host: record.host.clone(),
         model: request.model.model.clone(),
-        usage: outcome.usage,
+        usage: history.usage,
+        thread_id: record.thread_id.clone(),
+        resumes: history.resumes,
         last_message: outcome.last_message,
         files: parsed.files,
         applied,
@@ -593,6 +666,8 @@ async fn follow_to_outcome(
     progress: &tokio::sync::watch::Sender<Instant>,
     events: &mpsc::Sender<RunEvent>,
 ) -> Result<ExecOutcome, Error> {
+    let mut request = request.clone();
+    let request = &mut request;
     let mut relaunched_vanished = false;
     loop {
         progress.send_replace(Instant::now());
@@ -646,6 +721,7 @@ async fn follow_to_outcome(
                 return Err(error);
             }
         };
+        request.resume_thread = None;
         if outcome.failure.is_some() {
             // An agent that failed or vanished on a full disk: say so, and relaunch nothing.
             if let Some(full) = host_disk_full(transport, record).await {
@@ -655,7 +731,10 @@ async fn follow_to_outcome(
         }
         match &outcome.failure {
             Some(ExecFailure::RateLimited { message }) if record.attempt <= finish.retries => {
-                let delay = backoff(record.attempt - 1, retry.0, retry.1);
+                // A delay the provider stated (through Codex's message) is honoured as is;
+                // otherwise the bounded exponential backoff.
+                let delay = crate::executor::stated_delay(message)
+                    .unwrap_or_else(|| backoff(record.attempt - 1, retry.0, retry.1));
                 let _ = events
                     .send(RunEvent::Retrying {
                         attempt: record.attempt,
@@ -666,10 +745,13 @@ async fn follow_to_outcome(
                     .await;
                 tokio::time::sleep(delay).await;
             }
-            // The agent died with its host (reboot) or was killed from outside: start it again,
-            // once; the run's tree still holds whatever it had done.
+            // The agent died with its host (reboot), was OOM-killed or crashed: start it
+            // again, once, resuming its thread when it has one (the conversation so far is
+            // kept, and the run's tree still holds whatever it had done).
             Some(ExecFailure::AgentVanished { .. }) if !relaunched_vanished => {
-                relaunched_vanished = true
+                relaunched_vanished = true;
+                // (What outlived its supervisor is ended below, before the relaunch.)
+                request.resume_thread = record.thread_id.clone();
             }
             Some(failure) => {
                 let failure = failure.clone();
@@ -691,7 +773,9 @@ async fn follow_to_outcome(
         // gone, before a fresh attempt of the same agent starts.
         let previous = layout_of(transport, record).agent_dir(&record.id, record.attempt);
         executor.cancel(transport, &previous).await?;
-        if let AgentState::Running { pid } = executor.probe(transport, &previous).await? {
+        if let AgentState::Running { pid } | AgentState::Waiting { pid, .. } =
+            executor.probe(transport, &previous).await?
+        {
             let error = TransportError::CommandFailed {
                 host: transport.host().name.clone(),
                 command: "end the previous agent".into(),
@@ -740,6 +824,15 @@ async fn host_disk_full(
         host: transport.host().name.clone(),
         detail,
     })
+}
+
+/// How long until the Unix time `epoch` (zero when it is past).
+fn until_epoch(epoch: u64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Duration::from_secs(epoch.saturating_sub(now))
 }
 
 /// Resolves when no progress was noted for `after`.
@@ -798,7 +891,11 @@ async fn follow_until_end(
         }
         let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
         match executor.probe(transport, &agent_dir).await {
-            Ok(AgentState::Running { .. } | AgentState::Finished { .. }) => {}
+            Ok(
+                AgentState::Running { .. }
+                | AgentState::Waiting { .. }
+                | AgentState::Finished { .. },
+            ) => {}
             Ok(AgentState::Vanished | AgentState::NotStarted) => return Ok(vanished(record)),
             Err(_) => return Err(broken_stream(transport, record)),
         }
@@ -829,6 +926,34 @@ fn broken_stream(transport: &dyn crate::transport::Transport, record: &RunRecord
     })
 }
 
+/// What a run's whole local event log says: its token usage (each thread once) and how many
+/// times its thread was resumed.
+#[derive(Debug, Clone, Default)]
+pub struct RunHistory {
+    /// Tokens used, over every attempt and resume.
+    pub usage: Usage,
+    /// Resumes of the thread.
+    pub resumes: u32,
+}
+
+/// Reads [`RunHistory`] from a run's `events.jsonl`.
+pub fn run_history(path: &Path) -> RunHistory {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut tally = crate::events::UsageTally::default();
+    let mut resumes = 0;
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        let event = CodexEvent::parse(line);
+        if matches!(event, CodexEvent::Resumed { .. }) {
+            resumes += 1;
+        }
+        tally.observe(&event);
+    }
+    RunHistory {
+        usage: tally.total(),
+        resumes,
+    }
+}
+
 fn vanished(record: &RunRecord) -> ExecOutcome {
     ExecOutcome {
         status: crate::transport::ExitStatus::Signal(0),
@@ -847,7 +972,9 @@ fn vanished(record: &RunRecord) -> ExecOutcome {
 
 /// Follows the current attempt to its end, appending each new complete line to the local
 /// `events.jsonl` exactly once, and returns its outcome (from all of the attempt's events). A
-/// stream that breaks while the agent lives is followed again (see `follow_until_end`).
+/// stream that breaks while the agent lives is followed again (see `follow_until_end`). The
+/// supervisor's park and resume lines move the record to `waiting` (with `resume_at`) and back
+/// to `running` as they arrive.
 pub(crate) async fn follow_attempt(
     store: &RunStore,
     record: &mut RunRecord,
@@ -874,18 +1001,77 @@ async fn follow_once(
         .open(&path)
         .map_err(record_io(format!("opening {}", path.display())))?;
     let (tx, mut rx) = mpsc::channel::<ExecEvent>(256);
-    let forward = events.clone();
-    let writer = tokio::spawn(async move {
+    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
+    let notify = record.finish.as_ref().and_then(|f| f.notify.clone());
+    let mut tally = {
+        let mut tally = crate::events::UsageTally::default();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            tally.observe(&CodexEvent::parse(line));
+        }
+        tally
+    };
+    let consume = async {
         while let Some(event) = rx.recv().await {
             // Written before it is shown: what was displayed is always in the record.
             let _ = writeln!(log, "{}", event.raw);
             let _ = log.flush();
-            let _ = forward.send(RunEvent::Codex(event)).await;
+            tally.observe(&event.event);
+            let update = match &event.event {
+                CodexEvent::ThreadStarted { thread_id }
+                    if record.thread_id.as_deref() != Some(thread_id)
+                        && crate::executor::is_thread_id(thread_id) =>
+                {
+                    record.thread_id = Some(thread_id.clone());
+                    None
+                }
+                CodexEvent::TurnCompleted { .. } => {
+                    record.usage = tally.total();
+                    None
+                }
+                CodexEvent::Parked {
+                    thread_id,
+                    resume_at,
+                    source,
+                } => {
+                    let at = crate::runs::rfc3339_of(*resume_at);
+                    record.phase = Phase::Waiting;
+                    record.resume_at = Some(at.clone());
+                    Some(RunEvent::Waiting {
+                        resume_at: at,
+                        source: source.clone(),
+                        thread_id: thread_id.clone(),
+                    })
+                }
+                CodexEvent::Resumed { thread_id, reason } => {
+                    record.phase = Phase::Running;
+                    record.resume_at = None;
+                    Some(RunEvent::Resumed {
+                        thread_id: thread_id.clone(),
+                        reason: reason.clone(),
+                    })
+                }
+                _ => None,
+            };
+            // A park replayed after it ended (an `attach` afterwards) is not news.
+            let ahead = matches!(&event.event, CodexEvent::Parked { resume_at, .. }
+                if crate::runs::rfc3339_of(*resume_at) > now());
+            let _ = events.send(RunEvent::Codex(event)).await;
+            if let Some(update) = update {
+                record.updated_at = now();
+                let _ = store.save(record);
+                if let (Some(command), RunEvent::Waiting { .. }, true) = (&notify, &update, ahead) {
+                    crate::notify::run(command, &crate::notify::parked(record)).await;
+                }
+                let _ = events.send(update).await;
+            }
         }
-    });
-    let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
-    let end = executor.follow(transport, &agent_dir, offset, tx).await;
-    let _ = writer.await;
+    };
+    let (end, ()) = tokio::join!(executor.follow(transport, &agent_dir, offset, tx), consume);
+    if record.usage != tally.total() {
+        record.usage = tally.total();
+        let _ = store.save(record);
+    }
     let end = end?;
     if end.vanished {
         return Ok(Followed::Ended(vanished(record)));

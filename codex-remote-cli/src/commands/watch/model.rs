@@ -98,6 +98,10 @@ pub fn agent_words(agent: &codex_remote_core::executor::AgentState, run_id: &str
     match agent {
         AgentState::NotStarted => "not started yet".into(),
         AgentState::Running { pid } => format!("running (pid {pid} on the host)"),
+        AgentState::Waiting { pid, resume_at, .. } => format!(
+            "parked at a usage limit (pid {pid} on the host), resumes at {}",
+            codex_remote_core::rfc3339_of(*resume_at)
+        ),
         AgentState::Finished { code: 0 } => {
             format!("finished successfully; `codex-remote attach {run_id}` retrieves the result")
         }
@@ -121,6 +125,9 @@ struct EventTally {
     offset: u64,
     events: usize,
     tokens: u64,
+    /// Codex's usage is cumulative per thread (a resumed thread reports its whole history):
+    /// each thread counts once.
+    usage: codex_remote_core::events::UsageTally,
     files: BTreeSet<String>,
     last_activity: Option<String>,
     lines: Vec<String>,
@@ -154,12 +161,11 @@ impl EventTally {
             }
             self.events += 1;
             let event = CodexEvent::parse(line);
+            self.usage.observe(&event);
             match &event {
-                CodexEvent::TurnCompleted { usage } => {
-                    self.tokens = self
-                        .tokens
-                        .saturating_add(usage.input_tokens)
-                        .saturating_add(usage.output_tokens)
+                CodexEvent::TurnCompleted { .. } => {
+                    let total = self.usage.total();
+                    self.tokens = total.input_tokens.saturating_add(total.output_tokens);
                 }
                 CodexEvent::ItemCompleted { item } => {
                     if let ItemKind::FileChange { changes, .. } = &item.kind {
@@ -234,7 +240,7 @@ impl Watcher {
                     (Some(a), Some(b)) => b.duration_since(a).unwrap_or_default(),
                     _ => Duration::ZERO,
                 };
-                let state = state_words(&self.store, &record, tally.events, files_changed, now);
+                let state = state_words(&record, tally.events, files_changed, now);
                 RunView {
                     elapsed,
                     last_activity: tally.last_activity.clone(),
@@ -261,22 +267,9 @@ impl Watcher {
 }
 
 /// The part of a run's state the phase does not say.
-fn state_words(
-    store: &RunStore,
-    record: &RunRecord,
-    events: usize,
-    files: usize,
-    now: SystemTime,
-) -> String {
+fn state_words(record: &RunRecord, events: usize, files: usize, now: SystemTime) -> String {
     // A run parked on a usage limit records when it resumes (`resume_at`, RFC 3339).
-    let raw: Option<serde_json::Value> = std::fs::read(store.run_dir(&record.id).join("run.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(resume_at) = raw
-        .as_ref()
-        .and_then(|r| r.get("resume_at"))
-        .and_then(|v| v.as_str())
-    {
+    if let Some(resume_at) = record.resume_at.as_deref() {
         if is_active(record.phase) {
             return match humantime::parse_rfc3339(resume_at) {
                 Ok(at) if at > now => format!(
