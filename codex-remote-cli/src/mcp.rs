@@ -428,6 +428,19 @@ impl McpServer {
             )
             .into_error());
         }
+        // The calling agent may have been steered by what it read: it reaches files of this
+        // project only (no absolute path, `..` or symlink leading out).
+        let inside = match (joined.canonicalize(), self.root.canonicalize()) {
+            (Ok(real), Ok(root)) => real.starts_with(&root),
+            _ => false,
+        };
+        if !inside {
+            return Err(ToolFailure::bad_input(
+                format!("{what} `{relative}` is outside the project"),
+                Some("give a path inside the project, relative to its root"),
+            )
+            .into_error());
+        }
         Ok(joined)
     }
 

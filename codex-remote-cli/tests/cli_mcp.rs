@@ -170,6 +170,40 @@ async fn bad_input_is_a_tool_error_classified_like_exit_code_2() {
     );
     let result = call(&service, "status", json!({"run_id": "no-such-run"})).await;
     assert_eq!(failure(&result)["exit_code"], 2);
+    // Files outside the project are out of a (possibly steered) agent's reach: a task file or
+    // a plan by absolute path, `..` or a symlink leading out is refused, and nothing is read.
+    let outside = env.home.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(
+        outside.join("task.yaml"),
+        "id: x\ntitle: X\ntype: feature\nrequirements: [x]\n",
+    )
+    .unwrap();
+    std::fs::write(outside.join("task_plan.json"), "[]\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("task.yaml"), env.project.join("link.yaml")).unwrap();
+    for (tool, args) in [
+        (
+            "plan",
+            json!({"task_file": outside.join("task.yaml").display().to_string()}),
+        ),
+        ("plan", json!({"task_file": "../outside/task.yaml"})),
+        ("plan", json!({"task_file": "link.yaml"})),
+        (
+            "orchestrate",
+            json!({"plan": outside.join("task_plan.json").display().to_string()}),
+        ),
+    ] {
+        let result = call(&service, tool, args.clone()).await;
+        let error = failure(&result);
+        assert_eq!(error["exit_code"], 2, "{tool} {args}: {error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("outside the project"),
+            "{tool} {args}: {error}"
+        );
+    }
     service.cancel().await.unwrap();
 }
 
