@@ -52,7 +52,8 @@ pub enum Command {
     Checkpoint(CheckpointArgs),
     /// Check a host for the usual failures, one line per check with its fix.
     Doctor(HostArgs),
-    /// Open the Codex TUI in the project's remote directory over a TTY (`ssh -t`).
+    /// Open the Codex TUI in a run tree of its own over a TTY (`ssh -t`); what it changes comes
+    /// back as a run (`diff RUN`, `pull RUN --apply`).
     Interactive(HostArgs),
     /// Sync the project to the host's workspace and print the remote directory.
     Push(PushArgs),

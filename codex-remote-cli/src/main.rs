@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Orchestrate(args) => commands::orchestrate::run(&ctx, args).await,
         Command::Checkpoint(args) => commands::checkpoint::run(&ctx, args),
         Command::Doctor(args) => commands::doctor::doctor(&ctx, args).await,
-        Command::Interactive(args) => commands::doctor::interactive(&ctx, args).await,
+        Command::Interactive(args) => commands::interactive::run(&ctx, args).await,
         Command::Push(args) => commands::push::run(&ctx, args).await,
         Command::Diff(args) => commands::diff::run(&ctx, args).await,
         Command::Pull(args) => commands::pull::run(&ctx, args).await,

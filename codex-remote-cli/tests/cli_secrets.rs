@@ -205,14 +205,17 @@ fn an_interactive_session_gets_the_env_from_a_file_never_the_command_line() {
         return;
     };
     with_secret(&s);
-    // Codex stands in as a script that records what every user could see, and what it got.
+    // The TUI stands in as a script that records what every user could see, and what it got
+    // (the prerequisite check still meets the real Codex).
     let seen = s.sshd.dir().join("seen");
     std::fs::create_dir_all(&seen).unwrap();
+    let codex = codex_remote_testkit::model_server::codex_binary().unwrap();
     let fake = s.sshd.write_file(
         "fake-codex",
         &format!(
-            "#!/bin/sh\nps -eo args > '{0}/ps.txt'\nprintf '%s' \"$OPENAI_API_KEY\" > '{0}/key.txt'\n",
-            seen.display()
+            "#!/bin/sh\n[ \"$1\" = --no-daemon ] || exec '{1}' \"$@\"\nps -eo args > '{0}/ps.txt'\nprintf '%s' \"$OPENAI_API_KEY\" > '{0}/key.txt'\n",
+            seen.display(),
+            codex.display()
         ),
     );
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -224,8 +227,13 @@ fn an_interactive_session_gets_the_env_from_a_file_never_the_command_line() {
     std::fs::write(&config, text).unwrap();
     let out = s.env.run(&["push"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = s.env.run(&["interactive"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // In a terminal (tmux), as the session needs one.
+    let mut vars = s.env.vars.clone();
+    vars.push(("HOME".into(), s.env.home.path().display().to_string()));
+    let binary = env!("CARGO_BIN_EXE_codex-remote");
+    let tmux = common::Tmux::start("secrets", &s.env.project, &vars, &[binary, "interactive"]);
+    let status = tmux.wait_exit(60);
+    assert_eq!(status, 0, "{}", tmux.screen());
     assert_eq!(
         std::fs::read_to_string(seen.join("key.txt")).unwrap(),
         SECRET,

@@ -142,3 +142,149 @@ pub fn redact(env: &Env, text: &str) -> String {
     text.replace(&examples_dir().display().to_string(), "[examples]")
         .replace(&env.home.path().display().to_string(), "[home]")
 }
+
+/// A real terminal: a tmux server of its own (its own socket) running one program in a
+/// 200x40 pane that stays after the program exits (so its exit status can be read), torn down
+/// on drop.
+pub struct Tmux {
+    socket: String,
+    _conf: tempfile::NamedTempFile,
+}
+
+impl Tmux {
+    /// Starts `program` in `dir` with only PATH, TERM and `vars` in its environment.
+    pub fn start(name: &str, dir: &Path, vars: &[(String, String)], program: &[&str]) -> Tmux {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("cr-{name}-{}-{n}", std::process::id());
+        let conf = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(conf.path(), "set -g remain-on-exit on\n").unwrap();
+        let mut command = Command::new("tmux");
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm-256color")
+            .args(["-L", &socket, "-f"])
+            .arg(conf.path())
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                "200",
+                "-y",
+                "40",
+                "-s",
+                "w",
+                "-c",
+            ])
+            .arg(dir);
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        command.args(program);
+        let out = command.output().expect("tmux runs (install tmux)");
+        assert!(out.status.success(), "tmux: {}", stderr(&out));
+        Tmux {
+            socket,
+            _conf: conf,
+        }
+    }
+
+    pub fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    pub fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "w"])
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "w"];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    /// Types `text` literally (no key names).
+    pub fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "w", "-l", text]);
+    }
+
+    /// Pastes `text` as a bracketed paste (so a program that tells typing from pasting by the
+    /// keys' pace, as Codex's TUI does, knows a following Enter is typed).
+    pub fn paste(&self, text: &str) {
+        self.tmux(&["set-buffer", "-b", "typed", "--", text]);
+        self.tmux(&["paste-buffer", "-p", "-d", "-b", "typed", "-t", "w"]);
+    }
+
+    /// The program's exit status once it has exited (128 + the signal when one ended it), `None`
+    /// while it runs.
+    pub fn exit_status(&self) -> Option<i32> {
+        let out = self.tmux(&[
+            "display",
+            "-p",
+            "-t",
+            "w",
+            "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
+        ]);
+        let mut parts = out.trim().split(':');
+        if parts.next() != Some("1") {
+            return None;
+        }
+        // A status, or 128 + the signal that ended it, as a shell says.
+        let status = parts.next().and_then(|s| s.parse().ok());
+        let signal = parts.next().and_then(|s| s.parse::<i32>().ok());
+        // (Neither yet: tmux has not recorded how it ended; ask again.)
+        status.or(signal.map(|s| 128 + s))
+    }
+
+    /// Waits for the program to exit (at most `secs` seconds) and returns its exit status.
+    pub fn wait_exit(&self, secs: u64) -> i32 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the program did not end; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Polls the screen until `pred` holds; fails (showing the screen) after `secs` seconds.
+    pub fn wait_for_within(&self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// [`Tmux::wait_for_within`] 30 seconds.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_for_within(30, what, pred)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}

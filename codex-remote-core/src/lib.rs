@@ -104,7 +104,7 @@ internal! {
     planning::{input, instruction, plan, policy};
     records::{checkpoint, patch, runs, taskplan};
     remote::{layout, workspace};
-    workflows::{engine, orchestrate, pipeline, prerequisites, progress, run};
+    workflows::{engine, interactive, orchestrate, pipeline, prerequisites, progress, run};
 }
 use records::json_edit;
 
@@ -118,6 +118,7 @@ pub use engine::{
 pub use error::{Error, ErrorKind};
 pub use input::InputError;
 pub use instruction::{ExcludedEntry, Instruction};
+pub use interactive::{InteractiveSession, InteractiveSummary};
 pub use names::{Name, NameError};
 pub use ondemand::RunContainer;
 pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
@@ -130,7 +131,9 @@ pub use policy::RestrictedFiles;
 pub use prerequisites::PrerequisiteCache;
 pub use progress::{Event, EventKind};
 pub use run::{unrecorded_events, RunOptions, RunSummary};
-pub use runs::{rfc3339_of, FinishOptions, Phase, RunRecord, RunStore, RunStoreError, RunWarning};
+pub use runs::{
+    rfc3339_of, FinishOptions, Phase, RunKind, RunRecord, RunStore, RunStoreError, RunWarning,
+};
 pub use shell::{quote as shell_quote, ScriptError};
 pub use task::TaskSpec;
 pub use taskplan::TaskPlan;

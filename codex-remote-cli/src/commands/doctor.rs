@@ -1,4 +1,4 @@
-//! `doctor` and `interactive`.
+//! `doctor`.
 
 use super::Context;
 use crate::cli::HostArgs;
@@ -48,16 +48,4 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     } else {
         exit::PREREQUISITE
     })
-}
-
-pub async fn interactive(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
-    let engine = ctx.engine(ctx.config()?);
-    let mut command = engine
-        .interactive_command(
-            args.host.as_deref(),
-            ctx.ssh_options().config_file.as_deref(),
-        )
-        .await?;
-    let status = command.status().map_err(CliError::io("starting ssh"))?;
-    Ok(status.code().unwrap_or(exit::INTERRUPTED))
 }

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod exec;
 pub mod hints;
 pub mod init;
+pub mod interactive;
 pub mod interrupt;
 pub mod orchestrate;
 pub mod plan;

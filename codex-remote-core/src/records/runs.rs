@@ -106,6 +106,30 @@ pub struct RunRecord {
     /// The run's own container, when its host is made on demand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<crate::ondemand::RunContainer>,
+    /// How the agent ran: `exec` (headless, the default; absent from older records) or
+    /// `interactive` (the Codex TUI over a terminal).
+    #[serde(default, skip_serializing_if = "RunKind::is_exec")]
+    pub kind: RunKind,
+}
+
+/// How a run's agent ran.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    /// `codex exec`, headless, detached from the connection.
+    #[default]
+    Exec,
+    /// The Codex TUI, over the user's terminal (`codex-remote interactive`).
+    Interactive,
+}
+
+impl RunKind {
+    /// Whether this is the default kind (left out of the record).
+    pub fn is_exec(&self) -> bool {
+        *self == RunKind::Exec
+    }
 }
 
 /// Something about a run's result that is not a clean success.
@@ -415,6 +439,7 @@ mod tests {
             usage: Default::default(),
             warnings: Vec::new(),
             container: None,
+            kind: RunKind::Exec,
         }
     }
 

@@ -402,7 +402,7 @@ impl Engine {
         }
     }
 
-    fn project(&self, name: Option<&str>) -> Result<Project, Error> {
+    pub(crate) fn project(&self, name: Option<&str>) -> Result<Project, Error> {
         let mut project = Project::new(&self.root, name.or(self.project_name.as_deref()))
             .map_err(|e| e.input("<project name>", "project"))?;
         project.origin.found_from = self.found_from.clone();
@@ -419,80 +419,6 @@ impl Engine {
     /// The project's remote workspace name.
     pub fn project_name(&self) -> Result<String, Error> {
         Ok(self.project(None)?.name.into_string())
-    }
-
-    /// The command that opens an interactive Codex session in the project's mirror on a host
-    /// (`ssh -t` for a real terminal, or the login shell for `local`), for the caller to run
-    /// with its own terminal. The command line comes from the one quoting function.
-    pub async fn interactive_command(
-        &self,
-        host: Option<&str>,
-        ssh_config: Option<&Path>,
-    ) -> Result<std::process::Command, Error> {
-        let host = self.config.host(host)?;
-        let dir = host.project_dir(&self.project_name()?);
-        // The host's env values (secrets) never go on the command line: locally they are the
-        // shell's environment; elsewhere they go through a file (below).
-        let no_env = Default::default();
-        let parts = crate::shell::ScriptParts {
-            program: &host.codex,
-            args: &[],
-            env: &no_env,
-            cwd: Some(&dir),
-            shell_init: host.shell_init.as_deref(),
-            announce_pid: false,
-        };
-        if let crate::host::HostKind::OnDemand(_) = &host.kind {
-            return Err(InputError::new(
-                format!("host `{}`", host.name),
-                "the host is made on demand: it has no container to open a session in",
-            )
-            .hint("run a task on it, or open a session in a running container with `--host podman://NAME`")
-            .into());
-        }
-        if let crate::host::HostKind::Local = &host.kind {
-            let script = crate::shell::command_script(&parts).map_err(TransportError::from)?;
-            let mut command = std::process::Command::new(
-                std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()),
-            );
-            command.arg("-c").arg(&script).envs(&host.env);
-            return Ok(command);
-        }
-        // A TTY session's stdin is the terminal: the values go first, through stdin, into a
-        // 0600 file on the host that the session reads and removes.
-        let staged = match host.env.is_empty() {
-            true => None,
-            false => {
-                let transport = self.transport(&host)?;
-                let staged = crate::transport::stage_env_file(transport.as_ref()).await;
-                self.close().await;
-                staged?
-            }
-        };
-        let script = match staged {
-            None => crate::shell::command_script(&parts),
-            Some(file) => crate::shell::command_script_with_env_file(&parts, &file),
-        }
-        .map_err(TransportError::from)?;
-        Ok(match &host.kind {
-            crate::host::HostKind::Ssh { destination } => {
-                let mut command = std::process::Command::new("ssh");
-                if let Some(file) = ssh_config {
-                    command.arg("-F").arg(file);
-                }
-                command.arg("-t").arg("--").arg(destination).arg(&script);
-                command
-            }
-            crate::host::HostKind::Container { engine, target } => {
-                let argv = crate::transport::container::exec_argv(*engine, target, true);
-                let mut command = std::process::Command::new(&argv[0]);
-                command.args(&argv[1..]).arg("sh").arg("-c").arg(&script);
-                command
-            }
-            crate::host::HostKind::Local | crate::host::HostKind::OnDemand(_) => {
-                unreachable!("handled above")
-            }
-        })
     }
 
     /// Plans a task: host, model (with why), instruction, restricted files.
@@ -669,6 +595,18 @@ impl Engine {
         {
             return Err(full);
         }
+        if record.kind == crate::runs::RunKind::Interactive {
+            // Its agent was the TUI on a terminal: nothing to follow; its result is retrieved.
+            return Err(InputError::new(
+                format!("run `{}`", record.id),
+                "it is an interactive session: there is no agent to attach to",
+            )
+            .hint(format!(
+                "`codex-remote diff {0}` retrieves what it did; `codex-remote pull {0} --apply` applies it",
+                record.id
+            ))
+            .into());
+        }
         if !matches!(
             record.phase,
             Phase::Running | Phase::Waiting | Phase::Retrieving
@@ -772,7 +710,10 @@ impl Engine {
             .rev()
             .map(CodexEvent::parse)
             .find(|e| !matches!(e, CodexEvent::Other { .. }));
-        let agent = if matches!(record.phase, Phase::Running | Phase::Waiting) && record.attempt > 0
+        // (An interactive session has no supervised agent to probe: its terminal is the user's.)
+        let agent = if matches!(record.phase, Phase::Running | Phase::Waiting)
+            && record.attempt > 0
+            && record.kind == crate::runs::RunKind::Exec
         {
             let transport = self.transport_of(&record)?;
             let dir = RemoteLayout::new(transport.host(), &record.project)

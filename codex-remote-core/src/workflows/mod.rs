@@ -5,6 +5,7 @@
 
 pub mod doctor;
 pub mod engine;
+pub mod interactive;
 pub mod orchestrate;
 pub mod pipeline;
 pub mod prerequisites;

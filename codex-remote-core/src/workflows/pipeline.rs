@@ -209,6 +209,7 @@ pub fn new_record(
         usage: Default::default(),
         warnings: Vec::new(),
         container: None,
+        kind: Default::default(),
     }
 }
 
