@@ -92,7 +92,7 @@ impl CliError {
         };
         match error {
             Error::Apply(ApplyError::Restricted(_)) => Some(
-                "review it with `codex-remote diff RUN`, then pass --allow-restricted to apply anyway"
+                "review it with `codex-remote diff RUN`, then pass --skip-restricted to apply the rest without the restricted files, or --allow-restricted to apply all of it anyway"
                     .into(),
             ),
             Error::Apply(ApplyError::Conflicts(_)) => Some(

@@ -25,10 +25,12 @@ fn main() {
                 let _ = output::print_text(&e.render().to_string());
                 std::process::exit(exit::OK);
             }
-            if json_requested(std::env::args_os()) {
-                let _ = output::print_json(&usage_error_json(&e));
+            let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            if json_requested(args.iter().cloned()) {
+                let _ = output::print_json(&usage_error_json(&e, &args));
             } else {
-                let _ = e.print();
+                // Prefixed as every other error is (docs/cli.md), then clap's usage and advice.
+                eprint!("{}", usage_error_text(&e));
             }
             std::process::exit(exit::USAGE);
         }
@@ -62,8 +64,32 @@ fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
         .any(|a| a == "--json")
 }
 
-/// A usage error from the argument parser as the `--json` error object (see docs/cli.md).
-fn usage_error_json(e: &clap::Error) -> serde_json::Value {
+/// A usage error from the argument parser as text: `codex-remote: error: ...`, as every error.
+fn usage_error_text(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let body = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+    format!("codex-remote: error: {body}")
+}
+
+/// The usage line of the (sub)command named in `args`, as clap renders it (without `Usage: `).
+fn usage_of(args: &[std::ffi::OsString]) -> String {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    let mut current = &command;
+    for arg in args.iter().skip(1).take_while(|a| *a != "--") {
+        let Some(name) = arg.to_str() else { continue };
+        if let Some(sub) = current.find_subcommand(name) {
+            current = sub;
+        }
+    }
+    let usage = current.clone().render_usage().to_string();
+    let usage = usage.trim();
+    usage.strip_prefix("Usage: ").unwrap_or(usage).to_string()
+}
+
+/// A usage error from the argument parser as the `--json` error object (see docs/cli.md): its
+/// `usage` is the command's usage line, whether or not clap showed it.
+fn usage_error_json(e: &clap::Error, args: &[std::ffi::OsString]) -> serde_json::Value {
     let rendered = e.render().to_string();
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
     let message = lines
@@ -73,7 +99,8 @@ fn usage_error_json(e: &clap::Error) -> serde_json::Value {
         .to_string();
     let usage = lines
         .find_map(|l| l.strip_prefix("Usage: "))
-        .map(str::to_string);
+        .map(str::to_string)
+        .unwrap_or_else(|| usage_of(args));
     serde_json::json!({
         "error": {
             "kind": codex_remote_core::ErrorKind::BadInput,
@@ -170,12 +197,45 @@ mod tests {
 
     #[test]
     fn usage_errors_become_one_json_object() {
-        let e =
-            <Cli as clap::Parser>::try_parse_from(["codex-remote", "run", "--bogus"]).unwrap_err();
-        let v = usage_error_json(&e);
+        let argv = ["codex-remote", "run", "--bogus"];
+        let e = <Cli as clap::Parser>::try_parse_from(argv).unwrap_err();
+        let v = usage_error_json(&e, &argv.map(Into::into));
         assert_eq!(v["error"]["exit_code"], exit::USAGE);
         assert_eq!(v["error"]["kind"], "bad-input");
         assert_eq!(v["error"]["message"], "unexpected argument '--bogus' found");
         assert!(!v.to_string().contains('\n'));
+    }
+
+    /// Every usage error carries its command's usage line, also when clap did not show it (an
+    /// invalid value), and reads `codex-remote: error: ...` as text.
+    #[test]
+    fn usage_errors_carry_the_usage_and_the_prefix() {
+        let argv = ["codex-remote", "--json", "schema", "bogus"];
+        let e = <Cli as clap::Parser>::try_parse_from(argv).unwrap_err();
+        let v = usage_error_json(&e, &argv.map(Into::into));
+        assert_eq!(
+            v["error"]["usage"], "codex-remote schema [OPTIONS] <KIND>",
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid value 'bogus'"),
+            "{v}"
+        );
+        let text = usage_error_text(&e);
+        assert!(
+            text.starts_with("codex-remote: error: invalid value 'bogus'"),
+            "{text}"
+        );
+        let argv = ["codex-remote", "frobnicate"];
+        let e = <Cli as clap::Parser>::try_parse_from(argv).unwrap_err();
+        let v = usage_error_json(&e, &argv.map(Into::into));
+        assert_eq!(
+            v["error"]["usage"], "codex-remote [OPTIONS] <COMMAND>",
+            "{v}"
+        );
+        assert!(usage_error_text(&e).starts_with("codex-remote: error: unrecognized subcommand"));
     }
 }

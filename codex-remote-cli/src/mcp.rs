@@ -433,7 +433,24 @@ impl McpServer {
 
     fn load_task(&self, input: &TaskInput) -> Result<TaskSpec, CallToolResult> {
         let loaded = match (&input.task, &input.task_file, &input.prompt) {
-            (Some(task), None, None) => TaskSpec::parse_str(&task.to_string(), "task.json"),
+            (Some(task), None, None) if !task.is_object() => {
+                return Err(ToolFailure::bad_input(
+                    "argument `task`: must be a task object, not a string or other value",
+                    Some("give `task` as an object ({\"title\", \"type\", \"requirements\", ...}), or a task in words as `prompt` with `type`"),
+                )
+                .into_error())
+            }
+            // Named as the argument it came from; a line and column in its one-line JSON would
+            // point nowhere useful (the field path says where).
+            (Some(task), None, None) => TaskSpec::parse(
+                &task.to_string(),
+                "argument `task`",
+                codex_remote_core::task::TaskFormat::Json,
+            )
+            .map_err(|mut e| {
+                (e.line, e.column) = (None, None);
+                e
+            }),
             (None, Some(file), None) => {
                 TaskSpec::load(&self.path_in_project(file, "the task file")?)
             }

@@ -150,8 +150,22 @@ async fn bad_input_is_a_tool_error_classified_like_exit_code_2() {
     )
     .await;
     let error = failure(&result);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("modle"), "{error}");
+    assert!(message.contains("argument `task`"), "{error}");
     assert!(
-        error["message"].as_str().unwrap().contains("modle"),
+        !message.contains("task.json"),
+        "no file that does not exist: {error}"
+    );
+    // A task given as a string: named as the argument, with what to give instead.
+    let result = call(&service, "plan", json!({"task": "Fix the login redirect"})).await;
+    let error = failure(&result);
+    assert_eq!(error["exit_code"], 2, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.starts_with("argument `task`"), "{error}");
+    assert!(!message.contains("task.json"), "{error}");
+    assert!(
+        error["hint"].as_str().unwrap().contains("prompt"),
         "{error}"
     );
     let result = call(&service, "status", json!({"run_id": "no-such-run"})).await;

@@ -295,11 +295,19 @@ fn completions_are_printed() {
 fn usage_errors_exit_2() {
     let env = Env::new();
     assert_eq!(env.run(&["plan"]).status.code(), Some(2));
-    assert_eq!(
-        env.run(&["plan", "--prompt", "x"]).status.code(),
-        Some(2),
-        "--prompt needs --type"
+    let out = env.run(&["plan", "--prompt", "x"]);
+    assert_eq!(out.status.code(), Some(2), "--prompt needs --type");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs --type TYPE, one of: refactor, migration, test-gen, feature, debug, quick-fix, scaffold"),
+        "{err}"
     );
+    // An empty prompt points at --prompt, not at a task file's field.
+    let out = env.run(&["plan", "--prompt", "", "--type", "debug"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--prompt is empty"), "{err}");
+    assert!(!err.contains("title"), "{err}");
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(
         env.run(&[

@@ -192,7 +192,9 @@ async fn restricted_changes_need_allow_restricted() {
     let out = s.env.run(&["pull", &record.id, "--apply"]);
     assert_eq!(out.status.code(), Some(6));
     assert!(
-        stderr(&out).contains("restricted") && stderr(&out).contains("--allow-restricted"),
+        stderr(&out).contains("restricted")
+            && stderr(&out).contains("--allow-restricted")
+            && stderr(&out).contains("--skip-restricted"),
         "{}",
         stderr(&out)
     );

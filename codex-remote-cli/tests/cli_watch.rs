@@ -290,3 +290,45 @@ fn watch_shows_runs_live_and_follows_diffs_applies_and_cancels_in_a_real_termina
     );
     assert!(!text.contains("mine"), "{text}");
 }
+
+/// A detached run nobody follows records nothing here: `watch` asks its host, as `status` does,
+/// so it says the agent is done (not that it waits for a first event), and the plain form ends
+/// (the run changes no more until someone attaches).
+#[test]
+fn watch_says_what_the_host_says_of_a_detached_run_nobody_follows() {
+    let Some(s) = setup(vec![Reply::message("All done")], true) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run", "-q", "--detach", "--prompt", "Say done", "--type", "debug",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    // Poll until the host says the agent finished (no sleep stands in for the event).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_slice(&s.env.run(&["status", &id, "--json"]).stdout).unwrap();
+        if status["agent"]["state"] == "finished" {
+            assert_eq!(status["agent"]["code"], 0, "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never finished: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = s.env.run(&["watch", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &v["runs"][0];
+    assert_eq!(run["run_id"], id.as_str(), "{v}");
+    assert_eq!(run["phase"], "running", "{v}");
+    assert_eq!(run["state"], "agent done on the host: `attach` it", "{v}");
+    // Plain lines: the same words, and the command ends by itself.
+    let out = s.env.run(&["watch"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("agent done on the host") && !text.contains("waiting for the agent"),
+        "{text}"
+    );
+}

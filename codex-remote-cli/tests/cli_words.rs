@@ -94,6 +94,9 @@ fn run_ids_read_and_last_names_the_newest_runs_everywhere() {
         err.contains(&format!("hint: review it with `codex-remote diff {first}`"))
             && err.contains(&format!(
                 "`codex-remote pull {first} --apply --allow-restricted`"
+            ))
+            && err.contains(&format!(
+                "`codex-remote pull {first} --apply --skip-restricted`"
             )),
         "{err}"
     );

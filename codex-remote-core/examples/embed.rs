@@ -1,13 +1,17 @@
-//! `cargo run -p codex-remote-core --example embed -- TASK_FILE HOST`: runs the task on the host,
-//! prints its patch on stdout and a summary on stderr; applies nothing, leaves nothing on the host.
+//! `embed TASK_FILE HOST`: runs the task on the host, prints its patch; applies nothing.
 
-use std::io::Write;
-
-use codex_remote_core::{Engine, PlanOverrides, TaskSpec};
+use codex_remote_core::{Engine, Error, PlanOverrides, TaskSpec};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+async fn main() {
+    if let Err(e) = run(std::env::args().skip(1).collect()).await {
+        let hint = e.downcast_ref().and_then(Error::hint);
+        let hint = hint.map(|h| format!("\nhint: {h}"));
+        eprintln!("error: {e}{}", hint.unwrap_or_default());
+        std::process::exit(1);
+    }
+}
+async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let [task_file, host] = args.as_slice() else {
         return Err("usage: embed TASK_FILE HOST".into());
     };
@@ -19,7 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let result = engine.start(&plan, options).await?.wait().await;
     engine.close().await;
     let done = result?;
-    std::io::stdout().write_all(&done.patch)?;
+    std::io::Write::write_all(&mut std::io::stdout(), &done.patch)?;
     let (id, files) = (&done.summary.run_id, done.summary.files.len());
     eprintln!("run {id}: {files} file(s) changed, nothing applied");
     Ok(())

@@ -561,10 +561,44 @@ impl ConfigFile {
     pub fn parse(text: &str, source_name: &str) -> Result<Self, InputError> {
         let deserializer =
             toml::Deserializer::parse(text).map_err(|e| toml_error(text, source_name, "", &e))?;
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let file: ConfigFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             toml_error(text, source_name, &path, e.inner())
-        })
+        })?;
+        file.check_durations(text, source_name)?;
+        Ok(file)
+    }
+
+    /// The durations (strings to the deserializer) checked here too, where the file, line and
+    /// column of a bad one are known.
+    fn check_durations(&self, text: &str, source_name: &str) -> Result<(), InputError> {
+        let checks = [
+            (
+                "max_wait",
+                self.max_wait
+                    .as_deref()
+                    .and_then(|t| parse_max_wait(t).err()),
+                "write a duration such as `90m`, `6h` or `0s` (never wait)",
+            ),
+            (
+                "stall_timeout",
+                self.stall_timeout.as_deref().and_then(|t| {
+                    humantime::parse_duration(t)
+                        .err()
+                        .map(|e| format!("`{t}` is not a duration like 90s, 10m or 1h: {e}"))
+                }),
+                "write it as a string, such as `stall_timeout = \"10m\"`; `0s` turns it off",
+            ),
+        ];
+        for (key, problem, hint) in checks {
+            if let Some(message) = problem {
+                return Err(InputError::new(source_name, message)
+                    .field(key)
+                    .at_opt(top_level_value_position(text, key))
+                    .hint(hint));
+            }
+        }
+        Ok(())
     }
 
     /// Lays `other` over `self`, key by key.
@@ -661,6 +695,16 @@ impl ConfigFile {
             );
         }
     }
+}
+
+/// Where the value of top-level `key` starts in `text` (line, column), when it is there.
+fn top_level_value_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let table = toml::de::DeTable::parse(text).ok()?;
+    let (_, value) = table
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)?;
+    Some(input::line_column(text, value.span().start))
 }
 
 fn toml_error(text: &str, source_name: &str, path: &str, error: &toml::de::Error) -> InputError {
@@ -1453,8 +1497,27 @@ mod tests {
             config("stall_timeout = \"0s\"\n").unwrap().stall_timeout(),
             None
         );
-        let e = config("stall_timeout = \"soon\"\n").unwrap_err();
+        let e = parse("stall_timeout = \"soon\"\n").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("stall_timeout"));
         assert!(e.message.contains("`soon` is not a duration"), "{e}");
+    }
+
+    /// A bad duration in a config file says the file, line and column of its value, as the
+    /// docs promise for every config error.
+    #[test]
+    fn a_bad_duration_names_the_file_line_and_column() {
+        let text = "# mine\ndefault_host = \"local\"\n\nstall_timeout = \"ten\"\n";
+        let e = ConfigFile::parse(text, "codex-remote.toml").unwrap_err();
+        assert_eq!(e.source_name, "codex-remote.toml");
+        assert_eq!(e.field.as_deref(), Some("stall_timeout"));
+        assert_eq!((e.line, e.column), (Some(4), Some(17)), "{e}");
+        assert!(e.message.contains("`ten` is not a duration"), "{e}");
+        assert!(e.hint.is_some());
+        let e = ConfigFile::parse("max_wait = \"later\"\n", "c.toml").unwrap_err();
+        assert_eq!(
+            (e.field.as_deref(), e.line, e.column),
+            (Some("max_wait"), Some(1), Some(12)),
+            "{e}"
+        );
     }
 }

@@ -34,7 +34,7 @@ fn docs_embedding_walks_through_the_example_as_it_is() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = std::fs::read_to_string(root.join("examples/embed.rs")).unwrap();
     let docs = std::fs::read_to_string(root.join("../docs/embedding.md")).unwrap();
-    let body = &example[example.find("use std::io::Write;").unwrap()..];
+    let body = &example[example.find("use codex_remote_core").unwrap()..];
     assert!(
         docs.contains(body),
         "docs/embedding.md shows a stale copy of examples/embed.rs"
@@ -110,6 +110,22 @@ fn the_embed_example_prints_the_patch_applies_nothing_and_cleans_the_host() {
 
     let out = run(&["task.yaml", "no-such-host"]);
     assert!(!out.status.success(), "a failure exits non-zero");
+    // Errors read as the command's do: the message (and its hint), never Rust's debug form.
+    let out = run(&["missing.yaml", ALIAS]);
+    assert!(!out.status.success(), "a bad task file exits non-zero");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("missing.yaml"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("InputError") && !stderr.contains(" { "),
+        "{stderr}"
+    );
     let out = run(&["task.yaml"]);
     assert!(!out.status.success(), "a usage error exits non-zero");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: usage: embed TASK_FILE HOST\n"
+    );
 }

@@ -222,6 +222,10 @@ async fn without_apply_the_host_is_still_cleaned_and_the_patch_returned() {
         .await
         .unwrap();
     assert_eq!(applied.files[0].path(), "hello.txt");
+    assert!(
+        applied.remote_removed,
+        "the tree went when the run ended: reported as gone, whoever removed it"
+    );
     assert!(s.project.path().join("hello.txt").exists());
     let again = s.engine.apply(&record.id, &Default::default()).await;
     assert_eq!(

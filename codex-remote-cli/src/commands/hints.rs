@@ -11,7 +11,7 @@ pub fn for_run(error: &CliError, run_id: &str) -> Option<String> {
     };
     match apply {
         ApplyError::Restricted(_) => Some(format!(
-            "review it with `codex-remote diff {run_id}`; apply it anyway with `codex-remote pull {run_id} --apply --allow-restricted`"
+            "review it with `codex-remote diff {run_id}`; apply the rest without the restricted files with `codex-remote pull {run_id} --apply --skip-restricted`, or all of it anyway with `codex-remote pull {run_id} --apply --allow-restricted`"
         )),
         ApplyError::Conflicts(_) | ApplyError::Refused(_) => Some(format!(
             "the result is kept: review it with `codex-remote diff {run_id}`, settle the local edits, then `codex-remote pull {run_id} --apply`"
@@ -44,6 +44,7 @@ mod tests {
             "{hint}"
         );
         assert!(hint.contains("pull fix-it-20260101-000000-abcd --apply --allow-restricted"));
+        assert!(hint.contains("pull fix-it-20260101-000000-abcd --apply --skip-restricted"));
         assert_eq!(for_run(&CliError::Usage("x".into()), "r"), None);
     }
 }

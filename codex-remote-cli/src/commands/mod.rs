@@ -129,6 +129,12 @@ impl Context {
 
 /// Loads the task named by the task arguments.
 pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
+    if args.prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        return Err(CliError::Usage(
+            "--prompt is empty: give the task in words, e.g. --prompt \"Fix the login redirect\""
+                .into(),
+        ));
+    }
     let source = match (&args.task, &args.prompt, args.task_type) {
         (Some(path), None, _) => TaskSource::File(path.clone()),
         (Some(path), Some(prompt), None) => {
@@ -153,6 +159,16 @@ pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
                 scope::resolve(&root, &cwd, &args.files)?
             },
         },
+        (None, Some(_), None) => {
+            return Err(CliError::Usage(format!(
+                "a --prompt task needs --type TYPE, one of: {}",
+                codex_remote_core::task::TaskType::ALL
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
         _ => {
             return Err(CliError::Usage(
                 "give a task file, or --prompt TEXT --type TYPE".into(),

@@ -184,7 +184,34 @@ fn describe(event: &EventKind) -> Option<String> {
             CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
             _ => None,
         },
+        // A task's end is said once, by its `Finished` event (with the reason).
+        EventKind::Phase { phase } if phase.is_finished() => None,
         EventKind::Phase { phase } => Some(phase.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_remote_core::Phase;
+
+    /// A task's end comes as its run's last phase and as the task's end: said once.
+    #[test]
+    fn a_tasks_end_is_said_once() {
+        let ended = [
+            EventKind::Phase {
+                phase: Phase::Running,
+            },
+            EventKind::Phase {
+                phase: Phase::Completed,
+            },
+            EventKind::Finished {
+                outcome: codex_remote_core::TaskOutcome::Completed,
+                reason: None,
+            },
+        ];
+        let lines: Vec<String> = ended.iter().filter_map(describe).collect();
+        assert_eq!(lines, ["running", "completed"]);
     }
 }

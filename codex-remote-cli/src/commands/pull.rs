@@ -9,7 +9,8 @@ use crate::{exit, output};
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
     let engine = ctx.engine(ctx.config()?);
-    let run = super::runref::resolve(&ctx.project(None)?.runs(), &args.run)?;
+    let store = ctx.project(None)?.runs();
+    let run = super::runref::resolve(&store, &args.run)?;
     let result = if args.apply {
         let options = ApplyOptions {
             allow_restricted: args.allow_restricted,
@@ -23,6 +24,8 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<i32, CliError> {
             .retrieve(&run)
             .await
             .map(|d| codex_remote_core::Applied {
+                // Whether the tree is gone, as the record says.
+                remote_removed: store.load(&d.run_id).is_ok_and(|r| r.remote_removed),
                 run_id: d.run_id,
                 patch_path: d.patch_path,
                 files: d.files,

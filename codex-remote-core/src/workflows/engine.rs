@@ -181,7 +181,8 @@ pub struct Applied {
     pub patch_path: PathBuf,
     /// The files changed.
     pub files: Vec<FileChange>,
-    /// Whether the host's tree was given back (returned to the pool).
+    /// Whether the host's tree is gone (given back to the pool, or removed with its container),
+    /// by this apply or before it (e.g. when the run ended without `keep`).
     pub remote_removed: bool,
     /// What would have held the result back, taken because the options allowed it.
     pub warnings: Vec<crate::patch::Warning>,
@@ -871,26 +872,24 @@ impl Engine {
                 Some(&record.id),
             )?);
         }
-        let mut remote_removed = false;
         if record.container.as_ref().is_some_and(|c| !c.removed) {
             // A run made on demand: its container goes, its tree with it (never under an agent
             // still working there: `attach` finishes that run).
             if !options.keep && !self.agent_may_be_working(&record).await {
                 crate::ondemand::release(&store, &mut record).await?;
-                remote_removed = true;
             }
         } else if !options.keep && !record.remote_removed {
             let transport = self.transport_named(&record.host)?;
             // The host layout is named after the run's own project.
             let project = self.project(Some(&record.project))?;
             pipeline::remove_remote(transport, &project, &mut record).await?;
-            remote_removed = true;
         }
         Ok(Applied {
             patch_path: store.patch_path(&record.id),
+            // The truth, whoever gave the tree back (this apply, or the run's own end).
+            remote_removed: record.remote_removed,
             run_id: record.id,
             files: applied.patch.files,
-            remote_removed,
             warnings: applied.warnings,
             skipped: applied.skipped,
             checkpoint,

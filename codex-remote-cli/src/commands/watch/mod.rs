@@ -43,8 +43,20 @@ async fn plain(
     interval: std::time::Duration,
 ) -> Result<i32, CliError> {
     let mut shown = std::collections::HashMap::<String, String>::new();
-    loop {
-        let views = watcher.refresh();
+    // Asks the hosts of running runs about their agents, as `status` does: a detached run
+    // nobody follows records nothing here. Without a config, the local record alone is shown.
+    let engine = ctx.config().ok().map(|c| ctx.engine(c));
+    let result = loop {
+        let mut views = watcher.refresh();
+        if let Some(engine) = &engine {
+            let answers = probe_agents(engine, probe_ids(&views)).await;
+            if !answers.is_empty() {
+                for (id, agent) in answers {
+                    watcher.note_agent(&id, agent);
+                }
+                views = watcher.refresh();
+            }
+        }
         if ctx.json {
             let runs: Vec<serde_json::Value> = views
                 .iter()
@@ -58,7 +70,7 @@ async fn plain(
                 })
                 .collect();
             let _ = crate::output::print_json(&serde_json::json!({ "runs": runs }));
-            return Ok(exit::OK);
+            break Ok(exit::OK);
         }
         let mut text = String::new();
         if shown.is_empty() && views.is_empty() {
@@ -89,16 +101,51 @@ async fn plain(
         }
         shown.entry(String::new()).or_default();
         if !text.is_empty() {
-            output::print_text(&text)?;
+            if let Err(e) = output::print_text(&text) {
+                break Err(e);
+            }
         }
-        if !views.iter().any(|v| v.is_active()) {
-            return Ok(exit::OK);
+        // A run whose agent ended on its host with nobody following changes no more here.
+        if !views.iter().any(|v| v.is_active() && !v.ended_unfollowed()) {
+            break Ok(exit::OK);
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+            _ = tokio::signal::ctrl_c() => break Ok(exit::OK),
+        }
+    };
+    if let Some(engine) = engine {
+        engine.close().await;
+    }
+    result
+}
+
+/// Asks the host of each run named about its agent (as `status` does, which also records a
+/// park at a usage limit). A host that cannot be reached gives no answer: the local record's
+/// words stay.
+pub async fn probe_agents(
+    engine: &codex_remote_core::Engine,
+    ids: Vec<String>,
+) -> Vec<(String, codex_remote_core::executor::AgentState)> {
+    let mut answers = Vec::new();
+    for id in ids {
+        if let Ok(codex_remote_core::RunStatus {
+            agent: Some(agent), ..
+        }) = engine.status(&id).await
+        {
+            answers.push((id, agent));
         }
     }
+    answers
+}
+
+/// The runs whose hosts are worth asking about their agents.
+pub fn probe_ids(views: &[model::RunView]) -> Vec<String> {
+    views
+        .iter()
+        .filter(|v| v.wants_probe())
+        .map(|v| v.record.id.clone())
+        .collect()
 }
 
 /// The plan's codex-remote entries, one line each.

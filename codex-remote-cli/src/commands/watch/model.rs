@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use codex_remote_core::events::{CodexEvent, ItemKind};
+use codex_remote_core::executor::AgentState;
 use codex_remote_core::{Phase, RunRecord, RunStore};
 
 /// One run as the watch shows it.
@@ -27,6 +28,8 @@ pub struct RunView {
     pub events: usize,
     /// Waiting, parked, applied or failed: the part of its state the phase does not say.
     pub state: String,
+    /// What its host said of its agent when last asked (as `status` asks), for a running run.
+    pub agent: Option<AgentState>,
 }
 
 impl RunView {
@@ -36,6 +39,21 @@ impl RunView {
 
     pub fn is_active(&self) -> bool {
         is_active(self.record.phase)
+    }
+
+    /// Active in the record, but its agent ended on the host and nobody here retrieved it yet
+    /// (a detached run nobody follows): it changes no more until someone attaches.
+    pub fn ended_unfollowed(&self) -> bool {
+        self.is_active()
+            && matches!(
+                self.agent,
+                Some(AgentState::Finished { .. } | AgentState::Vanished)
+            )
+    }
+
+    /// Whether its host is worth asking about its agent (as `status` does).
+    pub fn wants_probe(&self) -> bool {
+        matches!(self.record.phase, Phase::Running | Phase::Waiting) && self.record.attempt > 0
     }
 }
 
@@ -187,6 +205,7 @@ pub struct Watcher {
     store: RunStore,
     tallies: HashMap<String, EventTally>,
     patch_files: HashMap<String, usize>,
+    agents: HashMap<String, AgentState>,
 }
 
 impl Watcher {
@@ -195,7 +214,13 @@ impl Watcher {
             store,
             tallies: HashMap::new(),
             patch_files: HashMap::new(),
+            agents: HashMap::new(),
         }
+    }
+
+    /// Records what run `id`'s host said of its agent (shown until the record moves on).
+    pub fn note_agent(&mut self, id: &str, agent: AgentState) {
+        self.agents.insert(id.to_string(), agent);
     }
 
     fn events_path(&self, id: &str) -> PathBuf {
@@ -240,7 +265,12 @@ impl Watcher {
                     (Some(a), Some(b)) => b.duration_since(a).unwrap_or_default(),
                     _ => Duration::ZERO,
                 };
-                let state = state_words(&record, tally.events, files_changed, now);
+                let agent = self
+                    .agents
+                    .get(&record.id)
+                    .filter(|_| matches!(record.phase, Phase::Running | Phase::Waiting))
+                    .cloned();
+                let state = state_words(&record, agent.as_ref(), tally.events, files_changed, now);
                 RunView {
                     elapsed,
                     last_activity: tally.last_activity.clone(),
@@ -249,6 +279,7 @@ impl Watcher {
                     files_changed,
                     events: tally.events,
                     state,
+                    agent,
                     record,
                 }
             })
@@ -266,8 +297,16 @@ impl Watcher {
     }
 }
 
-/// The part of a run's state the phase does not say.
-fn state_words(record: &RunRecord, events: usize, files: usize, now: SystemTime) -> String {
+/// The part of a run's state the phase does not say. `agent` is what its host said of its agent
+/// (as `status` asks), when asked: without it, nothing is claimed that the local record cannot
+/// know (a detached run nobody follows records no events here).
+pub fn state_words(
+    record: &RunRecord,
+    agent: Option<&AgentState>,
+    events: usize,
+    files: usize,
+    now: SystemTime,
+) -> String {
     // A run parked on a usage limit records when it resumes (`resume_at`, RFC 3339).
     if let Some(resume_at) = record.resume_at.as_deref() {
         if is_active(record.phase) {
@@ -283,9 +322,17 @@ fn state_words(record: &RunRecord, events: usize, files: usize, now: SystemTime)
     match record.phase {
         Phase::Pending | Phase::Syncing => "preparing".into(),
         Phase::Running if record.attempt == 0 => "launching the agent".into(),
-        Phase::Running if events == 0 => "waiting for the agent's first event".into(),
-        Phase::Running if record.attempt > 1 => format!("working (attempt {})", record.attempt),
-        Phase::Running => "working".into(),
+        Phase::Running => match agent {
+            Some(AgentState::Finished { code: 0 }) => "agent done on the host: `attach` it".into(),
+            Some(AgentState::Finished { code }) => {
+                format!("agent exited {code} on host: `attach` it")
+            }
+            Some(AgentState::Vanished) => "agent gone on the host: `attach` it".into(),
+            _ if events == 0 && agent.is_some() => "working on the host; no events here yet".into(),
+            _ if events == 0 => "launched; no events recorded here yet".into(),
+            _ if record.attempt > 1 => format!("working (attempt {})", record.attempt),
+            _ => "working".into(),
+        },
         Phase::Retrieving => "fetching the result".into(),
         Phase::Completed if record.applied_at.is_some() => "applied".into(),
         Phase::Completed if files == 0 => "no changes".into(),
@@ -375,5 +422,32 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         tally.read_more(&path);
         assert_eq!((tally.events, tally.tokens), (3, 17));
+    }
+
+    /// A detached run nobody follows records no events here: the state never claims the agent
+    /// has not spoken yet, and says what its host says once asked (as `status` does).
+    #[test]
+    fn a_running_run_says_only_what_is_known_and_what_its_host_said() {
+        let record: RunRecord = serde_json::from_value(serde_json::json!({
+            "id": "r", "task_id": "t", "host": "h", "project": "p", "remote_mirror": "m",
+            "tree": null, "phase": "running", "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z", "attempt": 1,
+        }))
+        .unwrap();
+        let now = SystemTime::now();
+        let words =
+            |agent: Option<&AgentState>, events| state_words(&record, agent, events, 0, now);
+        let unknown = words(None, 0);
+        assert_eq!(unknown, "launched; no events recorded here yet");
+        assert!(!unknown.contains("waiting for the agent"), "{unknown}");
+        let done = words(Some(&AgentState::Finished { code: 0 }), 0);
+        assert_eq!(done, "agent done on the host: `attach` it");
+        assert!(words(Some(&AgentState::Finished { code: 3 }), 5).contains("exited 3 on host"));
+        assert!(words(Some(&AgentState::Vanished), 0).contains("gone on the host"));
+        assert_eq!(
+            words(Some(&AgentState::Running { pid: 7 }), 0),
+            "working on the host; no events here yet"
+        );
+        assert_eq!(words(Some(&AgentState::Running { pid: 7 }), 4), "working");
     }
 }

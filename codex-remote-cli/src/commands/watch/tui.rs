@@ -48,8 +48,14 @@ struct Remote {
 
 type Fetched = (String, Result<Vec<String>, String>);
 
+type Probed = Vec<(String, codex_remote_core::executor::AgentState)>;
+
 struct App {
     remote: Remote,
+    /// When the hosts of running runs were last asked about their agents, and whether an ask
+    /// is under way.
+    probed_at: Option<std::time::Instant>,
+    probing: bool,
     project: Project,
     plan: Option<PathBuf>,
     watcher: Watcher,
@@ -85,6 +91,8 @@ pub async fn run(
 ) -> Result<i32, CliError> {
     let mut app = App {
         remote: Remote::default(),
+        probed_at: None,
+        probing: false,
         project,
         plan,
         watcher,
@@ -121,6 +129,7 @@ pub async fn run(
     });
     let mut tick = tokio::time::interval(interval);
     let (fetched_tx, mut fetched) = mpsc::channel::<Fetched>(4);
+    let (probed_tx, mut probed) = mpsc::channel::<Probed>(2);
     let result = loop {
         if let Err(e) = terminal.draw(|frame| draw(frame, &mut app)) {
             break Err(CliError::io("drawing the terminal")(e));
@@ -129,6 +138,14 @@ pub async fn run(
             _ = tick.tick() => {
                 app.refresh();
                 fetch_remote(ctx, &mut app, &fetched_tx);
+                probe(ctx, &mut app, &probed_tx);
+            }
+            Some(answers) = probed.recv() => {
+                app.probing = false;
+                for (id, agent) in answers {
+                    app.watcher.note_agent(&id, agent);
+                }
+                app.refresh();
             }
             Some((id, result)) = fetched.recv() => {
                 app.remote.fetching = false;
@@ -160,6 +177,30 @@ pub async fn run(
         std::process::exit(exit::OK);
     }
     result.map(|()| exit::OK)
+}
+
+/// Asks the hosts of running runs about their agents, as `status` does (a detached run nobody
+/// follows records nothing here), at most every 3 s, in a task of its own.
+fn probe(ctx: &Context, app: &mut App, done: &mpsc::Sender<Probed>) {
+    let due = app
+        .probed_at
+        .is_none_or(|at| at.elapsed() >= Duration::from_secs(3));
+    let ids = super::probe_ids(&app.views);
+    if app.probing || !due || ids.is_empty() {
+        return;
+    }
+    let Ok(config) = ctx.config() else {
+        return;
+    };
+    let engine = ctx.engine(config);
+    app.probing = true;
+    app.probed_at = Some(std::time::Instant::now());
+    let done = done.clone();
+    tokio::spawn(async move {
+        let answers = super::probe_agents(&engine, ids).await;
+        engine.close().await;
+        let _ = done.send(answers).await;
+    });
 }
 
 /// While an active run is followed, fetches what its agent wrote on the host past the local
@@ -514,6 +555,8 @@ mod tests {
         store.save(&failed).unwrap();
         let mut app = App {
             remote: Remote::default(),
+            probed_at: None,
+            probing: false,
             project: project.clone(),
             plan: None,
             watcher: Watcher::new(store),
