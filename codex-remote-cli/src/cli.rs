@@ -100,7 +100,7 @@ fn parse_task_type(s: &str) -> Result<TaskType, String> {
 pub struct PlanArgs {
     #[command(flatten)]
     pub task: TaskArgs,
-    /// Host to run on: a name from the config, `local`, or an ssh destination.
+    /// Host to run on: a name from the config, `local`, an ssh destination or a container (`podman://NAME`, `docker://NAME`, `k8s://NAMESPACE/POD[/CONTAINER]`).
     #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
     pub host: Option<String>,
     /// Model to use, overriding the task file and the model table.
@@ -112,7 +112,7 @@ pub struct PlanArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub task: TaskArgs,
-    /// Host to run on: a name from the config, `local`, or an ssh destination.
+    /// Host to run on: a name from the config, `local`, an ssh destination or a container (`podman://NAME`, `docker://NAME`, `k8s://NAMESPACE/POD[/CONTAINER]`).
     #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
     pub host: Option<String>,
     /// Model to use, overriding the task file and the model table.
@@ -131,7 +131,8 @@ pub struct RunArgs {
     /// Apply even a result that looks destructive and would be held back (see `[apply]` in the config).
     #[arg(long)]
     pub allow_held_back: bool,
-    /// Keep the run's tree on the host after applying.
+    /// Keep the run's tree on the host (by default it goes back to the host's pool once the result
+    /// is retrieved); on a host made on demand, keep the run's container.
     #[arg(long)]
     pub keep: bool,
     /// Retries of a rate-limited run (default: the config's `retry.retries`).
@@ -203,7 +204,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// Host to run on: a name from the config, `local`, or an ssh destination.
+    /// Host to run on: a name from the config, `local`, an ssh destination or a container (`podman://NAME`, `docker://NAME`, `k8s://NAMESPACE/POD[/CONTAINER]`).
     #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
     pub host: Option<String>,
     /// Directory to run in on the host (`~/` is the remote home); relative paths are relative to the workspace.
@@ -239,7 +240,8 @@ pub struct OrchestrateArgs {
     /// Apply even results that look destructive and would be held back (see `[apply]` in the config).
     #[arg(long)]
     pub allow_held_back: bool,
-    /// Keep the runs' trees on the hosts after applying.
+    /// Keep the runs' trees on the hosts (by default they go back to the pools once retrieved), and
+    /// on hosts made on demand the runs' containers.
     #[arg(long)]
     pub keep: bool,
     /// Push the project root even when it is the home directory, `/`, a repository above the
@@ -264,7 +266,7 @@ pub struct CheckpointArgs {
 
 #[derive(Debug, Args)]
 pub struct HostArgs {
-    /// Host: a name from the config, `local`, or an ssh destination.
+    /// Host: a name from the config, `local`, an ssh destination or a container (`podman://NAME`, `docker://NAME`, `k8s://NAMESPACE/POD[/CONTAINER]`).
     #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
     pub host: Option<String>,
 }
@@ -302,7 +304,7 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// Host to push to: a name from the config, `local`, or an ssh destination.
+    /// Host to push to: a name from the config, `local`, an ssh destination or a container (`podman://NAME`, `docker://NAME`, `k8s://NAMESPACE/POD[/CONTAINER]`).
     #[arg(long, value_name = "HOST", env = "CODEX_REMOTE_HOST")]
     pub host: Option<String>,
     /// Remote workspace name (default: the project directory's name).
@@ -352,7 +354,8 @@ pub struct PullArgs {
     /// Apply everything but the changes to restricted files, and list what was skipped.
     #[arg(long, requires = "apply", conflicts_with = "allow_restricted")]
     pub skip_restricted: bool,
-    /// Keep the run's tree on the host after a successful apply.
+    /// Keep the run's tree on the host after a successful apply (by default it goes back to the
+    /// host's pool); on a host made on demand, keep the run's container.
     #[arg(long)]
     pub keep: bool,
 }

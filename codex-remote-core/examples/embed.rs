@@ -19,7 +19,7 @@ async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let task = TaskSpec::load(task_file.as_ref())?;
     let plan = engine.plan(task, &PlanOverrides::on_host(host))?;
     let mut options = engine.run_options();
-    options.apply = false; // The host's tree is removed all the same once the patch is back.
+    options.apply = false; // The host's tree goes back to its pool all the same once the patch is back.
     let result = engine.start(&plan, options).await?.wait().await;
     engine.close().await;
     let done = result?;
