@@ -362,6 +362,22 @@ pub async fn release(store: &RunStore, record: &mut RunRecord) -> Result<(), Err
     let Some(container) = record.container.as_mut().filter(|c| !c.removed) else {
         return Ok(());
     };
+    // Only the container this run's id names: a record planted or edited to name another
+    // container (`postgres`) never has it removed.
+    let ours = container_name(&record.id);
+    let named = container.target.rsplit('/').next().unwrap_or_default();
+    if named != ours {
+        return Err(TransportError::ContainerUnavailable {
+            host: container.target.escape_debug().to_string(),
+            detail: format!(
+                "the run record of `{}` names a container that is not its own (`{ours}`)",
+                record.id
+            ),
+            hint: "leave the run records under .codex-remote/runs as codex-remote writes them"
+                .into(),
+        }
+        .into());
+    }
     remove(container).await?;
     container.removed = true;
     record.remote_removed = true;
@@ -472,6 +488,23 @@ mod tests {
             remove_argv(ContainerEngine::Docker, "cr-x"),
             ["docker", "rm", "-f", "cr-x"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_record_naming_another_container_never_has_it_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::new(dir.path());
+        let mut record: RunRecord = serde_json::from_value(serde_json::json!({
+            "id": "t-20260101-000000-abcd", "task_id": "t", "host": "h", "project": "p",
+            "remote_mirror": "/x", "tree": null, "phase": "completed",
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "remote_removed": false,
+            "container": {"engine": "docker", "target": "postgres", "removed": false}
+        }))
+        .unwrap();
+        let e = release(&store, &mut record).await.unwrap_err();
+        assert!(e.to_string().contains("not its own"), "{e}");
+        assert!(!record.container.as_ref().unwrap().removed);
     }
 
     #[tokio::test]

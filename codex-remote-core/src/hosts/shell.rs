@@ -119,7 +119,8 @@ pub fn command_script(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
 }
 
 /// [`command_script`] that also reads its environment from a file on the host, removing the
-/// file once read, where the exports would be (after the shell init and `cd`). For commands
+/// file once read, where the exports would be (after the shell init and `cd`; an `EXIT` trap set
+/// first removes it too when the init or the `cd` fails). For commands
 /// whose stdin is not ours to use (a TTY): the values travel in a 0600 file written through
 /// stdin (see [`export_lines`]) instead of on the command line.
 ///
@@ -130,7 +131,10 @@ pub fn command_script(parts: &ScriptParts<'_>) -> Result<String, ScriptError> {
 ///     program: "codex", args: &[], env: &env, cwd: Some("~/w/app"),
 ///     shell_init: None, announce_pid: false,
 /// }, "~/w/.codex-remote/env.1").unwrap();
-/// assert_eq!(script, "cd \"$HOME\"/'w/app' || exit 1\nf=\"$HOME\"/'w/.codex-remote/env.1'; . \"$f\"; rm -f -- \"$f\"\nexec 'codex'\n");
+/// assert_eq!(script, "codex_remote_env=\"$HOME\"/'w/.codex-remote/env.1'; \
+///     trap 'rm -f -- \"$codex_remote_env\"' EXIT\n\
+///     cd \"$HOME\"/'w/app' || exit 1\n\
+///     . \"$codex_remote_env\"; rm -f -- \"$codex_remote_env\"\nexec 'codex'\n");
 /// ```
 pub fn command_script_with_env_file(
     parts: &ScriptParts<'_>,
@@ -168,6 +172,13 @@ fn script_with_env_file(
     if parts.announce_pid {
         script.push_str(&format!("printf '{}%s\\n' \"$$\" >&2\n", PID_MARKER));
     }
+    if let Some(file) = env_file {
+        // The secrets' file goes whatever happens next (a failing init or `cd` exits first).
+        script.push_str(&format!(
+            "codex_remote_env={}; trap 'rm -f -- \"$codex_remote_env\"' EXIT\n",
+            quote_path(file)
+        ));
+    }
     if let Some(init) = parts.shell_init {
         check_nul("the shell init", init)?;
         // On its own line, so a comment or a missing `;` in the user's init cannot swallow ours.
@@ -179,11 +190,8 @@ fn script_with_env_file(
         script.push_str(&format!("cd {} || exit 1\n", quote_path(cwd)));
     }
     script.push_str(&export_lines(parts.env)?);
-    if let Some(file) = env_file {
-        script.push_str(&format!(
-            "f={}; . \"$f\"; rm -f -- \"$f\"\n",
-            quote_path(file)
-        ));
+    if env_file.is_some() {
+        script.push_str(". \"$codex_remote_env\"; rm -f -- \"$codex_remote_env\"\n");
     }
     script.push_str("exec ");
     // `--`-style protection is the program's business; here a leading `-` is just a word.
