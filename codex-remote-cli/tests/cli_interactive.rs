@@ -284,8 +284,8 @@ fn a_dropped_connection_still_brings_the_sessions_change_back_and_leaves_nothing
     assert!(!processes_of_codex_home(&codex_home).is_empty());
 
     // The connection drops: the ssh client dies.
-    let client = tmux.tmux(&["display", "-p", "-t", "w", "#{pane_pid}"]);
-    let ssh = ssh_child_of(client.trim()).expect("the session's ssh client");
+    let client = tmux.program_pid();
+    let ssh = ssh_child_of(&client).expect("the session's ssh client");
     std::process::Command::new("kill")
         .args(["-KILL", &ssh])
         .status()

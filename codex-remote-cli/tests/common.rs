@@ -149,6 +149,8 @@ pub fn redact(env: &Env, text: &str) -> String {
 pub struct Tmux {
     socket: String,
     _conf: tempfile::NamedTempFile,
+    /// Where the wrapping shell writes the program's exit status.
+    status: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -181,12 +183,21 @@ impl Tmux {
         for (k, v) in vars {
             command.env(k, v);
         }
-        command.args(program);
+        // The program runs under a shell that records its status: tmux itself has been seen
+        // leaving an exited program unreaped (a zombie, the pane never dead), and a test must
+        // not depend on that.
+        let status = tempfile::tempdir().unwrap();
+        let status_file = status.path().join("status");
+        command
+            .args(["sh", "-c", "\"$@\"; echo $? > \"$STATUS_FILE.tmp\" && mv \"$STATUS_FILE.tmp\" \"$STATUS_FILE\"", "sh"])
+            .args(program)
+            .env("STATUS_FILE", &status_file);
         let out = command.output().expect("tmux runs (install tmux)");
         assert!(out.status.success(), "tmux: {}", stderr(&out));
         Tmux {
             socket,
             _conf: conf,
+            status,
         }
     }
 
@@ -198,6 +209,16 @@ impl Tmux {
             .unwrap();
         assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
         stdout(&out)
+    }
+
+    /// The program's pid (the pane runs it under a shell that records its status).
+    pub fn program_pid(&self) -> String {
+        let shell = self.tmux(&["display", "-p", "-t", "w", "#{pane_pid}"]);
+        let shell = shell.trim();
+        std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .ok()
+            .and_then(|c| c.split_whitespace().next().map(str::to_string))
+            .expect("the program runs under the pane's shell")
     }
 
     pub fn screen(&self) -> String {
@@ -225,6 +246,9 @@ impl Tmux {
     /// The program's exit status once it has exited (128 + the signal when one ended it), `None`
     /// while it runs.
     pub fn exit_status(&self) -> Option<i32> {
+        if let Ok(text) = std::fs::read_to_string(self.status.path().join("status")) {
+            return text.trim().parse().ok();
+        }
         let out = self.tmux(&[
             "display",
             "-p",
@@ -232,10 +256,11 @@ impl Tmux {
             "w",
             "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
         ]);
+        // tmux calls a pane dead only once nothing holds its terminal open any more, which a
+        // process the program left behind can delay; the program's own status is recorded as
+        // soon as it exits, so that is what counts (what it left behind is each test's check).
         let mut parts = out.trim().split(':');
-        if parts.next() != Some("1") {
-            return None;
-        }
+        let _dead = parts.next();
         // A status, or 128 + the signal that ended it, as a shell says.
         let status = parts.next().and_then(|s| s.parse().ok());
         let signal = parts.next().and_then(|s| s.parse::<i32>().ok());

@@ -150,7 +150,8 @@ while ($stdin_open || %cmds) {
     if ($n < 0) { $rout = ''; $wout = ''; }
     if ($stdin_open && vec($rout, fileno(STDIN), 1)) {
         my $got = sysread(STDIN, $rbuf, 65536, length $rbuf);
-        if (!$got && !($!{EINTR} || $!{EAGAIN})) {
+        # End of file (0), or an error other than an interruption: `$!` is only read on undef.
+        if ((defined $got && $got == 0) || (!defined $got && !($!{EINTR} || $!{EAGAIN}))) {
             # The client went away: nothing can read the commands' output any more.
             $stdin_open = 0;
             kill('TERM', -$_->{pid}) for values %cmds;
