@@ -25,17 +25,26 @@ fn is_control(c: char) -> bool {
 /// `text` with every control character shown as an escape (`\x1b`, `\u{202e}`) instead of
 /// being sent to the terminal; newlines and tabs stay.
 pub fn safe(text: &str) -> Cow<'_, str> {
+    escape_controls(text, |c| {
+        if (c as u32) < 0x100 {
+            format!("\\x{:02x}", c as u32)
+        } else {
+            format!("\\u{{{:x}}}", c as u32)
+        }
+    })
+}
+
+/// `text` with each control character (see [`is_control`]) replaced by `escape(c)`.
+fn escape_controls(text: &str, escape: impl Fn(char) -> String) -> Cow<'_, str> {
     if !text.chars().any(is_control) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if !is_control(c) {
-            out.push(c);
-        } else if (c as u32) < 0x100 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
+        if is_control(c) {
+            out.push_str(&escape(c));
         } else {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            out.push(c);
         }
     }
     Cow::Owned(out)
@@ -47,9 +56,7 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
         context: "writing JSON".into(),
         source: e.into(),
     })?;
-    let mut line = json_safe(&line).into_owned().into_bytes();
-    line.push(b'\n');
-    write_stdout(&line)
+    print_json_line(&line)
 }
 
 /// Prints one line of JSON made already (an event's `--json` line), escaped like [`print_json`].
@@ -62,18 +69,7 @@ pub fn print_json_line(json: &str) -> Result<(), CliError> {
 /// serde_json escapes C0 controls but sends DEL, C1 and bidi controls raw; outside strings JSON
 /// is plain ASCII, so escaping them as `\uXXXX` keeps the same JSON value.
 fn json_safe(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_control) {
-        return Cow::Borrowed(json);
-    }
-    let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
-        if is_control(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    escape_controls(json, |c| format!("\\u{:04x}", c as u32))
 }
 
 /// Prints a JSON document for people to read (indented), such as a schema without `--json`.

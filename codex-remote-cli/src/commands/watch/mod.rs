@@ -199,7 +199,8 @@ async fn diff_text(ctx: &Context, _project: &Project, id: &str) -> Result<String
 /// Applies a finished run's result, as `pull RUN --apply --keep` would, and ticks the run's
 /// checklist item (its task's `checkpoint`) as `run` would have.
 async fn apply(ctx: &Context, project: &Project, id: &str) -> Result<String, CliError> {
-    if project.runs().load(id)?.applied_at.is_some() {
+    let record = project.runs().load(id)?;
+    if record.applied_at.is_some() {
         return Ok(format!("run {id} was already applied"));
     }
     let engine = ctx.engine(ctx.config()?);
@@ -211,7 +212,7 @@ async fn apply(ctx: &Context, project: &Project, id: &str) -> Result<String, Cli
     engine.close().await;
     let applied = applied?;
     let mut said = format!("applied run {id} to {}", project.root.display());
-    let item = project.runs().load(id)?.finish.and_then(|f| f.checkpoint);
+    let item = record.finish.and_then(|f| f.checkpoint);
     if let (Some(outcome), Some(spec)) = (applied.checkpoint, item) {
         let (codex_remote_core::CheckpointOutcome::Marked { line }
         | codex_remote_core::CheckpointOutcome::AlreadyDone { line }) = outcome;
