@@ -198,7 +198,8 @@ fn a_record_naming_another_workspace_is_followed_only_into_a_state_directory_of_
     let victims: Vec<PathBuf> = [
         home.join("myapp"),
         home.join("victim"),
-        home.join(".codex-remote/myapp/trees/0"),
+        // Another project's state beside it.
+        home.join(".codex-remote/otherapp/trees/0"),
         // Where the climbing record would lead.
         home.join(".codex-remote/myapp/agents/climbing-run"),
         home.join("elsewhere"),

@@ -650,6 +650,30 @@ fn a_run_is_found_where_it_started_after_the_workspace_setting_changes() {
             .exists(),
         "the run's agent files were not released where it ran"
     );
+    // Pruning releases the cancelled run's tree there too, and empties that pool.
+    let out = s
+        .env
+        .run(&["--json", "runs", "--prune", "--older-than", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pruned: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        pruned["pruned"],
+        serde_json::json!([cancelled.as_str()]),
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned["idle_trees_removed"],
+        serde_json::json!([{ "host": codex_remote_testkit::sshd::ALIAS, "trees": 2 }]),
+        "{pruned}"
+    );
+    let trees = s.sshd.dir().join("ws/.codex-remote/myapp/trees");
+    assert_eq!(
+        std::fs::read_dir(&trees).unwrap().count(),
+        0,
+        "{}",
+        trees.display()
+    );
     assert!(
         !moved_to.exists(),
         "nothing of these runs belongs in the new workspace"

@@ -952,11 +952,13 @@ impl Engine {
     }
 
     /// Removes the idle run trees (trees no run holds) of the project's pool on every
-    /// configured host its runs used, and lets git collect the mirrors' unreachable objects.
+    /// configured host its runs used (and of the pools its runs started in, in the workspace
+    /// each run's record saved), and lets git collect the mirrors' unreachable objects.
     /// Returns `(host, trees removed)` for each host where some were.
     pub async fn prune_idle_trees(&self) -> Result<Vec<(String, usize)>, Error> {
         let project = self.project(None)?;
-        let mut hosts: Vec<String> = self.list()?.into_iter().map(|r| r.host).collect();
+        let runs = self.list()?;
+        let mut hosts: Vec<String> = runs.iter().map(|r| r.host.clone()).collect();
         hosts.sort();
         hosts.dedup();
         let mut removed = Vec::new();
@@ -969,7 +971,9 @@ impl Engine {
             if crate::ondemand::spec_of(&spec).is_some() {
                 continue;
             }
-            let count = pipeline::prune_idle_trees(self.transport(&spec)?, &project).await?;
+            let on_host: Vec<RunRecord> = runs.iter().filter(|r| r.host == host).cloned().collect();
+            let count =
+                pipeline::prune_idle_trees(self.transport(&spec)?, &project, &on_host).await?;
             if count > 0 {
                 removed.push((host, count));
             }

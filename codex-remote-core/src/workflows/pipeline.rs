@@ -346,16 +346,29 @@ pub async fn remove_remote(
     Ok(())
 }
 
-/// Removes the idle run trees of the project's pool on the host (trees no run holds) and lets
-/// git collect the mirror's unreachable objects. Returns how many trees were removed.
+/// Removes the idle run trees (trees no run holds) of the project's pool on the host, and of
+/// the pools `runs` (runs on this host) started in (another workspace, when the host's setting
+/// changed since; see [`RemoteLayout::of_run`]), and lets git collect the mirrors' unreachable
+/// objects. Returns how many trees were removed.
 pub async fn prune_idle_trees(
     transport: SharedTransport,
     project: &Project,
+    runs: &[RunRecord],
 ) -> Result<usize, Error> {
-    let layout = RemoteLayout::new(transport.host(), &project.name);
-    Ok(workspace::prune_idle_trees(transport.as_ref(), &layout)
-        .await?
-        .len())
+    let mut layouts = vec![RemoteLayout::new(transport.host(), &project.name)];
+    for record in runs {
+        let layout = RemoteLayout::of_run(transport.host(), record);
+        if !layouts.contains(&layout) {
+            layouts.push(layout);
+        }
+    }
+    let mut removed = 0;
+    for layout in &layouts {
+        removed += workspace::prune_idle_trees(transport.as_ref(), layout)
+            .await?
+            .len();
+    }
+    Ok(removed)
 }
 
 /// Whether a failure on the host means the workspace cannot be created or written.
