@@ -237,7 +237,7 @@ pub(crate) fn check_status(
     }
 }
 
-/// The program a shell reported missing on stderr: `sh: 1: git: not found` (dash), `bash: line 3:
+/// The program a shell reported missing on stderr (the last one it reported): `sh: 1: git: not found` (dash), `bash: line 3:
 /// git: command not found`, `zsh: command not found: git`. Only a plain program name is taken
 /// (the host's words are untrusted: nothing that could carry control characters or spaces).
 pub(crate) fn missing_program(stderr: &str) -> Option<&str> {
@@ -248,7 +248,8 @@ pub(crate) fn missing_program(stderr: &str) -> Option<&str> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._+-/".contains(c))
     };
-    stderr.lines().find_map(|line| {
+    // The last such line: the script's exit status is its last command's.
+    stderr.lines().rev().find_map(|line| {
         let line = line.trim_end();
         let name = if let Some(rest) = line
             .strip_suffix(": command not found")
@@ -291,6 +292,11 @@ mod tests {
         assert_eq!(
             missing_program("zsh: command not found: rsync"),
             Some("rsync")
+        );
+        // dash without `source`, then the program itself: the status is the last one's.
+        assert_eq!(
+            missing_program("sh: 1: source: not found\nsh: 1: codex: not found\n"),
+            Some("codex")
         );
         assert_eq!(missing_program("fatal: something else\n"), None);
         assert_eq!(missing_program(""), None);
