@@ -353,6 +353,11 @@ impl DemoEnv {
             .count()
     }
 
+    /// `TMPDIR=...` as every process the demo starts inherits it.
+    fn tmpdir_var(&self) -> String {
+        format!("TMPDIR={}", self.path("tmp").display())
+    }
+
     /// The demo's scratch directories still in its TMPDIR.
     fn scratch_dirs_left(&self) -> Vec<String> {
         names(&self.path("tmp"))
@@ -492,6 +497,61 @@ fn ctrl_c_during_the_demo_cancels_its_agent_stops_everything_and_removes_its_scr
         "{err}"
     );
     let left = processes_with_env(&marker);
+    assert!(left.is_empty(), "still running: {left:?}");
+    // Nor anything else the demo started (all of it inherits the demo's TMPDIR).
+    let left = processes_with_env(&env.tmpdir_var());
+    assert!(left.is_empty(), "still running: {left:?}");
+    assert_eq!(env.scratch_dirs_left(), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_during_the_prerequisite_check_stops_the_demo_before_any_agent_starts() {
+    let Some(real) = real_codex() else { return };
+    let env = DemoEnv::new();
+    // The cached Codex is the real one, except that its second `--version` (the run's
+    // prerequisite check, after the cache's own) says it has started and waits for the test.
+    let (count, started, gate) = (env.path("calls"), env.path("started"), env.path("gate"));
+    assert!(Command::new("mkfifo")
+        .arg(&gate)
+        .status()
+        .unwrap()
+        .success());
+    env.write_script(
+        &format!("cache/codex-remote/codex-{CODEX_VERSION}/node_modules/.bin/codex"),
+        &format!(
+            "if [ \"$1\" = --version ]; then\n\
+               n=$(($(cat '{count}' 2>/dev/null || echo 0) + 1)); echo $n > '{count}'\n\
+               if [ $n -eq 2 ]; then : > '{started}'; read line < '{gate}'; fi\n\
+             fi\nexec '{real}' \"$@\"\n",
+            count = count.display(),
+            started = started.display(),
+            gate = gate.display(),
+            real = real.display()
+        ),
+    );
+    let child = env
+        .command(&["demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the prerequisite check runs", || started.exists());
+    assert!(!processes_with_env(&env.tmpdir_var()).is_empty());
+    sigint(&child);
+    // The check goes on to its end (its commands outlive a dropped future), then the demo stops.
+    std::fs::write(&gate, "go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: the demo stopped; no agent had started, its scripted model server stopped,"),
+        "{err}"
+    );
+    assert!(
+        !text(&out.stdout).contains("checked "),
+        "no further step ran"
+    );
+    let left = processes_with_env(&env.tmpdir_var());
     assert!(left.is_empty(), "still running: {left:?}");
     assert_eq!(env.scratch_dirs_left(), Vec::<String>::new());
 }

@@ -100,14 +100,16 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
         plan.model_reason(),
         indent(&plan.instruction.text)
     ));
-    // The check every run makes before pushing (the run below finds it remembered).
-    let checked = tokio::select! {
-        known = async { engine.check_prerequisites(engine.transport(&plan.host)?.as_ref()).await } => known,
-        _ = interrupt.heard() => {
-            engine.close().await;
-            return stopped(server, scratch, args.keep, None);
-        }
-    };
+    // The check every run makes before pushing (the run below finds it remembered). Its
+    // commands are not ended when their future is dropped (local commands outlive their caller
+    // by design), so a Ctrl-C during it is acted on once it has finished.
+    let checked = engine
+        .check_prerequisites(engine.transport(&plan.host)?.as_ref())
+        .await;
+    if interrupt.was_heard().await {
+        engine.close().await;
+        return stopped(server, scratch, args.keep, None);
+    }
     let known = checked?;
     say(&format!(
         "checked  {} found on `local`; {}\n",

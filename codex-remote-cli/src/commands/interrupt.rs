@@ -69,6 +69,15 @@ impl Listener {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(Listener)
     }
 
+    /// Whether a Ctrl-C came since the last wait (without waiting for one).
+    pub async fn was_heard(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.heard() => true,
+            _ = std::future::ready(()) => false,
+        }
+    }
+
     /// Completes on a Ctrl-C (at once if one came since the last wait).
     pub async fn heard(&mut self) {
         if self.0.recv().await.is_none() {
