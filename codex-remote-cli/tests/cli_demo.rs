@@ -558,37 +558,54 @@ fn ctrl_c_during_the_prerequisite_check_stops_the_demo_before_any_agent_starts()
 
 #[test]
 fn ctrl_c_while_fetching_codex_ends_npm_and_leaves_no_partial_download() {
-    let env = DemoEnv::new();
-    // An npm that starts writing, then hangs (as a slow registry does).
-    let started = env.path("npm-started");
-    env.fake_npm(&format!(
-        "mkdir -p \"$prefix/node_modules\" && echo partial > \"$prefix/node_modules/x\"\n\
-         CODEX_REMOTE_TEST_NPM=1 exec sleep 300 > '{}'\n",
-        started.display()
-    ));
-    let child = env
-        .command(&["demo"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("npm runs", || started.exists());
-    assert!(!processes_with_env("CODEX_REMOTE_TEST_NPM=1").is_empty());
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(
-        err.contains("interrupted: the demo stopped while fetching the Codex CLI"),
-        "{err}"
-    );
-    let npm_left = processes_with_env("CODEX_REMOTE_TEST_NPM=1");
-    assert!(npm_left.is_empty(), "{npm_left:?}");
-    let left: Vec<_> = names(&env.path("cache/codex-remote"))
-        .into_iter()
-        .filter(|n| n != ".lock")
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    use std::os::unix::process::CommandExt;
+    // To the demo alone (as `kill -INT`), and to its whole process group, npm included (as a
+    // terminal's Ctrl-C), where npm may end first.
+    for whole_group in [false, true] {
+        let env = DemoEnv::new();
+        // An npm that starts writing, then hangs (as a slow registry does).
+        let started = env.path("npm-started");
+        env.fake_npm(&format!(
+            "mkdir -p \"$prefix/node_modules\" && echo partial > \"$prefix/node_modules/x\"\n\
+             CODEX_REMOTE_TEST_NPM=1 exec sleep 300 > '{}'\n",
+            started.display()
+        ));
+        let child = env
+            .command(&["demo"])
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("npm runs", || started.exists());
+        let npm = format!("TMPDIR={}", env.path("tmp").display());
+        assert!(!processes_with_env(&npm).is_empty());
+        let target = if whole_group {
+            format!("-{}", child.id())
+        } else {
+            child.id().to_string()
+        };
+        assert!(Command::new("kill")
+            .args(["-INT", "--", &target])
+            .status()
+            .unwrap()
+            .success());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{err}");
+        assert!(
+            err.contains("interrupted: the demo stopped while fetching the Codex CLI"),
+            "{err}"
+        );
+        assert!(!err.contains("codex-remote: error"), "{err}");
+        let npm_left = processes_with_env(&npm);
+        assert!(npm_left.is_empty(), "{npm_left:?}");
+        let left: Vec<_> = names(&env.path("cache/codex-remote"))
+            .into_iter()
+            .filter(|n| n != ".lock")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }
 
 #[test]

@@ -145,7 +145,12 @@ pub async fn ensure(quiet: bool, interrupt: &mut Listener) -> Result<Option<Path
     let codex = codex_in(&dir);
     let present = dir.symlink_metadata().is_ok();
     if present {
-        match check(&codex).await {
+        let checked = check(&codex).await;
+        // A terminal's Ctrl-C reaches `codex --version` too: its failure is not the cache's.
+        if interrupt.was_heard().await {
+            return Ok(None);
+        }
+        match checked {
             Ok(()) => return Ok(Some(codex)),
             Err(Unusable::NoNode) => return Err(no_node()),
             Err(Unusable::Broken(why)) => {
@@ -313,6 +318,11 @@ async fn fetch(parent: &Path, interrupt: &mut Listener) -> Result<Option<Partial
         }
     };
     let said = said.await.unwrap_or_default();
+    // A terminal's Ctrl-C reaches npm too (same process group): it may end first.
+    if interrupt.was_heard().await {
+        drop(partial);
+        return Ok(None);
+    }
     if !status.success() {
         return Err(prerequisite(
             format!(
