@@ -53,6 +53,11 @@ fn users() -> Vec<(&'static str, &'static str, &'static str)> {
         .collect()
 }
 
+/// Writes back what earlier cases left dirty, so it is not charged to the next one.
+fn settle() {
+    run(&mut Command::new("sync"));
+}
+
 fn run(command: &mut Command) {
     let out = command
         .stderr(Stdio::piped())
@@ -208,14 +213,21 @@ impl Bench<'_> {
                     move |_host| Ok(transport.clone())
                 });
             let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
-            let summary = engine
-                .start(&plan, engine.run_options())
-                .await
-                .unwrap()
-                .wait()
-                .await
-                .unwrap()
-                .summary;
+            let mut handle = engine.start(&plan, engine.run_options()).await.unwrap();
+            // BENCH_TRACE=1: when each of the run's events arrived, to see where the time goes.
+            let trace = std::env::var_os("BENCH_TRACE").is_some();
+            let events = handle.events();
+            let tracer = tokio::spawn(async move {
+                let Some(mut events) = events else { return };
+                while let Some(event) = events.recv().await {
+                    if trace {
+                        let line = serde_json::to_string(&event.kind).unwrap_or_default();
+                        eprintln!("  {:>7.3} s {:.110}", started.elapsed().as_secs_f64(), line);
+                    }
+                }
+            });
+            let summary = handle.wait().await.unwrap().summary;
+            let _ = tracer.await;
             let _ = transport.close().await;
             summary
         });
@@ -243,6 +255,11 @@ fn main() {
         .unwrap();
     let server = write_file_server();
     let mut cases = Vec::new();
+    // Everything made is removed only at the end: ext4 skips inodes freed in the last seconds
+    // (minutes, while their table blocks are dirty) when it allocates new ones, so tens of
+    // thousands of files deleted just before a case slow every file it creates, several fold.
+    let mut keep = Vec::new();
+    let mut bases = Vec::new();
     for (user, rc, label) in users() {
         assert!(
             ensure_user(user, rc),
@@ -280,7 +297,10 @@ fn main() {
                 .enumerate()
             {
                 let file = format!("r{i}.txt");
+                // Each side starts with nothing of the other's waiting to be written back.
+                settle();
                 let by_hand = bench.by_hand(hand_local.path(), &remote, &file);
+                settle();
                 let ours = bench.ours(ours_local.path(), &project, &file, shell);
                 eprintln!(
                     "{label} rc, {files} files, {tree}: by hand {:.2} s, ours {:.2} s",
@@ -295,8 +315,14 @@ fn main() {
                     ours,
                 });
             }
+            keep.push(hand_local);
+            keep.push(ours_local);
         }
-        let _ = std::fs::remove_dir_all(&base);
+        bases.push(base);
+    }
+    drop(keep);
+    for base in bases {
+        let _ = std::fs::remove_dir_all(base);
     }
 
     let s = |d: Duration| format!("{:.2} s", d.as_secs_f64());

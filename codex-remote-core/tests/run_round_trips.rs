@@ -85,3 +85,116 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
     let inits = std::fs::read_to_string(&counter).unwrap().lines().count();
     assert_eq!(inits, 1, "the shell init ran {inits} times");
 }
+
+/// Stands between the engine and the SSH transport: the push's rsync and the warm-up of the
+/// host's shell each wait (bounded) to see the other begun. Done one after the other, the first
+/// would wait in vain.
+struct MustOverlap {
+    inner: SharedTransport,
+    warming: tokio::sync::Notify,
+    pushing: tokio::sync::Notify,
+    overlapped: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl codex_remote_core::transport::Transport for MustOverlap {
+    fn host(&self) -> &codex_remote_core::host::HostSpec {
+        self.inner.host()
+    }
+
+    async fn spawn(
+        &self,
+        spec: codex_remote_core::transport::CommandSpec,
+    ) -> Result<
+        codex_remote_core::transport::RemoteProcess,
+        codex_remote_core::transport::TransportError,
+    > {
+        self.inner.spawn(spec).await
+    }
+
+    async fn rsync_remote(
+        &self,
+    ) -> Result<
+        Option<codex_remote_core::transport::RsyncRemote>,
+        codex_remote_core::transport::TransportError,
+    > {
+        self.pushing.notify_one();
+        let seen =
+            tokio::time::timeout(std::time::Duration::from_secs(20), self.warming.notified()).await;
+        self.overlapped
+            .store(seen.is_ok(), std::sync::atomic::Ordering::SeqCst);
+        self.inner.rsync_remote().await
+    }
+
+    async fn warm_up(&self) {
+        self.warming.notify_one();
+        self.inner.warm_up().await
+    }
+
+    async fn close(&self) -> Result<(), codex_remote_core::transport::TransportError> {
+        self.inner.close().await
+    }
+}
+
+/// The host's persistent shell starts while rsync pushes, not after: over SSH each is a login,
+/// so a heavy `~/.bashrc` is paid in parallel rather than twice in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_starts_the_hosts_shell_while_it_pushes() {
+    let Some(codex) = codex_binary() else { return };
+    let Some(sshd) = Sshd::start_or_skip() else {
+        return;
+    };
+    let server = FakeModelServer::start(vec![
+        Reply::exec("c1", "printf 'hi\\n' > hi.txt"),
+        Reply::message("done"),
+    ]);
+    let codex_home = server.write_codex_home(&sshd.dir().join("codex-home"));
+    let config_text = format!(
+        "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"export PATH='{}':$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n",
+        sshd.dir().join("ws").display(),
+        codex.parent().unwrap().display(),
+        codex_home.display()
+    );
+    let config = Config::from_files([ConfigFile::parse(&config_text, "t").unwrap()]).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("README.md"), "# app\n").unwrap();
+    let task = TaskSpec::parse_str(
+        "id: rt\ntitle: Say hi\ntype: quick-fix\nrequirements: [Write hi.txt]\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let host = config.host(Some(ALIAS)).unwrap();
+    // The prerequisites are remembered from an earlier connection, as on a second run: the
+    // run's own connection has no shell yet when it pushes.
+    let earlier = SshTransport::new(host.clone(), sshd.ssh_options()).unwrap();
+    ensure(&earlier, &PrerequisiteCache::new(local.path()))
+        .await
+        .unwrap();
+    codex_remote_core::transport::Transport::close(&earlier)
+        .await
+        .unwrap();
+    let watched = Arc::new(MustOverlap {
+        inner: Arc::new(SshTransport::new(host, sshd.ssh_options()).unwrap()),
+        warming: tokio::sync::Notify::new(),
+        pushing: tokio::sync::Notify::new(),
+        overlapped: false.into(),
+    });
+    let transport: SharedTransport = watched.clone();
+    let engine = Engine::new(config, local.path())
+        .with_project_name("app")
+        .with_transports(move |_host| Ok(transport.clone()));
+    let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
+    let summary = engine
+        .start(&plan, engine.run_options())
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap()
+        .summary;
+    assert!(summary.applied);
+    assert!(
+        watched.overlapped.load(std::sync::atomic::Ordering::SeqCst),
+        "the host's shell was not started while rsync pushed"
+    );
+}

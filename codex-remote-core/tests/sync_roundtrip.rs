@@ -838,8 +838,8 @@ printf 'leak\\n' > ../../../../../nest/leak.txt",
 async fn a_removed_runs_baseline_is_collected_from_the_mirror() {
     let (workspace, layout, transport) = local_host("gc");
     let local = tempfile::tempdir().unwrap();
-    // Enough objects that `git gc --auto` (with gc.auto=1 below) finds loose ones to pack: it
-    // samples objects/17/, which these contents fill with three blobs.
+    // Enough objects that `git gc --auto` (with gc.auto=1 below) finds loose ones to pack once
+    // every file changes: it samples objects/17/. (A mirror's first baseline goes into a pack.)
     for i in 0..1200 {
         write(
             local.path(),
@@ -870,7 +870,13 @@ async fn a_removed_runs_baseline_is_collected_from_the_mirror() {
     ] {
         git_in(&mirror, &["config", key, value]);
     }
-    write(local.path(), "f/0.txt", b"changed\n");
+    for i in 0..1200 {
+        write(
+            local.path(),
+            &format!("f/{i}.txt"),
+            format!("changed {i}\n").as_bytes(),
+        );
+    }
     syncer.push(&request, None).await.unwrap();
     let second = prepare_run(transport.as_ref(), &layout, "g2", &[])
         .await
@@ -895,5 +901,92 @@ async fn a_removed_runs_baseline_is_collected_from_the_mirror() {
             .count()
             > 0,
         "loose objects were packed"
+    );
+}
+
+/// A new tree is copied from the mirror while its baseline is hashed: it must still hold exactly
+/// the baseline. What git ignores in the mirror (a host-side `node_modules`, a build log) stays
+/// out, and a mirror holding a nested repository (a gitlink in the baseline) gets the checkout,
+/// an empty directory, not the nested repository's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tree_holds_exactly_the_baseline_whatever_else_the_mirror_holds() {
+    let (workspace, layout, transport) = local_host("app");
+    let local = tempfile::tempdir().unwrap();
+    make_project(local.path());
+    write(local.path(), ".gitignore", b"*.log\nnode_modules/\n");
+    let syncer = syncer_for(transport.clone());
+    let request = PushRequest {
+        local_root: local.path().into(),
+        remote_dir: layout.mirror.clone(),
+        lock: layout.lock(),
+        settings: settings(),
+    };
+    syncer.push(&request, None).await.unwrap();
+    // Made on the host, in the mirror: ignored there, so never part of a baseline.
+    let mirror = workspace.path().join("app");
+    write(&mirror, "node_modules/dep/index.js", b"dep\n");
+    write(&mirror, "src/debug.log", b"log\n");
+    let tree = prepare_run(transport.as_ref(), &layout, "n1", &settings().exclude)
+        .await
+        .unwrap();
+    let dir = workspace.path().join(".codex-remote/app/trees/0/app");
+    assert_eq!(tree.dir, layout.tree_dir(0));
+    assert!(
+        !dir.join("node_modules").exists(),
+        "an ignored directory was copied"
+    );
+    assert!(
+        !dir.join("src/debug.log").exists(),
+        "an ignored file was left"
+    );
+    assert_same_tree(&dir, local.path(), "a new tree");
+    assert_eq!(git_in(&dir, &["status", "--porcelain"]), "");
+    assert_eq!(git_in(&dir, &["rev-parse", "HEAD"]).trim(), tree.baseline);
+    let (patch, _) = agent_patch(&transport, &layout, "n2").await;
+    assert!(!patch.is_empty(), "a second new tree's run has its change");
+
+    // A nested repository in a fresh mirror: recorded as a gitlink, checked out as an empty
+    // directory, as a checkout of the baseline would.
+    let (workspace, layout, transport) = local_host("nest");
+    let local = tempfile::tempdir().unwrap();
+    write(local.path(), "top.txt", b"top\n");
+    let syncer = syncer_for(transport.clone());
+    syncer
+        .push(
+            &PushRequest {
+                local_root: local.path().into(),
+                remote_dir: layout.mirror.clone(),
+                lock: layout.lock(),
+                settings: settings(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let sub = workspace.path().join("nest/sub");
+    write(&sub, "inner.txt", b"inner\n");
+    git_in(&sub, &["init", "-q"]);
+    git_in(&sub, &["add", "-A"]);
+    git_in(
+        &sub,
+        &[
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@a",
+            "commit",
+            "-qm",
+            "x",
+        ],
+    );
+    prepare_run(transport.as_ref(), &layout, "g1", &[])
+        .await
+        .unwrap();
+    let dir = workspace.path().join(".codex-remote/nest/trees/0/nest");
+    assert!(dir.join("top.txt").exists());
+    assert!(dir.join("sub").is_dir(), "the gitlink's directory is there");
+    assert!(
+        !dir.join("sub/inner.txt").exists() && !dir.join("sub/.git").exists(),
+        "the nested repository's files were copied into the tree"
     );
 }

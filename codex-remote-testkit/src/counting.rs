@@ -79,6 +79,10 @@ impl Transport for CountingTransport {
         Ok(remote)
     }
 
+    async fn warm_up(&self) {
+        self.inner.warm_up().await
+    }
+
     async fn close(&self) -> Result<(), TransportError> {
         self.inner.close().await
     }

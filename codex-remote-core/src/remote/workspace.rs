@@ -68,10 +68,6 @@ if [ "$(git config --get codex-remote.layout || true)" != 2 ]; then
   git config codex-remote.layout 2
 fi
 printf '%s\n' /.codex-remote/ "$@" > .git/info/exclude
-git add -A
-base=$(git commit-tree -m "codex-remote baseline for run $id" "$(git write-tree)")
-git update-ref "refs/codex-remote/runs/$id" "$base"
-git update-ref HEAD "$base"
 # The lowest free slot; mkdir is the atomic lease (no flock needed for that).
 n=0
 until mkdir -- "$trees/$n.lease" 2>/dev/null; do
@@ -81,10 +77,43 @@ done
 # A preparation that fails gives its tree back.
 trap 'rm -rf -- "$trees/$n.lease"' EXIT
 printf '%s\n' "$id" > "$trees/$n.lease/run"
-exec 9>&-
 slot=$trees/$n; tree=$slot/$name
-export GIT_DIR="$mirror/.git" GIT_WORK_TREE="$tree" GIT_INDEX_FILE="$slot.index"
 rm -rf -- "$slot.nested"
+# A new tree (the slot's first run): its files are copied from the mirror while git hashes
+# them for the baseline, rather than checked out of git afterwards; the copy is then checked
+# against the baseline, and a checkout replaces it if anything differs. Top-level directories
+# git ignores (a host-side node_modules) are not copied.
+copying=
+if ! { [ -d "$tree" ] && [ -f "$slot.index" ]; }; then
+  chmod -R u+rwx -- "$slot" 2>/dev/null || true
+  rm -rf -- "$slot" "$slot.index"
+  mkdir -p -- "$tree"
+  (
+    set --
+    for f in .[!.]* ..?* *; do
+      [ -e "$f" ] || [ -L "$f" ] || continue
+      [ "$f" = .git ] && continue
+      if [ -d "$f" ] && [ ! -L "$f" ] && git check-ignore -q --no-index -- "$f/" 2>/dev/null; then continue; fi
+      set -- "$@" "./$f"
+    done
+    [ "$#" -eq 0 ] || exec cp -PR -- "$@" "$tree/"
+  ) 2>/dev/null &
+  copying=$!
+fi
+# The baseline. A mirror's first one (every file new) goes straight into one uncompressed pack
+# rather than a loose object file per file: one file written instead of one per project file.
+if [ -f .git/index ]; then
+  git add -A
+else
+  git -c core.bigFileThreshold=1 -c pack.compression=0 add -A
+fi
+copied=
+if [ -n "$copying" ] && wait "$copying"; then copied=1; fi
+base=$(git commit-tree -m "codex-remote baseline for run $id" "$(git write-tree)")
+git update-ref "refs/codex-remote/runs/$id" "$base"
+git update-ref HEAD "$base"
+exec 9>&-
+export GIT_DIR="$mirror/.git" GIT_WORK_TREE="$tree" GIT_INDEX_FILE="$slot.index"
 # Removes each nested `.git` only from inside its directory, entered physically and checked to
 # be inside the tree: a lingering agent process swapping a parent directory for a symlink
 # between `find` and `rm` cannot point the removal at another directory's `.git`.
@@ -92,9 +121,24 @@ confined_rm='tree=$1; shift
 for g do
   (cd -P -- "${g%/.git}" 2>/dev/null && case $(pwd -P) in "$tree"/*) rm -rf -- .git ;; esac) || true
 done'
+if [ -n "$copied" ]; then
+  # The copy's index: hashing only, every blob is already in the mirror. It is the tree only if
+  # it records exactly the baseline and no nested repository (whose files the copy would have
+  # brought along); what git ignores in it goes.
+  if git add -A 2>/dev/null &&
+    [ "$(git write-tree)" = "$(git rev-parse "$base^{tree}")" ] &&
+    ! git ls-files -s | grep -q '^160000' &&
+    git clean -ffdxq 2>/dev/null; then
+    :
+  else
+    chmod -R u+rwx -- "$slot" 2>/dev/null || true
+    rm -rf -- "$slot" "$slot.index"
+    mkdir -p -- "$tree"
+    git read-tree -u --reset "$base"
+  fi
 # A reused tree: drop its git directory and nested ones (the agent's), what the index does not
 # track, then rewrite only the files whose stat or content differs from the new baseline.
-if [ -d "$tree" ] && [ -f "$slot.index" ] &&
+elif [ -d "$tree" ] && [ -f "$slot.index" ] &&
   rm -rf -- "$tree/.git" &&
   git clean -ffdxq 2>/dev/null &&
   find "$tree" -mindepth 2 -name .git -prune -exec sh -c "$confined_rm" sh "$tree" {} + &&

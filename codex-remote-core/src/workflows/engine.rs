@@ -541,7 +541,14 @@ impl Engine {
                         .into(),
                     )
                     .await;
-                let push = match self.push_to(transport.clone(), &project, None).await {
+                // The host's shell for the commands after the push starts while rsync pushes
+                // (over SSH each is a login: a heavy ~/.bashrc is paid once in parallel, not
+                // twice in a row).
+                let (push, ()) = tokio::join!(
+                    self.push_to(transport.clone(), &project, None),
+                    transport.warm_up()
+                );
+                let push = match push {
                     Ok(push) => push,
                     Err(e) => {
                         return Err(crate::run::push_failed(

@@ -62,6 +62,12 @@ pub trait Transport: Send + Sync {
         Ok(None)
     }
 
+    /// Readies the transport for the commands to come, so that the work overlaps with other
+    /// traffic (a run warms it up while rsync pushes). Over SSH with the persistent remote shell
+    /// this starts that shell, paying the login shell's rc now rather than at the next command;
+    /// elsewhere it does nothing. Failures are left for the next command to report.
+    async fn warm_up(&self) {}
+
     /// Releases the connection (closes the SSH master). Further use reconnects.
     async fn close(&self) -> Result<(), TransportError> {
         Ok(())

@@ -383,6 +383,12 @@ impl Transport for SshTransport {
         }))
     }
 
+    async fn warm_up(&self) {
+        if self.options.shell == ShellMode::Persistent {
+            let _ = self.agent().await;
+        }
+    }
+
     async fn close(&self) -> Result<(), TransportError> {
         let agent = std::mem::replace(&mut *self.agent.lock().await, AgentState::None);
         if let AgentState::Running(agent) = agent {
