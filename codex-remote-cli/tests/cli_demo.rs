@@ -800,6 +800,56 @@ fn stale_partial_downloads_are_removed_before_a_fetch_and_a_live_one_is_left_alo
 }
 
 #[test]
+fn two_demos_fetching_at_once_both_work_and_leave_one_cache() {
+    let Some(real) = real_codex() else { return };
+    let env = DemoEnv::new();
+    // Each npm says it has started, then waits for the test, so the two fetches overlap.
+    for n in ["1", "2"] {
+        assert!(Command::new("mkfifo")
+            .arg(env.path(&format!("gate{n}")))
+            .status()
+            .unwrap()
+            .success());
+    }
+    env.fake_npm(&format!(
+        "n=$(wc -l < '{log}' | tr -d ' ')\n: > '{root}/started'$n\nread line < '{root}/gate'$n\n\
+         mkdir -p \"$prefix/node_modules/.bin\" && ln -s '{real}' \"$prefix/node_modules/.bin/codex\"\n",
+        log = env.path("npm.log").display(),
+        root = env.path("").display(),
+        real = real.display()
+    ));
+    let spawn = || {
+        env.command(&["demo"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn();
+    wait_until("the first fetch runs", || env.path("started1").exists());
+    let second = spawn();
+    wait_until("the second fetch runs", || env.path("started2").exists());
+    // Both partial downloads are live: neither demo removed the other's.
+    let partials = || {
+        names(&env.path("cache/codex-remote"))
+            .into_iter()
+            .filter(|n| n.contains("-partial-"))
+            .count()
+    };
+    assert_eq!(partials(), 2);
+    std::fs::write(env.path("gate1"), "go\n").unwrap();
+    std::fs::write(env.path("gate2"), "go\n").unwrap();
+    for child in [first, second] {
+        assert_demo_worked(&child.wait_with_output().unwrap());
+    }
+    assert_eq!(env.npm_calls(), 2);
+    assert_eq!(
+        names(&env.path("cache/codex-remote")),
+        vec![".lock".to_string(), format!("codex-{CODEX_VERSION}")]
+    );
+}
+
+#[test]
 fn a_failing_npm_shows_its_error_lines_and_the_registry_hint_apart() {
     let env = DemoEnv::new();
     // What npm 10 prints when the registry cannot be reached (its stack frames included).
