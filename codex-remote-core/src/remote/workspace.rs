@@ -96,7 +96,10 @@ if ! { [ -d "$tree" ] && [ -f "$slot.index" ]; }; then
       if [ -d "$f" ] && [ ! -L "$f" ] && git check-ignore -q --no-index -- "$f/" 2>/dev/null; then continue; fi
       set -- "$@" "./$f"
     done
-    [ "$#" -eq 0 ] || exec cp -PR -- "$@" "$tree/"
+    # With the pushed files' own times (as rsync left them, from the project), which git
+    # compares against its index: times of the copy would fall in the second the index is
+    # written, and git re-reads such "racily clean" files on every later look.
+    [ "$#" -eq 0 ] || exec cp -pPR -- "$@" "$tree/"
   ) 2>/dev/null &
   copying=$!
 fi
