@@ -80,6 +80,9 @@ async fn check(codex: &Path) -> Result<(), Unusable> {
     let output = tokio::process::Command::new(codex)
         .arg("--version")
         .stdin(Stdio::null())
+        // Its own process group: a terminal's Ctrl-C is the demo's to act on, not a failure
+        // of the cache.
+        .process_group(0)
         .kill_on_drop(true)
         .output();
     let output = match tokio::time::timeout(VERSION_TIMEOUT, output).await {
@@ -146,7 +149,6 @@ pub async fn ensure(quiet: bool, interrupt: &mut Listener) -> Result<Option<Path
     let present = dir.symlink_metadata().is_ok();
     if present {
         let checked = check(&codex).await;
-        // A terminal's Ctrl-C reaches `codex --version` too: its failure is not the cache's.
         if interrupt.was_heard().await {
             return Ok(None);
         }
@@ -299,6 +301,9 @@ async fn fetch(parent: &Path, interrupt: &mut Listener) -> Result<Option<Partial
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        // Its own process group: a terminal's Ctrl-C reaches the demo only, which ends npm
+        // itself (an npm ended by the same Ctrl-C could be seen failing before the Ctrl-C).
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| prerequisite(format!("`npm` could not be started: {e}"), INSTALL_NODE))?;
@@ -318,7 +323,6 @@ async fn fetch(parent: &Path, interrupt: &mut Listener) -> Result<Option<Partial
         }
     };
     let said = said.await.unwrap_or_default();
-    // A terminal's Ctrl-C reaches npm too (same process group): it may end first.
     if interrupt.was_heard().await {
         drop(partial);
         return Ok(None);
