@@ -22,16 +22,60 @@ fn is_control(c: char) -> bool {
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
+/// Whether `c` may join what comes before it into one visible character: the zero-width
+/// non-joiner and joiner (Persian and Indic text, emoji sequences), variation selectors and tag
+/// characters (emoji presentation, flags). Invisible, but part of ordinary text after a
+/// non-ASCII letter or emoji; after ASCII (`package\u{200d}.json`) or on their own they only
+/// disguise, and are shown.
+fn joins_previous(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x200C..=0x200D | 0xFE00..=0xFE0F | 0xE0020..=0xE007F | 0xE0100..=0xE01EF
+    )
+}
+
 /// `text` with every control character shown as an escape (`\x1b`, `\u{202e}`) instead of
-/// being sent to the terminal; newlines and tabs stay.
+/// being sent to the terminal; newlines and tabs stay. Invisible characters (Unicode's
+/// default-ignorable code points, [`codex_remote_core::is_default_ignorable`]: a
+/// zero-width space, a direction mark) are shown the same way, so a name such as
+/// `package\u{200b}.json` cannot pass for `package.json`; only the joiners and selectors of
+/// [`joins_previous`] stay as they are right after a non-ASCII character (emoji, Persian).
 pub fn safe(text: &str) -> Cow<'_, str> {
-    escape_controls(text, |c| {
-        if (c as u32) < 0x100 {
-            format!("\\x{:02x}", c as u32)
+    let hidden = hidden_chars(text);
+    let Some(&first) = hidden.first() else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 8 * hidden.len());
+    out.push_str(&text[..first]);
+    for (at, c) in text[first..].char_indices() {
+        if hidden.binary_search(&(first + at)).is_ok() {
+            if (c as u32) < 0x100 {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
         } else {
-            format!("\\u{{{:x}}}", c as u32)
+            out.push(c);
         }
-    })
+    }
+    Cow::Owned(out)
+}
+
+/// The byte offsets of the characters of `text` that [`safe`] shows as escapes.
+fn hidden_chars(text: &str) -> Vec<usize> {
+    let mut hidden = Vec::new();
+    // The last character shown as it is, if it is one a joiner may follow.
+    let mut joinable = false;
+    for (at, c) in text.char_indices() {
+        let escape = is_control(c)
+            || (codex_remote_core::is_default_ignorable(c)
+                && !(joins_previous(c) && joinable));
+        if escape {
+            hidden.push(at);
+        }
+        joinable = !escape && !c.is_ascii() && !c.is_whitespace();
+    }
+    hidden
 }
 
 /// `text` with each control character (see [`is_control`]) replaced by `escape(c)`.
@@ -227,4 +271,59 @@ pub fn render_patch(patch: &str, color: bool, escape: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal naming a restricted file disguised by a zero-width space: people see the
+    /// disguise, programs get the name exactly.
+    #[test]
+    fn a_disguised_restricted_name_is_shown_with_its_invisible_character() {
+        let error = CliError::Core(
+            codex_remote_core::ApplyError::Restricted(vec![
+                "package\u{200b}.json".into(),
+                "\u{feff}src/package-lock.json\u{200e}".into(),
+            ])
+            .into(),
+        );
+        let shown = safe(&error.render()).into_owned();
+        assert!(!shown.contains('\u{200b}') && !shown.contains('\u{feff}'));
+        insta::assert_snapshot!("restricted_refusal_shown", shown);
+        // JSON: the same value, byte for byte once parsed (serde_json leaves U+200B raw).
+        let line = json_safe(&serde_json::to_string(&error.to_json()).unwrap()).into_owned();
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["error"]["restricted"][0], "package\u{200b}.json");
+        assert_eq!(
+            back["error"]["restricted"][1],
+            "\u{feff}src/package-lock.json\u{200e}"
+        );
+    }
+
+    #[test]
+    fn invisible_characters_are_shown_but_joiners_in_words_and_emoji_stay() {
+        for (text, shown) in [
+            ("a\u{200b}b", "a\\u{200b}b"),
+            ("\u{ad}x\u{2060}", "\\xadx\\u{2060}"),
+            ("package\u{200d}.json", "package\\u{200d}.json"),
+            ("x\u{fe0f} \u{200c}", "x\\u{fe0f} \\u{200c}"),
+            ("\u{e0041}", "\\u{e0041}"),
+            ("\u{1b}[2K\u{202e}", "\\x1b[2K\\u{202e}"),
+            // Emoji sequences and Persian words: the joiner follows a non-ASCII character.
+            ("👨\u{200d}👩\u{200d}👧", "👨\u{200d}👩\u{200d}👧"),
+            ("ok ❤\u{fe0f}", "ok ❤\u{fe0f}"),
+            ("می\u{200c}خواهم", "می\u{200c}خواهم"),
+            (
+                "🏴\u{e0067}\u{e0062}\u{e007f}",
+                "🏴\u{e0067}\u{e0062}\u{e007f}",
+            ),
+            // ... but never a zero-width space, whatever precedes it.
+            ("é\u{200b}", "é\\u{200b}"),
+            ("plain text\n\ttab", "plain text\n\ttab"),
+        ] {
+            assert_eq!(safe(text), shown, "{text:?}");
+        }
+        assert!(matches!(safe("plain"), Cow::Borrowed(_)));
+    }
 }

@@ -127,7 +127,7 @@ pub use patch::{
 };
 pub use pipeline::Project;
 pub use plan::{find_project_root, PlanOverrides, PlanReport, RunPlan, PLAN_SCHEMA_VERSION};
-pub use policy::RestrictedFiles;
+pub use policy::{is_default_ignorable, RestrictedFiles};
 pub use prerequisites::PrerequisiteCache;
 pub use progress::{Event, EventKind};
 pub use run::{unrecorded_events, RunOptions, RunSummary};

@@ -209,8 +209,9 @@ pub fn fold_name(name: &str) -> String {
     kept.trim_end_matches(['.', ' ']).to_lowercase()
 }
 
-/// Unicode's `Default_Ignorable_Code_Point` property.
-fn is_default_ignorable(c: char) -> bool {
+/// Unicode's `Default_Ignorable_Code_Point` property: characters a renderer shows as nothing
+/// (the terminal sanitiser `output::safe` of the CLI makes them visible).
+pub fn is_default_ignorable(c: char) -> bool {
     matches!(
         c as u32,
         0x00AD
