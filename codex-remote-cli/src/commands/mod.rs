@@ -95,15 +95,18 @@ impl Context {
     }
 
     /// Checks what a push would send (refusing a root or size the user did not confirm) and
-    /// shows it on stderr before anything is sent.
-    pub fn check_push(&self, engine: &codex_remote_core::Engine) -> Result<(), CliError> {
+    /// shows it on stderr before anything is sent. `after_checks`: the push waits for the host's
+    /// prerequisite check (`run`, `orchestrate`), so the line says it has not happened yet.
+    pub fn check_push(
+        &self,
+        engine: &codex_remote_core::Engine,
+        after_checks: bool,
+    ) -> Result<(), CliError> {
         let scope = engine.push_scope()?;
         if !self.quiet && !self.json {
             eprintln!(
-                "project to push: {} ({} files, {})",
-                scope.root.display(),
-                scope.files,
-                crate::output::human_bytes(scope.bytes)
+                "{}",
+                push_line(&scope.root, scope.files, scope.bytes, after_checks)
             );
         }
         Ok(())
@@ -126,6 +129,20 @@ impl Context {
             ..SshOptions::default()
         }
     }
+}
+
+/// The line showing what a push sends, before it is sent.
+fn push_line(root: &std::path::Path, files: u64, bytes: u64, after_checks: bool) -> String {
+    let when = if after_checks {
+        " once the host's checks pass"
+    } else {
+        ""
+    };
+    format!(
+        "project to push{when}: {} ({files} files, {})",
+        root.display(),
+        crate::output::human_bytes(bytes)
+    )
 }
 
 /// Loads the task named by the task arguments.
@@ -177,4 +194,22 @@ pub fn load_task(args: &TaskArgs) -> Result<TaskSpec, CliError> {
         }
     };
     Ok(source.load()?)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `push` pushes at once; `run` and `orchestrate` only after the host's prerequisite check,
+    /// so their line must not read as if the push had happened.
+    #[test]
+    fn the_push_line_says_when_the_push_happens() {
+        let root = std::path::Path::new("/home/me/src/app");
+        insta::assert_snapshot!(
+            "push_lines",
+            format!(
+                "{}\n{}",
+                super::push_line(root, 812, 10 * 1024 * 1024, false),
+                super::push_line(root, 812, 10 * 1024 * 1024, true)
+            )
+        );
+    }
 }

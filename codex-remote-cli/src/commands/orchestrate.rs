@@ -18,7 +18,7 @@ pub async fn run(ctx: &Context, args: OrchestrateArgs) -> Result<i32, CliError> 
         args.hosts.clone()
     };
     let engine = ctx.engine(config).with_push_confirmed(args.confirm_push);
-    ctx.check_push(&engine)?;
+    ctx.check_push(&engine, true)?;
     let mut run = engine.run_options();
     run.allow_restricted = args.allow_restricted;
     run.allow_held_back = args.allow_held_back;

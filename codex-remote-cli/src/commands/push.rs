@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, args: PushArgs) -> Result<i32, CliError> {
             .map_err(|e| CliError::from(e.input("<command line>", "--project")))?;
         engine = engine.with_project_name(name);
     }
-    ctx.check_push(&engine)?;
+    ctx.check_push(&engine, false)?;
     let (tx, rx) = mpsc::channel(16);
     let show = !ctx.quiet && !ctx.json && std::io::stderr().is_terminal();
     let display = tokio::spawn(show_progress(rx, show));

@@ -44,7 +44,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
         _ => plan.task.checkpoint.clone(),
     };
     options.task_plan = args.plan.clone().zip(args.task_id.clone());
-    ctx.check_push(&engine)?;
+    ctx.check_push(&engine, true)?;
     if let Some(retries) = args.retries {
         options.retries = retries;
     }
