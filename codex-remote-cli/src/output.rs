@@ -68,8 +68,7 @@ fn hidden_chars(text: &str) -> Vec<usize> {
     let mut joinable = false;
     for (at, c) in text.char_indices() {
         let escape = is_control(c)
-            || (codex_remote_core::is_default_ignorable(c)
-                && !(joins_previous(c) && joinable));
+            || (codex_remote_core::is_default_ignorable(c) && !(joins_previous(c) && joinable));
         if escape {
             hidden.push(at);
         }

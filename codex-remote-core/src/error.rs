@@ -351,7 +351,8 @@ fn exec_hint(failure: &ExecFailure, host: &str) -> Option<String> {
             format!("run `codex login` on {host}, or check the CODEX_API_KEY it runs with")
         }
         ExecFailure::CodexNotFound { .. } => format!(
-            "if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `npm install -g @openai/codex`"
+            "if it comes from nvm, set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{host}], or install it with `{}` (the version codex-remote supports)",
+            crate::prerequisites::CODEX_INSTALL
         ),
         ExecFailure::WorkspaceMissing { .. } => {
             "check the host's `workspace` setting and that it is writable".into()

@@ -128,7 +128,7 @@ pub use patch::{
 pub use pipeline::Project;
 pub use plan::{find_project_root, PlanOverrides, PlanReport, RunPlan, PLAN_SCHEMA_VERSION};
 pub use policy::{is_default_ignorable, RestrictedFiles};
-pub use prerequisites::PrerequisiteCache;
+pub use prerequisites::{PrerequisiteCache, CODEX_INSTALL, CODEX_NOT_FOUND, CODEX_VERSION};
 pub use progress::{Event, EventKind};
 pub use run::{unrecorded_events, RunOptions, RunSummary};
 pub use runs::{

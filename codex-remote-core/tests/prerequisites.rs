@@ -41,6 +41,13 @@ async fn a_host_without_codex_or_login_fails_and_is_not_remembered() {
         err.to_string().contains("codex was not found on `fake`"),
         "{err}"
     );
+    // The fix names the exact install command of the supported version.
+    assert!(
+        err.hint()
+            .unwrap()
+            .contains("with `npm install -g @openai/codex@0.169.0`"),
+        "{err}"
+    );
 
     *answer.lock().unwrap() =
         "version 0 codex-cli 0.169.0\nlogin 1 Not logged in\nenv HOME\nenv OPENAI_API_KEY\n".into();
@@ -81,5 +88,46 @@ async fn a_probe_cut_short_by_the_shell_init_is_a_prerequisite_failure() {
             .unwrap()
             .contains("check `shell_init` under [hosts.fake]"),
         "{message}"
+    );
+}
+
+/// doctor on a host without codex: the install command of the supported version, and the
+/// authentication check shown as skipped (neither passed nor failed, no fix of its own).
+#[tokio::test]
+async fn doctor_without_codex_names_the_install_command_and_skips_the_auth_check() {
+    use codex_remote_core::doctor::{diagnose, CheckStatus};
+    let host = FakeTransport::default();
+    host.on_script(PREREQUISITE_PROBE, |_, _, _| {
+        FakeOutput::ok("version 127 sh: 3: codex: not found\n")
+    });
+    let checks = diagnose(&host).await;
+    let check = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name}: {checks:?}"))
+            .clone()
+    };
+    let found = check("codex found");
+    assert_eq!((found.ok, found.status), (false, CheckStatus::Fail));
+    assert!(
+        found
+            .fix
+            .as_deref()
+            .unwrap()
+            .starts_with("install it on `fake` with `npm install -g @openai/codex@0.169.0`"),
+        "{found:?}"
+    );
+    let auth = check("codex authenticated");
+    assert_eq!((auth.ok, auth.status), (false, CheckStatus::Skipped));
+    assert_eq!(auth.detail, "skipped: codex not found");
+    assert_eq!(auth.fix, None);
+    let json = serde_json::to_value(&auth).unwrap();
+    assert_eq!(json["status"], "skipped");
+    assert_eq!(json["ok"], false);
+    assert_eq!(serde_json::to_value(&found).unwrap()["status"], "fail");
+    assert_eq!(
+        serde_json::to_value(check("ssh reachable")).unwrap()["status"],
+        "pass"
     );
 }

@@ -23,7 +23,7 @@ use super::interrupt::Listener;
 use crate::error::CliError;
 
 /// The Codex CLI version the demo runs (the same pin as `.ci/run`).
-pub const CODEX_VERSION: &str = "0.169.0";
+pub use codex_remote_core::CODEX_VERSION;
 
 /// The npm package of the Codex CLI.
 const CODEX_PACKAGE: &str = "@openai/codex";
@@ -47,6 +47,64 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// The `codex` of an npm prefix.
 fn codex_in(prefix: &Path) -> PathBuf {
     prefix.join("node_modules/.bin/codex")
+}
+
+/// For the local host when its `codex` is not on PATH: how to use the demo's copy, when that
+/// copy works (`codex --version` answers the supported version). `None` for other hosts.
+pub async fn on_path_hint(host: &codex_remote_core::host::HostSpec) -> Option<String> {
+    if !host.is_local() {
+        return None;
+    }
+    let codex = codex_in(&cache_dir()?);
+    check(&codex).await.ok()?;
+    Some(put_on_path(codex.parent()?, host))
+}
+
+/// How to put `bin` on the host's PATH: its `shell_init` line when the path needs no quoting in
+/// it, else the directory alone.
+fn put_on_path(bin: &Path, host: &codex_remote_core::host::HostSpec) -> String {
+    let bin = bin.display().to_string();
+    let start = format!("the demo's Codex {CODEX_VERSION} works here");
+    let plain = !bin.contains(['\'', '"', '$', '`', '\\', '\n']);
+    match (&host.shell_init, plain) {
+        (None, true) => format!(
+            "{start}: put it on PATH with `shell_init = 'export PATH=\"{bin}:$PATH\"'` under [hosts.{}]",
+            host.name
+        ),
+        (Some(_), true) => format!(
+            "{start}: add `export PATH=\"{bin}:$PATH\"` to the `shell_init` under [hosts.{}]",
+            host.name
+        ),
+        (_, false) => format!("{start}: put {bin} on PATH in [hosts.{}]'s `shell_init`", host.name),
+    }
+}
+
+/// `error` with [`on_path_hint`] added to its fix when it says `codex` was not found on the
+/// local host.
+pub async fn hint_local_codex(
+    error: codex_remote_core::Error,
+    host: &codex_remote_core::host::HostSpec,
+) -> codex_remote_core::Error {
+    match error {
+        codex_remote_core::Error::Prerequisite {
+            host: name,
+            problem,
+            detail,
+            fix,
+        } if problem == codex_remote_core::CODEX_NOT_FOUND => {
+            let fix = match on_path_hint(host).await {
+                Some(hint) => format!("{fix}; or {hint}"),
+                None => fix,
+            };
+            codex_remote_core::Error::Prerequisite {
+                host: name,
+                problem,
+                detail,
+                fix,
+            }
+        }
+        other => other,
+    }
 }
 
 fn prerequisite(detail: String, fix: impl Into<String>) -> CliError {
@@ -453,6 +511,10 @@ mod tests {
         assert!(
             ci.contains(&format!("CODEX_VERSION={CODEX_VERSION}\n")),
             "the demo's Codex pin ({CODEX_VERSION}) differs from .ci/run's"
+        );
+        assert_eq!(
+            codex_remote_core::CODEX_INSTALL,
+            format!("npm install -g {CODEX_PACKAGE}@{CODEX_VERSION}")
         );
     }
 

@@ -1,5 +1,7 @@
 //! `doctor`.
 
+use codex_remote_core::doctor::CheckStatus;
+
 use super::Context;
 use crate::cli::HostArgs;
 use crate::error::CliError;
@@ -20,6 +22,19 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
         codex_remote_core::doctor::diagnose_and_remember(transport.as_ref(), &cache).await
     };
     let _ = transport.close().await;
+    let mut checks = checks;
+    if let Some(found) = checks
+        .iter_mut()
+        .find(|c| c.name == "codex found" && c.status == CheckStatus::Fail)
+    {
+        if let Some(hint) = super::codex_cache::on_path_hint(&host).await {
+            found.fix = Some(match found.fix.take() {
+                Some(fix) => format!("{fix}; or {hint}"),
+                None => hint,
+            });
+        }
+    }
+    // A skipped check follows a failed one: `ok` is false then too.
     let ok = checks.iter().all(|c| c.ok);
     let connected = checks
         .iter()
@@ -30,7 +45,11 @@ pub async fn doctor(ctx: &Context, args: HostArgs) -> Result<i32, CliError> {
     } else {
         let mut text = String::new();
         for c in &checks {
-            let mark = if c.ok { "ok  " } else { "FAIL" };
+            let mark = match c.status {
+                CheckStatus::Pass => "ok  ",
+                CheckStatus::Fail => "FAIL",
+                CheckStatus::Skipped => "skip",
+            };
             text.push_str(&format!(
                 "{mark} {:<30} {:>5} ms  {}\n",
                 c.name, c.millis, c.detail

@@ -52,7 +52,14 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
     if args.detach {
         let record = engine.start_detached(&plan, options).await;
         engine.close().await;
-        let record = record?;
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                return Err(super::codex_cache::hint_local_codex(e, &plan.host)
+                    .await
+                    .into())
+            }
+        };
         if ctx.json {
             output::print_json_line(&progress::json_line(&Event::from(EventKind::Detached {
                 run_id: record.id.clone(),
@@ -98,7 +105,11 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<i32, CliError> {
                 }
             }
         }
-        Err(e) => Err((e, None)),
+        // Not started: a missing codex on this machine may be the demo's, on PATH.
+        Err(e) => Err((
+            super::codex_cache::hint_local_codex(e, &plan.host).await,
+            None,
+        )),
     };
     let _ = display.await;
     engine.close().await;

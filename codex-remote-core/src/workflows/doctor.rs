@@ -8,13 +8,27 @@ use crate::host::{HostKeyPolicy, HostKind};
 use crate::prerequisites::{probe, CodexAuth, PrerequisiteCache, Prerequisites};
 use crate::transport::{CommandSpec, Transport, TransportExt};
 
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// It passed.
+    Pass,
+    /// It failed; the check's `fix` says what to do.
+    Fail,
+    /// It was not run: a check it depends on failed (`codex authenticated` without `codex`).
+    Skipped,
+}
+
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// What was checked.
     pub name: &'static str,
-    /// Whether it passed.
+    /// Whether it passed (false when it failed or was skipped).
     pub ok: bool,
+    /// Passed, failed, or skipped.
+    pub status: CheckStatus,
     /// How long it took, in milliseconds.
     pub millis: u64,
     /// What was found.
@@ -36,9 +50,26 @@ fn check(
     Check {
         name,
         ok,
+        status: if ok {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
         millis: started.elapsed().as_millis() as u64,
         detail: detail.into(),
         fix: if ok { None } else { fix },
+    }
+}
+
+/// A check that was not run because `after` failed.
+fn skipped(name: &'static str, after: &str) -> Check {
+    Check {
+        name,
+        ok: false,
+        status: CheckStatus::Skipped,
+        millis: 0,
+        detail: format!("skipped: {after}"),
+        fix: None,
     }
 }
 
@@ -294,25 +325,26 @@ async fn diagnose_learning(
                     .map_or_else(|p| p.detail.clone(), Clone::clone),
                 found.as_ref().err().map(|p| p.fix.clone()),
             ));
-            checks.push(check(
-                "codex authenticated",
-                started,
-                authenticated.is_ok(),
-                authenticated
-                    .as_ref()
-                    .map_or_else(|p| p.detail.clone(), CodexAuth::describe),
-                authenticated.as_ref().err().map(|p| p.fix.clone()),
-            ));
+            if found.is_err() {
+                checks.push(skipped("codex authenticated", "codex not found"));
+            } else {
+                checks.push(check(
+                    "codex authenticated",
+                    started,
+                    authenticated.is_ok(),
+                    authenticated
+                        .as_ref()
+                        .map_or_else(|p| p.detail.clone(), CodexAuth::describe),
+                    authenticated.as_ref().err().map(|p| p.fix.clone()),
+                ));
+            }
             *learned = report.prerequisites(&host).ok();
         }
         Err(e) => {
             checks.push(check("codex found", started, false, e.to_string(), None));
-            checks.push(check(
+            checks.push(skipped(
                 "codex authenticated",
-                started,
-                false,
-                "skipped: codex not found".to_string(),
-                Some("install codex first".into()),
+                "codex could not be looked for",
             ));
         }
     }

@@ -27,6 +27,16 @@ use crate::error::Error;
 use crate::host::HostSpec;
 use crate::transport::{CommandSpec, Transport, TransportExt};
 
+/// The Codex CLI version codex-remote is built and tested against (CI's pin, the demo's copy).
+pub const CODEX_VERSION: &str = "0.169.0";
+
+/// How to install that version, for people to run on a host without Codex.
+pub const CODEX_INSTALL: &str = "npm install -g @openai/codex@0.169.0";
+
+/// The `problem` of the [`Error::Prerequisite`] a run fails with when `codex` is not on the
+/// host's `PATH`.
+pub const CODEX_NOT_FOUND: &str = "codex was not found";
+
 /// How long what a probe learned is trusted before the next run asks the host again.
 pub const CACHE_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -208,7 +218,7 @@ impl ProbeReport {
         if *code != 0 {
             let unmet = Unmet {
                 detail: format!("`{} --version`: {said}", host.codex),
-                fix: crate::transport::not_found_hint(host, &host.codex),
+                fix: codex_not_found_hint(host),
             };
             let skipped = Unmet {
                 detail: "skipped: codex not found".into(),
@@ -237,13 +247,32 @@ impl ProbeReport {
             fix: unmet.fix,
         };
         match self.checks(host) {
-            (Err(unmet), _) => Err(failed("codex was not found", unmet)),
+            (Err(unmet), _) => Err(failed(CODEX_NOT_FOUND, unmet)),
             (Ok(_), Err(unmet)) => Err(failed("codex cannot authenticate", unmet)),
             (Ok(codex_version), Ok(auth)) => Ok(Prerequisites {
                 codex_version,
                 auth,
             }),
         }
+    }
+}
+
+/// Advice for a host whose `codex` is not on its `PATH`: the install command for the supported
+/// version, or the shell init that would find it.
+pub fn codex_not_found_hint(host: &HostSpec) -> String {
+    let install = format!(
+        "install it on `{}` with `{CODEX_INSTALL}` (the version codex-remote supports)",
+        host.name
+    );
+    match &host.shell_init {
+        None => format!(
+            "{install}, or if it comes from nvm set `shell_init = \"source ~/.config/nvm/nvm.sh\"` under [hosts.{}]",
+            host.name
+        ),
+        Some(init) => format!(
+            "{install}, or check that the shell init `{init}` puts `{}` on PATH",
+            host.codex
+        ),
     }
 }
 
