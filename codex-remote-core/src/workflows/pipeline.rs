@@ -203,6 +203,7 @@ pub fn new_record(
         error: None,
         attempt: 0,
         attempt_log_start: 0,
+        events_mark: None,
         finish: None,
         resume_at: None,
         thread_id: None,

@@ -418,6 +418,7 @@ async fn launch(
 ) -> Result<(), Error> {
     record.attempt += 1;
     record.attempt_log_start = local_log_len(store, &record.id);
+    record.events_mark = None;
     record.phase = Phase::Running;
     record.updated_at = now();
     store.save(record)?;
@@ -1001,12 +1002,20 @@ async fn follow_once(
 ) -> Result<Followed, Error> {
     let dir = store.run_dir(&record.id);
     let path = dir.join("events.jsonl");
-    let offset = local_log_len(store, &record.id).saturating_sub(record.attempt_log_start);
+    let local_len = local_log_len(store, &record.id);
+    let (offset, agreed) = record.follow_offset(local_len);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .map_err(record_io(format!("opening {}", path.display())))?;
+    if agreed < local_len {
+        // A line that differs from the host's was cut off mid-write: it is read again.
+        log.set_len(agreed)
+            .map_err(record_io(format!("truncating {}", path.display())))?;
+    }
+    // (local length, host offset) after the last recorded line.
+    let mut position = (agreed, offset);
     let (tx, mut rx) = mpsc::channel::<ExecEvent>(256);
     let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
     let notify = record.finish.as_ref().and_then(|f| f.notify.clone());
@@ -1020,6 +1029,20 @@ async fn follow_once(
     };
     let consume = async {
         while let Some(event) = rx.recv().await {
+            // A line recorded otherwise than the host has it (skipped for its size, redacted):
+            // where the two logs line up after it is saved first, so a later follow resumes at
+            // the right byte of the host's log.
+            let line_len = event.raw.len() as u64 + 1;
+            if line_len != event.log_bytes {
+                record.events_mark = Some(crate::runs::EventsMark {
+                    local: position.0 + line_len,
+                    remote: position.1 + event.log_bytes,
+                    local_before: position.0,
+                    remote_before: position.1,
+                });
+                let _ = store.save(record);
+            }
+            position = (position.0 + line_len, position.1 + event.log_bytes);
             // Written before it is shown: what was displayed is always in the record.
             let _ = writeln!(log, "{}", event.raw);
             let _ = log.flush();
@@ -1216,20 +1239,55 @@ pub async fn unrecorded_events(
     project: &Project,
     record: &RunRecord,
 ) -> Result<Vec<String>, Error> {
-    use crate::transport::TransportExt;
+    use tokio::io::AsyncReadExt;
     let dir =
         RemoteLayout::new(transport.host(), &record.project).agent_dir(&record.id, record.attempt);
-    let remote = transport.read_file(&format!("{dir}/events.jsonl")).await?;
-    let local_len = std::fs::metadata(project.runs().run_dir(&record.id).join("events.jsonl"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let offset = local_len.saturating_sub(record.attempt_log_start) as usize;
-    let rest = remote.get(offset..).unwrap_or_default();
-    // A partial last line is still being written: leave it for next time.
-    let end = rest.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    Ok(String::from_utf8_lossy(&rest[..end])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect())
+    let local_len = local_log_len(&project.runs(), &record.id);
+    let (offset, _) = record.follow_offset(local_len);
+    let path = format!("{dir}/events.jsonl");
+    // Streamed a line at a time: a line over the limit is skipped, never held whole.
+    let mut process = transport
+        .spawn(
+            crate::transport::CommandSpec::new("tail")
+                .args(["-c", &format!("+{}", offset + 1), "--"])
+                .arg(crate::layout::home_relative(&path))
+                .cwd("~"),
+        )
+        .await?;
+    let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
+    let mut stderr = std::mem::replace(&mut process.stderr, Box::new(tokio::io::empty()));
+    let read_lines = async {
+        let mut reader = tokio::io::BufReader::new(stdout);
+        let mut lines = Vec::new();
+        // A partial last line is still being written: left for next time.
+        while let crate::executor::LogLine::Complete { bytes, len } =
+            crate::executor::next_line(&mut reader, crate::executor::MAX_EVENT_LINE).await?
+        {
+            match bytes {
+                None => lines.push(crate::executor::oversized_line(len)),
+                Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
+                // The agent's output may quote its environment: no host secret is shown.
+                Some(bytes) => lines.push(transport.host().redact(&String::from_utf8_lossy(&bytes))),
+            }
+        }
+        Ok::<_, std::io::Error>(lines)
+    };
+    let read_stderr = async {
+        let mut text = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text).await;
+        text
+    };
+    let (lines, stderr) = tokio::join!(read_lines, read_stderr);
+    let lines = lines.map_err(crate::transport::TransportError::io("reading the agent's events"))?;
+    let status = process.wait().await?;
+    if !status.success() {
+        return Err(crate::transport::TransportError::CommandFailed {
+            host: transport.host().name.clone(),
+            command: format!("tail -c +{} -- {path}", offset + 1),
+            status,
+            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+        }
+        .into());
+    }
+    Ok(lines)
 }
