@@ -28,10 +28,7 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn append(path: &std::path::Path, bytes: &[u8]) {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     file.write_all(bytes).unwrap();
 }
 
@@ -125,7 +122,10 @@ async fn an_enormous_event_line_is_skipped_in_bounded_memory_and_the_follow_goes
         .map(|e| e.event)
         .collect();
     assert_eq!(all.len(), 3, "{all:?}");
-    assert!(matches!(all[1], CodexEvent::OversizedEvent { bytes: HUGE, .. }));
+    assert!(matches!(
+        all[1],
+        CodexEvent::OversizedEvent { bytes: HUGE, .. }
+    ));
     let peak_mib = peak_rss_kib() / 1024;
     assert!(peak_mib < 64, "peak RSS {peak_mib} MiB is not under 64 MiB");
 }

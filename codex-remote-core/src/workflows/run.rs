@@ -1267,7 +1267,9 @@ pub async fn unrecorded_events(
                 None => lines.push(crate::executor::oversized_line(len)),
                 Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
                 // The agent's output may quote its environment: no host secret is shown.
-                Some(bytes) => lines.push(transport.host().redact(&String::from_utf8_lossy(&bytes))),
+                Some(bytes) => {
+                    lines.push(transport.host().redact(&String::from_utf8_lossy(&bytes)))
+                }
             }
         }
         Ok::<_, std::io::Error>(lines)
@@ -1278,7 +1280,9 @@ pub async fn unrecorded_events(
         text
     };
     let (lines, stderr) = tokio::join!(read_lines, read_stderr);
-    let lines = lines.map_err(crate::transport::TransportError::io("reading the agent's events"))?;
+    let lines = lines.map_err(crate::transport::TransportError::io(
+        "reading the agent's events",
+    ))?;
     let status = process.wait().await?;
     if !status.success() {
         return Err(crate::transport::TransportError::CommandFailed {

@@ -1,0 +1,171 @@
+//! A hostile agent writes one enormous line into its own event log (real sshd, the real Codex
+//! CLI under `danger-full-access`, the scripted model server): the client following it stays
+//! small, shows and records one `oversized_event` in its place, and the events after it still
+//! arrive; the client killed after that line and `attach`ed again resumes at the right byte of
+//! the host's log (the local copy no longer mirrors it byte for byte), so every line is
+//! recorded exactly once.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use codex_remote_testkit::model_server::Reply;
+use common::{setup, stderr, stdout};
+
+/// 100 MB of `x` on one line.
+const HUGE: u64 = 100_000_000;
+
+/// Polls an observable condition (not a timer) until it holds; fails after 120 s.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
+fn only_run(project: &Path) -> Option<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(project.join(".codex-remote/runs"))
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert!(ids.len() <= 1, "{ids:?}");
+    ids.pop()
+}
+
+#[test]
+fn an_enormous_event_line_is_skipped_in_bounded_memory_and_attach_resumes_after_it() {
+    let go = tempfile::tempdir().unwrap();
+    let go_file = go.path().join("go");
+    // The agent appends the line to its own log (its tree is
+    // `<workspace>/.codex-remote/myapp/trees/<n>/myapp`) once Codex has logged the command
+    // (`hostile-line` is in its text: Codex's own line would otherwise land inside this one),
+    // then waits for the test's signal (a file).
+    let hostile = format!(
+        "f=$(ls ../../../agents/*/1/events.jsonl) && until grep -q hostile-line \"$f\"; do sleep 0.05; done && head -c {HUGE} /dev/zero | tr '\\0' x >> \"$f\" && echo >> \"$f\" && until [ -e {go} ]; do sleep 0.05; done # hostile-line",
+        go = go_file.display()
+    );
+    let Some(s) = setup(
+        vec![
+            Reply::exec("c1", &hostile),
+            Reply::exec("c2", "printf 'after\\n' > after.txt"),
+            Reply::message("done after the big line"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let agents = s.sshd.dir().join("ws/.codex-remote/myapp/agents");
+
+    let child = s
+        .env
+        .command(&[
+            "run",
+            "--json",
+            "--keep",
+            "--sandbox",
+            "danger-full-access",
+            "--prompt",
+            "write a big line",
+            "--type",
+            "feature",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let local_events = |id: &str| {
+        std::fs::read_to_string(
+            s.env
+                .project
+                .join(format!(".codex-remote/runs/{id}/events.jsonl")),
+        )
+        .unwrap_or_default()
+    };
+    wait_until("the skipped line is recorded", || {
+        only_run(&s.env.project)
+            .is_some_and(|id| local_events(&id).contains("codex-remote.oversized_event"))
+    });
+    let peak = peak_rss_mib(pid);
+    eprintln!("client peak RSS after a {HUGE}-byte event line: {peak} MiB");
+    assert!(peak < 64, "peak RSS {peak} MiB is not under 64 MiB");
+
+    // The client dies here; the agent goes on; `attach` takes over from the record.
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let first = child.wait_with_output().unwrap();
+    let run_id = only_run(&s.env.project).unwrap();
+    std::fs::write(&go_file, "").unwrap();
+    let out = s.env.run(&["attach", &run_id, "--json"]);
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("after.txt")).unwrap(),
+        "after\n"
+    );
+    // Shown once, typed, by the first client; never again by the second.
+    let skipped = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains(r#""event":"oversized_event""#))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let shown = skipped(&String::from_utf8_lossy(&first.stdout));
+    assert_eq!(
+        shown.len(),
+        1,
+        "{shown:?}\n{}\n{}",
+        String::from_utf8_lossy(&first.stdout),
+        local_events(&run_id)
+    );
+    assert_eq!(
+        shown[0]["codex"]["bytes"],
+        HUGE,
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&first.stdout),
+        String::from_utf8_lossy(&first.stderr),
+        local_events(&run_id)
+    );
+    assert_eq!(shown[0]["codex"]["limit"], 1 << 20);
+    assert!(skipped(&stdout(&out)).is_empty(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("done after the big line"),
+        "{}",
+        stdout(&out)
+    );
+    // The local record is the host's log with the one line replaced, every other line once.
+    let remote = std::fs::File::open(agents.join(&run_id).join("1/events.jsonl")).unwrap();
+    let mut expected = String::new();
+    for line in std::io::BufRead::split(std::io::BufReader::new(remote), b'\n') {
+        let line = line.unwrap();
+        if line.len() as u64 == HUGE {
+            expected.push_str(&format!(
+                "{{\"type\":\"codex-remote.oversized_event\",\"bytes\":{HUGE},\"limit\":1048576}}\n"
+            ));
+        } else {
+            expected.push_str(&String::from_utf8(line).unwrap());
+            expected.push('\n');
+        }
+    }
+    assert_eq!(local_events(&run_id), expected);
+}
