@@ -172,7 +172,8 @@ impl RunKind {
 pub struct RunWarning {
     /// `changed-outside-tree` (files changed in the host's mirror during the run: not part of
     /// the result, and the next push overwrites them) or `claimed-changes-missing` (the agent
-    /// reported changing files but its tree has no changes).
+    /// reported changing files but its tree has no changes), or `patch-not-stored` (the result
+    /// patch was larger than `apply.max_stored_patch_bytes`: not retrieved).
     pub kind: String,
     /// What happened and what to do, in words.
     pub message: String,

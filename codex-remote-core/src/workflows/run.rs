@@ -572,17 +572,23 @@ async fn follow_and_finish_inner(
             .map_err(record_io("writing last-message.txt".into()))?;
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
-    let parsed: ParsedPatch = match pipeline::retrieve(transport.clone(), project, record).await {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            // A full disk fails the run; anything else leaves it `retrieving` for a retry.
-            let e = e.on_host(&transport.host().name);
-            if matches!(e, Error::HostDiskFull { .. }) {
-                fail(&store, record, &e.to_string())?;
+    let max_bytes = config.max_stored_patch_bytes();
+    let parsed: ParsedPatch =
+        match pipeline::retrieve_within(transport.clone(), project, record, max_bytes).await {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                // A full disk fails the run; anything else leaves it `retrieving` for a retry.
+                let e = e.on_host(&transport.host().name);
+                if matches!(e, Error::HostDiskFull { .. }) {
+                    fail(&store, record, &e.to_string())?;
+                } else if e.kind() == crate::error::ErrorKind::NotApplied {
+                    // A patch too large to store: refused, its tree kept on the host for a look.
+                    record.error = Some(e.to_string());
+                    set_phase(&store, record, Phase::Refused, events).await?;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-    };
+        };
     record
         .warnings
         .retain(|w| w.kind != "claimed-changes-missing");

@@ -1,9 +1,13 @@
-//! A hostile agent writes one enormous line into its own event log (real sshd, the real Codex
-//! CLI under `danger-full-access`, the scripted model server): the client following it stays
-//! small, shows and records one `oversized_event` in its place, and the events after it still
-//! arrive; the client killed after that line and `attach`ed again resumes at the right byte of
-//! the host's log (the local copy no longer mirrors it byte for byte), so every line is
-//! recorded exactly once.
+//! What a hostile agent produces is bounded on the user's machine (real sshd, the real Codex CLI,
+//! the scripted model server):
+//! - one enormous line in its own event log (under `danger-full-access`): the client following it
+//!   stays small, shows and records one `oversized_event` in its place, and the events after it
+//!   still arrive; the client killed after that line and `attach`ed again resumes at the right
+//!   byte of the host's log (the local copy no longer mirrors it byte for byte), so every line is
+//!   recorded exactly once;
+//! - a result patch larger than `apply.max_stored_patch_bytes`: its retrieval stops there,
+//!   nothing is stored, the run is refused (exit 6) saying how large it is at least, `diff` and
+//!   `pull` say the same, and once the limit is raised `pull` takes it.
 
 mod common;
 
@@ -168,4 +172,89 @@ fn an_enormous_event_line_is_skipped_in_bounded_memory_and_attach_resumes_after_
         }
     }
     assert_eq!(local_events(&run_id), expected);
+}
+
+#[test]
+fn a_patch_above_the_stored_limit_is_not_stored_and_diff_and_pull_say_so() {
+    // About 1.3 MB of patch (a `+` and a number per line).
+    let Some(s) = setup(
+        vec![
+            Reply::exec("c1", "seq 1 200000 > big.txt"),
+            Reply::message("wrote a big file"),
+        ],
+        true,
+    ) else {
+        return;
+    };
+    let config = s.env.project.join("codex-remote.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{base}[apply]\nmax_patch_bytes = 100000\nmax_stored_patch_bytes = 200000\n"),
+    )
+    .unwrap();
+    let out = s
+        .env
+        .run(&["run", "--prompt", "write a big file", "--type", "feature"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let at_least = |text: &str| -> u64 {
+        let rest = text
+            .split("the result patch is at least ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    let seen = at_least(&stderr(&out));
+    // Reading stopped at the limit (within one read), far short of the whole patch.
+    assert!((200_000..=200_000 + 65_536).contains(&seen), "{seen}");
+    assert!(
+        stderr(&out).contains("above apply.max_stored_patch_bytes (200000)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    let run_id = only_run(&s.env.project).unwrap();
+    let run_dir = s.env.project.join(format!(".codex-remote/runs/{run_id}"));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["phase"], "refused");
+    assert_eq!(record["warnings"][0]["kind"], "patch-not-stored");
+    // Nothing of the patch is on disk.
+    let left: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("patch"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!s.env.project.join("big.txt").exists());
+
+    // `diff` and `pull` say the same (exit 6), `--json` with the figures.
+    let out = s.env.run(&["diff", &run_id]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(at_least(&stderr(&out)) >= 200_000);
+    let out = s.env.run(&["pull", &run_id, "--apply", "--json"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let error: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(error["error"]["exit_code"], 6);
+    assert_eq!(error["error"]["patch_not_stored"]["limit"], 200_000);
+    assert!(
+        error["error"]["patch_not_stored"]["at_least"]
+            .as_u64()
+            .unwrap()
+            > 200_000
+    );
+    assert!(!s.env.project.join("big.txt").exists());
+
+    // Raised: retrieved, held back for its size, taken when allowed.
+    std::fs::write(
+        &config,
+        format!("{base}[apply]\nmax_patch_bytes = 100000\nmax_stored_patch_bytes = 5000000\n"),
+    )
+    .unwrap();
+    let out = s
+        .env
+        .run(&["pull", &run_id, "--apply", "--allow-held-back"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let big = std::fs::read_to_string(s.env.project.join("big.txt")).unwrap();
+    assert_eq!(big.lines().count(), 200_000);
 }
