@@ -90,5 +90,41 @@ async fn a_shell_that_ignores_the_window_is_dropped_with_bounded_memory() {
     let peak_mib = peak_rss_kib() / 1024;
     eprintln!("peak RSS against a shell offering 200 MiB unacknowledged: {peak_mib} MiB");
     assert!(peak_mib < 64, "peak RSS {peak_mib} MiB is not under 64 MiB");
+    // Dropped for good: the impostor's channel is closed, so it ends (it cannot write on), and
+    // with the session closed nothing of the user is left running on the host.
     let _ = t.close().await;
+    let uid = std::process::Command::new("id")
+        .args(["-u", USER])
+        .output()
+        .unwrap();
+    let uid = String::from_utf8(uid.stdout).unwrap().trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+                    status.lines().any(|l| {
+                        l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(uid.as_str())
+                    }) && !status
+                        .lines()
+                        .any(|l| l.starts_with("State:") && l.contains('Z'))
+                })
+            })
+            .map(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .unwrap_or_default()
+                    .replace('\0', " ")
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running on the host: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

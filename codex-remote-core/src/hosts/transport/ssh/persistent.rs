@@ -192,8 +192,11 @@ impl ShellAgent {
             let alive = alive.clone();
             let broken = broken.clone();
             let host = host.to_string();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                match read_frames(&mut stdout, &slots).await {
+                let end = read_frames(&mut stdout, &slots).await;
+                let hostile = matches!(end, Err(FrameError::Protocol(_)));
+                match end {
                     Err(FrameError::Protocol(why)) => {
                         *broken.lock().expect("not poisoned") = Some(why);
                     }
@@ -205,7 +208,15 @@ impl ShellAgent {
                 alive.store(false, Ordering::SeqCst);
                 // The agent is gone: every command still open ends without a status.
                 slots.lock().expect("not poisoned").clear();
-                let _ = child.wait().await;
+                if hostile {
+                    // Nothing more of it is read: its channel is closed, not waited on (it need
+                    // not ever exit).
+                    shutdown.notify_one();
+                    drop(stdout);
+                    let _ = child.disconnect().await;
+                } else {
+                    let _ = child.wait().await;
+                }
             })
         };
         Ok(Arc::new(ShellAgent {
