@@ -172,6 +172,16 @@ fn an_enormous_event_line_is_skipped_in_bounded_memory_and_attach_resumes_after_
         }
     }
     assert_eq!(local_events(&run_id), expected);
+    // Shown in words too, as any event is.
+    let out = s.env.run(&["logs", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "oversized event skipped: a line of {HUGE} bytes in the agent's event log, over the 1048576-byte limit"
+        )),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
