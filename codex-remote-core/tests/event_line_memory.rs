@@ -2,17 +2,20 @@
 //! a real sshd, with the real follow script) costs the client bounded memory: the line is
 //! counted and skipped as it streams past, shown as one `oversized_event`, and the events after
 //! it still arrive; a follow resumed from the byte the first one reached starts at the next
-//! line. Peak RSS (VmHWM from /proc/self/status) stays under 64 MiB for a 100 MiB line (before
-//! the bound, a 150 MB line took 750 MB). Its own test binary, so no other test's allocations
-//! count.
+//! line; `logs`' look at unrecorded events and the follow's trailer (the agent's status file)
+//! are bounded too. Peak RSS (VmHWM from /proc/self/status) stays under 64 MiB for a 100 MiB
+//! line (before the bound, a 150 MB line took 750 MB). Its own test binary, so no other test's
+//! allocations count.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use codex_remote_core::events::CodexEvent;
 use codex_remote_core::executor::{CodexExecutor, ExecEvent, Executor, MAX_EVENT_LINE};
+use codex_remote_core::pipeline::Project;
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::{ExitStatus, Transport};
+use codex_remote_core::{unrecorded_events, RunRecord};
 use codex_remote_testkit::Sshd;
 use tokio::sync::mpsc;
 
@@ -37,10 +40,16 @@ async fn an_enormous_event_line_is_skipped_in_bounded_memory_and_the_follow_goes
     let Some(sshd) = Sshd::start_or_skip() else {
         return;
     };
+    let workspace = sshd.dir().join("ws");
+    let host = sshd.host_spec(&format!(
+        "[hosts.testhost]\nworkspace = \"{}\"\n",
+        workspace.display()
+    ));
     let transport: Arc<dyn Transport> =
-        Arc::new(SshTransport::new(sshd.host_spec(""), sshd.ssh_options()).unwrap());
-    // A live "agent": its supervisor pid is a process that runs until the test ends it.
-    let agent_dir = sshd.dir().join("agents/run/1");
+        Arc::new(SshTransport::new(host, sshd.ssh_options()).unwrap());
+    // A live "agent" of run `run` of project `app`: its supervisor pid is a process that runs
+    // until the test ends it.
+    let agent_dir = workspace.join(".codex-remote/app/agents/run/1");
     std::fs::create_dir_all(&agent_dir).unwrap();
     let mut supervisor = std::process::Command::new("sleep")
         .arg("600")
@@ -126,6 +135,51 @@ async fn an_enormous_event_line_is_skipped_in_bounded_memory_and_the_follow_goes
         all[1],
         CodexEvent::OversizedEvent { bytes: HUGE, .. }
     ));
+
+    // `logs`' look at what nobody recorded yet streams with the same bound.
+    let local = tempfile::tempdir().unwrap();
+    let project = Project::new(local.path(), Some("app")).unwrap();
+    let record: RunRecord = serde_json::from_value(serde_json::json!({
+        "id": "run", "task_id": "t", "host": "testhost", "project": "app",
+        "remote_mirror": "m", "tree": null, "phase": "running", "created_at": "c",
+        "updated_at": "u", "attempt": 1,
+    }))
+    .unwrap();
+    let lines = unrecorded_events(&transport, &project, &record)
+        .await
+        .unwrap();
+    assert_eq!(
+        lines.len(),
+        3,
+        "{:?}",
+        lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(lines[0], first);
+    assert_eq!(CodexEvent::parse(&lines[1]), all[1]);
+    assert_eq!(lines[2], after);
+
+    // The agent (under danger-full-access) can write its own status file too: what the follow
+    // reads after the events is kept to 64 KiB, however long.
+    let mut status = std::fs::File::create(agent_dir.join("status")).unwrap();
+    status.write_all(b"0\n").unwrap();
+    let line = format!("{}\n", "y".repeat(1023));
+    for _ in 0..40 * 1024 {
+        status.write_all(line.as_bytes()).unwrap();
+    }
+    drop(status);
+    let (tx, _rx) = mpsc::channel::<ExecEvent>(16);
+    let end = CodexExecutor
+        .follow(
+            transport.as_ref(),
+            &agent_dir.display().to_string(),
+            offset + next.log_bytes,
+            tx,
+        )
+        .await
+        .unwrap();
+    assert_eq!(end.status, Some(ExitStatus::Code(0)));
+    assert!(end.stderr.len() <= 64 * 1024, "{}", end.stderr.len());
+
     let peak_mib = peak_rss_kib() / 1024;
     assert!(peak_mib < 64, "peak RSS {peak_mib} MiB is not under 64 MiB");
 }

@@ -1262,34 +1262,47 @@ pub async fn unrecorded_events(
         .await?;
     let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
     let mut stderr = std::mem::replace(&mut process.stderr, Box::new(tokio::io::empty()));
+    // A look, not a record: at most this much of it is read (the follower records it all).
+    const SHOWN: usize = 32 * 1024 * 1024;
     let read_lines = async {
         let mut reader = tokio::io::BufReader::new(stdout);
-        let mut lines = Vec::new();
+        let (mut lines, mut shown) = (Vec::new(), 0);
         // A partial last line is still being written: left for next time.
         while let crate::executor::LogLine::Complete { bytes, len } =
             crate::executor::next_line(&mut reader, crate::executor::MAX_EVENT_LINE).await?
         {
-            match bytes {
-                None => lines.push(crate::executor::oversized_line(len)),
-                Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
+            let line = match bytes {
+                None => crate::executor::oversized_line(len),
+                Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
                 // The agent's output may quote its environment: no host secret is shown.
-                Some(bytes) => {
-                    lines.push(transport.host().redact(&String::from_utf8_lossy(&bytes)))
-                }
+                Some(bytes) => transport.host().redact(&String::from_utf8_lossy(&bytes)),
+            };
+            shown += line.len();
+            lines.push(line);
+            if shown > SHOWN {
+                return Ok((lines, true));
             }
         }
-        Ok::<_, std::io::Error>(lines)
+        Ok::<_, std::io::Error>((lines, false))
     };
-    let read_stderr = async {
+    let stderr = tokio::spawn(async move {
         let mut text = Vec::new();
         let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text).await;
+        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
         text
-    };
-    let (lines, stderr) = tokio::join!(read_lines, read_stderr);
-    let lines = lines.map_err(crate::transport::TransportError::io(
-        "reading the agent's events",
-    ))?;
+    });
+    let (lines, cut) = read_lines
+        .await
+        .map_err(crate::transport::TransportError::io(
+            "reading the agent's events",
+        ))?;
+    if cut {
+        stderr.abort();
+        process.cancel().await?;
+        return Ok(lines);
+    }
     let status = process.wait().await?;
+    let stderr = stderr.await.unwrap_or_default();
     if !status.success() {
         return Err(crate::transport::TransportError::CommandFailed {
             host: transport.host().name.clone(),

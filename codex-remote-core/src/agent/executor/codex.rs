@@ -210,6 +210,10 @@ impl Executor for CodexExecutor {
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
         let mut reader = tokio::io::BufReader::new(stdout);
         let mut trailer: Option<Vec<String>> = None;
+        // The trailer is the agent's status file and stderr, read on the host (the agent's to
+        // write under danger-full-access): at most this much of it is kept.
+        const TRAILER_KEPT: usize = 64 * 1024;
+        let mut trailer_len = 0;
         // The trailer's marker starts with a newline (to end a partial last line), so the line
         // just before it is not a whole line of the log: the empty line that newline makes after
         // a complete one, or a partial line it ended. Such a line (an empty one, or one whose
@@ -226,7 +230,10 @@ impl Executor for CodexExecutor {
             };
             let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
             if let Some(trailer) = trailer.as_mut() {
-                trailer.extend(text);
+                if let Some(text) = text.filter(|t| trailer_len + t.len() <= TRAILER_KEPT) {
+                    trailer_len += text.len();
+                    trailer.push(text);
+                }
                 continue;
             }
             if text.as_deref().is_some_and(|t| t.ends_with(FOLLOW_END)) {
