@@ -133,6 +133,9 @@ impl CliError {
                 "check that `{host}` reaches the model provider; raise --stall-timeout (or `stall_timeout` in the config) for steps that stay silent longer"
             )),
             Error::NotRunning { run_id, .. } => Some(format!("see `codex-remote status {run_id}`")),
+            Error::AgentNotFound { run_id, host, .. } => Some(format!(
+                "the run's files on `{host}` were moved or removed, or the run is only now launching its agent: `codex-remote status {run_id}` asks the host how it stands"
+            )),
             error => error.hint(),
         }
     }

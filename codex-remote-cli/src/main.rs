@@ -137,7 +137,10 @@ async fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Plan(args) => commands::plan::run(&ctx, args),
         Command::Run(args) => commands::run::run(&ctx, *args).await,
-        Command::Demo(args) => commands::demo::run(&ctx, args).await,
+        Command::Demo(args) => {
+            commands::demo::refuse_config(cli.config.as_deref())?;
+            commands::demo::run(&ctx, args).await
+        }
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
         Command::Attach(args) => commands::attach::attach(&ctx, args).await,
         Command::Status(args) => commands::attach::status(&ctx, args).await,

@@ -845,7 +845,7 @@ impl McpServer {
     /// Cancels a run's agent.
     #[tool(
         name = "cancel",
-        description = "Cancel a run: its agent and everything it started end on the host."
+        description = "Cancel a run: its agent and everything it started end on the host. When the host holds no trace of the agent where the run started, nothing is cancelled: an error (kind `prerequisite`) and the run stays as recorded."
     )]
     async fn cancel(
         &self,

@@ -44,3 +44,24 @@ fn init_ignores_the_records_directory_once_keeping_the_gitignore_bytes() {
     assert!(user.run(&["init", "--user"]).status.success());
     assert!(!user.project.join(".gitignore").exists());
 }
+
+#[test]
+fn init_user_ignores_a_relative_xdg_config_home() {
+    for relative in ["relconf", "~/.config"] {
+        let env = Env::new().var("XDG_CONFIG_HOME", relative);
+        let out = env.run(&["init", "--user"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(env
+            .home
+            .path()
+            .join(".config/codex-remote/config.toml")
+            .is_file());
+        // Nothing under the working directory named after the relative value.
+        let first = relative.split('/').next().unwrap();
+        assert!(!env.project.join(first).exists(), "{relative}");
+    }
+}

@@ -168,6 +168,88 @@ fn a_planted_record_with_a_climbing_id_is_never_loaded_and_prune_deletes_nothing
     assert!(stderr(&out).contains("is not a run id"), "{}", stderr(&out));
 }
 
+#[test]
+fn a_record_naming_another_workspace_is_followed_only_into_a_state_directory_of_ours() {
+    let env = Env::new();
+    let home = env.home.path();
+    let record = |id: &str, mirror: &str, phase: &str| {
+        let mut r = serde_json::json!({
+            "id": id, "task_id": "t", "host": "local", "project": "myapp",
+            "remote_mirror": mirror,
+            "tree": { "dir": format!("{mirror}/../.codex-remote/myapp/trees/0/myapp"), "baseline": "0000000000000000000000000000000000000000", "slot": 0, "mirror": mirror, "run_id": id },
+            "phase": phase, "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-01T00:00:00Z",
+            "applied_at": "2020-01-01T00:00:00Z", "remote_removed": false, "error": null, "attempt": 1
+        });
+        if phase == "running" {
+            r["applied_at"] = serde_json::Value::Null;
+        }
+        env.write(&format!(".codex-remote/runs/{id}/run.json"), &r.to_string());
+    };
+    // A run started with the home directory as workspace: its mirror is ~/myapp.
+    record("home-run", "~/myapp", "completed");
+    // A mirror that climbs is not followed: the configured workspace is used instead.
+    record(
+        "climbing-run",
+        "~/.local/share/codex-remote/workspace/../../../../myapp",
+        "completed",
+    );
+    // A running run whose workspace holds nothing of it.
+    record("running-run", "~/elsewhere/myapp", "running");
+    let victims: Vec<PathBuf> = [
+        home.join("myapp"),
+        home.join("victim"),
+        // Another project's state beside it.
+        home.join(".codex-remote/otherapp/trees/0"),
+        // Where the climbing record would lead.
+        home.join(".codex-remote/myapp/agents/climbing-run"),
+        home.join("elsewhere"),
+    ]
+    .iter()
+    .map(|p| victim(p))
+    .collect();
+    // What is the home run's own, under its workspace's state directory.
+    let own = home.join(".codex-remote/myapp/agents/home-run/1");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("events.jsonl"), "{}\n").unwrap();
+
+    let out = env.run(&["--json", "runs", "--prune", "--older-than", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        listed["pruned"],
+        // (The running run's agent is nowhere: nothing works in its tree.)
+        serde_json::json!(["climbing-run", "home-run", "running-run"]),
+        "{listed}"
+    );
+    assert!(
+        !own.exists(),
+        "the run's own files were not released where it ran"
+    );
+    for keep in &victims {
+        assert_eq!(
+            std::fs::read_to_string(keep).unwrap(),
+            "precious\n",
+            "{}",
+            keep.display()
+        );
+    }
+    // Cancelling the run whose workspace holds nothing of it ends nothing and says so.
+    let out = env.run(&["cancel", "running-run"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("found no agent of run `running-run`")
+            && stderr(&out).contains("elsewhere/.codex-remote/myapp/agents/running-run/1"),
+        "{}",
+        stderr(&out)
+    );
+    let saved: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.project.join(".codex-remote/runs/running-run/run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["phase"], "running");
+}
+
 /// A directory under the sealed HOME with no project marker of its own.
 fn bare_dir(env: &Env, relative: &str) -> PathBuf {
     let dir = env.home.path().join(relative);

@@ -489,7 +489,19 @@ fn cancel_leaves_no_agent_process_behind() {
         .unwrap();
     let out = s.env.run(&["cancel", &run_id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let in_group: Vec<u32> = std::fs::read_dir("/proc")
+    let in_group = live_in_group(pid);
+    assert!(
+        in_group.is_empty(),
+        "processes of the agent's group survived: {in_group:?}"
+    );
+    let status = s.env.run(&["status", &run_id, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["run"]["phase"], "cancelled");
+}
+
+/// The live (not zombie) processes of process group `pgid` on this machine (the sshd host).
+fn live_in_group(pgid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|p| {
@@ -498,16 +510,226 @@ fn cancel_leaves_no_agent_process_behind() {
                 .rsplit_once(')')
                 .map(|(_, rest)| rest.split_whitespace().collect())
                 .unwrap_or_default();
-            fields.get(2) == Some(&pid.to_string().as_str()) && fields.first() != Some(&"Z")
+            fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z")
         })
-        .collect();
+        .collect()
+}
+
+/// Ends the agents' process groups when a test fails before it ended them itself (so a failed
+/// test leaves no Codex waiting on the machine).
+struct EndOnFailure(Vec<u32>);
+
+impl Drop for EndOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for pgid in self.0.iter().filter(|p| !live_in_group(**p).is_empty()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{pgid}")])
+                .status();
+        }
+    }
+}
+
+/// The supervisor's pid of a run's first attempt, read from the host's agent dir (under the
+/// workspace `ws` of the sshd's directory).
+fn agent_pid(s: &Setup, ws: &str, run_id: &str) -> u32 {
+    let path = s
+        .sshd
+        .dir()
+        .join(format!("{ws}/.codex-remote/myapp/agents/{run_id}/1/pid"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn record_phase(s: &Setup, run_id: &str) -> serde_json::Value {
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            s.env
+                .project
+                .join(format!(".codex-remote/runs/{run_id}/run.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    record["phase"].clone()
+}
+
+/// Starts a detached run with `prompt` and waits until its agent (the real Codex) has asked
+/// the model, whose replies the test holds.
+fn start_held(s: &Setup, prompt: &str) -> String {
+    let out = s
+        .env
+        .run(&["run", "--detach", "--prompt", prompt, "--type", "feature"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = stdout(&out).trim().to_string();
+    wait_until("the agent asks the model", || {
+        s.server.user_texts().iter().any(|t| t.contains(prompt))
+    });
+    run_id
+}
+
+#[test]
+fn a_run_is_found_where_it_started_after_the_workspace_setting_changes() {
+    use codex_remote_testkit::model_server::{has_tool_output, FakeModelServer};
+    let server = FakeModelServer::start_routed(|request| {
+        if has_tool_output(request) {
+            Reply::message("wrote moved.txt")
+        } else {
+            Reply::exec("c1", "printf 'moved\\n' > moved.txt")
+        }
+    });
+    let Some(s) = common::setup_with(server, true) else {
+        return;
+    };
+    s.server.hold();
+    let kept = start_held(&s, "first task");
+    let cancelled = start_held(&s, "second task");
+    let (kept_pid, cancelled_pid) = (agent_pid(&s, "ws", &kept), agent_pid(&s, "ws", &cancelled));
+    let _cleanup = EndOnFailure(vec![kept_pid, cancelled_pid]);
+    // The host's workspace setting changes while both run (as after editing the config, or for
+    // runs `demo` or another `--config` started).
+    let config = s.env.project.join("codex-remote.toml");
+    let old = std::fs::read_to_string(&config).unwrap();
+    let ws = s.sshd.dir().join("ws").display().to_string();
+    let moved_to = s.sshd.dir().join("ws-new");
+    std::fs::write(&config, old.replace(&ws, &moved_to.display().to_string())).unwrap();
+    assert!(!std::fs::read_to_string(&config)
+        .unwrap()
+        .contains(&format!("{ws}\"")));
+
+    // `status` asks the host where the run is: its agent runs, with the pid the host recorded.
+    let out = s.env.run(&["status", &kept, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["agent"]["state"], "running", "{v}");
+    assert_eq!(v["agent"]["pid"], kept_pid, "{v}");
+
+    // However old, a run whose agent works keeps its tree and files.
+    let out = s
+        .env
+        .run(&["--json", "runs", "--prune", "--older-than", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pruned: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(pruned["pruned"], serde_json::json!([]), "{pruned}");
+    assert_eq!(agent_pid(&s, "ws", &kept), kept_pid);
+
+    // `cancel` ends the agent where it runs, and says so truly.
+    let out = s.env.run(&["cancel", &cancelled]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let survivors = live_in_group(cancelled_pid);
     assert!(
-        in_group.is_empty(),
-        "processes of the agent's group survived: {in_group:?}"
+        survivors.is_empty(),
+        "the cancelled agent's processes survived: {survivors:?}"
     );
-    let status = s.env.run(&["status", &run_id, "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(v["run"]["phase"], "cancelled");
+    assert_eq!(record_phase(&s, &cancelled), "cancelled");
+    assert!(
+        !live_in_group(kept_pid).is_empty(),
+        "the other run's agent was ended too"
+    );
+
+    // `attach` follows the other run there to its end, applies its result and gives its tree
+    // back in the workspace it started in.
+    s.server.release();
+    let out = s.env.run(&["attach", &kept]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.env.project.join("moved.txt")).unwrap(),
+        "moved\n"
+    );
+    assert_eq!(record_phase(&s, &kept), "completed");
+    assert!(
+        !s.sshd
+            .dir()
+            .join(format!("ws/.codex-remote/myapp/agents/{kept}"))
+            .exists(),
+        "the run's agent files were not released where it ran"
+    );
+    // Pruning releases the cancelled run's tree there too, and empties that pool.
+    let out = s
+        .env
+        .run(&["--json", "runs", "--prune", "--older-than", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pruned: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        pruned["pruned"],
+        serde_json::json!([cancelled.as_str()]),
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned["idle_trees_removed"],
+        serde_json::json!([{ "host": codex_remote_testkit::sshd::ALIAS, "trees": 2 }]),
+        "{pruned}"
+    );
+    let trees = s.sshd.dir().join("ws/.codex-remote/myapp/trees");
+    assert_eq!(
+        std::fs::read_dir(&trees).unwrap().count(),
+        0,
+        "{}",
+        trees.display()
+    );
+    assert!(
+        !moved_to.exists(),
+        "nothing of these runs belongs in the new workspace"
+    );
+}
+
+#[test]
+fn cancel_that_finds_no_agent_fails_and_leaves_the_run_running() {
+    let Some(s) = setup(vec![Reply::message("done")], true) else {
+        return;
+    };
+    s.server.hold();
+    let run_id = start_held(&s, "wait here");
+    let pid = agent_pid(&s, "ws", &run_id);
+    let _cleanup = EndOnFailure(vec![pid]);
+    // The host loses the run's agent files (a cleaned workspace, a moved disk).
+    let agents = s
+        .sshd
+        .dir()
+        .join(format!("ws/.codex-remote/myapp/agents/{run_id}"));
+    let aside = s.sshd.dir().join("agents-aside");
+    std::fs::rename(&agents, &aside).unwrap();
+
+    let out = s.env.run(&["cancel", &run_id]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("found no agent of run `{run_id}`"))
+            && err.contains("nothing was cancelled")
+            && err.contains("hint: "),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("`codex-remote status {run_id}`")),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("cancelled run"), "{}", stdout(&out));
+    assert_eq!(record_phase(&s, &run_id), "running");
+    assert!(!live_in_group(pid).is_empty(), "the agent was not touched");
+    let out = s.env.run(&["cancel", &run_id, "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "prerequisite", "{v}");
+    assert_eq!(v["error"]["exit_code"], 4, "{v}");
+    assert_eq!(record_phase(&s, &run_id), "running");
+
+    // Its files back, the same command ends it.
+    std::fs::rename(&aside, &agents).unwrap();
+    let out = s.env.run(&["cancel", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        live_in_group(pid).is_empty(),
+        "the agent survived its cancel"
+    );
+    assert_eq!(record_phase(&s, &run_id), "cancelled");
+    s.server.release();
 }
 
 #[test]

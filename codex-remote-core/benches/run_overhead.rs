@@ -36,7 +36,10 @@ use codex_remote_testkit::Sshd;
 const LIGHT_USER: &str = "codex-remote-light";
 const HEAVY_USER: &str = "codex-remote-heavy";
 /// About what sourcing nvm costs (~0.25 s of command substitutions), as in the transport bench.
-const HEAVY_RC: &str = "for i in $(seq 600); do x=$(command -v ls); done\n";
+/// It also counts the times it is sourced (one line each in `~/.rc-count`), which the table
+/// reports: a number that does not depend on the machine's load.
+const HEAVY_RC: &str =
+    "echo >> \"$HOME/.rc-count\"\nfor i in $(seq 600); do x=$(command -v ls); done\n";
 
 fn sizes() -> Vec<usize> {
     std::env::var("BENCH_SIZES")
@@ -126,6 +129,15 @@ struct Case {
     tree: &'static str,
     by_hand: Duration,
     ours: Duration,
+    /// Times the heavy `~/.bashrc` was sourced: by hand, ours.
+    rc_loads: Option<(usize, usize)>,
+}
+
+/// Lines in the heavy user's `~/.rc-count` (the times its rc was sourced so far).
+fn rc_loads(home: &Path) -> usize {
+    std::fs::read_to_string(home.join(".rc-count"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }
 
 struct Bench<'a> {
@@ -299,9 +311,13 @@ fn main() {
                 let file = format!("r{i}.txt");
                 // Each side starts with nothing of the other's waiting to be written back.
                 settle();
+                let loads = rc_loads(&home);
                 let by_hand = bench.by_hand(hand_local.path(), &remote, &file);
+                let by_hand_loads = rc_loads(&home) - loads;
                 settle();
                 let ours = bench.ours(ours_local.path(), &project, &file, shell);
+                let ours_loads = rc_loads(&home) - loads - by_hand_loads;
+                let rc_loads = (label == "heavy").then_some((by_hand_loads, ours_loads));
                 eprintln!(
                     "{label} rc, {files} files, {tree}: by hand {:.2} s, ours {:.2} s",
                     by_hand.as_secs_f64(),
@@ -313,6 +329,7 @@ fn main() {
                     tree,
                     by_hand,
                     ours,
+                    rc_loads,
                 });
             }
             keep.push(hand_local);
@@ -354,8 +371,9 @@ fn main() {
                 .iter()
                 .find(|l| l.user == "light" && l.files == h.files && l.tree == h.tree)
                 .map(|l| {
+                    let (hand_loads, our_loads) = h.rc_loads.unwrap_or_default();
                     format!(
-                        "| {} files | {} | {:.2} | {:.2} |",
+                        "| {} files | {} | {:.2} | {:.2} | {our_loads} | {hand_loads} |",
                         h.files,
                         h.tree,
                         h.ours.as_secs_f64() / l.ours.as_secs_f64(),
@@ -365,8 +383,10 @@ fn main() {
         })
         .collect();
     if !heavy_vs_light.is_empty() {
-        println!("\n| project | run | heavy rc / light rc, ours | heavy / light, by hand |");
-        println!("|---|---|---|---|");
+        println!(
+            "\n| project | run | heavy rc / light rc, ours | heavy / light, by hand | rc sourced, ours | rc sourced, by hand |"
+        );
+        println!("|---|---|---|---|---|---|");
         for line in heavy_vs_light {
             println!("{line}");
         }

@@ -1215,11 +1215,33 @@ fn container_url(name: &str) -> Option<Result<(ContainerEngine, String), String>
 
 /// `$XDG_CONFIG_HOME/codex-remote/config.toml`, falling back to `~/.config`.
 pub fn user_config_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
+    Some(
+        xdg_dir("XDG_CONFIG_HOME", ".config")?
+            .join("codex-remote")
+            .join("config.toml"),
+    )
+}
+
+/// An XDG base directory: `$VAR` when it is an absolute path, else `$HOME/FALLBACK` (e.g.
+/// `xdg_dir("XDG_CACHE_HOME", ".cache")`). The XDG Base Directory spec says a relative value
+/// (`relcache`, or a `~/.cache` no shell expanded) is invalid and must be ignored; using it would
+/// write into whatever the current directory happens to be.
+pub fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    xdg_dir_from(std::env::var_os(var), std::env::var_os("HOME"), fallback)
+}
+
+fn xdg_dir_from(
+    value: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+    fallback: &str,
+) -> Option<PathBuf> {
+    value
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("codex-remote").join("config.toml"))
+        .or_else(|| {
+            home.filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(fallback))
+        })
 }
 
 /// The nearest `name` in `start` or one of its ancestors.
@@ -1239,6 +1261,26 @@ mod tests {
 
     fn parse(text: &str) -> Result<ConfigFile, InputError> {
         ConfigFile::parse(text, "c.toml")
+    }
+
+    #[test]
+    fn relative_xdg_values_are_ignored_as_the_spec_says() {
+        let dir = |value: Option<&str>, home: Option<&str>| {
+            xdg_dir_from(value.map(Into::into), home.map(Into::into), ".cache")
+        };
+        assert_eq!(
+            dir(Some("/x/cache"), Some("/home/u")),
+            Some(PathBuf::from("/x/cache"))
+        );
+        for relative in ["relcache", "~/.cache", "./c", ""] {
+            assert_eq!(
+                dir(Some(relative), Some("/home/u")),
+                Some(PathBuf::from("/home/u/.cache")),
+                "{relative:?}"
+            );
+        }
+        assert_eq!(dir(Some("relcache"), None), None);
+        assert_eq!(dir(None, Some("")), None);
     }
 
     #[test]

@@ -72,6 +72,20 @@ pub enum Error {
         /// Where it stands (`completed`, `failed`, ...).
         phase: String,
     },
+    /// The run's record says its agent works, but the host has no trace of it where the run
+    /// started (its agent directory holds neither a pid, a marker nor an exit status): nothing
+    /// was ended, and the record was left as it was.
+    #[error("found no agent of run `{run_id}` on `{host}` (nothing in {agent_dir}); nothing was cancelled and the run is still recorded as {phase}")]
+    AgentNotFound {
+        /// The run.
+        run_id: String,
+        /// The host.
+        host: String,
+        /// Where the agent's files were looked for.
+        agent_dir: String,
+        /// What the record says (`running`, `waiting`).
+        phase: String,
+    },
     /// Local file system trouble.
     #[error("{context}")]
     Io {
@@ -165,6 +179,9 @@ impl Error {
                 "free space in the workspace on `{host}` (`df -h` there), or set `workspace` under [hosts.{host}] to a larger disk; then start the run again"
             )),
             Error::Prerequisite { fix, .. } => Some(fix.clone()),
+            Error::AgentNotFound { host, .. } => Some(format!(
+                "the run's files on `{host}` were moved or removed, or the run is only now launching its agent; ask the host how the run stands before anything else"
+            )),
             _ => None,
         }
     }
@@ -236,6 +253,7 @@ impl Error {
             Error::Prerequisite { .. } => ErrorKind::Prerequisite,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::NotRunning { .. } => ErrorKind::BadInput,
+            Error::AgentNotFound { .. } => ErrorKind::Prerequisite,
             Error::Io { .. } => ErrorKind::TaskFailed,
         }
     }

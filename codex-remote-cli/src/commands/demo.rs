@@ -5,24 +5,17 @@
 //! Only this command ever talks to the scripted server: `run` always uses the host's own Codex
 //! configuration and fails before pushing when Codex cannot authenticate there.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Instant;
+use std::path::Path;
 
 use codex_remote_core::config::{Config, ConfigFile};
 use codex_remote_core::model_server::{Reply, ScriptedModelServer};
-use codex_remote_core::{DefaultTransports, Engine, PlanOverrides, TaskSpec};
+use codex_remote_core::{DefaultTransports, Engine, Event, EventKind, PlanOverrides, TaskSpec};
 
-use super::{progress, Context};
+use super::interrupt::Listener;
+use super::{codex_cache, progress, Context};
 use crate::cli::DemoArgs;
 use crate::error::CliError;
-use crate::exit;
-
-/// The Codex CLI version the demo runs (the same pin as `.ci/run`).
-pub const CODEX_VERSION: &str = "0.169.0";
-
-/// The npm package of the Codex CLI.
-const CODEX_PACKAGE: &str = "@openai/codex";
+use crate::{exit, output};
 
 const TASK: &str = "id: demo
 title: Add a greet() helper and bump the version
@@ -45,18 +38,41 @@ fn script() -> Vec<Reply> {
     ]
 }
 
+/// `demo --config FILE` is refused: the demo reads no config (it makes its own for its
+/// throwaway project), so a file given on the command line would be silently ignored.
+/// `CODEX_REMOTE_CONFIG` in the environment is ignored (it is meant for every command).
+pub fn refuse_config(config: Option<&Path>) -> Result<(), CliError> {
+    let Some(config) = config else { return Ok(()) };
+    let from_env = std::env::var_os(codex_remote_core::config::ENV_CONFIG)
+        .is_some_and(|v| Path::new(&v) == config);
+    if from_env {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "`demo` reads no config file: it runs on a throwaway project with a config of its own, so --config {} would be ignored; drop --config (run `codex-remote run ... --config FILE` for real work)",
+        config.display()
+    )))
+}
+
 pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
     let say = |text: &str| {
         if !ctx.json && !ctx.quiet {
             println!("{text}");
         }
     };
+    // Ctrl-C from here on cancels what the demo started and removes what it made.
+    let mut interrupt = Listener::new().map_err(CliError::io("listening for Ctrl-C"))?;
     say(
         "codex-remote demo: the whole workflow on this machine, in a throwaway project.\n\
          A scripted model server on 127.0.0.1 stands in for OpenAI (no account or API key needed);\n\
          the Codex CLI, the push, the run tree, the patch and the apply are all real.\n",
     );
-    let codex = ensure_codex(ctx).await?;
+    let Some(codex) = codex_cache::ensure(ctx.quiet, &mut interrupt).await? else {
+        eprintln!(
+            "interrupted: the demo stopped while fetching the Codex CLI; npm was ended and its download removed"
+        );
+        return Ok(exit::INTERRUPTED);
+    };
     let server = ScriptedModelServer::try_start(script()).map_err(CliError::io(
         "starting the scripted model server on 127.0.0.1",
     ))?;
@@ -84,15 +100,24 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
         plan.model_reason(),
         indent(&plan.instruction.text)
     ));
-    // The check every run makes before pushing (the run below finds it remembered).
-    let known = engine
+    // The check every run makes before pushing (the run below finds it remembered). Its
+    // commands are not ended when their future is dropped (local commands outlive their caller
+    // by design), so a Ctrl-C during it is acted on once it has finished.
+    let checked = engine
         .check_prerequisites(engine.transport(&plan.host)?.as_ref())
-        .await?;
+        .await;
+    if interrupt.was_heard().await {
+        engine.close().await;
+        return stopped(server, scratch, args.keep, None);
+    }
+    let known = checked?;
     say(&format!(
         "checked  {} found on `local`; {}\n",
         known.codex_version,
         known.auth.describe()
     ));
+    // Not interruptible half-way (the agent may be launched without a handle to cancel it by):
+    // a Ctrl-C meanwhile is kept, and cancels the run as soon as it has started.
     let mut handle = engine.start(&plan, engine.run_options()).await;
     let display = tokio::spawn(progress::render(
         handle.as_mut().ok().and_then(|h| h.events()),
@@ -100,7 +125,25 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
         ctx.verbose,
     ));
     let result = match handle {
-        Ok(handle) => handle.wait().await,
+        Ok(handle) => {
+            let run_id = handle.id().to_string();
+            let canceller = handle.canceller();
+            let wait = handle.wait();
+            tokio::pin!(wait);
+            tokio::select! {
+                result = &mut wait => result,
+                _ = interrupt.heard() => {
+                    canceller.cancel();
+                    let result = wait.await;
+                    if let Err(codex_remote_core::Error::Cancelled { .. }) = &result {
+                        let _ = display.await;
+                        engine.close().await;
+                        return stopped(server, scratch, args.keep, Some(&run_id));
+                    }
+                    result
+                }
+            }
+        }
         Err(e) => Err(e),
     };
     let _ = display.await;
@@ -112,12 +155,28 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
         "\nsrc/greet.ts in the project now reads:\n{}",
         indent(&greet)
     ));
+    let model_server = server.base_url();
+    drop(server);
+    let project = root.display().to_string();
     if args.keep {
-        let kept = scratch.keep();
+        let _ = scratch.keep();
+        say(&format!("kept the demo project in {project}"));
+    } else {
+        let place = scratch.path().display().to_string();
+        scratch.close().map_err(CliError::io(format!(
+            "removing the demo's directory {place}"
+        )))?;
         say(&format!(
-            "kept the demo project in {}",
-            kept.join("demo-app").display()
+            "removed the demo project (it was in {project}; `demo --keep` keeps it)"
         ));
+    }
+    if ctx.json {
+        output::print_json_line(&progress::json_line(&Event::from(EventKind::Demo {
+            scripted_model: true,
+            model_server,
+            project,
+            kept: args.keep,
+        })))?;
     }
     say(
         "That was the whole workflow. For real work: `codex-remote init`, then\n\
@@ -125,6 +184,34 @@ pub async fn run(ctx: &Context, args: DemoArgs) -> Result<i32, CliError> {
          uses Codex's own login on the host, never this scripted server.",
     );
     Ok(exit::OK)
+}
+
+/// After a Ctrl-C: the model server stopped, the scratch directory removed (kept with
+/// `--keep`), one line on stderr, exit 130.
+fn stopped(
+    server: ScriptedModelServer,
+    scratch: tempfile::TempDir,
+    keep: bool,
+    cancelled_run: Option<&str>,
+) -> Result<i32, CliError> {
+    drop(server);
+    let project = if keep {
+        format!(
+            "its project kept in {}",
+            scratch.keep().join("demo-app").display()
+        )
+    } else {
+        let place = scratch.path().display().to_string();
+        scratch.close().map_err(CliError::io(format!(
+            "removing the demo's directory {place}"
+        )))?;
+        format!("{place} removed")
+    };
+    eprintln!(
+        "{}",
+        super::interrupt::demo_stopped(cancelled_run, &project)
+    );
+    Ok(exit::INTERRUPTED)
 }
 
 fn indent(text: &str) -> String {
@@ -162,115 +249,9 @@ fn demo_config(codex: &Path, codex_home: &Path, workspace: &Path) -> Result<Conf
     )?])?)
 }
 
-/// Where the pinned Codex CLI is cached: `$XDG_CACHE_HOME/codex-remote/codex-VERSION`, else
-/// `~/.cache/codex-remote/codex-VERSION`.
-pub fn codex_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(
-        base.join("codex-remote")
-            .join(format!("codex-{CODEX_VERSION}")),
-    )
-}
-
-/// The cached Codex CLI, fetched from npm first when it is missing.
-async fn ensure_codex(ctx: &Context) -> Result<PathBuf, CliError> {
-    let prerequisite = |detail: String, fix: &str| {
-        CliError::Core(codex_remote_core::Error::Prerequisite {
-            host: "local".into(),
-            problem: "the demo cannot get the Codex CLI".into(),
-            detail,
-            fix: fix.into(),
-        })
-    };
-    let dir = codex_cache_dir().ok_or_else(|| {
-        prerequisite(
-            "neither XDG_CACHE_HOME nor HOME is set".into(),
-            "set HOME (the Codex CLI is cached under ~/.cache/codex-remote)",
-        )
-    })?;
-    let codex = dir.join("node_modules/.bin/codex");
-    if codex.exists() {
-        return Ok(codex);
-    }
-    if !ctx.quiet {
-        eprintln!(
-            "fetching the Codex CLI {CODEX_VERSION} from npm into {} (first run only)...",
-            dir.display()
-        );
-    }
-    let started = Instant::now();
-    let parent = dir.parent().expect("the cache dir has a parent");
-    std::fs::create_dir_all(parent).map_err(CliError::io(format!(
-        "creating the cache directory {}",
-        parent.display()
-    )))?;
-    // Installed beside its final place and renamed into it, so an interrupted fetch never
-    // leaves a half-installed Codex that looks complete.
-    let partial = tempfile::Builder::new()
-        .prefix(&format!(".codex-{CODEX_VERSION}-partial-"))
-        .tempdir_in(parent)
-        .map_err(CliError::io("creating the download directory"))?;
-    let output = tokio::process::Command::new("npm")
-        .args(["install", "--prefix"])
-        .arg(partial.path())
-        .args(["--no-audit", "--no-fund", "--loglevel=error"])
-        .arg(format!("{CODEX_PACKAGE}@{CODEX_VERSION}"))
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| {
-            prerequisite(
-                format!("`npm` could not be started: {e}"),
-                "install Node.js and npm (https://nodejs.org), then run the demo again",
-            )
-        })?;
-    if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stderr);
-        return Err(prerequisite(
-            format!(
-                "`npm install {CODEX_PACKAGE}@{CODEX_VERSION}` failed ({}): {}",
-                output.status,
-                said.trim().lines().last().unwrap_or_default()
-            ),
-            "check that the npm registry is reachable (npm config get registry), then run the demo again",
-        ));
-    }
-    let fetched = partial.keep();
-    if let Err(e) = std::fs::rename(&fetched, &dir) {
-        let _ = std::fs::remove_dir_all(&fetched);
-        // Another demo fetched it at the same time: theirs is as good.
-        if !codex.exists() {
-            return Err(CliError::io(format!("moving Codex into {}", dir.display()))(e));
-        }
-    }
-    if !ctx.quiet {
-        eprintln!(
-            "fetched the Codex CLI {CODEX_VERSION} in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(codex)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pin_is_the_one_ci_installs() {
-        let ci = include_str!("../../../.ci/run");
-        assert!(
-            ci.contains(&format!("CODEX_VERSION={CODEX_VERSION}\n")),
-            "the demo's Codex pin ({CODEX_VERSION}) differs from .ci/run's"
-        );
-    }
 
     #[test]
     fn the_config_quotes_hostile_paths() {

@@ -16,7 +16,8 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<i32, CliError> {
         (Some(path), _) => path,
         (None, true) => user_config_path().ok_or_else(|| {
             CliError::Usage(
-                "cannot find the user config directory: set HOME or XDG_CONFIG_HOME".into(),
+                "cannot find the user config directory: set HOME, or XDG_CONFIG_HOME to an absolute path"
+                    .into(),
             )
         })?,
         (None, false) => ctx.cwd.join(PROJECT_FILE),

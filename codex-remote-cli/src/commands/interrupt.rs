@@ -58,3 +58,40 @@ pub fn orchestrate_detached(plan: &Path) -> String {
     ));
     text
 }
+
+/// Ctrl-C (SIGINT) heard from the moment this is made, for commands that must clean up on it
+/// (`demo`): a SIGINT that comes while nothing waits is kept for the next wait, and no longer
+/// ends the process on the spot.
+pub struct Listener(tokio::signal::unix::Signal);
+
+impl Listener {
+    pub fn new() -> std::io::Result<Listener> {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(Listener)
+    }
+
+    /// Whether a Ctrl-C came since the last wait (without waiting for one).
+    pub async fn was_heard(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.heard() => true,
+            _ = std::future::ready(()) => false,
+        }
+    }
+
+    /// Completes on a Ctrl-C (at once if one came since the last wait).
+    pub async fn heard(&mut self) {
+        if self.0.recv().await.is_none() {
+            // The signal driver is gone (the runtime is shutting down): no Ctrl-C will come.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// `demo`: what its Ctrl-C stopped and cleaned up.
+pub fn demo_stopped(cancelled_run: Option<&str>, project: &str) -> String {
+    let run = match cancelled_run {
+        Some(run) => format!("cancelled its run {run} (its agent has ended)"),
+        None => "no agent had started".to_string(),
+    };
+    format!("interrupted: the demo stopped; {run}, its scripted model server stopped, {project}")
+}

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod checkpoint;
+pub mod codex_cache;
 pub mod demo;
 pub mod diff;
 pub mod doctor;

@@ -233,6 +233,10 @@ impl Drop for ScriptedModelServer {
     }
 }
 
+/// The largest request body the server reads (Codex's requests are far smaller); a larger
+/// `Content-Length` gets 413 and the connection is closed.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
 fn serve(stream: TcpStream, state: &Arc<Mutex<State>>, gate: &Gate) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
@@ -256,6 +260,17 @@ fn serve(stream: TcpStream, state: &Arc<Mutex<State>>, gate: &Gate) -> std::io::
                     content_length = value.trim().parse().unwrap_or(0);
                 }
             }
+        }
+        if content_length > MAX_BODY {
+            // The length is the client's word: refused before anything is allocated for it.
+            let body =
+                format!("{{\"error\":{{\"message\":\"request body over {MAX_BODY} bytes\"}}}}");
+            write!(
+                writer,
+                "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
+            return writer.flush();
         }
         let mut body = vec![0u8; content_length];
         reader.read_exact(&mut body)?;
@@ -334,6 +349,7 @@ fn serve(stream: TcpStream, state: &Arc<Mutex<State>>, gate: &Gate) -> std::io::
 fn reason(code: u16) -> &'static str {
     match code {
         401 => "Unauthorized",
+        413 => "Payload Too Large",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         _ => "Error",
@@ -358,4 +374,39 @@ pub fn has_tool_output(request: &Value) -> bool {
     request["input"]
         .as_array()
         .is_some_and(|items| items.iter().any(|i| i["type"] == "function_call_output"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(server: &ScriptedModelServer, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream.write_all(request).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        status
+    }
+
+    #[test]
+    fn a_huge_content_length_is_refused_with_413_before_any_allocation() {
+        let server = ScriptedModelServer::start(vec![Reply::message("hi")]);
+        // An allocation of this size would abort the process, not fail.
+        for length in [MAX_BODY + 1, usize::MAX / 2, usize::MAX] {
+            let request =
+                format!("POST /v1/responses HTTP/1.1\r\ncontent-length: {length}\r\n\r\n");
+            let status = exchange(&server, request.as_bytes());
+            assert!(status.starts_with("HTTP/1.1 413 "), "{length}: {status}");
+        }
+        assert!(server.requests().is_empty());
+        // Still serving, and a body at the limit's side is read.
+        let body = "{\"input\":[]}";
+        let request = format!(
+            "POST /v1/responses HTTP/1.1\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        assert!(exchange(&server, request.as_bytes()).starts_with("HTTP/1.1 200 "));
+        assert_eq!(server.requests().len(), 1);
+    }
 }

@@ -55,7 +55,14 @@ impl RestrictedFiles {
             } else {
                 format!("**/{anchored}")
             };
-            builder.add(GlobBuilder::new(&full).literal_separator(true).build()?);
+            // Case-insensitive: on the file systems that fold case, `Package.JSON` is
+            // `package.json`.
+            builder.add(
+                GlobBuilder::new(&full)
+                    .literal_separator(true)
+                    .case_insensitive(true)
+                    .build()?,
+            );
         }
         Ok(Self {
             patterns,
@@ -87,10 +94,17 @@ impl RestrictedFiles {
         &self.patterns
     }
 
-    /// Whether a project-relative path (`/`-separated) is restricted.
+    /// Whether a project-relative path (`/`-separated) is restricted. Matched as written and
+    /// with each component folded ([`fold_name`]), so invisible characters, case and trailing
+    /// dots or spaces cannot disguise a restricted name (on HFS+ `package\u{200c}.json` is
+    /// `package.json`).
     pub fn is_restricted(&self, path: &str) -> bool {
         let path = path.trim_start_matches("./");
-        self.set.is_match(path)
+        if self.set.is_match(path) {
+            return true;
+        }
+        let folded: Vec<String> = path.split('/').map(fold_name).collect();
+        self.set.is_match(folded.join("/"))
     }
 
     /// Splits scope or context entries into the kept ones and the excluded (restricted) ones.
@@ -301,6 +315,22 @@ mod tests {
         // Visible differences still differ.
         assert!(!protected.is_protected("codex-remote.tom1"));
         assert!(!protected.is_protected(".codex-remotes/x"));
+    }
+
+    #[test]
+    fn invisible_characters_case_and_trailing_dots_do_not_disguise_restricted_names() {
+        let restricted = RestrictedFiles::default();
+        for path in [
+            "package\u{200c}.json",
+            "web/Package.JSON",
+            "package-lock.json.",
+            "\u{feff}package.json",
+            "a/package.json \u{200b}",
+        ] {
+            assert!(restricted.is_restricted(path), "{}", path.escape_unicode());
+        }
+        assert!(!restricted.is_restricted("package.json5"));
+        assert!(!restricted.is_restricted("src/package.ts"));
     }
 
     #[test]

@@ -89,14 +89,26 @@ if ! { [ -d "$tree" ] && [ -f "$slot.index" ]; }; then
   rm -rf -- "$slot" "$slot.index"
   mkdir -p -- "$tree"
   (
+    # One git for all the top-level directories it ignores (a name with a newline is not asked
+    # about: copied, then cleaned below if ignored).
+    nl='
+'
+    ignored=$(for f in .[!.]* ..?* *; do
+      if [ -d "$f" ] && [ ! -L "$f" ] && [ "$f" != .git ]; then
+        case $f in *"$nl"*) ;; *) printf '%s/\n' "$f" ;; esac
+      fi
+    done | git check-ignore --no-index --stdin 2>/dev/null || true)
     set --
     for f in .[!.]* ..?* *; do
       [ -e "$f" ] || [ -L "$f" ] || continue
       [ "$f" = .git ] && continue
-      if [ -d "$f" ] && [ ! -L "$f" ] && git check-ignore -q --no-index -- "$f/" 2>/dev/null; then continue; fi
+      case "$nl$ignored$nl" in *"$nl$f/$nl"*) continue ;; esac
       set -- "$@" "./$f"
     done
-    [ "$#" -eq 0 ] || exec cp -PR -- "$@" "$tree/"
+    # With the pushed files' own times (as rsync left them, from the project), which git
+    # compares against its index: times of the copy would fall in the second the index is
+    # written, and git re-reads such "racily clean" files on every later look.
+    [ "$#" -eq 0 ] || exec cp -pPR -- "$@" "$tree/"
   ) 2>/dev/null &
   copying=$!
 fi

@@ -724,7 +724,7 @@ impl Engine {
             && record.kind == crate::runs::RunKind::Exec
         {
             let transport = self.transport_of(&record)?;
-            let dir = RemoteLayout::new(transport.host(), &record.project)
+            let dir = RemoteLayout::of_run(transport.host(), &record)
                 .agent_dir(&record.id, record.attempt);
             let state = self.executor.probe(transport.as_ref(), &dir).await?;
             // The host knows best whether the run is parked (it parks with no client connected):
@@ -916,16 +916,16 @@ impl Engine {
     }
 
     /// Whether the run's agent may still be working on its host (asked of the host while the
-    /// record says it runs; an unanswered question counts as yes).
+    /// record says it runs or is parked; an unanswered question counts as yes).
     async fn agent_may_be_working(&self, record: &RunRecord) -> bool {
-        if record.phase != Phase::Running || record.attempt == 0 {
+        if !matches!(record.phase, Phase::Running | Phase::Waiting) || record.attempt == 0 {
             return false;
         }
         let Ok(transport) = self.transport_of(record) else {
             return true;
         };
-        let dir = RemoteLayout::new(transport.host(), &record.project)
-            .agent_dir(&record.id, record.attempt);
+        let dir =
+            RemoteLayout::of_run(transport.host(), record).agent_dir(&record.id, record.attempt);
         !matches!(
             self.executor.probe(transport.as_ref(), &dir).await,
             Ok(AgentState::Finished { .. } | AgentState::Vanished | AgentState::NotStarted)
@@ -958,7 +958,9 @@ impl Engine {
             if record.tree.is_none() || record.remote_removed {
                 continue;
             }
-            if record.applied_at.is_some() || old {
+            // A run whose agent may still work there keeps its tree, however old (never a
+            // tree handed to the next run under a live agent, nor its files removed).
+            if (record.applied_at.is_some() || old) && !self.agent_may_be_working(&record).await {
                 let transport = self.transport_named(&record.host)?;
                 let project = self.project(Some(&record.project))?;
                 pipeline::remove_remote(transport, &project, &mut record).await?;
@@ -969,11 +971,13 @@ impl Engine {
     }
 
     /// Removes the idle run trees (trees no run holds) of the project's pool on every
-    /// configured host its runs used, and lets git collect the mirrors' unreachable objects.
+    /// configured host its runs used (and of the pools its runs started in, in the workspace
+    /// each run's record saved), and lets git collect the mirrors' unreachable objects.
     /// Returns `(host, trees removed)` for each host where some were.
     pub async fn prune_idle_trees(&self) -> Result<Vec<(String, usize)>, Error> {
         let project = self.project(None)?;
-        let mut hosts: Vec<String> = self.list()?.into_iter().map(|r| r.host).collect();
+        let runs = self.list()?;
+        let mut hosts: Vec<String> = runs.iter().map(|r| r.host.clone()).collect();
         hosts.sort();
         hosts.dedup();
         let mut removed = Vec::new();
@@ -986,7 +990,9 @@ impl Engine {
             if crate::ondemand::spec_of(&spec).is_some() {
                 continue;
             }
-            let count = pipeline::prune_idle_trees(self.transport(&spec)?, &project).await?;
+            let on_host: Vec<RunRecord> = runs.iter().filter(|r| r.host == host).cloned().collect();
+            let count =
+                pipeline::prune_idle_trees(self.transport(&spec)?, &project, &on_host).await?;
             if count > 0 {
                 removed.push((host, count));
             }

@@ -115,8 +115,8 @@ impl Engine {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let agent_dir = RemoteLayout::new(transport.host(), &record.project)
-            .agent_dir(&record.id, record.attempt);
+        let agent_dir =
+            RemoteLayout::of_run(transport.host(), &record).agent_dir(&record.id, record.attempt);
         if let Err(e) = transport
             .write_file_atomic(&format!("{agent_dir}/marker"), marker.as_bytes())
             .await
@@ -199,8 +199,7 @@ impl Engine {
         let project = self.project(Some(&record.project))?;
         let host = self.config().host(Some(&record.host))?;
         let transport: SharedTransport = self.transport(&host)?;
-        let agent_dir =
-            RemoteLayout::new(transport.host(), &record.project).agent_dir(&record.id, 1);
+        let agent_dir = RemoteLayout::of_run(transport.host(), record).agent_dir(&record.id, 1);
         CodexExecutor
             .cancel(transport.as_ref(), &agent_dir)
             .await

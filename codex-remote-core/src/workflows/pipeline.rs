@@ -354,14 +354,16 @@ pub fn apply(
 }
 
 /// Returns the run's tree to the host's pool of run trees (it no longer holds it; the next run
-/// reuses it) and drops its baseline ref and agent files.
+/// reuses it) and drops its baseline ref and agent files, in the workspace the run started in
+/// (see [`RemoteLayout::of_run`]).
 pub async fn remove_remote(
     transport: SharedTransport,
     project: &Project,
     record: &mut RunRecord,
 ) -> Result<(), Error> {
-    // Built only from names validated here, whatever the record says: the tree removed is
-    // `<workspace>/.codex-remote/<project>/runs/<id>` and nothing else.
+    // Built only from names validated here, whatever the record says: what is removed is under
+    // `<workspace>/.codex-remote/<project>/` (the workspace the run started in, read from a
+    // plain saved mirror path) and named by the run id, nothing else.
     let invalid = |field: &str, e: NameError| {
         Error::Runs(crate::runs::RunStoreError::Damaged {
             path: project
@@ -374,8 +376,8 @@ pub async fn remove_remote(
         })
     };
     let run_id = Name::parse(&record.id).map_err(|e| invalid("id", e))?;
-    let name = Name::parse(&record.project).map_err(|e| invalid("project", e))?;
-    let layout = RemoteLayout::new(transport.host(), &name);
+    Name::parse(&record.project).map_err(|e| invalid("project", e))?;
+    let layout = RemoteLayout::of_run(transport.host(), record);
     workspace::remove_run(transport.as_ref(), &layout, &run_id).await?;
     record.remote_removed = true;
     record.updated_at = now();
@@ -383,16 +385,29 @@ pub async fn remove_remote(
     Ok(())
 }
 
-/// Removes the idle run trees of the project's pool on the host (trees no run holds) and lets
-/// git collect the mirror's unreachable objects. Returns how many trees were removed.
+/// Removes the idle run trees (trees no run holds) of the project's pool on the host, and of
+/// the pools `runs` (runs on this host) started in (another workspace, when the host's setting
+/// changed since; see [`RemoteLayout::of_run`]), and lets git collect the mirrors' unreachable
+/// objects. Returns how many trees were removed.
 pub async fn prune_idle_trees(
     transport: SharedTransport,
     project: &Project,
+    runs: &[RunRecord],
 ) -> Result<usize, Error> {
-    let layout = RemoteLayout::new(transport.host(), &project.name);
-    Ok(workspace::prune_idle_trees(transport.as_ref(), &layout)
-        .await?
-        .len())
+    let mut layouts = vec![RemoteLayout::new(transport.host(), &project.name)];
+    for record in runs {
+        let layout = RemoteLayout::of_run(transport.host(), record);
+        if !layouts.contains(&layout) {
+            layouts.push(layout);
+        }
+    }
+    let mut removed = 0;
+    for layout in &layouts {
+        removed += workspace::prune_idle_trees(transport.as_ref(), layout)
+            .await?
+            .len();
+    }
+    Ok(removed)
 }
 
 /// Whether a failure on the host means the workspace cannot be created or written.

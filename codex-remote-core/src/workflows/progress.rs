@@ -142,6 +142,18 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// `codex-remote demo`'s last line, after its run's summary: what stood in for OpenAI and
+    /// what became of the throwaway project.
+    Demo {
+        /// Always `true`: the model that answered was the built-in scripted server, not OpenAI.
+        scripted_model: bool,
+        /// The scripted server's base URL (on 127.0.0.1; stopped when the demo ends).
+        model_server: String,
+        /// The throwaway project's directory.
+        project: String,
+        /// Whether the project was kept (`--keep`); otherwise it was removed.
+        kept: bool,
+    },
     /// A run's end: the last line of `run --json` and `attach --json`.
     #[serde(rename = "summary")]
     RunSummary(RunSummary),

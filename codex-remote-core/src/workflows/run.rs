@@ -404,8 +404,10 @@ fn read_request(store: &RunStore, run_id: &str) -> Result<ExecRequest, Error> {
     Ok(request)
 }
 
+/// Where the run's files are on the host: under the workspace it started in (see
+/// [`RemoteLayout::of_run`]).
 fn layout_of(transport: &dyn crate::transport::Transport, record: &RunRecord) -> RemoteLayout {
-    RemoteLayout::new(transport.host(), &record.project)
+    RemoteLayout::of_run(transport.host(), record)
 }
 
 async fn launch(
@@ -1204,6 +1206,16 @@ pub async fn cancel(
     if record.attempt > 0 && !container_gone {
         let transport = crate::ondemand::for_run(record, transport)?;
         let agent_dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
+        // Never a cancel that ends nothing and says it did: the agent must be where the run
+        // started it (a pid, or an interactive session's marker, or its recorded end).
+        if !agent_found(transport.as_ref(), executor, record, &agent_dir).await? {
+            return Err(Error::AgentNotFound {
+                run_id: record.id.clone(),
+                host: transport.host().name.clone(),
+                agent_dir,
+                phase: record.phase.to_string(),
+            });
+        }
         executor.cancel(transport.as_ref(), &agent_dir).await?;
     }
     record.phase = Phase::Cancelled;
@@ -1214,6 +1226,29 @@ pub async fn cancel(
         crate::ondemand::release(&project.runs(), record).await?;
     }
     Ok(())
+}
+
+/// Whether the host holds a trace of the run's current agent in `agent_dir`: a supervisor's pid
+/// or recorded end (asked of the executor), or, for an interactive session (which has no
+/// supervisor), the marker its processes carry.
+async fn agent_found(
+    transport: &dyn crate::transport::Transport,
+    executor: &dyn Executor,
+    record: &RunRecord,
+    agent_dir: &str,
+) -> Result<bool, Error> {
+    if record.kind == crate::runs::RunKind::Interactive {
+        use crate::transport::TransportExt;
+        return match transport.read_file(&format!("{agent_dir}/marker")).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_connection() => Err(e.into()),
+            Err(_) => Ok(false),
+        };
+    }
+    Ok(!matches!(
+        executor.probe(transport, agent_dir).await?,
+        AgentState::NotStarted
+    ))
 }
 
 async fn set_phase(
@@ -1246,8 +1281,7 @@ pub async fn unrecorded_events(
     record: &RunRecord,
 ) -> Result<Vec<String>, Error> {
     use tokio::io::AsyncReadExt;
-    let dir =
-        RemoteLayout::new(transport.host(), &record.project).agent_dir(&record.id, record.attempt);
+    let dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
     let local_len = local_log_len(&project.runs(), &record.id);
     let (offset, _) = record.follow_offset(local_len);
     let path = format!("{dir}/events.jsonl");

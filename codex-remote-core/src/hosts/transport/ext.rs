@@ -260,11 +260,17 @@ pub(crate) fn check_status(
 ) -> Result<Output, TransportError> {
     match output.status {
         ExitStatus::Code(0) => Ok(output),
-        ExitStatus::Code(127) => Err(TransportError::CommandNotFound {
-            host: host.name.clone(),
-            program: program.to_string(),
-            hint: not_found_hint(host, program),
-        }),
+        ExitStatus::Code(127) => {
+            // A script (`sh -c ...`) exits 127 when a program *it* runs is missing: the shell
+            // names that one on stderr, and it is the one to report.
+            let stderr = output.stderr_text();
+            let program = missing_program(&stderr).unwrap_or(program);
+            Err(TransportError::CommandNotFound {
+                host: host.name.clone(),
+                program: program.to_string(),
+                hint: not_found_hint(host, program),
+            })
+        }
         status => Err(TransportError::CommandFailed {
             host: host.name.clone(),
             command: host.redact(command),
@@ -272,6 +278,32 @@ pub(crate) fn check_status(
             stderr: host.redact(output.stderr_text().trim()),
         }),
     }
+}
+
+/// The program a shell reported missing on stderr (the last one it reported): `sh: 1: git: not found` (dash), `bash: line 3:
+/// git: command not found`, `zsh: command not found: git`. Only a plain program name is taken
+/// (the host's words are untrusted: nothing that could carry control characters or spaces).
+pub(crate) fn missing_program(stderr: &str) -> Option<&str> {
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-/".contains(c))
+    };
+    // The last such line: the script's exit status is its last command's.
+    stderr.lines().rev().find_map(|line| {
+        let line = line.trim_end();
+        let name = if let Some(rest) = line
+            .strip_suffix(": command not found")
+            .or_else(|| line.strip_suffix(": not found"))
+        {
+            rest.rsplit(": ").next()?
+        } else {
+            line.split_once("command not found: ")?.1
+        };
+        plain(name).then_some(name)
+    })
 }
 
 /// Advice for a program that is not on the host's `PATH`.
@@ -282,5 +314,46 @@ pub(crate) fn not_found_hint(host: &HostSpec, program: &str) -> String {
             host.name, host.name
         ),
         Some(init) => format!("install `{program}` on `{}`, or check that the shell init `{init}` puts it on PATH", host.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_program;
+
+    #[test]
+    fn the_missing_program_is_the_one_the_shell_names() {
+        assert_eq!(missing_program("sh: 1: git: not found\n"), Some("git"));
+        assert_eq!(
+            missing_program("noise\nbash: line 3: git: command not found\n"),
+            Some("git")
+        );
+        assert_eq!(
+            missing_program("sh: 1: exec: codex: not found"),
+            Some("codex")
+        );
+        assert_eq!(
+            missing_program("zsh: command not found: rsync"),
+            Some("rsync")
+        );
+        // dash without `source`, then the program itself: the status is the last one's.
+        assert_eq!(
+            missing_program("sh: 1: source: not found\nsh: 1: codex: not found\n"),
+            Some("codex")
+        );
+        assert_eq!(missing_program("fatal: something else\n"), None);
+        assert_eq!(missing_program(""), None);
+    }
+
+    #[test]
+    fn a_hostile_name_on_stderr_is_not_taken() {
+        for said in [
+            "sh: 1: \u{1b}[31mgit: not found",
+            "sh: 1: rm -rf x: not found",
+            "sh: 1: : not found",
+            &format!("sh: 1: {}: not found", "a".repeat(65)),
+        ] {
+            assert_eq!(missing_program(said), None, "{said:?}");
+        }
     }
 }
