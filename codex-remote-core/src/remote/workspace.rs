@@ -380,16 +380,19 @@ pub async fn retrieve(
 }
 
 /// Fetches a run's change like [`retrieve`], streaming the patch into the local file `file`
-/// (memory stays bounded whatever the patch's size). Returns what changed outside the tree.
-pub async fn retrieve_patch_to_file(
+/// (memory stays bounded whatever the patch's size), and stops past `limit` bytes of it:
+/// `Ok(Err(seen))`, the file removed (so disk use is bounded too). Returns what changed outside
+/// the tree.
+pub async fn retrieve_patch_to_file_within(
     transport: &dyn Transport,
     tree: &RunTree,
     file: &std::path::Path,
-) -> Result<Vec<String>, TransportError> {
-    let output = transport
-        .run_checked_to_file(retrieve_spec(tree), file)
-        .await?;
-    Ok(outside_lines(&output))
+    limit: u64,
+) -> Result<Result<Vec<String>, u64>, TransportError> {
+    Ok(transport
+        .run_checked_to_file_within(retrieve_spec(tree), file, limit)
+        .await?
+        .map(|output| outside_lines(&output)))
 }
 
 /// The one retrieval command: the pooled tree's script, or the plain one for a tree prepared
