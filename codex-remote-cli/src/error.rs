@@ -102,6 +102,10 @@ impl CliError {
                 "review it with `codex-remote diff RUN`, then `codex-remote pull RUN --apply --allow-held-back` to apply it anyway"
                     .into(),
             ),
+            Error::Apply(ApplyError::NotStored { .. }) => Some(
+                "the run's tree stays on the host: raise apply.max_stored_patch_bytes (and apply.max_patch_bytes, above which a result is held back) in the config, then `codex-remote pull RUN` retrieves it again"
+                    .into(),
+            ),
             Error::Apply(ApplyError::Protected(_)) => Some(
                 "review it with `codex-remote diff RUN` and make the changes you want yourself; no flag applies it"
                     .into(),
@@ -188,6 +192,12 @@ impl CliError {
         )) = self
         {
             error["warnings"] = serde_json::to_value(warnings).expect("serialisable");
+        }
+        if let CliError::Core(codex_remote_core::Error::Apply(
+            codex_remote_core::ApplyError::NotStored { at_least, limit },
+        )) = self
+        {
+            error["patch_not_stored"] = serde_json::json!({ "at_least": at_least, "limit": limit });
         }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({

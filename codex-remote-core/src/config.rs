@@ -243,6 +243,10 @@ pub struct ApplyConfig {
     /// Hold back a patch larger than this many bytes (default 104857600, 100 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_patch_bytes: Option<u64>,
+    /// Stop retrieving a patch past this many bytes: it is not stored at all (default
+    /// 1073741824, 1 GiB; never below `max_patch_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stored_patch_bytes: Option<u64>,
     /// Hold back a result that deletes more than this share of the project's files (default
     /// 0.5; 1.0 turns the rule off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -687,6 +691,7 @@ impl ConfigFile {
             }
             take!(
                 max_patch_bytes,
+                max_stored_patch_bytes,
                 max_deleted_share,
                 hold_back_ignore_files,
                 hold_back_outside_symlinks,
@@ -894,6 +899,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The most bytes of a result patch that are retrieved and stored (`apply.max_stored_patch_bytes`,
+    /// never below `apply.max_patch_bytes`).
+    pub fn max_stored_patch_bytes(&self) -> u64 {
+        let apply = self.merged.apply.clone().unwrap_or_default();
+        apply
+            .max_stored_patch_bytes
+            .unwrap_or(crate::patch::DEFAULT_MAX_STORED_PATCH_BYTES)
+            .max(self.hold_back().max_patch_bytes)
     }
 
     /// What makes a result held back instead of applied.

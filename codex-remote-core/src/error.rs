@@ -140,6 +140,9 @@ impl Error {
             Error::Apply(crate::patch::ApplyError::HeldBack(_)) => Some(
                 "review the change, then allow held-back results to apply it anyway".into(),
             ),
+            Error::Apply(crate::patch::ApplyError::NotStored { .. }) => Some(
+                "look at the change in the run's tree on the host, or raise apply.max_stored_patch_bytes (and apply.max_patch_bytes, above which it is held back) and retrieve it again".into(),
+            ),
             Error::Apply(crate::patch::ApplyError::Protected(_)) => Some(
                 "review the change and make the changes you want yourself; no option applies it"
                     .into(),
@@ -221,7 +224,8 @@ impl Error {
                 | crate::patch::ApplyError::HeldBack(_)
                 | crate::patch::ApplyError::WriteFailed { .. }
                 | crate::patch::ApplyError::Parse(_)
-                | crate::patch::ApplyError::Refused(_),
+                | crate::patch::ApplyError::Refused(_)
+                | crate::patch::ApplyError::NotStored { .. },
             ) => ErrorKind::NotApplied,
             Error::Apply(_) => ErrorKind::TaskFailed,
             Error::Checkpoint(crate::checkpoint::CheckpointError::Io { .. }) => {

@@ -922,23 +922,63 @@ async fn a_new_tree_holds_exactly_the_baseline_whatever_else_the_mirror_holds() 
         settings: settings(),
     };
     syncer.push(&request, None).await.unwrap();
-    // Made on the host, in the mirror: ignored there, so never part of a baseline.
+    // Made on the host, in the mirror: ignored there, so never part of a baseline; and what a
+    // checkout never makes: a submodule's `.git` file, an empty `.git` directory, a fifo.
     let mirror = workspace.path().join("app");
     write(&mirror, "node_modules/dep/index.js", b"dep\n");
+    write(&mirror, "web/node_modules/dep/index.js", b"dep\n");
     write(&mirror, "src/debug.log", b"log\n");
+    write(&mirror, "mod/.git", b"gitdir: ../.git/modules/mod\n");
+    write(&mirror, "mod/m.txt", b"m\n");
+    std::fs::create_dir_all(mirror.join("empty/.git")).unwrap();
+    write(&mirror, "empty/e.txt", b"e\n");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(mirror.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    // Read-only in the project: a checkout gives the agent files it may write.
+    write(&mirror, "ro/f.txt", b"f\n");
+    std::fs::set_permissions(
+        mirror.join("ro/f.txt"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    std::fs::set_permissions(mirror.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
     let tree = prepare_run(transport.as_ref(), &layout, "n1", &settings().exclude)
         .await
         .unwrap();
     let dir = workspace.path().join(".codex-remote/app/trees/0/app");
     assert_eq!(tree.dir, layout.tree_dir(0));
-    assert!(
-        !dir.join("node_modules").exists(),
-        "an ignored directory was copied"
-    );
-    assert!(
-        !dir.join("src/debug.log").exists(),
-        "an ignored file was left"
-    );
+    for left_out in [
+        "node_modules",
+        "web/node_modules",
+        "src/debug.log",
+        "mod/.git",
+        "empty/.git",
+        "fifo",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(dir.join(left_out)).is_err(),
+            "{left_out} is in the new tree"
+        );
+    }
+    assert_eq!(std::fs::read(dir.join("mod/m.txt")).unwrap(), b"m\n");
+    for writable in ["ro", "ro/f.txt"] {
+        let mode = std::fs::metadata(dir.join(writable))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert!(mode & 0o200 != 0, "{writable} is not writable: {mode:o}");
+    }
+    // What the host added to the mirror is part of the baseline; the rest is the project.
+    for (file, text) in [
+        ("mod/m.txt", "m\n"),
+        ("empty/e.txt", "e\n"),
+        ("ro/f.txt", "f\n"),
+    ] {
+        write(local.path(), file, text.as_bytes());
+    }
     assert_same_tree(&dir, local.path(), "a new tree");
     assert_eq!(git_in(&dir, &["status", "--porcelain"]), "");
     assert_eq!(git_in(&dir, &["rev-parse", "HEAD"]).trim(), tree.baseline);
@@ -988,5 +1028,106 @@ async fn a_new_tree_holds_exactly_the_baseline_whatever_else_the_mirror_holds() 
     assert!(
         !dir.join("sub/inner.txt").exists() && !dir.join("sub/.git").exists(),
         "the nested repository's files were copied into the tree"
+    );
+}
+
+/// A slot of the pool replaced by a symbolic link (an agent with full access can do that) is
+/// only unlinked, by preparation and by pruning alike: nothing it points to is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_that_is_a_link_is_unlinked_and_what_it_points_to_is_left_alone() {
+    let (workspace, layout, transport) = local_host("app");
+    let local = tempfile::tempdir().unwrap();
+    make_project(local.path());
+    syncer_for(transport.clone())
+        .push(
+            &PushRequest {
+                local_root: local.path().into(),
+                remote_dir: layout.mirror.clone(),
+                lock: layout.lock(),
+                settings: settings(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let victim = tempfile::tempdir().unwrap();
+    write(victim.path(), "keep/f.txt", b"keep\n");
+    std::fs::set_permissions(
+        victim.path().join("keep/f.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let trees = workspace.path().join(".codex-remote/app/trees");
+    std::fs::create_dir_all(&trees).unwrap();
+    for slot in ["0", "5"] {
+        std::os::unix::fs::symlink(victim.path().join("keep"), trees.join(slot)).unwrap();
+    }
+    let intact = || {
+        let file = victim.path().join("keep/f.txt");
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep\n");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "the link's target was changed");
+    };
+    let tree = prepare_run(transport.as_ref(), &layout, "l1", &settings().exclude)
+        .await
+        .unwrap();
+    assert_eq!(tree.slot, Some(0));
+    assert!(trees.join("0").is_dir() && !trees.join("0").is_symlink());
+    intact();
+    remove_run(transport.as_ref(), &layout, &"l1".parse().unwrap())
+        .await
+        .unwrap();
+    prune_idle_trees(transport.as_ref(), &layout).await.unwrap();
+    assert!(
+        std::fs::symlink_metadata(trees.join("5")).is_err(),
+        "the link is gone"
+    );
+    intact();
+}
+
+/// A record of a run prepared before run trees were pooled names its tree alone: retrieval
+/// follows it only into a run directory of ours, never into another repository (whose index
+/// our `git add -A` would change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpooled_tree_outside_our_run_directories_is_not_retrieved() {
+    let (_workspace, _layout, transport) = local_host("app");
+    let victim = tempfile::tempdir().unwrap();
+    write(victim.path(), "tracked.txt", b"t\n");
+    git_in(victim.path(), &["init", "-q"]);
+    git_in(victim.path(), &["add", "tracked.txt"]);
+    git_in(
+        victim.path(),
+        &[
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@a",
+            "commit",
+            "-qm",
+            "x",
+        ],
+    );
+    write(victim.path(), "untracked.txt", b"u\n");
+    let head = git_in(victim.path(), &["rev-parse", "HEAD"])
+        .trim()
+        .to_string();
+    let planted = RunTree {
+        dir: victim.path().display().to_string(),
+        baseline: head,
+        slot: None,
+        mirror: None,
+        run_id: None,
+    };
+    let refused = retrieve_patch(transport.as_ref(), &planted)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not a run tree of ours"),
+        "{refused}"
+    );
+    assert_eq!(
+        git_in(victim.path(), &["status", "--porcelain"]),
+        "?? untracked.txt\n",
+        "the other repository's index was changed"
     );
 }

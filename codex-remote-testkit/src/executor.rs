@@ -281,6 +281,7 @@ impl Executor for FakeExecutor {
                     .send(ExecEvent {
                         raw: line.clone(),
                         event,
+                        log_bytes: line.len() as u64 + 1,
                     })
                     .await;
             }

@@ -143,6 +143,7 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
                 CodexEvent::TurnFailed { message } => Some(format!("turn failed: {message}")),
                 // Codex's own notices ("Reconnecting... 2/5 (...)") say why a run is slow.
                 CodexEvent::Error { message } => Some(format!("codex: {message}")),
+                CodexEvent::OversizedEvent { .. } => super::watch::model::describe(codex),
                 _ => None,
             },
             _ => None,

@@ -240,6 +240,15 @@ pub enum CodexEvent {
         /// The run's `max_wait`, in seconds.
         max_wait_secs: u64,
     },
+    /// A line of the agent's event log longer than the limit (1 MiB): skipped as it streamed
+    /// past, never held whole; the events after it follow as usual. Recorded as a
+    /// `codex-remote.oversized_event` line in place of the original.
+    OversizedEvent {
+        /// The skipped line's length in bytes (without its newline).
+        bytes: u64,
+        /// The limit it was over.
+        limit: u64,
+    },
     /// An event type we do not know, kept whole.
     Other {
         /// Its `type`, if it had one.
@@ -384,6 +393,10 @@ impl CodexEvent {
             Some("codex-remote.policy_changed") => Some(CodexEvent::PolicyChanged {
                 expected: text(&value, "expected"),
                 seen: text(&value, "seen"),
+            }),
+            Some("codex-remote.oversized_event") => Some(CodexEvent::OversizedEvent {
+                bytes: number(&value, "bytes"),
+                limit: number(&value, "limit"),
             }),
             Some("codex-remote.gave_up") => Some(CodexEvent::GaveUp {
                 resume_at: number(&value, "resume_at"),

@@ -731,6 +731,8 @@ impl HoldBackPolicy {
 
 /// Default of `apply.max_patch_bytes`: 100 MiB.
 pub const DEFAULT_MAX_PATCH_BYTES: u64 = 100 * 1024 * 1024;
+/// Default of `apply.max_stored_patch_bytes`: 1 GiB.
+pub const DEFAULT_MAX_STORED_PATCH_BYTES: u64 = 1 << 30;
 /// Default of `apply.max_deleted_share`.
 pub const DEFAULT_MAX_DELETED_SHARE: f64 = 0.5;
 
@@ -781,6 +783,15 @@ pub enum ApplyError {
     /// `git apply` refused it.
     #[error("git apply refused the patch; nothing was applied: {0}")]
     Refused(String),
+    /// The patch grew past `apply.max_stored_patch_bytes` while it was retrieved: its retrieval
+    /// stopped there and nothing of it was kept.
+    #[error("the result patch is at least {at_least} bytes, above apply.max_stored_patch_bytes ({limit}); it was not stored and nothing was applied")]
+    NotStored {
+        /// Bytes received before the retrieval stopped (the patch is at least this long).
+        at_least: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The patch is malformed.
     #[error(transparent)]
     Parse(#[from] PatchParseError),

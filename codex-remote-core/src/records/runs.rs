@@ -88,6 +88,11 @@ pub struct RunRecord {
     /// to that attempt, and their count in bytes is where a follow resumes.
     #[serde(default)]
     pub attempt_log_start: u64,
+    /// Where the local `events.jsonl` and the host's event log of the current attempt last
+    /// parted ways (a skipped oversized line, a redacted secret), so a follow resumes at the
+    /// right byte of the host's log; `None` while the attempt's lines are recorded verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_mark: Option<EventsMark>,
     /// How the run was asked to finish, so `attach` can finish it the same way.
     #[serde(default)]
     pub finish: Option<FinishOptions>,
@@ -110,6 +115,36 @@ pub struct RunRecord {
     /// `interactive` (the Codex TUI over a terminal).
     #[serde(default, skip_serializing_if = "RunKind::is_exec")]
     pub kind: RunKind,
+}
+
+/// A point where the local `events.jsonl` and the host's event log of the current attempt line
+/// up, saved (before the line is appended) whenever a recorded line differs from the host's:
+/// the lines recorded after it are verbatim, so the host's offset follows from the local
+/// length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsMark {
+    /// The local log's length once the line is recorded.
+    pub local: u64,
+    /// The host log's offset (from the attempt's start) after the line.
+    pub remote: u64,
+    /// The local log's length before the line (where it stands if the line never made it).
+    pub local_before: u64,
+    /// The host log's offset before the line.
+    pub remote_before: u64,
+}
+
+impl RunRecord {
+    /// Where a follow of the current attempt resumes in the host's event log, given the local
+    /// log's length: (host offset, the local length that agrees with it). The second is
+    /// shorter than `local_len` only when the client stopped while recording a line that
+    /// differs from the host's (the rest of that line is then to be cut off and read again).
+    pub fn follow_offset(&self, local_len: u64) -> (u64, u64) {
+        match self.events_mark {
+            Some(m) if local_len >= m.local => (m.remote + (local_len - m.local), local_len),
+            Some(m) if local_len >= m.local_before => (m.remote_before, m.local_before),
+            _ => (local_len.saturating_sub(self.attempt_log_start), local_len),
+        }
+    }
 }
 
 /// How a run's agent ran.
@@ -137,7 +172,8 @@ impl RunKind {
 pub struct RunWarning {
     /// `changed-outside-tree` (files changed in the host's mirror during the run: not part of
     /// the result, and the next push overwrites them) or `claimed-changes-missing` (the agent
-    /// reported changing files but its tree has no changes).
+    /// reported changing files but its tree has no changes), or `patch-not-stored` (the result
+    /// patch was larger than `apply.max_stored_patch_bytes`: not retrieved).
     pub kind: String,
     /// What happened and what to do, in words.
     pub message: String,
@@ -433,6 +469,7 @@ mod tests {
             error: None,
             attempt: 1,
             attempt_log_start: 0,
+            events_mark: None,
             finish: None,
             resume_at: None,
             thread_id: None,
@@ -441,6 +478,26 @@ mod tests {
             container: None,
             kind: RunKind::Exec,
         }
+    }
+
+    #[test]
+    fn a_follow_resumes_at_the_hosts_byte_even_where_the_local_log_differs() {
+        let mut r = record("r");
+        r.attempt_log_start = 100;
+        // Verbatim: the local bytes of the attempt are the host's.
+        assert_eq!(r.follow_offset(150), (50, 150));
+        // A 10 MB line recorded as a 90-byte notice at local 150 (host 50).
+        r.events_mark = Some(EventsMark {
+            local: 241,
+            remote: 10_000_051,
+            local_before: 150,
+            remote_before: 50,
+        });
+        assert_eq!(r.follow_offset(241), (10_000_051, 241));
+        assert_eq!(r.follow_offset(300), (10_000_110, 300));
+        // The client stopped before the notice was (wholly) written: cut back, read it again.
+        assert_eq!(r.follow_offset(150), (50, 150));
+        assert_eq!(r.follow_offset(200), (50, 150));
     }
 
     #[test]

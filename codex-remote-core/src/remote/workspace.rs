@@ -78,37 +78,31 @@ done
 trap 'rm -rf -- "$trees/$n.lease"' EXIT
 printf '%s\n' "$id" > "$trees/$n.lease/run"
 slot=$trees/$n; tree=$slot/$name
-rm -rf -- "$slot.nested"
-# A new tree (the slot's first run): its files are copied from the mirror while git hashes
-# them for the baseline, rather than checked out of git afterwards; the copy is then checked
-# against the baseline, and a checkout replaces it if anything differs. Top-level directories
-# git ignores (a host-side node_modules) are not copied.
+rm -rf -- "$slot.nested" "$slot.listing"
+# Empties the slot. A slot that is a symbolic link (planted by an agent with full access) is
+# only unlinked: `chmod -R` would follow it out of our directories.
+drop_slot() {
+  if [ -L "$slot" ]; then rm -f -- "$slot"; else chmod -R u+rwx -- "$slot" 2>/dev/null || true; fi
+  rm -rf -- "$slot" "$slot.index"
+}
+# A new tree (the slot's first run): the files git would take into the baseline are copied from
+# the mirror while git hashes them, rather than checked out of git afterwards; the copy is then
+# checked against the baseline, and a checkout replaces it if anything differs. The list is
+# git's own (the mirror as untracked files against an empty index): what it ignores, nested
+# `.git` files and directories, and anything but files and links stay out, as in a checkout.
 copying=
 if ! { [ -d "$tree" ] && [ -f "$slot.index" ]; }; then
-  chmod -R u+rwx -- "$slot" 2>/dev/null || true
-  rm -rf -- "$slot" "$slot.index"
+  drop_slot
   mkdir -p -- "$tree"
   (
-    # One git for all the top-level directories it ignores (a name with a newline is not asked
-    # about: copied, then cleaned below if ignored).
-    nl='
-'
-    ignored=$(for f in .[!.]* ..?* *; do
-      if [ -d "$f" ] && [ ! -L "$f" ] && [ "$f" != .git ]; then
-        case $f in *"$nl"*) ;; *) printf '%s/\n' "$f" ;; esac
-      fi
-    done | git check-ignore --no-index --stdin 2>/dev/null || true)
-    set --
-    for f in .[!.]* ..?* *; do
-      [ -e "$f" ] || [ -L "$f" ] || continue
-      [ "$f" = .git ] && continue
-      case "$nl$ignored$nl" in *"$nl$f/$nl"*) continue ;; esac
-      set -- "$@" "./$f"
-    done
-    # With the pushed files' own times (as rsync left them, from the project), which git
-    # compares against its index: times of the copy would fall in the second the index is
-    # written, and git re-reads such "racily clean" files on every later look.
-    [ "$#" -eq 0 ] || exec cp -pPR -- "$@" "$tree/"
+    export GIT_INDEX_FILE="$slot.listing"
+    git ls-files -z -o --exclude-standard |
+      # With the pushed files' own times (as rsync left them, from the project), which git
+      # compares against its index: times of the copy would fall in the second the index is
+      # written, and git would re-read such "racily clean" files on every later look.
+      xargs -0 -r cp --parents -P --preserve=timestamps -t "$tree" -- &&
+      # What a checkout gives: the owner may write every file and enter every directory.
+      chmod -R u+rwX,ug-s -- "$tree"
   ) 2>/dev/null &
   copying=$!
 fi
@@ -135,16 +129,14 @@ for g do
 done'
 if [ -n "$copied" ]; then
   # The copy's index: hashing only, every blob is already in the mirror. It is the tree only if
-  # it records exactly the baseline and no nested repository (whose files the copy would have
-  # brought along); what git ignores in it goes.
+  # it records exactly the baseline and no nested repository (a checkout leaves those empty).
   if git add -A 2>/dev/null &&
     [ "$(git write-tree)" = "$(git rev-parse "$base^{tree}")" ] &&
     ! git ls-files -s | grep -q '^160000' &&
     git clean -ffdxq 2>/dev/null; then
     :
   else
-    chmod -R u+rwx -- "$slot" 2>/dev/null || true
-    rm -rf -- "$slot" "$slot.index"
+    drop_slot
     mkdir -p -- "$tree"
     git read-tree -u --reset "$base"
   fi
@@ -157,8 +149,7 @@ elif [ -d "$tree" ] && [ -f "$slot.index" ] &&
   git read-tree -u --reset "$base" 2>/dev/null; then
   :
 else
-  chmod -R u+rwx -- "$slot" 2>/dev/null || true
-  rm -rf -- "$slot" "$slot.index"
+  drop_slot
   mkdir -p -- "$tree"
   git read-tree -u --reset "$base"
 fi
@@ -234,7 +225,14 @@ rm -f -- "$slot.outside"
 /// Args: run dir, baseline. The retrieval of a run prepared before run trees were pooled (a
 /// `git worktree` of the mirror).
 const LEGACY_RETRIEVE_SCRIPT: &str = r#"set -e
-cd -- "$1"
+# Such a tree was `<state>/runs/<id>`: a record naming any other directory is not followed (our
+# `git add -A` would write that directory's index).
+dir=$(cd -P -- "$1" && pwd -P)
+case $dir in
+  */.codex-remote/*/runs/*) ;;
+  *) echo "codex-remote: $1 is not a run tree of ours" >&2; exit 3 ;;
+esac
+cd -- "$dir"
 git add -A
 git diff --cached --binary --full-index --no-color --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$2" --
 "#;
@@ -265,8 +263,9 @@ for slot in "$trees"/*; do
   n=$(basename -- "$slot")
   case $n in ''|*[!0-9]*) continue ;; esac
   [ -d "$slot.lease" ] && continue
-  chmod -R u+rwx -- "$slot" 2>/dev/null
-  rm -rf -- "$slot" "$slot.index" "$slot.nested" "$slot.outside"
+  # A slot that is a symbolic link is only unlinked: `chmod -R` would follow it.
+  if [ -L "$slot" ]; then rm -f -- "$slot"; else chmod -R u+rwx -- "$slot" 2>/dev/null; fi
+  rm -rf -- "$slot" "$slot.index" "$slot.nested" "$slot.outside" "$slot.listing"
   printf '%s\n' "$n"
 done
 if [ -d "$mirror/.git" ]; then (cd -- "$mirror" && git gc --auto --quiet 2>/dev/null); fi
@@ -381,16 +380,19 @@ pub async fn retrieve(
 }
 
 /// Fetches a run's change like [`retrieve`], streaming the patch into the local file `file`
-/// (memory stays bounded whatever the patch's size). Returns what changed outside the tree.
-pub async fn retrieve_patch_to_file(
+/// (memory stays bounded whatever the patch's size), and stops past `limit` bytes of it:
+/// `Ok(Err(seen))`, the file removed (so disk use is bounded too). Returns what changed outside
+/// the tree.
+pub async fn retrieve_patch_to_file_within(
     transport: &dyn Transport,
     tree: &RunTree,
     file: &std::path::Path,
-) -> Result<Vec<String>, TransportError> {
-    let output = transport
-        .run_checked_to_file(retrieve_spec(tree), file)
-        .await?;
-    Ok(outside_lines(&output))
+    limit: u64,
+) -> Result<Result<Vec<String>, u64>, TransportError> {
+    Ok(transport
+        .run_checked_to_file_within(retrieve_spec(tree), file, limit)
+        .await?
+        .map(|output| outside_lines(&output)))
 }
 
 /// The one retrieval command: the pooled tree's script, or the plain one for a tree prepared

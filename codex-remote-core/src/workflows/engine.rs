@@ -831,7 +831,13 @@ impl Engine {
         let mut record = store.load(run_id)?;
         if !record.remote_removed {
             let transport = self.transport_of(&record)?;
-            pipeline::retrieve(transport, &project, &mut record).await?;
+            pipeline::retrieve_within(
+                transport,
+                &project,
+                &mut record,
+                self.config.max_stored_patch_bytes(),
+            )
+            .await?;
             // Retrieved: a finished run made on demand needs its container no more.
             let keep = record.finish.as_ref().is_some_and(|f| f.keep);
             if !keep && record.phase.is_finished() {
@@ -857,7 +863,13 @@ impl Engine {
         // Retrieved to disk and applied from there: memory does not grow with the patch.
         if !record.remote_removed {
             let transport = self.transport_of(&record)?;
-            pipeline::retrieve(transport, &project, &mut record).await?;
+            pipeline::retrieve_within(
+                transport,
+                &project,
+                &mut record,
+                self.config.max_stored_patch_bytes(),
+            )
+            .await?;
         }
         let applied = pipeline::apply(
             &self.config,

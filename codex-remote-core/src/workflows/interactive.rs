@@ -216,7 +216,8 @@ impl Engine {
             record.updated_at = now();
             store.save(record)?;
         }
-        let parsed = pipeline::retrieve(transport.clone(), &project, record)
+        let max_bytes = self.config().max_stored_patch_bytes();
+        let parsed = pipeline::retrieve_within(transport.clone(), &project, record, max_bytes)
             .await
             .map_err(|e| e.on_host(&host.name))?;
         let mut remote_removed = false;

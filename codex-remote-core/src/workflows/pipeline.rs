@@ -203,6 +203,7 @@ pub fn new_record(
         error: None,
         attempt: 0,
         attempt_log_start: 0,
+        events_mark: None,
         finish: None,
         resume_at: None,
         thread_id: None,
@@ -217,10 +218,30 @@ pub fn new_record(
 ///
 /// The patch is stored before it is read, so a patch that cannot be read (or that git reads
 /// differently from its headers) is kept for review.
+#[cfg_attr(not(feature = "test-internals"), allow(dead_code))] // for tests and benches
 pub async fn retrieve(
     transport: SharedTransport,
     project: &Project,
     record: &mut RunRecord,
+) -> Result<ParsedPatch, Error> {
+    retrieve_within(
+        transport,
+        project,
+        record,
+        crate::patch::DEFAULT_MAX_STORED_PATCH_BYTES,
+    )
+    .await
+}
+
+/// [`retrieve`], storing at most `max_bytes` of patch (`apply.max_stored_patch_bytes`): a larger
+/// one stops being read there, is not stored (a previous `result.patch` of the run is removed
+/// too, being stale), and fails with [`crate::patch::ApplyError::NotStored`] saying how large it
+/// is at least; the record keeps that as a `patch-not-stored` warning.
+pub async fn retrieve_within(
+    transport: SharedTransport,
+    project: &Project,
+    record: &mut RunRecord,
+    max_bytes: u64,
 ) -> Result<ParsedPatch, Error> {
     let tree = record.tree.clone().ok_or_else(|| Error::Io {
         context: format!("run `{}` has no remote tree", record.id),
@@ -231,9 +252,27 @@ pub async fn retrieve(
     // Streamed to disk, then renamed into place: memory does not grow with the patch, and the
     // record's patch is whole or absent.
     let partial = path.with_extension("patch.part");
-    let outside = match workspace::retrieve_patch_to_file(transport.as_ref(), &tree, &partial).await
-    {
-        Ok(outside) => outside,
+    let retrieved =
+        workspace::retrieve_patch_to_file_within(transport.as_ref(), &tree, &partial, max_bytes)
+            .await;
+    record.warnings.retain(|w| w.kind != "patch-not-stored");
+    let outside = match retrieved {
+        Ok(Ok(outside)) => outside,
+        Ok(Err(at_least)) => {
+            let _ = std::fs::remove_file(&path);
+            let error = crate::patch::ApplyError::NotStored {
+                at_least,
+                limit: max_bytes,
+            };
+            record.warnings.push(crate::runs::RunWarning {
+                kind: "patch-not-stored".into(),
+                message: error.to_string(),
+                paths: Vec::new(),
+            });
+            record.updated_at = now();
+            store.save(record)?;
+            return Err(error.into());
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
             return Err(e.into());

@@ -420,6 +420,7 @@ async fn launch(
 ) -> Result<(), Error> {
     record.attempt += 1;
     record.attempt_log_start = local_log_len(store, &record.id);
+    record.events_mark = None;
     record.phase = Phase::Running;
     record.updated_at = now();
     store.save(record)?;
@@ -573,17 +574,23 @@ async fn follow_and_finish_inner(
             .map_err(record_io("writing last-message.txt".into()))?;
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
-    let parsed: ParsedPatch = match pipeline::retrieve(transport.clone(), project, record).await {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            // A full disk fails the run; anything else leaves it `retrieving` for a retry.
-            let e = e.on_host(&transport.host().name);
-            if matches!(e, Error::HostDiskFull { .. }) {
-                fail(&store, record, &e.to_string())?;
+    let max_bytes = config.max_stored_patch_bytes();
+    let parsed: ParsedPatch =
+        match pipeline::retrieve_within(transport.clone(), project, record, max_bytes).await {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                // A full disk fails the run; anything else leaves it `retrieving` for a retry.
+                let e = e.on_host(&transport.host().name);
+                if matches!(e, Error::HostDiskFull { .. }) {
+                    fail(&store, record, &e.to_string())?;
+                } else if e.kind() == crate::error::ErrorKind::NotApplied {
+                    // A patch too large to store: refused, its tree kept on the host for a look.
+                    record.error = Some(e.to_string());
+                    set_phase(&store, record, Phase::Refused, events).await?;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-    };
+        };
     record
         .warnings
         .retain(|w| w.kind != "claimed-changes-missing");
@@ -1003,12 +1010,20 @@ async fn follow_once(
 ) -> Result<Followed, Error> {
     let dir = store.run_dir(&record.id);
     let path = dir.join("events.jsonl");
-    let offset = local_log_len(store, &record.id).saturating_sub(record.attempt_log_start);
+    let local_len = local_log_len(store, &record.id);
+    let (offset, agreed) = record.follow_offset(local_len);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .map_err(record_io(format!("opening {}", path.display())))?;
+    if agreed < local_len {
+        // A line that differs from the host's was cut off mid-write: it is read again.
+        log.set_len(agreed)
+            .map_err(record_io(format!("truncating {}", path.display())))?;
+    }
+    // (local length, host offset) after the last recorded line.
+    let mut position = (agreed, offset);
     let (tx, mut rx) = mpsc::channel::<ExecEvent>(256);
     let agent_dir = layout_of(transport, record).agent_dir(&record.id, record.attempt);
     let notify = record.finish.as_ref().and_then(|f| f.notify.clone());
@@ -1022,6 +1037,20 @@ async fn follow_once(
     };
     let consume = async {
         while let Some(event) = rx.recv().await {
+            // A line recorded otherwise than the host has it (skipped for its size, redacted):
+            // where the two logs line up after it is saved first, so a later follow resumes at
+            // the right byte of the host's log.
+            let line_len = event.raw.len() as u64 + 1;
+            if line_len != event.log_bytes {
+                record.events_mark = Some(crate::runs::EventsMark {
+                    local: position.0 + line_len,
+                    remote: position.1 + event.log_bytes,
+                    local_before: position.0,
+                    remote_before: position.1,
+                });
+                let _ = store.save(record);
+            }
+            position = (position.0 + line_len, position.1 + event.log_bytes);
             // Written before it is shown: what was displayed is always in the record.
             let _ = writeln!(log, "{}", event.raw);
             let _ = log.flush();
@@ -1251,19 +1280,71 @@ pub async fn unrecorded_events(
     project: &Project,
     record: &RunRecord,
 ) -> Result<Vec<String>, Error> {
-    use crate::transport::TransportExt;
+    use tokio::io::AsyncReadExt;
     let dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
-    let remote = transport.read_file(&format!("{dir}/events.jsonl")).await?;
-    let local_len = std::fs::metadata(project.runs().run_dir(&record.id).join("events.jsonl"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let offset = local_len.saturating_sub(record.attempt_log_start) as usize;
-    let rest = remote.get(offset..).unwrap_or_default();
-    // A partial last line is still being written: leave it for next time.
-    let end = rest.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    Ok(String::from_utf8_lossy(&rest[..end])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect())
+    let local_len = local_log_len(&project.runs(), &record.id);
+    let (offset, _) = record.follow_offset(local_len);
+    let path = format!("{dir}/events.jsonl");
+    // Streamed a line at a time: a line over the limit is skipped, never held whole.
+    let mut process = transport
+        .spawn(
+            crate::transport::CommandSpec::new("tail")
+                .args(["-c", &format!("+{}", offset + 1), "--"])
+                .arg(crate::layout::home_relative(&path))
+                .cwd("~"),
+        )
+        .await?;
+    let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
+    let mut stderr = std::mem::replace(&mut process.stderr, Box::new(tokio::io::empty()));
+    // A look, not a record: at most this much of it is read (the follower records it all).
+    const SHOWN: usize = 32 * 1024 * 1024;
+    let read_lines = async {
+        let mut reader = tokio::io::BufReader::new(stdout);
+        let (mut lines, mut shown) = (Vec::new(), 0);
+        // A partial last line is still being written: left for next time.
+        while let crate::executor::LogLine::Complete { bytes, len } =
+            crate::executor::next_line(&mut reader, crate::executor::MAX_EVENT_LINE).await?
+        {
+            let line = match bytes {
+                None => crate::executor::oversized_line(len),
+                Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
+                // The agent's output may quote its environment: no host secret is shown.
+                Some(bytes) => transport.host().redact(&String::from_utf8_lossy(&bytes)),
+            };
+            shown += line.len();
+            lines.push(line);
+            if shown > SHOWN {
+                return Ok((lines, true));
+            }
+        }
+        Ok::<_, std::io::Error>((lines, false))
+    };
+    let stderr = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text).await;
+        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+        text
+    });
+    let (lines, cut) = read_lines
+        .await
+        .map_err(crate::transport::TransportError::io(
+            "reading the agent's events",
+        ))?;
+    if cut {
+        stderr.abort();
+        process.cancel().await?;
+        return Ok(lines);
+    }
+    let status = process.wait().await?;
+    let stderr = stderr.await.unwrap_or_default();
+    if !status.success() {
+        return Err(crate::transport::TransportError::CommandFailed {
+            host: transport.host().name.clone(),
+            command: format!("tail -c +{} -- {path}", offset + 1),
+            status,
+            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+        }
+        .into());
+    }
+    Ok(lines)
 }

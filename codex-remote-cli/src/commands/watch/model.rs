@@ -106,6 +106,9 @@ pub fn describe(event: &CodexEvent) -> Option<String> {
         },
         CodexEvent::TurnFailed { message } => Some(format!("turn failed: {}", first_line(message))),
         CodexEvent::Error { message } => Some(format!("codex: {}", first_line(message))),
+        CodexEvent::OversizedEvent { bytes, limit } => Some(format!(
+            "oversized event skipped: a line of {bytes} bytes in the agent's event log, over the {limit}-byte limit"
+        )),
         _ => None,
     }
 }

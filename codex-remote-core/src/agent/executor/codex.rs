@@ -2,12 +2,12 @@
 //! followed, probed and cancelled through the fixed scripts in `scripts.rs`.
 
 use async_trait::async_trait;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use crate::events::CodexEvent;
 use crate::transport::{script_names, CommandSpec, ExitStatus, Transport, TransportError};
 
+use super::lines::{self, LogLine, MAX_EVENT_LINE};
 use super::*;
 
 /// The real Codex CLI.
@@ -209,56 +209,85 @@ impl Executor for CodexExecutor {
             .await?;
         let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
         let mut reader = tokio::io::BufReader::new(stdout);
-        let mut line = Vec::new();
         let mut trailer: Option<Vec<String>> = None;
-        // The trailer's marker starts with a newline (to end a partial last line); the empty line
-        // that makes after a complete one is not an event, so an empty line is held back until
-        // the next line shows which it was.
-        let mut held_empty = false;
+        // The trailer is the agent's status file and stderr, read on the host (the agent's to
+        // write under danger-full-access): at most this much of it is kept.
+        const TRAILER_KEPT: usize = 64 * 1024;
+        let mut trailer_len = 0;
+        // The trailer's marker starts with a newline (to end a partial last line), so the line
+        // just before it is not a whole line of the log: the empty line that newline makes after
+        // a complete one, or a partial line it ended. Such a line (an empty one, or one whose
+        // newline is followed at once by the marker's first byte) is held back until the next
+        // line shows which it was.
+        let mut held: Option<ExecEvent> = None;
         loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
+            let line = lines::next_line(&mut reader, MAX_EVENT_LINE)
                 .await
                 .map_err(TransportError::io("reading the agent's events"))?;
             // Only complete lines count: a partial last line is read again by the next follow.
-            if n == 0 || line.last() != Some(&b'\n') {
+            let LogLine::Complete { bytes, len } = line else {
                 break;
-            }
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            };
+            let text = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
             if let Some(trailer) = trailer.as_mut() {
-                trailer.push(text);
+                if let Some(text) = text.filter(|t| trailer_len + t.len() <= TRAILER_KEPT) {
+                    trailer_len += text.len();
+                    trailer.push(text);
+                }
                 continue;
             }
-            if text.ends_with(FOLLOW_END) {
+            if text.as_deref().is_some_and(|t| t.ends_with(FOLLOW_END)) {
                 // Whatever precedes the marker on its line is a partial event: not counted.
                 trailer = Some(Vec::new());
                 continue;
             }
-            if std::mem::take(&mut held_empty) {
-                let _ = events
-                    .send(ExecEvent {
-                        raw: String::new(),
-                        event: CodexEvent::parse(""),
-                    })
-                    .await;
+            if let Some(event) = held.take() {
+                let _ = events.send(event).await;
             }
-            if text.is_empty() {
-                held_empty = true;
+            let event = match text {
+                // Too long to hold: counted, skipped, and shown as skipped.
+                None => {
+                    let raw = lines::oversized_line(len);
+                    ExecEvent {
+                        event: CodexEvent::parse(&raw),
+                        raw,
+                        log_bytes: len + 1,
+                    }
+                }
+                Some(text) => {
+                    // The agent's output may quote its environment: no host secret is recorded.
+                    let text = transport.host().redact(&text);
+                    ExecEvent {
+                        event: CodexEvent::parse(&text),
+                        raw: text,
+                        log_bytes: len + 1,
+                    }
+                }
+            };
+            let marker_next = reader.buffer().first() == FOLLOW_END.as_bytes().first();
+            if event.raw.is_empty() || marker_next {
+                held = Some(event);
                 continue;
             }
-            // The agent's output may quote its environment: no host secret is recorded.
-            let text = transport.host().redact(&text);
-            let event = CodexEvent::parse(&text);
-            let _ = events.send(ExecEvent { raw: text, event }).await;
+            let _ = events.send(event).await;
         }
-        if held_empty && trailer.is_none() {
-            let _ = events
-                .send(ExecEvent {
-                    raw: String::new(),
-                    event: CodexEvent::parse(""),
-                })
-                .await;
+        if let Some(mut event) = held {
+            let finished = trailer
+                .as_ref()
+                .is_some_and(|t| t.first().map(|l| l.trim()) != Some("running"));
+            match &trailer {
+                // A whole line after all (the stream broke before any marker).
+                None => {
+                    let _ = events.send(event).await;
+                }
+                // The log's last line, unfinished by an agent that ended: its newline was ours.
+                Some(_) if finished && !event.raw.is_empty() => {
+                    event.log_bytes -= 1;
+                    let _ = events.send(event).await;
+                }
+                // A partial line while the agent runs: the next follow reads it whole.
+                Some(_) => {}
+            }
         }
         let _ = process.wait().await;
         let Some(trailer) = trailer else {

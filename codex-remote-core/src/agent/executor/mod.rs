@@ -19,11 +19,14 @@ use crate::transport::{ExitStatus, Transport, TransportError};
 // scripts.
 mod codex;
 mod failure;
+mod lines;
 mod outcome;
 mod scripts;
 
 pub use codex::*;
 pub use failure::*;
+pub use lines::MAX_EVENT_LINE;
+pub(crate) use lines::{next_line, oversized_line, LogLine};
 pub(crate) use outcome::*;
 use scripts::*;
 
@@ -72,6 +75,11 @@ pub struct ExecEvent {
     pub raw: String,
     /// What it means.
     pub event: CodexEvent,
+    /// How many bytes of the host's event log it stands for, its newline included (a line
+    /// longer than [`MAX_EVENT_LINE`] is skipped: `raw` is then codex-remote's
+    /// `codex-remote.oversized_event` line instead, and a redacted line is shorter or longer
+    /// than it was), so a follow resumes at the right byte.
+    pub log_bytes: u64,
 }
 
 /// What is known about an agent on the host.

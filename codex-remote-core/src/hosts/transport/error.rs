@@ -53,6 +53,16 @@ pub enum TransportError {
         /// What happened.
         detail: String,
     },
+    /// The session's persistent remote shell broke its protocol (sent more than its
+    /// flow-control window allows, a frame too large or of an unknown type): it was dropped,
+    /// with every command running through it.
+    #[error("the remote shell on host `{host}` broke its protocol and was dropped: {detail}")]
+    ShellBroken {
+        /// The host's name.
+        host: String,
+        /// What it did.
+        detail: String,
+    },
     /// The container engine could not run a command in the container (no such container, not
     /// running, no `sh` in it, the engine's program missing here).
     #[error("cannot run commands in container host `{host}`: {detail}")]
@@ -132,6 +142,12 @@ impl TransportError {
             }
             TransportError::AuthenticationFailed { .. } => Some(
                 "check the key in ~/.ssh/config and that it is in the host's authorized_keys"
+                    .into(),
+            ),
+            TransportError::ShellBroken { .. } => Some(
+                "codex-remote's shell on the host (`perl -e`, started through the login shell) \
+                 ignored its flow control: is the `perl` on the host's PATH (or the login shell's \
+                 rc) replaced? check `command -v perl` there"
                     .into(),
             ),
             TransportError::HostKey { hint, .. }

@@ -34,41 +34,83 @@ pub trait TransportExt: Transport {
         spec: CommandSpec,
         file: &std::path::Path,
     ) -> Result<Output, TransportError> {
-        use tokio::io::AsyncWriteExt;
-        const STDERR_KEPT: usize = 1024 * 1024;
+        match self
+            .run_checked_to_file_within(spec, file, u64::MAX)
+            .await?
+        {
+            Ok(output) => Ok(output),
+            Err(_) => unreachable!("no output passes u64::MAX bytes"),
+        }
+    }
+
+    /// [`TransportExt::run_checked_to_file`] that writes at most `limit` bytes: past them the
+    /// command is cancelled, the file removed, and `Ok(Err(seen))` says how many bytes had
+    /// arrived by then (the output is at least that long). Disk use is bounded whatever the
+    /// command prints.
+    async fn run_checked_to_file_within(
+        &self,
+        spec: CommandSpec,
+        file: &std::path::Path,
+        limit: u64,
+    ) -> Result<Result<Output, u64>, TransportError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const STDERR_KEPT: u64 = 1024 * 1024;
         let program = spec.program.clone();
         let command = spec.display();
+        let writing = |e| TransportError::io(format!("writing {}", file.display()))(e);
         let mut out = tokio::fs::File::create(file)
             .await
             .map_err(TransportError::io(format!("creating {}", file.display())))?;
-        let (mut chunks, status) = self.spawn(spec).await?.stream(Chunking::Bytes);
-        let mut stderr = Vec::new();
-        let mut write_error = None;
-        while let Some(chunk) = chunks.recv().await {
-            match chunk.stream {
-                StreamKind::Stdout if write_error.is_none() => {
-                    if let Err(e) = out.write_all(&chunk.data).await {
-                        // Keep draining: the command must not block on a full pipe.
-                        write_error = Some(e);
-                    }
-                }
-                StreamKind::Stdout => {}
-                StreamKind::Stderr => {
-                    let room = STDERR_KEPT.saturating_sub(stderr.len());
-                    stderr.extend_from_slice(&chunk.data[..chunk.data.len().min(room)]);
-                }
+        let mut process = self.spawn(spec).await?;
+        let mut stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
+        let mut stderr = std::mem::replace(&mut process.stderr, Box::new(tokio::io::empty()));
+        let stderr = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            let _ = (&mut stderr).take(STDERR_KEPT).read_to_end(&mut kept).await;
+            // The rest is drained: the command must not block on a full pipe.
+            let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+            kept
+        });
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut written = 0u64;
+        let copied: Result<Option<u64>, TransportError> = loop {
+            let n = match stdout.read(&mut buf).await {
+                Ok(0) => break Ok(None),
+                Ok(n) => n,
+                Err(e) => break Err(TransportError::io(format!("reading `{command}`"))(e)),
+            };
+            if written.saturating_add(n as u64) > limit {
+                break Ok(Some(written.saturating_add(n as u64)));
             }
+            if let Err(e) = out.write_all(&buf[..n]).await {
+                break Err(writing(e));
+            }
+            written += n as u64;
+        };
+        let stopped = match copied {
+            Ok(stopped) => stopped,
+            Err(e) => {
+                let _ = process.cancel().await;
+                drop(out);
+                let _ = tokio::fs::remove_file(file).await;
+                return Err(e);
+            }
+        };
+        if let Some(seen) = stopped {
+            // Nothing more is read or written: the command goes, and so does what it wrote.
+            drop(stdout);
+            let _ = process.cancel().await;
+            stderr.abort();
+            drop(out);
+            tokio::fs::remove_file(file).await.map_err(writing)?;
+            return Ok(Err(seen));
         }
-        let status = status.await.map_err(|e| {
-            TransportError::io(format!("running `{command}`"))(std::io::Error::other(e))
-        })??;
-        if let Some(e) = write_error {
-            return Err(TransportError::io(format!("writing {}", file.display()))(e));
-        }
+        let status = process.wait().await?;
+        let stderr = stderr.await.unwrap_or_default();
         out.flush()
             .await
             .and(out.sync_all().await)
-            .map_err(TransportError::io(format!("writing {}", file.display())))?;
+            .map_err(writing)?;
         check_status(
             self.host(),
             &program,
@@ -79,6 +121,7 @@ pub trait TransportExt: Transport {
                 stderr,
             },
         )
+        .map(Ok)
     }
 
     /// Reads a file on the host. `~/` at the start means the host user's home.

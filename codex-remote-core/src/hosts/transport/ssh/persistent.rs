@@ -14,7 +14,7 @@
 //! TERM to the command's process group, KILL 2 s later.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,9 +43,15 @@ enum Event {
     Stderr(Vec<u8>),
 }
 
+/// Bytes of a command's stdout (0) and stderr (1) received and not acknowledged yet. An honest
+/// shell never lets either pass [`WINDOW`] (it waits for our acknowledgements); one that does is
+/// broken or hostile, and its session is dropped before it can buffer more.
+type Unacked = Arc<[AtomicUsize; 2]>;
+
 struct Slot {
     events: mpsc::UnboundedSender<Event>,
     exit: Option<oneshot::Sender<ExitStatus>>,
+    unacked: Unacked,
 }
 
 type Slots = Arc<Mutex<HashMap<u32, Slot>>>;
@@ -65,6 +71,8 @@ pub(super) struct ShellAgent {
     slots: Slots,
     next_id: AtomicU32,
     alive: Arc<AtomicBool>,
+    /// Why the shell was dropped, when it broke its protocol.
+    broken: Arc<Mutex<Option<String>>>,
     shutdown: Arc<tokio::sync::Notify>,
     ended: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -127,7 +135,12 @@ impl ShellAgent {
             let mut line = Vec::new();
             loop {
                 line.clear();
-                let n = stdout.read_until(b'\n', &mut line).await.unwrap_or(0);
+                // Never more than the noise allowed left, even on one endless line.
+                let n = (&mut stdout)
+                    .take((MAX_NOISE - noise + announce.len()) as u64)
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .unwrap_or(0);
                 if n == 0 {
                     return false;
                 }
@@ -173,15 +186,37 @@ impl ShellAgent {
         });
         let slots: Slots = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
+        let broken = Arc::new(Mutex::new(None));
         let reader = {
             let slots = slots.clone();
             let alive = alive.clone();
+            let broken = broken.clone();
+            let host = host.to_string();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                let _ = read_frames(&mut stdout, &slots).await;
+                let end = read_frames(&mut stdout, &slots).await;
+                let hostile = matches!(end, Err(FrameError::Protocol(_)));
+                match end {
+                    Err(FrameError::Protocol(why)) => {
+                        *broken.lock().expect("not poisoned") = Some(why);
+                    }
+                    Err(FrameError::Io(e)) => {
+                        tracing::debug!(host = %host, error = %e, "the remote shell's channel ended");
+                    }
+                    Ok(()) => {}
+                }
                 alive.store(false, Ordering::SeqCst);
                 // The agent is gone: every command still open ends without a status.
                 slots.lock().expect("not poisoned").clear();
-                let _ = child.wait().await;
+                if hostile {
+                    // Nothing more of it is read: its channel is closed, not waited on (it need
+                    // not ever exit).
+                    shutdown.notify_one();
+                    drop(stdout);
+                    let _ = child.disconnect().await;
+                } else {
+                    let _ = child.wait().await;
+                }
             })
         };
         Ok(Arc::new(ShellAgent {
@@ -190,6 +225,7 @@ impl ShellAgent {
             slots,
             next_id: AtomicU32::new(1),
             alive,
+            broken,
             shutdown,
             ended: Mutex::new(Some(reader)),
         }))
@@ -228,11 +264,13 @@ impl ShellAgent {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = oneshot::channel();
+        let unacked: Unacked = Arc::default();
         self.slots.lock().expect("not poisoned").insert(
             id,
             Slot {
                 events: events_tx,
                 exit: Some(exit_tx),
+                unacked: unacked.clone(),
             },
         );
         // As with a login shell per command, a script longer than one exec argument may be
@@ -262,8 +300,8 @@ impl ShellAgent {
         tokio::spawn(async move {
             let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
             let (err_tx, err_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-            let feed_out = feed(out_rx, out_w, frames.clone(), id, b'o');
-            let feed_err = feed(err_rx, err_w, frames, id, b'e');
+            let feed_out = feed(out_rx, out_w, frames.clone(), id, (b'o', &unacked[0]));
+            let feed_err = feed(err_rx, err_w, frames, id, (b'e', &unacked[1]));
             let split = async move {
                 while let Some(event) = events_rx.recv().await {
                     let _ = match event {
@@ -329,6 +367,12 @@ impl ShellAgent {
     }
 
     fn lost(&self) -> TransportError {
+        if let Some(detail) = self.broken.lock().expect("not poisoned").clone() {
+            return TransportError::ShellBroken {
+                host: self.host.clone(),
+                detail,
+            };
+        }
         TransportError::Disconnected {
             host: self.host.clone(),
             detail: "the session's remote shell ended".into(),
@@ -342,7 +386,7 @@ async fn feed(
     mut pipe: tokio::io::DuplexStream,
     frames: mpsc::UnboundedSender<Vec<u8>>,
     id: u32,
-    stream: u8,
+    (stream, unacked): (u8, &AtomicUsize),
 ) {
     let mut open = true;
     while let Some(chunk) = chunks.recv().await {
@@ -350,32 +394,68 @@ async fn feed(
         if open && pipe.write_all(&chunk).await.is_err() {
             open = false;
         }
+        // Counted as acknowledged before the shell can know it, so an honest shell never
+        // appears to exceed its window.
+        unacked.fetch_sub(chunk.len(), Ordering::SeqCst);
         let mut ack = vec![stream];
         ack.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
         let _ = frames.send(frame(b'A', id, &ack));
     }
 }
 
-/// Dispatches the agent's frames until its output ends.
+/// Why reading the agent's frames stopped.
+#[derive(Debug)]
+enum FrameError {
+    /// The channel ended or failed (the shell exited, the connection dropped).
+    Io(std::io::Error),
+    /// The shell broke the protocol (a frame over the window, more unacknowledged output than
+    /// the window, an unknown frame type): it is dropped, whatever it sends next unread.
+    Protocol(String),
+}
+
+/// Dispatches the agent's frames until its output ends. Never holds more than [`WINDOW`]
+/// unacknowledged bytes per command and stream.
 async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     stdout: &mut R,
     slots: &Slots,
-) -> std::io::Result<()> {
+) -> Result<(), FrameError> {
     let mut header = [0u8; 9];
     loop {
-        stdout.read_exact(&mut header).await?;
+        stdout
+            .read_exact(&mut header)
+            .await
+            .map_err(FrameError::Io)?;
         let kind = header[0];
         let id = u32::from_be_bytes(header[1..5].try_into().expect("4 bytes"));
         let len = u32::from_be_bytes(header[5..9].try_into().expect("4 bytes")) as usize;
         if len > WINDOW {
-            return Err(std::io::Error::other("oversized frame"));
+            return Err(FrameError::Protocol(format!(
+                "it sent a frame of {len} bytes, over the {WINDOW}-byte window"
+            )));
+        }
+        if !matches!(kind, b'O' | b'R' | b'X') {
+            return Err(FrameError::Protocol(format!(
+                "it sent a frame of unknown type {:?}",
+                char::from(kind)
+            )));
         }
         let mut payload = vec![0u8; len];
-        stdout.read_exact(&mut payload).await?;
+        stdout
+            .read_exact(&mut payload)
+            .await
+            .map_err(FrameError::Io)?;
         let mut slots = slots.lock().expect("not poisoned");
         match kind {
             b'O' | b'R' => {
                 if let Some(slot) = slots.get(&id) {
+                    let stream = usize::from(kind == b'R');
+                    let unacked = slot.unacked[stream].fetch_add(len, Ordering::SeqCst) + len;
+                    if unacked > WINDOW {
+                        return Err(FrameError::Protocol(format!(
+                            "it sent {unacked} bytes of a command's {} without waiting for their acknowledgement, over the {WINDOW}-byte window",
+                            if stream == 0 { "stdout" } else { "stderr" }
+                        )));
+                    }
                     let event = if kind == b'O' {
                         Event::Stdout(payload)
                     } else {
@@ -384,14 +464,13 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                     let _ = slot.events.send(event);
                 }
             }
-            b'X' => {
+            _ => {
                 if let Some(mut slot) = slots.remove(&id) {
                     if let Some(exit) = slot.exit.take() {
                         let _ = exit.send(parse_status(&payload));
                     }
                 }
             }
-            _ => return Err(std::io::Error::other("unknown frame")),
         }
     }
 }
@@ -449,5 +528,97 @@ impl Drop for ShellAgent {
     fn drop(&mut self) {
         // The writer then closes the agent's input; the agent exits and the reader ends.
         self.shutdown.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot for command 1, and the receiver of its output.
+    fn one_command() -> (Slots, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let slots: Slots = Arc::default();
+        slots.lock().unwrap().insert(
+            1,
+            Slot {
+                events,
+                exit: None,
+                unacked: Arc::default(),
+            },
+        );
+        (slots, rx)
+    }
+
+    fn held(rx: &mut mpsc::UnboundedReceiver<Event>) -> usize {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| match e {
+                Event::Stdout(d) | Event::Stderr(d) => d.len(),
+            })
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_shell_that_ignores_the_window_is_refused_before_more_is_held() {
+        // Exactly the window, unacknowledged: allowed (the stream then just ends).
+        let (slots, mut rx) = one_command();
+        let mut input = Vec::new();
+        for _ in 0..16 {
+            input.extend(frame(b'O', 1, &[b'x'; WINDOW / 16]));
+        }
+        input.extend(frame(b'R', 1, &[b'y'; WINDOW]));
+        let end = read_frames(&mut input.as_slice(), &slots).await;
+        assert!(matches!(end, Err(FrameError::Io(_))), "{end:?}");
+        assert_eq!(held(&mut rx), 2 * WINDOW);
+
+        // One byte more than the window on a stream, before any acknowledgement: refused, and
+        // what was held stays within the window.
+        let (slots, mut rx) = one_command();
+        let mut flood = Vec::new();
+        for _ in 0..64 {
+            flood.extend(frame(b'O', 1, &[b'x'; 64 * 1024]));
+        }
+        let end = read_frames(&mut flood.as_slice(), &slots).await;
+        let Err(FrameError::Protocol(why)) = end else {
+            panic!("{end:?}")
+        };
+        assert!(
+            why.contains("without waiting for their acknowledgement"),
+            "{why}"
+        );
+        assert!(held(&mut rx) <= WINDOW);
+
+        // Acknowledged bytes make room again (what `feed` does as the reader takes them).
+        let (slots, mut rx) = one_command();
+        let unacked = slots.lock().unwrap()[&1].unacked.clone();
+        let mut input = frame(b'O', 1, &[b'x'; WINDOW]);
+        input.extend(frame(b'O', 1, b"more"));
+        let (first, rest) = input.split_at(9 + WINDOW);
+        let end = read_frames(&mut &first[..], &slots).await;
+        assert!(matches!(end, Err(FrameError::Io(_))), "{end:?}");
+        unacked[0].fetch_sub(WINDOW, Ordering::SeqCst);
+        let end = read_frames(&mut &rest[..], &slots).await;
+        assert!(matches!(end, Err(FrameError::Io(_))), "{end:?}");
+        assert_eq!(held(&mut rx), WINDOW + 4);
+    }
+
+    #[tokio::test]
+    async fn oversized_and_unknown_frames_are_refused_unread() {
+        let (slots, mut rx) = one_command();
+        let mut header = vec![b'O'];
+        header.extend(1u32.to_be_bytes());
+        header.extend((WINDOW as u32 + 1).to_be_bytes());
+        let end = read_frames(&mut header.as_slice(), &slots).await;
+        assert!(
+            matches!(&end, Err(FrameError::Protocol(why)) if why.contains("a frame of 1048577 bytes")),
+            "{end:?}"
+        );
+        let unknown = frame(b'Z', 1, b"?");
+        let end = read_frames(&mut unknown.as_slice(), &slots).await;
+        assert!(
+            matches!(&end, Err(FrameError::Protocol(why)) if why.contains("unknown type 'Z'")),
+            "{end:?}"
+        );
+        assert_eq!(held(&mut rx), 0);
     }
 }
