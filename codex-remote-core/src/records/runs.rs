@@ -118,18 +118,20 @@ pub struct RunRecord {
 }
 
 /// A point where the local `events.jsonl` and the host's event log of the current attempt line
-/// up, saved (before the line is appended) whenever a recorded line differs from the host's:
-/// the lines recorded after it are verbatim, so the host's offset follows from the local
-/// length.
+/// up, saved (before a batch of lines is appended) whenever a batch holds a line recorded
+/// otherwise than the host has it: the lines recorded after the batch are verbatim, so the
+/// host's offset follows from the local length. One save per batch, not per line: an agent
+/// writing thousands of such lines costs a few record writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsMark {
-    /// The local log's length once the line is recorded.
+    /// The local log's length once the batch is recorded.
     pub local: u64,
-    /// The host log's offset (from the attempt's start) after the line.
+    /// The host log's offset (from the attempt's start) after the batch.
     pub remote: u64,
-    /// The local log's length before the line (where it stands if the line never made it).
+    /// The local log's length before the batch's first differing line (where it is cut back
+    /// to if the batch never wholly made it).
     pub local_before: u64,
-    /// The host log's offset before the line.
+    /// The host log's offset before that line.
     pub remote_before: u64,
 }
 
@@ -350,6 +352,8 @@ impl RunStore {
             message,
         })?;
         let path = self.run_dir(&record.id).join("run.json");
+        #[cfg(test)]
+        SAVES.with(|saves| saves.set(saves.get() + 1));
         let mut json = serde_json::to_vec_pretty(record).expect("records serialise");
         json.push(b'\n');
         write_atomic(&path, &json).map_err(|source| RunStoreError::Io {
@@ -435,6 +439,12 @@ impl RunStore {
         records.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(records)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many records this thread saved (tests count `run.json` writes with it).
+    pub(crate) static SAVES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Every name in a record that becomes a path is a valid [`Name`].
