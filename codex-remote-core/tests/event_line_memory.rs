@@ -15,7 +15,7 @@ use codex_remote_core::executor::{CodexExecutor, ExecEvent, Executor, MAX_EVENT_
 use codex_remote_core::pipeline::Project;
 use codex_remote_core::transport::ssh::SshTransport;
 use codex_remote_core::transport::{ExitStatus, Transport};
-use codex_remote_core::{unrecorded_events, RunRecord};
+use codex_remote_core::{unrecorded_events, RunRecord, UNRECORDED_LIMIT};
 use codex_remote_testkit::Sshd;
 use tokio::sync::mpsc;
 
@@ -28,6 +28,16 @@ fn peak_rss_kib() -> u64 {
         .find(|l| l.starts_with("VmHWM:"))
         .expect("VmHWM in /proc/self/status");
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Writes `unit` `times` times to `path` without holding it all (the test's memory counts).
+fn write_repeated(path: &std::path::Path, unit: &[u8], times: usize) {
+    let chunk = unit.repeat(64 * 1024);
+    let mut file = std::fs::File::create(path).unwrap();
+    for _ in 0..times / (64 * 1024) {
+        file.write_all(&chunk).unwrap();
+    }
+    file.write_all(&unit.repeat(times % (64 * 1024))).unwrap();
 }
 
 fn append(path: &std::path::Path, bytes: &[u8]) {
@@ -145,18 +155,13 @@ async fn an_enormous_event_line_is_skipped_in_bounded_memory_and_the_follow_goes
         "updated_at": "u", "attempt": 1,
     }))
     .unwrap();
-    let lines = unrecorded_events(&transport, &project, &record)
+    // It stops reading at 32 MiB, inside the enormous line, and says the listing was cut.
+    let found = unrecorded_events(&transport, &project, &record)
         .await
         .unwrap();
-    assert_eq!(
-        lines.len(),
-        3,
-        "{:?}",
-        lines.iter().map(|l| l.len()).collect::<Vec<_>>()
-    );
-    assert_eq!(lines[0], first);
-    assert_eq!(CodexEvent::parse(&lines[1]), all[1]);
-    assert_eq!(lines[2], after);
+    assert_eq!(found.lines, vec![first.to_string()]);
+    assert_eq!(found.read, first.len() as u64 + 1);
+    assert!(found.cut);
 
     // The agent (under danger-full-access) can write its own status file too: what the follow
     // reads after the events is kept to 64 KiB, however long.
@@ -180,6 +185,71 @@ async fn an_enormous_event_line_is_skipped_in_bounded_memory_and_the_follow_goes
     assert_eq!(end.status, Some(ExitStatus::Code(0)));
     assert!(end.stderr.len() <= 64 * 1024, "{}", end.stderr.len());
 
+    // A log of tiny lines: every byte read and a little per line shown count against the
+    // look's limit (counting only the text of the lines shown, `a\n` × 34 M took 1.8 GiB).
+    write_repeated(&log, b"a\n", 8_000_000);
+    let found = unrecorded_events(&transport, &project, &record)
+        .await
+        .unwrap();
+    assert!(found.cut);
+    assert!(found.read < 16_000_000, "{} bytes read", found.read);
+    assert!(found.lines.iter().all(|l| l == "a"));
+    let shown = found.lines.len() as u64;
+    assert!(
+        (200_000..=UNRECORDED_LIMIT / 131 + 1).contains(&shown),
+        "{shown} lines shown"
+    );
+    drop(found);
+    // Blank lines are never shown, but read: the look stops at the limit all the same.
+    write_repeated(&log, b"\n", 40 << 20);
+    let found = unrecorded_events(&transport, &project, &record)
+        .await
+        .unwrap();
+    assert_eq!(
+        (found.lines.len(), found.read, found.cut),
+        (0, UNRECORDED_LIMIT, true)
+    );
+    // Below the limit nothing is cut.
+    std::fs::write(&log, format!("{first}\n\n{after}\npartial")).unwrap();
+    let found = unrecorded_events(&transport, &project, &record)
+        .await
+        .unwrap();
+    assert_eq!(found.lines, vec![first.to_string(), after.to_string()]);
+    assert!(!found.cut);
+
+    // A log of tiny lines: every byte read and a little per line shown count against the
+    // look's limit (counting only the text of the lines shown, `a\n` × 34 M took 1.8 GiB).
+    write_repeated(&log, b"a\n", 8_000_000);
+    let found = unrecorded_events(&transport, &project, &record)
+        .await
+        .unwrap();
+    assert!(found.cut);
+    assert!(found.read < 16_000_000, "{} bytes read", found.read);
+    assert!(found.lines.iter().all(|l| l == "a"));
+    let shown = found.lines.len() as u64;
+    assert!(
+        (200_000..=UNRECORDED_LIMIT / 131 + 1).contains(&shown),
+        "{shown} lines shown"
+    );
+    drop(found);
+    // Blank lines are never shown, but read: the look stops at the limit all the same.
+    write_repeated(&log, b"\n", 40 << 20);
+    let found = unrecorded_events(&transport, &project, &record)
+        .await
+        .unwrap();
+    assert_eq!(
+        (found.lines.len(), found.read, found.cut),
+        (0, UNRECORDED_LIMIT, true)
+    );
+    // Below the limit nothing is cut.
+    std::fs::write(&log, format!("{first}\n\n{after}\npartial")).unwrap();
+    let found = unrecorded_events(&transport, &project, &record)
+        .await
+        .unwrap();
+    assert_eq!(found.lines, vec![first.to_string(), after.to_string()]);
+    assert!(!found.cut);
+
     let peak_mib = peak_rss_kib() / 1024;
+    eprintln!("peak RSS after the looks at unrecorded events: {peak_mib} MiB");
     assert!(peak_mib < 64, "peak RSS {peak_mib} MiB is not under 64 MiB");
 }

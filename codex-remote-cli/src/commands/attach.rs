@@ -153,9 +153,16 @@ pub async fn logs(ctx: &Context, args: LogsArgs) -> Result<i32, CliError> {
             // A detached run: what its agent wrote so far, though nobody recorded it yet.
             match super::snapshot::unrecorded_events(ctx, &project, &record).await {
                 Ok(more) => {
-                    for line in more {
+                    for line in more.lines {
                         let codex = CodexEvent::parse(&line);
                         let _ = tx.send(EventKind::Codex { codex }.into()).await;
+                    }
+                    if more.cut {
+                        let cut = EventKind::EventsCut {
+                            read: more.read,
+                            limit: codex_remote_core::UNRECORDED_LIMIT,
+                        };
+                        let _ = tx.send(cut.into()).await;
                     }
                 }
                 Err(e) if !ctx.json => {

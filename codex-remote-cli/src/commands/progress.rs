@@ -94,6 +94,10 @@ pub async fn render(rx: Option<mpsc::Receiver<Event>>, mode: Mode, verbose: u8) 
                 current = "running".into();
                 Some(format!("resumed thread {thread_id} ({reason})"))
             }
+            EventKind::EventsCut { read, limit } => Some(format!(
+                "the listing stops here: {read} bytes of the agent's unrecorded events read, \
+                 the most one look reads is {limit} bytes (`attach` records them all)"
+            )),
             EventKind::Codex { codex } => match codex {
                 CodexEvent::ItemStarted { item } => match &item.kind {
                     ItemKind::CommandExecution { command, .. } => {

@@ -13,7 +13,7 @@ pub async fn unrecorded_events(
     ctx: &Context,
     project: &Project,
     record: &RunRecord,
-) -> Result<Vec<String>, CliError> {
+) -> Result<codex_remote_core::Unrecorded, CliError> {
     let config = ctx.config()?;
     let transport = ctx.transport(config.host(Some(&record.host))?)?;
     unrecorded_events_over(transport, project, record).await
@@ -24,7 +24,7 @@ pub async fn unrecorded_events_over(
     transport: codex_remote_core::transport::SharedTransport,
     project: &Project,
     record: &RunRecord,
-) -> Result<Vec<String>, CliError> {
+) -> Result<codex_remote_core::Unrecorded, CliError> {
     let events = codex_remote_core::unrecorded_events(&transport, project, record).await;
     let _ = transport.close().await;
     Ok(events?)

@@ -87,6 +87,15 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// `logs` of a running run stopped reading what its agent wrote on the host and nobody
+    /// recorded yet at `limit` bytes (32 MiB: every byte read, and a little per line shown):
+    /// the listing before it is cut short. `attach` records it all.
+    EventsCut {
+        /// Bytes of the host's log read (whole lines).
+        read: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The run was started detached: its agent keeps going on the host.
     Detached {
         /// The run id.

@@ -1298,14 +1298,34 @@ fn fail(store: &RunStore, record: &mut RunRecord, error: &str) -> Result<(), Err
     Ok(())
 }
 
+/// How much of the host's event log `logs`' look at unrecorded events reads at most: 32 MiB,
+/// counting every byte read (blank and oversized lines too) and [`LINE_OVERHEAD`] per line kept.
+pub const UNRECORDED_LIMIT: u64 = 32 * 1024 * 1024;
+
+/// What each line kept by the look counts against [`UNRECORDED_LIMIT`] besides its bytes (the
+/// memory of holding it), so a log of tiny lines is bounded too.
+const LINE_OVERHEAD: u64 = 128;
+
+/// What [`unrecorded_events`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unrecorded {
+    /// The lines, as shown (host secrets redacted, an oversized line as its notice).
+    pub lines: Vec<String>,
+    /// Bytes of the host's log read past what the local record holds.
+    pub read: u64,
+    /// Whether the look stopped at [`UNRECORDED_LIMIT`] with more (maybe) to read.
+    pub cut: bool,
+}
+
 /// The whole lines of a running run's current attempt that its agent has written on the host
 /// and the local record does not hold yet, read once (no follow) and never recorded: a look at
-/// a detached run that leaves recording events exactly once to whoever follows it.
+/// a detached run that leaves recording events exactly once to whoever follows it. It reads at
+/// most [`UNRECORDED_LIMIT`] (say so with `cut`).
 pub async fn unrecorded_events(
     transport: &SharedTransport,
     project: &Project,
     record: &RunRecord,
-) -> Result<Vec<String>, Error> {
+) -> Result<Unrecorded, Error> {
     use tokio::io::AsyncReadExt;
     let dir = layout_of(transport.as_ref(), record).agent_dir(&record.id, record.attempt);
     let local_len = local_log_len(&project.runs(), &record.id);
@@ -1322,28 +1342,35 @@ pub async fn unrecorded_events(
         .await?;
     let stdout = std::mem::replace(&mut process.stdout, Box::new(tokio::io::empty()));
     let mut stderr = std::mem::replace(&mut process.stderr, Box::new(tokio::io::empty()));
-    // A look, not a record: at most this much of it is read (the follower records it all).
-    const SHOWN: usize = 32 * 1024 * 1024;
     let read_lines = async {
-        let mut reader = tokio::io::BufReader::new(stdout);
-        let (mut lines, mut shown) = (Vec::new(), 0);
-        // A partial last line is still being written: left for next time.
-        while let crate::executor::LogLine::Complete { bytes, len } =
-            crate::executor::next_line(&mut reader, crate::executor::MAX_EVENT_LINE).await?
-        {
+        // A look, not a record: reading stops at the limit (the follower records it all).
+        let mut reader = tokio::io::BufReader::new(stdout.take(UNRECORDED_LIMIT));
+        let mut found = Unrecorded::default();
+        let mut counted: u64 = 0;
+        loop {
+            let line =
+                crate::executor::next_line(&mut reader, crate::executor::MAX_EVENT_LINE).await?;
+            // A partial last line is still being written: left for next time, unless the
+            // limit cut it.
+            let crate::executor::LogLine::Complete { bytes, len } = line else {
+                found.cut = reader.get_ref().limit() == 0;
+                return Ok(found);
+            };
+            found.read += len + 1;
+            counted += len + 1;
             let line = match bytes {
                 None => crate::executor::oversized_line(len),
                 Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
                 // The agent's output may quote its environment: no host secret is shown.
                 Some(bytes) => transport.host().redact(&String::from_utf8_lossy(&bytes)),
             };
-            shown += line.len();
-            lines.push(line);
-            if shown > SHOWN {
-                return Ok((lines, true));
+            counted += line.len() as u64 + LINE_OVERHEAD;
+            found.lines.push(line);
+            if counted >= UNRECORDED_LIMIT {
+                found.cut = true;
+                return Ok(found);
             }
         }
-        Ok::<_, std::io::Error>((lines, false))
     };
     let stderr = tokio::spawn(async move {
         let mut text = Vec::new();
@@ -1351,15 +1378,15 @@ pub async fn unrecorded_events(
         let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
         text
     });
-    let (lines, cut) = read_lines
+    let found = read_lines
         .await
         .map_err(crate::transport::TransportError::io(
             "reading the agent's events",
         ))?;
-    if cut {
+    if found.cut {
         stderr.abort();
         process.cancel().await?;
-        return Ok(lines);
+        return Ok(found);
     }
     let status = process.wait().await?;
     let stderr = stderr.await.unwrap_or_default();
@@ -1372,7 +1399,7 @@ pub async fn unrecorded_events(
         }
         .into());
     }
-    Ok(lines)
+    Ok(found)
 }
 
 #[cfg(test)]

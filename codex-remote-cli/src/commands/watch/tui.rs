@@ -244,6 +244,7 @@ fn fetch_remote(ctx: &Context, app: &mut App, done: &mpsc::Sender<Fetched>) {
         let result =
             super::super::snapshot::unrecorded_events_over(transport.clone(), &project, &record)
                 .await
+                .map(|found| found.lines)
                 .map_err(|e| e.to_string());
         let _ = transport.close().await;
         let _ = done.send((record.id, result)).await;
