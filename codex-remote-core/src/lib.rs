@@ -130,7 +130,9 @@ pub use plan::{find_project_root, PlanOverrides, PlanReport, RunPlan, PLAN_SCHEM
 pub use policy::{is_default_ignorable, RestrictedFiles};
 pub use prerequisites::{PrerequisiteCache, CODEX_INSTALL, CODEX_NOT_FOUND, CODEX_VERSION};
 pub use progress::{Event, EventKind};
-pub use run::{unrecorded_events, RunOptions, RunSummary, Unrecorded, UNRECORDED_LIMIT};
+pub use run::{
+    event_log_lines, unrecorded_events, RunOptions, RunSummary, Unrecorded, UNRECORDED_LIMIT,
+};
 pub use runs::{
     rfc3339_of, FinishOptions, Phase, RunKind, RunRecord, RunStore, RunStoreError, RunWarning,
 };

@@ -94,17 +94,14 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<i32, CliError> {
         ));
     }
     text.push_str(&format!("events    {} recorded\n", status.events_recorded));
-    let events = std::fs::read_to_string(
-        ctx.project(None)?
-            .runs()
-            .run_dir(&record.id)
-            .join("events.jsonl"),
-    )
-    .unwrap_or_default();
-    let last_words = events
-        .lines()
-        .rev()
-        .find_map(|l| super::watch::model::describe(&CodexEvent::parse(l)));
+    let events = ctx
+        .project(None)?
+        .runs()
+        .run_dir(&record.id)
+        .join("events.jsonl");
+    let last_words = codex_remote_core::event_log_lines(&events, 0)
+        .filter_map(|l| super::watch::model::describe(&CodexEvent::parse(&l)))
+        .last();
     if let Some(last) = last_words {
         text.push_str(&format!("last      {last}\n"));
     }

@@ -710,14 +710,17 @@ impl Engine {
     pub async fn status(&self, run_id: &str) -> Result<RunStatus, Error> {
         let project = self.project(None)?;
         let mut record = project.runs().load(run_id)?;
-        let events =
-            std::fs::read_to_string(project.runs().run_dir(&record.id).join("events.jsonl"))
-                .unwrap_or_default();
-        let last_event = events
-            .lines()
-            .rev()
-            .map(CodexEvent::parse)
-            .find(|e| !matches!(e, CodexEvent::Other { .. }));
+        // Read a line at a time: the log is as long as the agent made it.
+        let (mut events_recorded, mut last_event) = (0, None);
+        for line in
+            crate::run::event_log_lines(&project.runs().run_dir(&record.id).join("events.jsonl"), 0)
+        {
+            events_recorded += 1;
+            let event = CodexEvent::parse(&line);
+            if !matches!(event, CodexEvent::Other { .. }) {
+                last_event = Some(event);
+            }
+        }
         // (An interactive session has no supervised agent to probe: its terminal is the user's.)
         let agent = if matches!(record.phase, Phase::Running | Phase::Waiting)
             && record.attempt > 0
@@ -755,7 +758,7 @@ impl Engine {
         Ok(RunStatus {
             run: record,
             agent,
-            events_recorded: events.lines().count(),
+            events_recorded,
             last_event,
         })
     }
@@ -771,10 +774,9 @@ impl Engine {
         let project = self.project(None)?;
         let store = project.runs();
         let mut record = store.load(run_id)?;
-        let recorded = std::fs::read_to_string(store.run_dir(&record.id).join("events.jsonl"))
-            .unwrap_or_default();
-        for line in recorded.lines() {
-            let codex = CodexEvent::parse(line);
+        for line in crate::run::event_log_lines(&store.run_dir(&record.id).join("events.jsonl"), 0)
+        {
+            let codex = CodexEvent::parse(&line);
             let _ = events.send(EventKind::Codex { codex }.into()).await;
         }
         if follow && matches!(record.phase, Phase::Running | Phase::Waiting) {

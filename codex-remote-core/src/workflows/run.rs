@@ -862,18 +862,38 @@ async fn stall(mut progress: tokio::sync::watch::Receiver<Instant>, after: Durat
     }
 }
 
+/// The lines of a local `events.jsonl` from byte `start`, read a line at a time (the file is
+/// as long as the agent made it: never held whole), each as `str::lines` gives it.
+pub fn event_log_lines(path: &Path, start: u64) -> impl Iterator<Item = String> {
+    use std::io::{BufRead, Seek};
+    std::fs::File::open(path)
+        .ok()
+        .and_then(|mut file| {
+            file.seek(std::io::SeekFrom::Start(start))
+                .ok()
+                .map(|_| file)
+        })
+        .into_iter()
+        .flat_map(|file| std::io::BufReader::new(file).split(b'\n'))
+        .map_while(Result::ok)
+        .map(|mut line| {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            String::from_utf8_lossy(&line).into_owned()
+        })
+}
+
 /// Codex's last notice of the current attempt (an `error` event, such as "Reconnecting... 2/5"),
 /// to say why a stalled run stalled.
 fn last_notice(store: &RunStore, record: &RunRecord) -> Option<String> {
-    let bytes = std::fs::read(store.run_dir(&record.id).join("events.jsonl")).ok()?;
-    let start = (record.attempt_log_start as usize).min(bytes.len());
-    String::from_utf8_lossy(&bytes[start..])
-        .lines()
-        .rev()
-        .find_map(|line| match CodexEvent::parse(line) {
+    let path = store.run_dir(&record.id).join("events.jsonl");
+    event_log_lines(&path, record.attempt_log_start)
+        .filter_map(|line| match CodexEvent::parse(&line) {
             CodexEvent::Error { message } => Some(message),
             _ => None,
         })
+        .last()
 }
 
 /// How one follow of the current attempt ended.
@@ -954,11 +974,10 @@ pub struct RunHistory {
 
 /// Reads [`RunHistory`] from a run's `events.jsonl`.
 pub fn run_history(path: &Path) -> RunHistory {
-    let bytes = std::fs::read(path).unwrap_or_default();
     let mut tally = crate::events::UsageTally::default();
     let mut resumes = 0;
-    for line in String::from_utf8_lossy(&bytes).lines() {
-        let event = CodexEvent::parse(line);
+    for line in event_log_lines(path, 0) {
+        let event = CodexEvent::parse(&line);
         if matches!(event, CodexEvent::Resumed { .. }) {
             resumes += 1;
         }
@@ -1032,9 +1051,8 @@ async fn follow_once(
     let notify = record.finish.as_ref().and_then(|f| f.notify.clone());
     let mut tally = {
         let mut tally = crate::events::UsageTally::default();
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        for line in String::from_utf8_lossy(&bytes).lines() {
-            tally.observe(&CodexEvent::parse(line));
+        for line in event_log_lines(&path, 0) {
+            tally.observe(&CodexEvent::parse(&line));
         }
         tally
     };
@@ -1158,10 +1176,9 @@ fn attempt_outcome(
     status: crate::transport::ExitStatus,
     stderr: &str,
 ) -> ExecOutcome {
-    let bytes = std::fs::read(path).unwrap_or_default();
     let mut builder = OutcomeBuilder::default();
-    for line in String::from_utf8_lossy(&bytes[(start as usize).min(bytes.len())..]).lines() {
-        builder.observe(&CodexEvent::parse(line));
+    for line in event_log_lines(path, start) {
+        builder.observe(&CodexEvent::parse(&line));
     }
     builder.finish(status, stderr)
 }
@@ -1471,6 +1488,21 @@ mod tests {
         async fn cancel(&self, _: &dyn Transport, _: &str) -> Result<(), TransportError> {
             unreachable!("only followed")
         }
+    }
+
+    #[test]
+    fn the_local_log_is_read_a_line_at_a_time_as_str_lines_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let bytes = b"one\r\n\xff two\n\nthree\npartial";
+        std::fs::write(&path, bytes).unwrap();
+        let text = String::from_utf8_lossy(bytes);
+        let expected: Vec<&str> = text.lines().collect();
+        assert_eq!(event_log_lines(&path, 0).collect::<Vec<_>>(), expected);
+        let from: Vec<&str> = text[5..].lines().collect();
+        assert_eq!(event_log_lines(&path, 5).collect::<Vec<_>>(), from);
+        assert_eq!(event_log_lines(&path, 1000).count(), 0);
+        assert_eq!(event_log_lines(&dir.path().join("none"), 0).count(), 0);
     }
 
     /// An agent appending `\xff` lines to its own log (each recorded as U+FFFD, 3 bytes for the
