@@ -194,10 +194,17 @@ impl CliError {
             error["warnings"] = serde_json::to_value(warnings).expect("serialisable");
         }
         if let CliError::Core(codex_remote_core::Error::Apply(
-            codex_remote_core::ApplyError::NotStored { at_least, limit },
+            codex_remote_core::ApplyError::NotStored {
+                at_least,
+                limit,
+                configured,
+            },
         )) = self
         {
             error["patch_not_stored"] = serde_json::json!({ "at_least": at_least, "limit": limit });
+            if let Some(configured) = configured {
+                error["patch_not_stored"]["configured"] = (*configured).into();
+            }
         }
         if let CliError::Core(codex_remote_core::Error::Input(input)) = self {
             error["location"] = serde_json::json!({

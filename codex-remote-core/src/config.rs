@@ -904,11 +904,20 @@ impl Config {
     /// The most bytes of a result patch that are retrieved and stored (`apply.max_stored_patch_bytes`,
     /// never below `apply.max_patch_bytes`).
     pub fn max_stored_patch_bytes(&self) -> u64 {
+        self.stored_patch_limit().bytes
+    }
+
+    /// [`Config::max_stored_patch_bytes`], with the configured value when it was raised.
+    pub fn stored_patch_limit(&self) -> crate::patch::StoredPatchLimit {
         let apply = self.merged.apply.clone().unwrap_or_default();
-        apply
+        let configured = apply
             .max_stored_patch_bytes
-            .unwrap_or(crate::patch::DEFAULT_MAX_STORED_PATCH_BYTES)
-            .max(self.hold_back().max_patch_bytes)
+            .unwrap_or(crate::patch::DEFAULT_MAX_STORED_PATCH_BYTES);
+        let floor = self.hold_back().max_patch_bytes;
+        crate::patch::StoredPatchLimit {
+            bytes: configured.max(floor),
+            configured: (configured < floor).then_some(configured),
+        }
     }
 
     /// What makes a result held back instead of applied.
@@ -1323,6 +1332,41 @@ mod tests {
         assert!(file.apply.as_ref().unwrap().max_patch_bytes.is_some());
         let config = Config::from_files([file]).unwrap();
         assert_eq!(config.hold_back(), crate::patch::HoldBackPolicy::default());
+    }
+
+    #[test]
+    fn a_stored_patch_limit_below_the_held_back_one_is_raised_and_the_error_says_both() {
+        let file =
+            parse("[apply]\nmax_patch_bytes = 100000\nmax_stored_patch_bytes = 10\n").unwrap();
+        let limit = Config::from_files([file]).unwrap().stored_patch_limit();
+        assert_eq!(
+            limit,
+            crate::patch::StoredPatchLimit {
+                bytes: 100_000,
+                configured: Some(10)
+            }
+        );
+        let e = crate::patch::ApplyError::NotStored {
+            at_least: 100_001,
+            limit: limit.bytes,
+            configured: limit.configured,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the result patch is at least 100001 bytes, above apply.max_stored_patch_bytes (10 \
+             configured, raised to apply.max_patch_bytes: 100000); it was not stored and nothing \
+             was applied"
+        );
+        let file = parse("[apply]\nmax_stored_patch_bytes = 200000000\n").unwrap();
+        let limit = Config::from_files([file]).unwrap().stored_patch_limit();
+        assert_eq!(limit, crate::patch::StoredPatchLimit::of(200_000_000));
+        assert!(crate::patch::ApplyError::NotStored {
+            at_least: 1,
+            limit: limit.bytes,
+            configured: None,
+        }
+        .to_string()
+        .contains("above apply.max_stored_patch_bytes (200000000);"));
     }
 
     #[test]

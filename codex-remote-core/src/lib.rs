@@ -123,7 +123,8 @@ pub use names::{Name, NameError};
 pub use ondemand::RunContainer;
 pub use orchestrate::{OrchestrateOptions, OrchestrateSummary, TaskOutcome};
 pub use patch::{
-    ApplyError, Conflict, FileChange, ParsedPatch, PatchParseError, Warning as ApplyWarning,
+    ApplyError, Conflict, FileChange, ParsedPatch, PatchParseError, StoredPatchLimit,
+    Warning as ApplyWarning,
 };
 pub use pipeline::Project;
 pub use plan::{find_project_root, PlanOverrides, PlanReport, RunPlan, PLAN_SCHEMA_VERSION};

@@ -733,6 +733,37 @@ impl HoldBackPolicy {
 pub const DEFAULT_MAX_PATCH_BYTES: u64 = 100 * 1024 * 1024;
 /// Default of `apply.max_stored_patch_bytes`: 1 GiB.
 pub const DEFAULT_MAX_STORED_PATCH_BYTES: u64 = 1 << 30;
+
+/// The most bytes of a result patch retrieved and stored: `apply.max_stored_patch_bytes`, never
+/// below `apply.max_patch_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPatchLimit {
+    /// The limit in force.
+    pub bytes: u64,
+    /// The configured value, when it was below `apply.max_patch_bytes` and so raised to it.
+    pub configured: Option<u64>,
+}
+
+impl StoredPatchLimit {
+    /// A limit as configured (or defaulted), with nothing raised.
+    pub fn of(bytes: u64) -> Self {
+        Self {
+            bytes,
+            configured: None,
+        }
+    }
+
+    /// How an error names it: `1000`, or `10 configured, raised to apply.max_patch_bytes: 1000`.
+    pub fn words(&self) -> String {
+        match self.configured {
+            Some(configured) => format!(
+                "{configured} configured, raised to apply.max_patch_bytes: {}",
+                self.bytes
+            ),
+            None => self.bytes.to_string(),
+        }
+    }
+}
 /// Default of `apply.max_deleted_share`.
 pub const DEFAULT_MAX_DELETED_SHARE: f64 = 0.5;
 
@@ -785,12 +816,15 @@ pub enum ApplyError {
     Refused(String),
     /// The patch grew past `apply.max_stored_patch_bytes` while it was retrieved: its retrieval
     /// stopped there and nothing of it was kept.
-    #[error("the result patch is at least {at_least} bytes, above apply.max_stored_patch_bytes ({limit}); it was not stored and nothing was applied")]
+    #[error("the result patch is at least {at_least} bytes, above apply.max_stored_patch_bytes ({}); it was not stored and nothing was applied", StoredPatchLimit { bytes: *.limit, configured: *.configured }.words())]
     NotStored {
         /// Bytes received before the retrieval stopped (the patch is at least this long).
         at_least: u64,
         /// The limit.
         limit: u64,
+        /// The `apply.max_stored_patch_bytes` configured, when it was below
+        /// `apply.max_patch_bytes` and so raised to it (`limit`).
+        configured: Option<u64>,
     },
     /// The patch is malformed.
     #[error(transparent)]

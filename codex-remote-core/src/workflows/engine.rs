@@ -837,7 +837,7 @@ impl Engine {
                 transport,
                 &project,
                 &mut record,
-                self.config.max_stored_patch_bytes(),
+                self.config.stored_patch_limit(),
             )
             .await?;
             // Retrieved: a finished run made on demand needs its container no more.
@@ -869,7 +869,7 @@ impl Engine {
                 transport,
                 &project,
                 &mut record,
-                self.config.max_stored_patch_bytes(),
+                self.config.stored_patch_limit(),
             )
             .await?;
         }

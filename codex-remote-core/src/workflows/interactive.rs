@@ -216,7 +216,7 @@ impl Engine {
             record.updated_at = now();
             store.save(record)?;
         }
-        let max_bytes = self.config().max_stored_patch_bytes();
+        let max_bytes = self.config().stored_patch_limit();
         let parsed = pipeline::retrieve_within(transport.clone(), &project, record, max_bytes)
             .await
             .map_err(|e| e.on_host(&host.name))?;

@@ -228,7 +228,7 @@ pub async fn retrieve(
         transport,
         project,
         record,
-        crate::patch::DEFAULT_MAX_STORED_PATCH_BYTES,
+        crate::patch::StoredPatchLimit::of(crate::patch::DEFAULT_MAX_STORED_PATCH_BYTES),
     )
     .await
 }
@@ -241,8 +241,9 @@ pub async fn retrieve_within(
     transport: SharedTransport,
     project: &Project,
     record: &mut RunRecord,
-    max_bytes: u64,
+    limit: crate::patch::StoredPatchLimit,
 ) -> Result<ParsedPatch, Error> {
+    let max_bytes = limit.bytes;
     let tree = record.tree.clone().ok_or_else(|| Error::Io {
         context: format!("run `{}` has no remote tree", record.id),
         source: std::io::Error::other("it was never started, or its tree was removed"),
@@ -263,6 +264,7 @@ pub async fn retrieve_within(
             let error = crate::patch::ApplyError::NotStored {
                 at_least,
                 limit: max_bytes,
+                configured: limit.configured,
             };
             record.warnings.push(crate::runs::RunWarning {
                 kind: "patch-not-stored".into(),

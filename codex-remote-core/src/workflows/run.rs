@@ -574,17 +574,18 @@ async fn follow_and_finish_inner(
             .map_err(record_io("writing last-message.txt".into()))?;
     }
     set_phase(&store, record, Phase::Retrieving, events).await?;
-    let max_bytes = config.max_stored_patch_bytes();
+    let max_bytes = config.stored_patch_limit();
     let parsed: ParsedPatch =
         match pipeline::retrieve_within(transport.clone(), project, record, max_bytes).await {
             Ok(parsed) => parsed,
             Err(e) => {
-                // A full disk fails the run; anything else leaves it `retrieving` for a retry.
+                // A full disk fails the run; a result refused as retrieved is recorded
+                // `refused`; anything else (the connection, a local read) leaves it
+                // `retrieving` for a retry.
                 let e = e.on_host(&transport.host().name);
                 if matches!(e, Error::HostDiskFull { .. }) {
                     fail(&store, record, &e.to_string())?;
-                } else if e.kind() == crate::error::ErrorKind::NotApplied {
-                    // A patch too large to store: refused, its tree kept on the host for a look.
+                } else if refused_as_retrieved(&e) {
                     record.error = Some(e.to_string());
                     set_phase(&store, record, Phase::Refused, events).await?;
                 }
@@ -860,6 +861,19 @@ async fn stall(mut progress: tokio::sync::watch::Receiver<Instant>, after: Durat
             return;
         }
     }
+}
+
+/// Whether a retrieval error refuses the result itself (the run is then `refused`, its tree kept
+/// on the host for a look): a patch too large to store, or one that is not a patch as git
+/// writes them (retrieving it again gives the same bytes). A failure to reach the host or to
+/// read the local file is not the result's doing: the run stays `retrieving` for a retry.
+fn refused_as_retrieved(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Apply(
+            crate::patch::ApplyError::NotStored { .. } | crate::patch::ApplyError::Parse(_)
+        )
+    )
 }
 
 /// The lines of a local `events.jsonl` from byte `start`, read a line at a time (the file is
@@ -1488,6 +1502,30 @@ mod tests {
         async fn cancel(&self, _: &dyn Transport, _: &str) -> Result<(), TransportError> {
             unreachable!("only followed")
         }
+    }
+
+    #[test]
+    fn only_a_result_refused_as_retrieved_makes_the_run_refused() {
+        use crate::patch::{ApplyError, PatchParseError};
+        let too_large = ApplyError::NotStored {
+            at_least: 11,
+            limit: 10,
+            configured: None,
+        };
+        assert!(refused_as_retrieved(&too_large.into()));
+        let malformed = ApplyError::Parse(PatchParseError {
+            line: 3,
+            message: "not a patch".into(),
+        });
+        assert!(refused_as_retrieved(&malformed.into()));
+        // Not the result's doing: left `retrieving` for a retry.
+        let unreadable = ApplyError::Io {
+            context: "reading result.patch".into(),
+            source: std::io::Error::other("permission denied"),
+        };
+        assert!(!refused_as_retrieved(&unreadable.into()));
+        let lost = TransportError::io("reading the patch")(std::io::Error::other("broken pipe"));
+        assert!(!refused_as_retrieved(&lost.into()));
     }
 
     #[test]
