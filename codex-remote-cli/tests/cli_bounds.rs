@@ -5,6 +5,9 @@
 //!   still arrive; the client killed after that line and `attach`ed again resumes at the right
 //!   byte of the host's log (the local copy no longer mirrors it byte for byte), so every line is
 //!   recorded exactly once;
+//! - thousands of lines that are not UTF-8 (each recorded with U+FFFD, so longer than the host's):
+//!   each is recorded once and the saved mark accounts for every extra byte (one record write per
+//!   batch, not per line, is counted by `run::tests` in codex-remote-core);
 //! - a result patch larger than `apply.max_stored_patch_bytes`: its retrieval stops there,
 //!   nothing is stored, the run is refused (exit 6) saying how large it is at least, `diff` and
 //!   `pull` say the same, and once the limit is raised `pull` takes it.
@@ -267,4 +270,45 @@ fn a_patch_above_the_stored_limit_is_not_stored_and_diff_and_pull_say_so() {
     assert!(out.status.success(), "{}", stderr(&out));
     let big = std::fs::read_to_string(s.env.project.join("big.txt")).unwrap();
     assert_eq!(big.lines().count(), 200_000);
+}
+
+#[test]
+fn thousands_of_lines_recorded_otherwise_than_the_host_has_them_are_each_recorded_once() {
+    const LINES: usize = 20_000;
+    // The agent appends 20 000 lines of one `\xff` byte to its own log (U+FFFD locally: 3 bytes
+    // for the host's 1), once Codex has logged the command.
+    let hostile = format!(
+        "f=$(ls ../../../agents/*/1/events.jsonl) && until grep -q hostile-bytes \"$f\"; do sleep 0.05; done && yes | head -n {LINES} | tr y '\\377' >> \"$f\" # hostile-bytes"
+    );
+    let Some(s) = setup(
+        vec![Reply::exec("c1", &hostile), Reply::message("done")],
+        true,
+    ) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run",
+        "--json",
+        "--sandbox",
+        "danger-full-access",
+        "--prompt",
+        "write bytes",
+        "--type",
+        "feature",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = only_run(&s.env.project).unwrap();
+    let dir = s.env.project.join(format!(".codex-remote/runs/{id}"));
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert_eq!(events.lines().filter(|l| *l == "\u{fffd}").count(), LINES);
+    assert!(events.contains("done"), "the events after them arrive");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let mark = &record["events_mark"];
+    let (local, remote) = (
+        mark["local"].as_u64().unwrap(),
+        mark["remote"].as_u64().unwrap(),
+    );
+    let start = record["attempt_log_start"].as_u64().unwrap();
+    assert_eq!(local - start - remote, 2 * LINES as u64, "{mark}");
 }
