@@ -8,6 +8,8 @@
 //! - thousands of lines that are not UTF-8 (each recorded with U+FFFD, so longer than the host's):
 //!   each is recorded once and the saved mark accounts for every extra byte (one record write per
 //!   batch, not per line, is counted by `run::tests` in codex-remote-core);
+//! - a host log far larger than `logs`' look reads (40 MiB of blank lines, never shown, but read): the look
+//!   stops at 32 MiB and `logs` says the listing was cut (text and `--json`);
 //! - a result patch larger than `apply.max_stored_patch_bytes`: its retrieval stops there,
 //!   nothing is stored, the run is refused (exit 6) saying how large it is at least, `diff` and
 //!   `pull` say the same, and once the limit is raised `pull` takes it.
@@ -311,4 +313,65 @@ fn thousands_of_lines_recorded_otherwise_than_the_host_has_them_are_each_recorde
     );
     let start = record["attempt_log_start"].as_u64().unwrap();
     assert_eq!(local - start - remote, 2 * LINES as u64, "{mark}");
+}
+
+#[test]
+fn logs_of_a_detached_run_stop_reading_the_hosts_log_at_the_limit_and_say_so() {
+    const BLANK: u64 = 40 << 20;
+    let go = tempfile::tempdir().unwrap();
+    let go_file = go.path().join("go");
+    // 40 MiB of blank lines (1023 spaces each) in the agent's own log, then it waits for the
+    // test's signal.
+    let hostile = format!(
+        "f=$(ls ../../../agents/*/1/events.jsonl) && until grep -q hostile-blank \"$f\"; do sleep 0.05; done && yes \"$(printf %1023s)\" | head -c {BLANK} >> \"$f\" && touch \"$f.written\" && until [ -e {go} ]; do sleep 0.05; done # hostile-blank",
+        go = go_file.display()
+    );
+    let Some(s) = setup(
+        vec![Reply::exec("c1", &hostile), Reply::message("done")],
+        true,
+    ) else {
+        return;
+    };
+    let out = s.env.run(&[
+        "run",
+        "--detach",
+        "--sandbox",
+        "danger-full-access",
+        "--prompt",
+        "write blank lines",
+        "--type",
+        "feature",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = only_run(&s.env.project).unwrap();
+    let written = s.sshd.dir().join(format!(
+        "ws/.codex-remote/myapp/agents/{run_id}/1/events.jsonl.written"
+    ));
+    wait_until("the agent wrote its blank lines", || written.exists());
+
+    let out = s.env.run(&["logs", &run_id, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    // Whole lines read up to the limit (the one it cut is not counted as read).
+    let read = last["read"].as_u64().unwrap();
+    assert!(((32 << 20) - 1024..=32 << 20).contains(&read), "{last}");
+    assert_eq!(
+        last,
+        serde_json::json!({"event": "events_cut", "read": read, "limit": 32 << 20})
+    );
+    let out = s.env.run(&["logs", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "the listing stops here: {read} bytes of the agent's unrecorded events read, the \
+             most one look reads is 33554432 bytes (`attach` records them all)"
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    std::fs::write(&go_file, "").unwrap();
+    let out = s.env.run(&["attach", &run_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -1104,9 +1104,12 @@ async fn follow_once(
             }
             position = end;
             // Written before it is shown: what was displayed is always in the record.
+            let mut text = String::with_capacity(batch_bytes + batch.len());
             for event in &batch {
-                let _ = writeln!(log, "{}", event.raw);
+                text.push_str(&event.raw);
+                text.push('\n');
             }
+            let _ = log.write_all(text.as_bytes());
             let _ = log.flush();
             for event in batch {
                 tally.observe(&event.event);
