@@ -9,8 +9,9 @@
 //! command's output can forge a frame. A command is still argv: the same script as per-command
 //! execution, built by [`crate::shell::command_script`], run by `/bin/sh -c` in its own session
 //! (process group), with its own stdin, stdout and stderr pipes. Output is flow-controlled per
-//! command and stream (at most [`WINDOW`] bytes in flight until we acknowledge them as read), so
-//! a slow reader of one command slows that command only, and memory stays bounded. Cancel sends
+//! command and stream (at most [`WINDOW`] bytes in flight until we acknowledge them as read, each
+//! frame counted with [`FRAME_COST`] bytes on top of its payload), so a slow reader of one command
+//! slows that command only, and memory stays bounded. Cancel sends
 //! TERM to the command's process group, KILL 2 s later.
 
 use std::collections::HashMap;
@@ -33,6 +34,11 @@ const AGENT: &str = include_str!("shell_agent.pl");
 /// Bytes of one stream the agent sends before waiting for our acknowledgement (as the agent's
 /// `$WINDOW`).
 pub(super) const WINDOW: usize = 1 << 20;
+/// What each stdout or stderr frame costs against the window on top of its payload (as the
+/// agent's `$FRAME_COST`): at least what holding one frame costs us (its allocation and its
+/// slots in two queues), so a shell sending tiny frames cannot make us hold more than about
+/// the window in bookkeeping either.
+pub(super) const FRAME_COST: usize = 128;
 /// The most a login shell may print before the agent's announcement.
 const MAX_NOISE: usize = 1 << 20;
 /// Stdin is sent in frames of at most this size.
@@ -43,10 +49,26 @@ enum Event {
     Stderr(Vec<u8>),
 }
 
-/// Bytes of a command's stdout (0) and stderr (1) received and not acknowledged yet. An honest
-/// shell never lets either pass [`WINDOW`] (it waits for our acknowledgements); one that does is
-/// broken or hostile, and its session is dropped before it can buffer more.
+/// Bytes of a command's stdout (0) and stderr (1) received and not acknowledged yet, each frame
+/// counted as its payload and [`FRAME_COST`]. An honest shell never lets either pass [`WINDOW`]
+/// (it waits for our acknowledgements); one that does is broken or hostile, and its session is
+/// dropped before it can buffer more.
 type Unacked = Arc<[AtomicUsize; 2]>;
+
+/// What the writer sends the agent.
+enum Out {
+    Frame(Vec<u8>),
+    /// Acknowledge what a command's stream (`o`/`e`) has pending then, in one frame. At most one
+    /// is queued per stream at a time (queued when its pending count leaves zero), so however
+    /// many frames a shell sends while not reading its input, the queue stays bounded.
+    Ack(u32, u8, Arc<AtomicUsize>),
+}
+
+impl Out {
+    fn frame(kind: u8, id: u32, payload: &[u8]) -> Out {
+        Out::Frame(frame(kind, id, payload))
+    }
+}
 
 struct Slot {
     events: mpsc::UnboundedSender<Event>,
@@ -67,7 +89,7 @@ pub(super) enum StartError {
 /// A running agent on one session.
 pub(super) struct ShellAgent {
     host: String,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    frames: mpsc::UnboundedSender<Out>,
     slots: Slots,
     next_id: AtomicU32,
     alive: Arc<AtomicBool>,
@@ -169,16 +191,28 @@ impl ShellAgent {
             }));
         }
 
-        let (frames, mut frames_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (frames, mut frames_rx) = mpsc::unbounded_channel::<Out>();
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    frame = frames_rx.recv() => match frame {
-                        Some(frame) if stdin.write_all(&frame).await.is_ok() => {}
-                        _ => break,
-                    },
+                    out = frames_rx.recv() => {
+                        let frame = match out {
+                            Some(Out::Frame(frame)) => frame,
+                            Some(Out::Ack(id, stream, pending)) => {
+                                // Only an honest shell's window (bounded) ever needs the whole.
+                                let n = pending.swap(0, Ordering::SeqCst).min(u32::MAX as usize);
+                                let mut ack = vec![stream];
+                                ack.extend_from_slice(&(n as u32).to_be_bytes());
+                                frame(b'A', id, &ack)
+                            }
+                            None => break,
+                        };
+                        if stdin.write_all(&frame).await.is_err() {
+                            break;
+                        }
+                    }
                     _ = stop.notified() => break,
                 }
             }
@@ -287,7 +321,7 @@ impl ShellAgent {
         let mut payload = Vec::with_capacity(script.len() + 1);
         payload.push(if piped { b'1' } else { b'0' });
         payload.extend_from_slice(script.as_bytes());
-        if self.frames.send(frame(b'S', id, &payload)).is_err() {
+        if self.frames.send(Out::frame(b'S', id, &payload)).is_err() {
             self.slots.lock().expect("not poisoned").remove(&id);
             return Err(self.lost());
         }
@@ -314,20 +348,20 @@ impl ShellAgent {
         });
 
         for chunk in prefix.iter().flat_map(|p| p.chunks(CHUNK)) {
-            let _ = self.frames.send(frame(b'I', id, chunk));
+            let _ = self.frames.send(Out::frame(b'I', id, chunk));
         }
         let stdin: Option<BoxWriter> = match &spec.stdin {
             Stdin::Null => {
                 if piped {
-                    let _ = self.frames.send(frame(b'E', id, &[]));
+                    let _ = self.frames.send(Out::frame(b'E', id, &[]));
                 }
                 None
             }
             Stdin::Bytes(bytes) => {
                 for chunk in bytes.chunks(CHUNK) {
-                    let _ = self.frames.send(frame(b'I', id, chunk));
+                    let _ = self.frames.send(Out::frame(b'I', id, chunk));
                 }
-                let _ = self.frames.send(frame(b'E', id, &[]));
+                let _ = self.frames.send(Out::frame(b'E', id, &[]));
                 None
             }
             Stdin::Piped => {
@@ -339,13 +373,13 @@ impl ShellAgent {
                         match reader.read(&mut buf).await {
                             Ok(0) | Err(_) => break,
                             Ok(n) => {
-                                if frames.send(frame(b'I', id, &buf[..n])).is_err() {
+                                if frames.send(Out::frame(b'I', id, &buf[..n])).is_err() {
                                     return;
                                 }
                             }
                         }
                     }
-                    let _ = frames.send(frame(b'E', id, &[]));
+                    let _ = frames.send(Out::frame(b'E', id, &[]));
                 });
                 Some(Box::new(writer))
             }
@@ -380,26 +414,29 @@ impl ShellAgent {
     }
 }
 
-/// Writes one stream's chunks to its pipe, acknowledging each once written.
+/// Writes one stream's chunks to its pipe, acknowledging each once written (acknowledgements
+/// not sent yet are merged into one).
 async fn feed(
     mut chunks: mpsc::UnboundedReceiver<Vec<u8>>,
     mut pipe: tokio::io::DuplexStream,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    frames: mpsc::UnboundedSender<Out>,
     id: u32,
     (stream, unacked): (u8, &AtomicUsize),
 ) {
+    let pending = Arc::new(AtomicUsize::new(0));
     let mut open = true;
     while let Some(chunk) = chunks.recv().await {
         // A reader that went away still gets its window back, so the command can finish.
         if open && pipe.write_all(&chunk).await.is_err() {
             open = false;
         }
+        let cost = chunk.len() + FRAME_COST;
         // Counted as acknowledged before the shell can know it, so an honest shell never
         // appears to exceed its window.
-        unacked.fetch_sub(chunk.len(), Ordering::SeqCst);
-        let mut ack = vec![stream];
-        ack.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
-        let _ = frames.send(frame(b'A', id, &ack));
+        unacked.fetch_sub(cost, Ordering::SeqCst);
+        if pending.fetch_add(cost, Ordering::SeqCst) == 0 {
+            let _ = frames.send(Out::Ack(id, stream, pending.clone()));
+        }
     }
 }
 
@@ -408,13 +445,13 @@ async fn feed(
 enum FrameError {
     /// The channel ended or failed (the shell exited, the connection dropped).
     Io(std::io::Error),
-    /// The shell broke the protocol (a frame over the window, more unacknowledged output than
-    /// the window, an unknown frame type): it is dropped, whatever it sends next unread.
+    /// The shell broke the protocol (a frame over the window, an empty output frame, more
+    /// unacknowledged output than the window, an unknown frame type): it is dropped, whatever it sends next unread.
     Protocol(String),
 }
 
 /// Dispatches the agent's frames until its output ends. Never holds more than [`WINDOW`]
-/// unacknowledged bytes per command and stream.
+/// unacknowledged bytes per command and stream, each frame counted with [`FRAME_COST`].
 async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
     stdout: &mut R,
     slots: &Slots,
@@ -439,6 +476,14 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
                 char::from(kind)
             )));
         }
+        if len == 0 && kind != b'X' {
+            // The agent sends output only after reading some: an empty frame would cost us a
+            // queue slot and an acknowledgement while counting nothing against the window.
+            return Err(FrameError::Protocol(format!(
+                "it sent an empty {} frame",
+                if kind == b'O' { "stdout" } else { "stderr" }
+            )));
+        }
         let mut payload = vec![0u8; len];
         stdout
             .read_exact(&mut payload)
@@ -449,10 +494,11 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
             b'O' | b'R' => {
                 if let Some(slot) = slots.get(&id) {
                     let stream = usize::from(kind == b'R');
-                    let unacked = slot.unacked[stream].fetch_add(len, Ordering::SeqCst) + len;
+                    let cost = len + FRAME_COST;
+                    let unacked = slot.unacked[stream].fetch_add(cost, Ordering::SeqCst) + cost;
                     if unacked > WINDOW {
                         return Err(FrameError::Protocol(format!(
-                            "it sent {unacked} bytes of a command's {} without waiting for their acknowledgement, over the {WINDOW}-byte window",
+                            "it sent {unacked} bytes (with {FRAME_COST} per frame) of a command's {} without waiting for their acknowledgement, over the {WINDOW}-byte window",
                             if stream == 0 { "stdout" } else { "stderr" }
                         )));
                     }
@@ -514,7 +560,12 @@ impl ProcessControl for AgentControl {
         if self.finished.is_some() {
             return Ok(());
         }
-        if self.agent.frames.send(frame(b'K', self.id, &[])).is_err() {
+        if self
+            .agent
+            .frames
+            .send(Out::frame(b'K', self.id, &[]))
+            .is_err()
+        {
             return Err(self.agent.lost());
         }
         // TERM, then KILL after 2 s: the group is gone well within this.
@@ -560,16 +611,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_shell_that_ignores_the_window_is_refused_before_more_is_held() {
-        // Exactly the window, unacknowledged: allowed (the stream then just ends).
+        // Exactly the window (payloads and the cost of each frame), unacknowledged: allowed
+        // (the stream then just ends).
         let (slots, mut rx) = one_command();
         let mut input = Vec::new();
         for _ in 0..16 {
-            input.extend(frame(b'O', 1, &[b'x'; WINDOW / 16]));
+            input.extend(frame(b'O', 1, &[b'x'; WINDOW / 16 - FRAME_COST]));
         }
-        input.extend(frame(b'R', 1, &[b'y'; WINDOW]));
+        input.extend(frame(b'R', 1, &[b'y'; WINDOW - FRAME_COST]));
         let end = read_frames(&mut input.as_slice(), &slots).await;
         assert!(matches!(end, Err(FrameError::Io(_))), "{end:?}");
-        assert_eq!(held(&mut rx), 2 * WINDOW);
+        assert_eq!(held(&mut rx), 2 * WINDOW - 17 * FRAME_COST);
 
         // One byte more than the window on a stream, before any acknowledgement: refused, and
         // what was held stays within the window.
@@ -591,15 +643,73 @@ mod tests {
         // Acknowledged bytes make room again (what `feed` does as the reader takes them).
         let (slots, mut rx) = one_command();
         let unacked = slots.lock().unwrap()[&1].unacked.clone();
-        let mut input = frame(b'O', 1, &[b'x'; WINDOW]);
+        let mut input = frame(b'O', 1, &[b'x'; WINDOW - FRAME_COST]);
         input.extend(frame(b'O', 1, b"more"));
-        let (first, rest) = input.split_at(9 + WINDOW);
+        let (first, rest) = input.split_at(9 + WINDOW - FRAME_COST);
         let end = read_frames(&mut &first[..], &slots).await;
         assert!(matches!(end, Err(FrameError::Io(_))), "{end:?}");
         unacked[0].fetch_sub(WINDOW, Ordering::SeqCst);
         let end = read_frames(&mut &rest[..], &slots).await;
         assert!(matches!(end, Err(FrameError::Io(_))), "{end:?}");
-        assert_eq!(held(&mut rx), WINDOW + 4);
+        assert_eq!(held(&mut rx), WINDOW - FRAME_COST + 4);
+    }
+
+    #[tokio::test]
+    async fn tiny_frames_count_their_cost_and_empty_ones_are_refused() {
+        // One-byte frames: the window runs out after WINDOW / (1 + FRAME_COST) of them, so the
+        // frames held (each an allocation and queue slots) stay bounded by the window too.
+        let (slots, mut rx) = one_command();
+        let mut flood = Vec::new();
+        for _ in 0..10_000 {
+            flood.extend(frame(b'O', 1, b"x"));
+        }
+        let end = read_frames(&mut flood.as_slice(), &slots).await;
+        assert!(
+            matches!(&end, Err(FrameError::Protocol(why)) if why.contains("without waiting")),
+            "{end:?}"
+        );
+        assert_eq!(held(&mut rx), WINDOW / (1 + FRAME_COST));
+
+        // An empty output frame counts nothing against the window: refused at once.
+        for kind in [b'O', b'R'] {
+            let (slots, mut rx) = one_command();
+            let mut input = frame(kind, 1, b"ok");
+            input.extend(frame(kind, 1, b""));
+            input.extend(frame(kind, 1, b"never"));
+            let end = read_frames(&mut input.as_slice(), &slots).await;
+            let Err(FrameError::Protocol(why)) = end else {
+                panic!("{end:?}")
+            };
+            assert!(why.contains("an empty std"), "{why}");
+            assert_eq!(held(&mut rx), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn acknowledgements_not_sent_yet_are_merged() {
+        // The writer is not draining (a shell that does not read its input): however many
+        // chunks are fed, one acknowledgement per stream is queued, carrying them all.
+        let (frames, mut frames_rx) = mpsc::unbounded_channel();
+        let (chunks_tx, chunks_rx) = mpsc::unbounded_channel();
+        let (pipe, mut reader) = tokio::io::duplex(CHUNK);
+        let unacked = AtomicUsize::new(1000 * (10 + FRAME_COST));
+        let drain = tokio::spawn(async move {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).await.unwrap();
+            all.len()
+        });
+        for _ in 0..1000 {
+            chunks_tx.send(vec![b'x'; 10]).unwrap();
+        }
+        drop(chunks_tx);
+        feed(chunks_rx, pipe, frames, 7, (b'o', &unacked)).await;
+        assert_eq!(drain.await.unwrap(), 10_000);
+        assert_eq!(unacked.load(Ordering::SeqCst), 0);
+        let Ok(Out::Ack(7, b'o', pending)) = frames_rx.try_recv() else {
+            panic!("one acknowledgement")
+        };
+        assert!(frames_rx.try_recv().is_err(), "more than one queued");
+        assert_eq!(pending.swap(0, Ordering::SeqCst), 1000 * (10 + FRAME_COST));
     }
 
     #[tokio::test]

@@ -6,8 +6,10 @@
 # markers, delimit data, so no output can break the framing.
 # In:  S spawn (payload: "0"/"1" stdin piped, then the script for the login shell's `-c`), I stdin bytes, E stdin end,
 #      K kill the command's process group (TERM, KILL after 2 s), A ack (stream "o"/"e", u32 bytes).
-# Out: O stdout bytes, R stderr bytes, X exit ("c CODE" or "s SIGNAL"), once both streams ended
-#      (and, for a cancelled command, once its process group is gone).
+# Out: O stdout bytes, R stderr bytes (never empty), X exit ("c CODE" or "s SIGNAL"), once both
+#      streams ended (and, for a cancelled command, once its process group is gone).
+# Each O/R frame costs its length plus $FRAME_COST against the stream's $WINDOW of credit (the
+# client counts the same, and drops a shell that exceeds it); acks give credit back.
 use strict;
 use warnings;
 use POSIX ();
@@ -15,6 +17,7 @@ use Fcntl ();
 
 my $nonce = shift @ARGV;
 my $WINDOW = 1 << 20;
+my $FRAME_COST = 128;
 my $shell = $ENV{SHELL};
 $shell = '/bin/sh' unless defined $shell && $shell =~ m{^/} && -x $shell;
 $SIG{PIPE} = 'IGNORE';
@@ -141,8 +144,8 @@ while ($stdin_open || %cmds) {
     vec($rin, fileno($sig_r), 1) = 1;
     my $timeout;
     for my $c (values %cmds) {
-        vec($rin, fileno($c->{out}), 1) = 1 if $c->{out} && $c->{credit_o} > 0;
-        vec($rin, fileno($c->{err}), 1) = 1 if $c->{err} && $c->{credit_e} > 0;
+        vec($rin, fileno($c->{out}), 1) = 1 if $c->{out} && $c->{credit_o} > $FRAME_COST;
+        vec($rin, fileno($c->{err}), 1) = 1 if $c->{err} && $c->{credit_e} > $FRAME_COST;
         vec($win, fileno($c->{in}), 1) = 1 if $c->{in} && $c->{inbuf} ne '';
         $timeout = 0.1 if $c->{kill_at} || $c->{killed};
     }
@@ -172,12 +175,13 @@ while ($stdin_open || %cmds) {
             my ($key, $type, $credit) = @$s;
             my $fh = $c->{$key} or next;
             next unless vec($rout, fileno($fh), 1);
-            my $want = $c->{$credit} < 65536 ? $c->{$credit} : 65536;
+            my $room = $c->{$credit} - $FRAME_COST;
+            my $want = $room < 65536 ? $room : 65536;
             my $buf;
             my $got = sysread($fh, $buf, $want);
             next if !defined $got && ($!{EINTR} || $!{EAGAIN});
             if (!$got) { close($fh); $c->{$key} = undef; next; }
-            $c->{$credit} -= $got;
+            $c->{$credit} -= $got + $FRAME_COST;
             put($type, $id, $buf);
         }
         if ($c->{in} && $c->{inbuf} ne '' && vec($wout, fileno($c->{in}), 1)) {
