@@ -41,10 +41,17 @@ use crate::transport::{script_names, CommandSpec, Transport, TransportError, Tra
 /// directory; it works for `codex exec` and `codex exec resume` alike.
 pub const TREE_GIT_WRITABLE: &str = "sandbox_workspace_write.writable_roots=[\".git\"]";
 
-/// Git options every script uses: no user config, hooks, signing or pager get involved, and
-/// paths are printed as they are.
+/// What every script starts with: git options (no user config, hooks, signing or pager get
+/// involved, and paths are printed as they are), and the one way a pool slot is emptied.
 const GIT_PRELUDE: &str = r#"git() { command git -c core.quotePath=false -c core.hooksPath=/dev/null -c core.fsmonitor=false -c commit.gpgSign=false -c user.name=codex-remote -c user.email=codex-remote@localhost -c init.defaultBranch=codex-remote -c core.autocrlf=false -c diff.noprefix=false -c diff.mnemonicPrefix=false -c diff.renames=true -c advice.addEmbeddedRepo=false "$@"; }
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
+# Empties the pool slot `$slot` and what lies beside it. A slot that is a symbolic link (planted
+# by an agent with full access) is only unlinked: `chmod -R` would follow it out of our
+# directories.
+drop_slot() {
+  if [ -L "$slot" ]; then rm -f -- "$slot"; else chmod -R u+rwx -- "$slot" 2>/dev/null || true; fi
+  rm -rf -- "$slot" "$slot.index" "$slot.nested" "$slot.outside" "$slot.listing"
+}
 "#;
 
 /// Args: mirror, lock, trees dir, project name, run id, then the sync excludes. Prints the slot
@@ -79,12 +86,6 @@ trap 'rm -rf -- "$trees/$n.lease"' EXIT
 printf '%s\n' "$id" > "$trees/$n.lease/run"
 slot=$trees/$n; tree=$slot/$name
 rm -rf -- "$slot.nested" "$slot.listing"
-# Empties the slot. A slot that is a symbolic link (planted by an agent with full access) is
-# only unlinked: `chmod -R` would follow it out of our directories.
-drop_slot() {
-  if [ -L "$slot" ]; then rm -f -- "$slot"; else chmod -R u+rwx -- "$slot" 2>/dev/null || true; fi
-  rm -rf -- "$slot" "$slot.index"
-}
 # A new tree (the slot's first run): the files git would take into the baseline are copied from
 # the mirror while git hashes them, rather than checked out of git afterwards; the copy is then
 # checked against the baseline, and a checkout replaces it if anything differs. The list is
@@ -263,9 +264,7 @@ for slot in "$trees"/*; do
   n=$(basename -- "$slot")
   case $n in ''|*[!0-9]*) continue ;; esac
   [ -d "$slot.lease" ] && continue
-  # A slot that is a symbolic link is only unlinked: `chmod -R` would follow it.
-  if [ -L "$slot" ]; then rm -f -- "$slot"; else chmod -R u+rwx -- "$slot" 2>/dev/null; fi
-  rm -rf -- "$slot" "$slot.index" "$slot.nested" "$slot.outside" "$slot.listing"
+  drop_slot
   printf '%s\n' "$n"
 done
 if [ -d "$mirror/.git" ]; then (cd -- "$mirror" && git gc --auto --quiet 2>/dev/null); fi

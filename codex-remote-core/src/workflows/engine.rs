@@ -541,14 +541,12 @@ impl Engine {
                         .into(),
                     )
                     .await;
-                // The host's shell for the commands after the push starts while rsync pushes
-                // (over SSH each is a login: a heavy ~/.bashrc is paid once in parallel, not
-                // twice in a row).
-                let (push, ()) = tokio::join!(
+                let push = match pipeline::while_warming(
+                    transport.as_ref(),
                     self.push_to(transport.clone(), &project, None),
-                    transport.warm_up()
-                );
-                let push = match push {
+                )
+                .await
+                {
                     Ok(push) => push,
                     Err(e) => {
                         return Err(crate::run::push_failed(

@@ -316,11 +316,11 @@ pub async fn orchestrate(
         let cache = crate::prerequisites::PrerequisiteCache::new(&project.root);
         for transport in &hosts {
             crate::prerequisites::ensure(transport.as_ref(), &cache).await?;
-            let (pushed, ()) = tokio::join!(
+            pipeline::while_warming(
+                transport.as_ref(),
                 pipeline::push(transport.clone(), config, project, None),
-                transport.warm_up()
-            );
-            pushed?;
+            )
+            .await?;
         }
     }
     let semaphore = Arc::new(Semaphore::new(options.parallel.max(1)));

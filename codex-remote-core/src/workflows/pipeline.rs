@@ -99,6 +99,17 @@ pub async fn push(
     .await
 }
 
+/// Runs `push` while the transport warms up for the commands after it (over SSH the persistent
+/// shell's login and rsync's are each a login: a heavy `~/.bashrc` is paid once in parallel, not
+/// twice in a row).
+pub(crate) async fn while_warming<T>(
+    transport: &dyn crate::transport::Transport,
+    push: impl std::future::Future<Output = T>,
+) -> T {
+    let (pushed, ()) = tokio::join!(push, transport.warm_up());
+    pushed
+}
+
 /// Pushes the project to the host's mirror with this syncer.
 pub async fn push_with(
     syncer: &dyn crate::sync::Syncer,

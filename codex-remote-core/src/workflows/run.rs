@@ -298,14 +298,12 @@ async fn start_as(
     crate::prerequisites::ensure(transport.as_ref(), &cache).await?;
     if !options.skip_push {
         let _ = events.send(RunEvent::Phase(Phase::Syncing)).await;
-        // The host's shell for the commands after the push starts while rsync pushes (over
-        // SSH, its own channel and login): a heavy ~/.bashrc is paid once in parallel, not twice
-        // in a row.
-        let (pushed, ()) = tokio::join!(
+        let pushed = match pipeline::while_warming(
+            transport.as_ref(),
             pipeline::push(transport.clone(), config, project, None),
-            transport.warm_up()
-        );
-        let pushed = match pushed {
+        )
+        .await
+        {
             Ok(pushed) => pushed,
             Err(e) => return Err(push_failed(project, transport.as_ref(), &plan.task.id, e)),
         };
