@@ -12,22 +12,22 @@ use codex_remote_testkit::counting::CountingTransport;
 use codex_remote_testkit::model_server::{codex_binary, FakeModelServer, Reply};
 use codex_remote_testkit::{sshd::ALIAS, Sshd};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
-    let Some(codex) = codex_binary() else { return };
-    let Some(sshd) = Sshd::start_or_skip() else {
-        return;
-    };
+/// The scripted model (one command writing `hi.txt`, then a message), the config of the
+/// fixture's host (`shell_init` runs `init` first, then puts Codex on PATH), a one-file project
+/// and the task.
+fn say_hi(
+    sshd: &Sshd,
+    codex: &std::path::Path,
+    init: &str,
+) -> (FakeModelServer, Config, tempfile::TempDir, TaskSpec) {
     let server = FakeModelServer::start(vec![
         Reply::exec("c1", "printf 'hi\\n' > hi.txt"),
         Reply::message("done"),
     ]);
     let codex_home = server.write_codex_home(&sshd.dir().join("codex-home"));
-    let counter = sshd.dir().join("shell-init-count");
     let config_text = format!(
-        "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"echo ran >> '{}'; export PATH='{}':$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n",
+        "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"{init}export PATH='{}':$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n",
         sshd.dir().join("ws").display(),
-        counter.display(),
         codex.parent().unwrap().display(),
         codex_home.display()
     );
@@ -39,6 +39,42 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
         "t.yaml",
     )
     .unwrap();
+    (server, config, local, task)
+}
+
+/// Runs the task to its end through an engine using `transport`, as the CLI would.
+async fn run_to_end(
+    config: Config,
+    local: &std::path::Path,
+    transport: SharedTransport,
+    task: TaskSpec,
+) -> codex_remote_core::RunSummary {
+    let engine = Engine::new(config, local)
+        .with_project_name("app")
+        .with_transports(move |_host| Ok(transport.clone()));
+    let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
+    engine
+        .start(&plan, engine.run_options())
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap()
+        .summary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
+    let Some(codex) = codex_binary() else { return };
+    let Some(sshd) = Sshd::start_or_skip() else {
+        return;
+    };
+    let counter = sshd.dir().join("shell-init-count");
+    let (_server, config, local, task) = say_hi(
+        &sshd,
+        &codex,
+        &format!("echo ran >> '{}'; ", counter.display()),
+    );
     let host = config.host(Some(ALIAS)).unwrap();
     let ssh = Arc::new(SshTransport::new(host, sshd.ssh_options()).unwrap());
     let counting = CountingTransport::new(ssh);
@@ -53,19 +89,7 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
     );
     std::fs::remove_file(&counter).unwrap();
     let before = counting.commands();
-    let transport: SharedTransport = counting.clone();
-    let engine = Engine::new(config, local.path())
-        .with_project_name("app")
-        .with_transports(move |_host| Ok(transport.clone()));
-    let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
-    let summary = engine
-        .start(&plan, engine.run_options())
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap()
-        .summary;
+    let summary = run_to_end(config, local.path(), counting.clone(), task).await;
     assert!(summary.applied);
     assert_eq!(
         std::fs::read_to_string(local.path().join("hi.txt")).unwrap(),
@@ -86,13 +110,11 @@ async fn a_run_takes_at_most_six_round_trips_and_one_shell_init() {
     assert_eq!(inits, 1, "the shell init ran {inits} times");
 }
 
-/// Stands between the engine and the SSH transport: the push's rsync and the warm-up of the
-/// host's shell each wait (bounded) to see the other begun. Done one after the other, the first
-/// would wait in vain.
+/// Stands between the engine and the SSH transport: the push's rsync waits (bounded) to see the
+/// warm-up of the host's shell begun. Done one after the other, it would wait in vain.
 struct MustOverlap {
     inner: SharedTransport,
     warming: tokio::sync::Notify,
-    pushing: tokio::sync::Notify,
     overlapped: std::sync::atomic::AtomicBool,
 }
 
@@ -118,7 +140,6 @@ impl codex_remote_core::transport::Transport for MustOverlap {
         Option<codex_remote_core::transport::RsyncRemote>,
         codex_remote_core::transport::TransportError,
     > {
-        self.pushing.notify_one();
         let seen =
             tokio::time::timeout(std::time::Duration::from_secs(20), self.warming.notified()).await;
         self.overlapped
@@ -144,25 +165,7 @@ async fn a_run_starts_the_hosts_shell_while_it_pushes() {
     let Some(sshd) = Sshd::start_or_skip() else {
         return;
     };
-    let server = FakeModelServer::start(vec![
-        Reply::exec("c1", "printf 'hi\\n' > hi.txt"),
-        Reply::message("done"),
-    ]);
-    let codex_home = server.write_codex_home(&sshd.dir().join("codex-home"));
-    let config_text = format!(
-        "[hosts.{ALIAS}]\nworkspace = \"{}\"\nshell_init = \"export PATH='{}':$PATH\"\n[hosts.{ALIAS}.env]\nCODEX_HOME = \"{}\"\n",
-        sshd.dir().join("ws").display(),
-        codex.parent().unwrap().display(),
-        codex_home.display()
-    );
-    let config = Config::from_files([ConfigFile::parse(&config_text, "t").unwrap()]).unwrap();
-    let local = tempfile::tempdir().unwrap();
-    std::fs::write(local.path().join("README.md"), "# app\n").unwrap();
-    let task = TaskSpec::parse_str(
-        "id: rt\ntitle: Say hi\ntype: quick-fix\nrequirements: [Write hi.txt]\n",
-        "t.yaml",
-    )
-    .unwrap();
+    let (_server, config, local, task) = say_hi(&sshd, &codex, "");
     let host = config.host(Some(ALIAS)).unwrap();
     // The prerequisites are remembered from an earlier connection, as on a second run: the
     // run's own connection has no shell yet when it pushes.
@@ -176,22 +179,9 @@ async fn a_run_starts_the_hosts_shell_while_it_pushes() {
     let watched = Arc::new(MustOverlap {
         inner: Arc::new(SshTransport::new(host, sshd.ssh_options()).unwrap()),
         warming: tokio::sync::Notify::new(),
-        pushing: tokio::sync::Notify::new(),
         overlapped: false.into(),
     });
-    let transport: SharedTransport = watched.clone();
-    let engine = Engine::new(config, local.path())
-        .with_project_name("app")
-        .with_transports(move |_host| Ok(transport.clone()));
-    let plan = engine.plan(task, &PlanOverrides::on_host(ALIAS)).unwrap();
-    let summary = engine
-        .start(&plan, engine.run_options())
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .unwrap()
-        .summary;
+    let summary = run_to_end(config, local.path(), watched.clone(), task).await;
     assert!(summary.applied);
     assert!(
         watched.overlapped.load(std::sync::atomic::Ordering::SeqCst),
