@@ -823,6 +823,17 @@ impl Engine {
         }
     }
 
+    /// Fetches the run's change from the host into its record, within the stored-patch limit.
+    async fn retrieve_into(
+        &self,
+        project: &Project,
+        record: &mut RunRecord,
+    ) -> Result<crate::patch::ParsedPatch, Error> {
+        let transport = self.transport_of(record)?;
+        pipeline::retrieve_within(transport, project, record, self.config.stored_patch_limit())
+            .await
+    }
+
     /// Fetches the run's change from the host again (when its tree is still there) and stores
     /// it in the record.
     pub async fn retrieve(&self, run_id: &str) -> Result<Diff, Error> {
@@ -830,14 +841,7 @@ impl Engine {
         let store = project.runs();
         let mut record = store.load(run_id)?;
         if !record.remote_removed {
-            let transport = self.transport_of(&record)?;
-            pipeline::retrieve_within(
-                transport,
-                &project,
-                &mut record,
-                self.config.stored_patch_limit(),
-            )
-            .await?;
+            self.retrieve_into(&project, &mut record).await?;
             // Retrieved: a finished run made on demand needs its container no more.
             let keep = record.finish.as_ref().is_some_and(|f| f.keep);
             if !keep && record.phase.is_finished() {
@@ -862,14 +866,7 @@ impl Engine {
         }
         // Retrieved to disk and applied from there: memory does not grow with the patch.
         if !record.remote_removed {
-            let transport = self.transport_of(&record)?;
-            pipeline::retrieve_within(
-                transport,
-                &project,
-                &mut record,
-                self.config.stored_patch_limit(),
-            )
-            .await?;
+            self.retrieve_into(&project, &mut record).await?;
         }
         let applied = pipeline::apply(
             &self.config,
